@@ -1,0 +1,1 @@
+//! Static ELF checks.
