@@ -1,0 +1,1 @@
+//! A real docker-registry on 127.0.0.1, started per test.
