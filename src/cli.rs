@@ -1,4 +1,177 @@
-//! Command-line interface.
+//! The command line: clap definitions and the dispatch to stages. `main` stays thin; every
+//! command returns `error::Result`, mapped to the documented exit codes here.
+
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+use crate::plan::{self, Facts, Plan};
+use crate::platform::Libc;
+use crate::ui::Ui;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok · 1 a stage failed (build, verify, publish) · 2 usage or config error ·
+3 environment (tool missing or too old, credentials unusable) · 130/143 interrupted.
+
+shipit reads pipeline.yaml in the current directory (or -c PATH / SHIPIT_CONFIG).";
+
+/// shipit: turn one Rust project into a verified multi-arch container release.
+///
+/// It cross-compiles the binary for every platform and libc variant, packages each into an OCI
+/// image, runs every platform image under QEMU before anything is tagged, assembles the
+/// multi-arch index and publishes it.
+#[derive(Parser, Debug)]
+#[command(name = "shipit", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// The pipeline file.
+    #[arg(short = 'c', long = "config", env = "SHIPIT_CONFIG", global = true, default_value = "pipeline.yaml")]
+    pub config: PathBuf,
+    /// Only this platform (repeatable), e.g. --platform linux/arm64.
+    #[arg(long = "platform", global = true, value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    /// Only this libc variant.
+    #[arg(long, global = true, value_parser = ["gnu", "musl"])]
+    pub variant: Option<String>,
+    /// Print every command and push the run would do, and do none of it.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Machine-readable output on stdout (and nothing else there).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Show every command as it runs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// How many targets build or verify at once (default: the number of cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Where binaries, images, logs and reports go.
+    #[arg(long = "out", global = true, default_value = "dist", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the plan: version, images and tags, and per platform the Rust target, backend
+    /// (and why), linker, base image, QEMU binary and CPU. Reads only the config, the Cargo
+    /// manifest, git and which tools exist.
+    Plan,
+    /// Check that every tool the plan needs is installed and new enough; say how to install
+    /// what is missing. Exits 3 when something required is missing.
+    Doctor {
+        /// Install what is missing where possible (apt as root, rustup, pip).
+        #[arg(long)]
+        fix: bool,
+    },
+    /// Compile every (platform, libc) target into dist/bin/<libc>/<os>-<arch>[-<variant>]/.
+    Build {
+        /// Build the other targets when one fails (default: stop them).
+        #[arg(long)]
+        keep_going: bool,
+    },
+}
+
+/// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> i32 {
-    0
+    crate::exec::install_signal_handlers();
+    let cli = Cli::parse();
+    let ui = Ui::new(cli.global.quiet, cli.global.verbose || cli.global.dry_run, cli.global.json);
+    match run(&cli, &ui) {
+        Ok(()) => 0,
+        Err(e) => {
+            if let Some(sig) = crate::exec::cancelled() {
+                let e = Error::interrupted(sig);
+                ui.error(e.to_string());
+                return e.exit_code();
+            }
+            ui.error(e.to_string());
+            if ui.github && e.kind != crate::error::Kind::Config {
+                println!("::error::{}", crate::ui::escape_gh(&e.message));
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn run(cli: &Cli, ui: &Ui) -> Result<()> {
+    match &cli.command {
+        Command::Plan => {
+            let (_, plan) = load_plan(&cli.global, ui)?;
+            crate::report::print_plan(&plan, ui);
+            Ok(())
+        }
+        Command::Doctor { fix } => {
+            let (cfg, plan) = load_plan(&cli.global, ui)?;
+            crate::stage::doctor::run(&cfg, &plan, *fix, &cli.global, ui)
+        }
+        Command::Build { keep_going } => {
+            let (_, plan) = load_plan(&cli.global, ui)?;
+            let opts = crate::stage::build::Options {
+                jobs: jobs(&cli.global),
+                keep_going: *keep_going,
+                dry_run: cli.global.dry_run,
+            };
+            let report = crate::stage::build::run(&plan, &opts, ui)?;
+            if cli.global.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn jobs(g: &Global) -> usize {
+    g.jobs
+        .filter(|j| *j > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+}
+
+/// Loads and validates the config; a config error exits 2 (with GitHub annotations in Actions).
+pub fn load_config(g: &Global, ui: &Ui) -> Result<Config> {
+    config::load(&g.config).map_err(|e| {
+        if ui.github {
+            print!("{}", e.github_annotations());
+        }
+        Error::config(e.to_string())
+    })
+}
+
+/// Config + facts + plan: what every pipeline command starts with.
+pub fn load_plan(g: &Global, ui: &Ui) -> Result<(Config, Plan)> {
+    let cfg = load_config(g, ui)?;
+    let (package, package_version, bins, manifest_path, target_dir) =
+        crate::tools::cargo::facts(&cfg.project.manifest, cfg.project.package.as_deref())
+            .map_err(|e| Error::config(format!("{}: {e}", cfg.project.manifest.display())))?;
+    let facts = Facts {
+        package,
+        package_version,
+        bins,
+        manifest_path,
+        target_dir,
+        git: crate::tools::git::facts(&cfg.root),
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()),
+        tools: crate::tools::inventory(),
+    };
+    let out_dir = if g.out.is_absolute() {
+        g.out.clone()
+    } else {
+        std::env::current_dir().map(|d| d.join(&g.out)).unwrap_or_else(|_| g.out.clone())
+    };
+    let opts = plan::Options {
+        platforms: g.platforms.clone(),
+        variant: g.variant.as_deref().and_then(Libc::parse),
+        out_dir,
+    };
+    let plan = plan::make(&cfg, &facts, &opts)?;
+    Ok((cfg, plan))
 }

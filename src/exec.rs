@@ -1,1 +1,519 @@
-//! TODO
+//! The one place shipit runs processes. A command is data first (`Cmd`: program, args, env,
+//! cwd, purpose), printed shell-quoted for `-v` and `--dry-run`; it runs through duct in its own
+//! process group with a timeout and its output in a log file. SIGINT/SIGTERM/SIGHUP to shipit
+//! terminate every live group (TERM, then KILL after a grace period), so no compiler, linker or
+//! emulated program outlives a cancelled run; `main` then exits 130/143.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A command as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Variables set for the child (on top of the inherited environment unless `clear_env`).
+    pub env: BTreeMap<String, String>,
+    /// Variables removed from the inherited environment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_remove: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub clear_env: bool,
+    pub cwd: Option<PathBuf>,
+    /// Why shipit runs it, for logs and errors ("build linux/arm64 (gnu)").
+    pub purpose: String,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>, purpose: impl Into<String>) -> Cmd {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            env_remove: Vec::new(),
+            clear_env: false,
+            cwd: None,
+            purpose: purpose.into(),
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Cmd {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, a: I) -> Cmd {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Cmd {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Cmd {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// The command as one shell line, `cd DIR && VAR=value program args`, quoted so that it can
+    /// be pasted into a shell.
+    pub fn display(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(dir) = &self.cwd {
+            parts.push(format!("cd {} &&", quote(&dir.display().to_string())));
+        }
+        for (k, v) in &self.env {
+            parts.push(format!("{k}={}", quote(v)));
+        }
+        parts.push(quote(&self.program));
+        parts.extend(self.args.iter().map(|a| quote(a)));
+        parts.join(" ")
+    }
+
+    fn duct(&self) -> duct::Expression {
+        let mut e = duct::cmd(&self.program, &self.args);
+        if self.clear_env {
+            e = e.full_env(self.env.iter());
+        } else {
+            for k in &self.env_remove {
+                e = e.env_remove(k);
+            }
+            for (k, v) in &self.env {
+                e = e.env(k, v);
+            }
+        }
+        if let Some(dir) = &self.cwd {
+            e = e.dir(dir);
+        }
+        e.stdin_null().unchecked().before_spawn(|c| {
+            c.process_group(0);
+            Ok(())
+        })
+    }
+}
+
+fn quote(s: &str) -> String {
+    shlex::try_quote(s)
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|_| format!("{s:?}"))
+}
+
+/// How a run ended when it did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{purpose}: cannot start `{program}`: {source}")]
+    Spawn {
+        purpose: String,
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{purpose}: `{command}` exited with status {status}{}", log_hint(log))]
+    Failed {
+        purpose: String,
+        command: String,
+        status: String,
+        log: Option<PathBuf>,
+        /// The last lines of output.
+        tail: String,
+    },
+    #[error("{purpose}: `{command}` timed out after {}s; its process group was killed", timeout.as_secs())]
+    Timeout {
+        purpose: String,
+        command: String,
+        timeout: Duration,
+        tail: String,
+    },
+    #[error("{purpose}: cancelled by {}", signal_name(*signal))]
+    Cancelled { purpose: String, signal: i32 },
+    #[error("{purpose}: {source}")]
+    Io {
+        purpose: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn log_hint(log: &Option<PathBuf>) -> String {
+    match log {
+        Some(p) => format!(" (full log: {})", p.display()),
+        None => String::new(),
+    }
+}
+
+impl ExecError {
+    /// The output tail to show under the error, if any.
+    pub fn tail(&self) -> Option<&str> {
+        match self {
+            ExecError::Failed { tail, .. } | ExecError::Timeout { tail, .. } if !tail.is_empty() => {
+                Some(tail)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGILL => "SIGILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        _ => "a signal",
+    }
+}
+
+// ---- cancellation ------------------------------------------------------------------------
+
+/// The signal that cancelled this run (0 while not cancelled).
+static CANCELLED: AtomicI32 = AtomicI32::new(0);
+/// Process groups of live children, killed on cancellation.
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+/// How long a process group gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(3);
+
+/// Installs the SIGINT/SIGTERM/SIGHUP handlers (once). A first signal cancels the run: every
+/// live process group gets SIGTERM, then SIGKILL after [`GRACE`]. A second signal kills them at
+/// once.
+pub fn install_signal_handlers() {
+    INSTALLED.get_or_init(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::iterator::Signals;
+        let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                let first = CANCELLED
+                    .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+                if first {
+                    signal_groups(libc::SIGTERM);
+                    std::thread::spawn(|| {
+                        std::thread::sleep(GRACE);
+                        signal_groups(libc::SIGKILL);
+                    });
+                } else {
+                    signal_groups(libc::SIGKILL);
+                }
+            }
+        });
+    });
+}
+
+/// The signal that cancelled the run, if any.
+pub fn cancelled() -> Option<i32> {
+    match CANCELLED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Marks the run cancelled (used by tests and by stages that give up).
+pub fn cancel(sig: i32) {
+    let _ = CANCELLED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    signal_groups(libc::SIGTERM);
+}
+
+fn signal_groups(sig: i32) {
+    let groups = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for pgid in groups {
+        // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which is harmless.
+        unsafe {
+            libc::killpg(pgid, sig);
+        }
+    }
+}
+
+struct GroupGuard(i32);
+
+impl GroupGuard {
+    fn register(pgid: i32) -> GroupGuard {
+        if let Ok(mut g) = GROUPS.lock() {
+            g.push(pgid);
+        }
+        GroupGuard(pgid)
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        // Whatever is left of the group (grandchildren) dies with it.
+        // SAFETY: see signal_groups.
+        unsafe {
+            libc::killpg(self.0, libc::SIGKILL);
+        }
+        if let Ok(mut g) = GROUPS.lock() {
+            g.retain(|p| *p != self.0);
+        }
+    }
+}
+
+// ---- running -----------------------------------------------------------------------------
+
+/// What a finished command gave back.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub duration: Duration,
+}
+
+/// Runs `cmd` in its own process group, appending stdout and stderr to `log` (created with its
+/// parent directories), killing the group on timeout or cancellation. A non-zero exit is an
+/// error carrying the last 30 log lines.
+pub fn run_logged(cmd: &Cmd, log: &Path, timeout: Option<Duration>) -> Result<Finished, ExecError> {
+    let io_err = |source| ExecError::Io {
+        purpose: cmd.purpose.clone(),
+        source,
+    };
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+    }
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io_err)?;
+    let start_offset = file.metadata().map(|m| m.len()).unwrap_or(0);
+    use std::io::Write;
+    writeln!(&file, "$ {}", cmd.display()).map_err(io_err)?;
+    let err_file = file.try_clone().map_err(io_err)?;
+    let expr = cmd.duct().stdout_file(file).stderr_file(err_file);
+    let finished = wait(cmd, expr, timeout);
+    let tail = || read_tail(log, start_offset, 30);
+    match finished {
+        Ok(f) if f.status.success() => Ok(f),
+        Ok(f) => Err(ExecError::Failed {
+            purpose: cmd.purpose.clone(),
+            command: cmd.display(),
+            status: describe_status(&f.status),
+            log: Some(log.to_path_buf()),
+            tail: tail(),
+        }),
+        Err(ExecError::Timeout {
+            purpose,
+            command,
+            timeout,
+            ..
+        }) => Err(ExecError::Timeout {
+            purpose,
+            command,
+            timeout,
+            tail: tail(),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `cmd` and returns its stdout (stderr is kept for the error), with a timeout. For short
+/// probes (`--version`, `cargo metadata`, `git`).
+pub fn capture(cmd: &Cmd, timeout: Duration) -> Result<String, ExecError> {
+    let out = tempfile::tempfile().map_err(|source| ExecError::Io {
+        purpose: cmd.purpose.clone(),
+        source,
+    })?;
+    let err = tempfile::tempfile().map_err(|source| ExecError::Io {
+        purpose: cmd.purpose.clone(),
+        source,
+    })?;
+    let read_all = |mut f: &File| {
+        let mut s = String::new();
+        let _ = f.seek(SeekFrom::Start(0));
+        let _ = f.read_to_string(&mut s);
+        s
+    };
+    let expr = cmd
+        .duct()
+        .stdout_file(out.try_clone().map_err(|source| ExecError::Io {
+            purpose: cmd.purpose.clone(),
+            source,
+        })?)
+        .stderr_file(err.try_clone().map_err(|source| ExecError::Io {
+            purpose: cmd.purpose.clone(),
+            source,
+        })?);
+    let f = wait(cmd, expr, Some(timeout))?;
+    if f.status.success() {
+        Ok(read_all(&out))
+    } else {
+        let stderr = read_all(&err);
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+        Err(ExecError::Failed {
+            purpose: cmd.purpose.clone(),
+            command: cmd.display(),
+            status: describe_status(&f.status),
+            log: None,
+            tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        })
+    }
+}
+
+fn wait(cmd: &Cmd, expr: duct::Expression, timeout: Option<Duration>) -> Result<Finished, ExecError> {
+    if let Some(sig) = cancelled() {
+        return Err(ExecError::Cancelled {
+            purpose: cmd.purpose.clone(),
+            signal: sig,
+        });
+    }
+    let start = Instant::now();
+    let handle = expr.start().map_err(|source| ExecError::Spawn {
+        purpose: cmd.purpose.clone(),
+        program: cmd.program.clone(),
+        source,
+    })?;
+    let pid = handle.pids().first().copied().unwrap_or(0) as i32;
+    let guard = GroupGuard::register(pid);
+    let mut poll = Duration::from_millis(5);
+    loop {
+        match handle.try_wait() {
+            Ok(Some(out)) => {
+                let status = out.status;
+                drop(guard);
+                if let Some(sig) = cancelled() {
+                    return Err(ExecError::Cancelled {
+                        purpose: cmd.purpose.clone(),
+                        signal: sig,
+                    });
+                }
+                return Ok(Finished {
+                    status,
+                    duration: start.elapsed(),
+                });
+            }
+            Ok(None) => {}
+            Err(source) => {
+                return Err(ExecError::Io {
+                    purpose: cmd.purpose.clone(),
+                    source,
+                });
+            }
+        }
+        if let Some(t) = timeout {
+            if start.elapsed() > t {
+                terminate_group(pid, &handle);
+                drop(guard);
+                return Err(ExecError::Timeout {
+                    purpose: cmd.purpose.clone(),
+                    command: cmd.display(),
+                    timeout: t,
+                    tail: String::new(),
+                });
+            }
+        }
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// TERM the group, give it the grace period, then KILL it; reap the child.
+fn terminate_group(pgid: i32, handle: &duct::Handle) {
+    // SAFETY: killpg only sends signals.
+    unsafe {
+        libc::killpg(pgid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = handle.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
+    let _ = handle.wait();
+}
+
+pub fn describe_status(s: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(sig)) => format!("killed by {} ({sig})", signal_name(sig)),
+        _ => "unknown".into(),
+    }
+}
+
+fn read_tail(path: &Path, from: u64, lines: usize) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = from.max(len.saturating_sub(64 * 1024));
+    let _ = f.seek(SeekFrom::Start(start));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_shell_quoted() {
+        let c = Cmd::new("cargo", "build")
+            .args(["build", "--features", "a b"])
+            .env("RUSTFLAGS", "-C link-self-contained=no")
+            .cwd("/tmp/x y");
+        assert_eq!(
+            c.display(),
+            "cd '/tmp/x y' && RUSTFLAGS='-C link-self-contained=no' cargo build --features 'a b'"
+        );
+    }
+
+    #[test]
+    fn failure_carries_status_and_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("logs/x.log");
+        let c = Cmd::new("sh", "test").args(["-c", "echo one; echo two >&2; exit 3"]);
+        let e = run_logged(&c, &log, None).unwrap_err();
+        let ExecError::Failed { status, tail, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(status, "3");
+        assert!(tail.contains("one") && tail.contains("two"), "{tail}");
+        assert!(e.to_string().contains("exited with status 3"));
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("grandchild.pid");
+        let c = Cmd::new("sh", "test").args([
+            "-c",
+            &format!("sleep 300 & echo $! > {}; wait", pidfile.display()),
+        ]);
+        let e = run_logged(&c, &dir.path().join("t.log"), Some(Duration::from_millis(300)));
+        assert!(matches!(e, Err(ExecError::Timeout { .. })), "{e:?}");
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // the grandchild is gone (or a zombie reaped by init shortly)
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false);
+        assert!(!alive, "grandchild {pid} survived the timeout");
+    }
+
+    #[test]
+    fn capture_returns_stdout() {
+        let c = Cmd::new("sh", "probe").args(["-c", "echo hello; echo noise >&2"]);
+        assert_eq!(capture(&c, Duration::from_secs(5)).unwrap(), "hello\n");
+    }
+}

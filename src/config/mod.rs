@@ -1,1 +1,181 @@
-//! TODO
+//! The pipeline config: load `pipeline.yaml`, validate it against schema version 1, fill in the
+//! defaults. A config error names `file:line:col`, says what is wrong and how to fix it, and all
+//! errors of a file are reported at once.
+
+pub mod schema;
+pub mod types;
+pub mod yaml;
+
+pub use types::*;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The largest config file shipit reads (configs are tiny; this stops hostile input early).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// One located problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Everything wrong with one config file.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    /// The file as the user named it (for messages).
+    pub file: PathBuf,
+    pub source_text: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ConfigError {
+    fn single(file: &Path, message: String, hint: Option<String>) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            source_text: String::new(),
+            diagnostics: vec![Diagnostic {
+                line: 0,
+                col: 0,
+                message,
+                hint,
+            }],
+        }
+    }
+
+    /// GitHub Actions annotations, one line per problem.
+    pub fn github_annotations(&self) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            let msg = match &d.hint {
+                Some(h) => format!("{} (hint: {h})", d.message),
+                None => d.message.clone(),
+            };
+            out.push_str(&format!(
+                "::error file={},line={},col={}::{}\n",
+                self.file.display(),
+                d.line.max(1),
+                d.col.max(1),
+                msg.replace('%', "%25").replace('\n', "%0A")
+            ));
+        }
+        out
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<&str> = self.source_text.lines().collect();
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if d.line == 0 {
+                writeln!(f, "{}: error: {}", self.file.display(), d.message)?;
+            } else {
+                writeln!(
+                    f,
+                    "{}:{}:{}: error: {}",
+                    self.file.display(),
+                    d.line,
+                    d.col,
+                    d.message
+                )?;
+                if let Some(src) = lines.get(d.line - 1) {
+                    writeln!(f, "{:>5} | {}", d.line, src)?;
+                    writeln!(f, "      | {}^", " ".repeat(d.col.saturating_sub(1)))?;
+                }
+            }
+            if let Some(h) = &d.hint {
+                writeln!(f, "      = hint: {h}")?;
+            }
+        }
+        let n = self.diagnostics.len();
+        write!(
+            f,
+            "{} problem{} in {}; nothing was built, written or pushed",
+            n,
+            if n == 1 { "" } else { "s" },
+            self.file.display()
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates a pipeline file.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let meta = std::fs::metadata(file).map_err(|e| {
+        ConfigError::single(
+            file,
+            format!("cannot read the pipeline: {e}"),
+            Some(
+                "run shipit in the project directory, pass -c PATH (or SHIPIT_CONFIG), or create one with `shipit init`"
+                    .into(),
+            ),
+        )
+    })?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::single(
+            file,
+            format!("the file is {} bytes; a pipeline is at most 1 MiB", meta.len()),
+            None,
+        ));
+    }
+    let bytes = std::fs::read(file).map_err(|e| {
+        ConfigError::single(file, format!("cannot read the pipeline: {e}"), None)
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigError::single(
+            file,
+            format!("the file is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+            Some("save it as UTF-8".into()),
+        )
+    })?;
+    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let root = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse_str(&text, file, &root)
+}
+
+/// Validates config text; `file` is used for messages, `root` is the project directory.
+pub fn parse_str(text: &str, file: &Path, root: &Path) -> Result<Config, ConfigError> {
+    let fail = |diagnostics: Vec<Diagnostic>| ConfigError {
+        file: file.to_path_buf(),
+        source_text: text.to_string(),
+        diagnostics,
+    };
+    let (doc, parse_problems) = yaml::parse(text).map_err(|p| {
+        fail(vec![Diagnostic {
+            line: p.pos.line,
+            col: p.pos.col,
+            message: p.message,
+            hint: p.hint,
+        }])
+    })?;
+    let mut diags: Vec<Diagnostic> = parse_problems
+        .into_iter()
+        .map(|p| Diagnostic {
+            line: p.pos.line,
+            col: p.pos.col,
+            message: p.message,
+            hint: p.hint,
+        })
+        .collect();
+    match schema::validate(&doc, file, root) {
+        Ok(cfg) if diags.is_empty() => Ok(cfg),
+        Ok(_) => Err(fail(diags)),
+        Err(problems) => {
+            diags.extend(problems.into_iter().map(|p| Diagnostic {
+                line: p.pos.line,
+                col: p.pos.col,
+                message: p.message,
+                hint: p.hint,
+            }));
+            diags.sort_by_key(|d| (d.line, d.col));
+            Err(fail(diags))
+        }
+    }
+}

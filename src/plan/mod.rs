@@ -1,1 +1,454 @@
-//! TODO
+//! The Plan: every detail of a release decided before anything runs — version, tags, and for
+//! each (platform, libc) the Rust target, backend (and why), linker, the exact build command,
+//! where the binary lands, the base image, and the QEMU binary and CPU that will verify it.
+//!
+//! `plan::make` is pure: it reads only the validated config and the `Facts` that the caller
+//! gathered (Cargo metadata, git, the tool inventory). `shipit plan`, `--dry-run` and a real run
+//! all use the same value, and tests check that a run executes the commands listed here.
+
+pub mod tags;
+
+use crate::config::{Backend, Base, Config, CpuMode, PublishTo};
+use crate::exec::Cmd;
+use crate::platform::{Libc, Platform};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// What the plan reads besides the config. Gathered by `tools::gather_facts`.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub package: String,
+    pub package_version: semver::Version,
+    pub bins: Vec<String>,
+    pub manifest_path: PathBuf,
+    pub target_dir: PathBuf,
+    pub git: GitFacts,
+    /// SOURCE_DATE_EPOCH from the environment, if set.
+    pub source_date_epoch: Option<i64>,
+    pub tools: Inventory,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GitFacts {
+    pub sha: Option<String>,
+    /// The tag pointing exactly at HEAD (`git describe --tags --exact-match`).
+    pub exact_tag: Option<String>,
+    pub commit_time: Option<i64>,
+}
+
+/// Which build tools the machine has, as far as the planner needs to know.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub zigbuild: bool,
+    pub cross: bool,
+    pub docker: bool,
+    /// Targets whose rust-std component is installed.
+    pub rust_std: BTreeSet<String>,
+    pub rust_src: bool,
+    /// Cross gcc triples found (`aarch64-linux-gnu` for `aarch64-linux-gnu-gcc`).
+    pub gcc: BTreeSet<String>,
+}
+
+/// Filters and locations from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--platform` filters (empty: all).
+    pub platforms: Vec<String>,
+    pub variant: Option<Libc>,
+    /// `--out` (absolute).
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub version: semver::Version,
+    pub revision: Option<String>,
+    /// Timestamps inside images (SOURCE_DATE_EPOCH, else the commit time, else 0).
+    pub source_date_epoch: i64,
+    pub project: ProjectPlan,
+    pub images: Vec<ImagePlan>,
+    pub out_dir: PathBuf,
+    /// Where `publish` sends images: an OCI layout path or `registry`.
+    pub publish_to: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectPlan {
+    pub root: PathBuf,
+    pub manifest: PathBuf,
+    pub package: String,
+    pub bin: String,
+    pub profile: String,
+    pub features: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePlan {
+    pub variant: Libc,
+    pub repository: String,
+    pub tags: Vec<String>,
+    pub base: String,
+    #[serde(skip)]
+    pub base_ref: Base,
+    pub entrypoint: Vec<String>,
+    pub platforms: Vec<PlatformPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformPlan {
+    pub platform: &'static str,
+    #[serde(skip)]
+    pub spec: &'static Platform,
+    pub libc: Libc,
+    pub target: String,
+    pub backend: Backend,
+    pub backend_reason: String,
+    pub linker: Option<String>,
+    pub build_std: bool,
+    /// What is missing on this machine to build it (empty when it can be built).
+    pub missing: Vec<String>,
+    pub build: Cmd,
+    /// Where cargo leaves the binary.
+    pub built: PathBuf,
+    /// Where shipit puts it: `dist/bin/<libc>/<os>-<arch>[-<variant>]/<bin>`.
+    pub binary: PathBuf,
+    pub log: PathBuf,
+    pub qemu: String,
+    pub cpu: Option<String>,
+    pub native: bool,
+}
+
+/// Why no plan could be made from this config and command line (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("--platform {0}: not a platform of this pipeline (it has: {1})")]
+    UnknownPlatform(String, String),
+    #[error("--variant {0}: this pipeline has no such variant (it has: {1})")]
+    UnknownVariant(String, String),
+    #[error("project.bin: the package `{package}` has no binary named `{bin}` (it has: {have})")]
+    NoSuchBin {
+        package: String,
+        bin: String,
+        have: String,
+    },
+    #[error("the package `{0}` has {1} binaries: say which one with project.bin")]
+    WhichBin(String, String),
+    #[error("the package `{0}` has no binary target; shipit packages a binary")]
+    NoBin(String),
+    #[error("project.version is git-tag, but HEAD has no tag (git describe --tags --exact-match found none)")]
+    NoGitTag,
+    #[error("the git tag `{0}` is not a semantic version (a leading `v` is allowed)")]
+    BadGitTag(String),
+    #[error("nothing to do: the filters leave no platform")]
+    Empty,
+}
+
+impl Plan {
+    /// Every platform plan, image by image.
+    pub fn platforms(&self) -> impl Iterator<Item = (&ImagePlan, &PlatformPlan)> {
+        self.images
+            .iter()
+            .flat_map(|i| i.platforms.iter().map(move |p| (i, p)))
+    }
+
+    /// The `shipit plan --json` document.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// Makes the plan. Pure: no filesystem, process or network access.
+pub fn make(cfg: &Config, facts: &Facts, opts: &Options) -> Result<Plan, PlanError> {
+    let version = match &cfg.project.version {
+        crate::config::VersionSource::Cargo => facts.package_version.clone(),
+        crate::config::VersionSource::Explicit(v) => v.clone(),
+        crate::config::VersionSource::GitTag => {
+            let tag = facts.git.exact_tag.as_deref().ok_or(PlanError::NoGitTag)?;
+            semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag))
+                .map_err(|_| PlanError::BadGitTag(tag.to_string()))?
+        }
+    };
+    let bin = match &cfg.project.bin {
+        Some(b) if facts.bins.contains(b) => b.clone(),
+        Some(b) => {
+            return Err(PlanError::NoSuchBin {
+                package: facts.package.clone(),
+                bin: b.clone(),
+                have: facts.bins.join(", "),
+            });
+        }
+        None => match facts.bins.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(PlanError::NoBin(facts.package.clone())),
+            many => return Err(PlanError::WhichBin(facts.package.clone(), many.join(", "))),
+        },
+    };
+
+    // Filters.
+    let all: Vec<&'static Platform> = cfg.platforms.clone();
+    let mut wanted = all.clone();
+    if !opts.platforms.is_empty() {
+        wanted.clear();
+        for f in &opts.platforms {
+            match Platform::parse(f).filter(|p| all.contains(p)) {
+                Some(p) => {
+                    if !wanted.contains(&p) {
+                        wanted.push(p)
+                    }
+                }
+                None => {
+                    return Err(PlanError::UnknownPlatform(
+                        f.clone(),
+                        all.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(v) = opts.variant {
+        if !cfg.variants.iter().any(|x| x.libc == v) {
+            return Err(PlanError::UnknownVariant(
+                v.to_string(),
+                cfg.variants
+                    .iter()
+                    .map(|x| x.libc.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+        }
+    }
+
+    let epoch = facts
+        .source_date_epoch
+        .or(facts.git.commit_time)
+        .unwrap_or(0);
+    let short_sha = facts.git.sha.as_deref().map(|s| &s[..s.len().min(7)]);
+    let project = ProjectPlan {
+        root: cfg.root.clone(),
+        manifest: facts.manifest_path.clone(),
+        package: facts.package.clone(),
+        bin: bin.clone(),
+        profile: cfg.build.profile.clone(),
+        features: cfg.build.features.clone(),
+    };
+    let entrypoint = cfg
+        .image
+        .entrypoint
+        .clone()
+        .unwrap_or_else(|| vec![format!("/usr/local/bin/{bin}")]);
+
+    let mut images = Vec::new();
+    for variant in &cfg.variants {
+        if opts.variant.is_some_and(|v| v != variant.libc) {
+            continue;
+        }
+        let platforms: Vec<PlatformPlan> = variant
+            .platforms
+            .iter()
+            .filter(|p| wanted.contains(p))
+            .map(|p| platform_plan(cfg, facts, opts, &project, p, variant.libc))
+            .collect();
+        if platforms.is_empty() {
+            continue;
+        }
+        images.push(ImagePlan {
+            variant: variant.libc,
+            repository: cfg.image.repository.clone(),
+            tags: tags::expand(&cfg.image.tags, &version, short_sha, &variant.tag_suffix),
+            base: variant.base.display(&cfg.root),
+            base_ref: variant.base.clone(),
+            entrypoint: entrypoint.clone(),
+            platforms,
+        });
+    }
+    if images.is_empty() {
+        return Err(PlanError::Empty);
+    }
+    Ok(Plan {
+        version,
+        revision: facts.git.sha.clone(),
+        source_date_epoch: epoch,
+        project,
+        images,
+        out_dir: opts.out_dir.clone(),
+        publish_to: match &cfg.publish.to {
+            PublishTo::Registry => "registry".into(),
+            PublishTo::Oci(p) => format!("oci:{}", p.display()),
+        },
+    })
+}
+
+/// The host's own target triple (shipit is built for the machine it runs on).
+pub fn host_target() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86_64-unknown-linux-gnu",
+        "aarch64" => "aarch64-unknown-linux-gnu",
+        _ => "unknown",
+    }
+}
+
+struct Choice {
+    backend: Backend,
+    reason: String,
+    linker: Option<String>,
+    missing: Vec<String>,
+}
+
+fn choose(cfg: &Config, inv: &Inventory, p: &Platform, libc: Libc, target: &str, build_std: bool) -> Choice {
+    let native = target == host_target();
+    let glibc_pin = (libc == Libc::Gnu).then_some(cfg.build.glibc).flatten();
+    let debian_gcc_v7 = p.name == "linux/arm/v6" && libc == Libc::Gnu;
+    let mut missing = Vec::new();
+    if build_std && !inv.rust_src {
+        missing.push("rustup component rust-src (for -Zbuild-std)".to_string());
+    }
+    let zig = |reason: String, mut missing: Vec<String>| {
+        if !inv.zigbuild {
+            missing.push("cargo-zigbuild".into());
+        }
+        Choice {
+            backend: Backend::Zigbuild,
+            reason,
+            linker: Some("zig cc (cargo-zigbuild)".into()),
+            missing,
+        }
+    };
+    let cargo = |reason: String, mut missing: Vec<String>| {
+        let linker = if native {
+            None
+        } else {
+            let gcc = format!("{}-gcc", p.gcc_triple);
+            if !inv.gcc.contains(p.gcc_triple) {
+                missing.push(gcc.clone());
+            }
+            Some(gcc)
+        };
+        Choice {
+            backend: Backend::Cargo,
+            reason,
+            linker,
+            missing,
+        }
+    };
+    match cfg.build.backend {
+        Backend::Zigbuild => zig("build.backend: zigbuild".into(), missing),
+        Backend::Cargo => {
+            if debian_gcc_v7 {
+                missing.push("a genuine ARMv6 linker: Debian's arm-linux-gnueabihf-gcc links ARMv7 start files (use backend zigbuild)".into());
+            }
+            if build_std && libc == Libc::Musl {
+                missing.push(format!("rust-std for {target} (not installable here; use backend zigbuild)"));
+            }
+            cargo("build.backend: cargo".into(), missing)
+        }
+        Backend::Cross => {
+            if !inv.cross {
+                missing.push("cross".into());
+            }
+            if !inv.docker {
+                missing.push("docker (cross runs its toolchains in containers)".into());
+            }
+            Choice {
+                backend: Backend::Cross,
+                reason: "build.backend: cross".into(),
+                linker: Some("cross's container toolchain".into()),
+                missing,
+            }
+        }
+        Backend::Docker => {
+            if !inv.docker {
+                missing.push("docker".into());
+            }
+            Choice {
+                backend: Backend::Docker,
+                reason: "build.backend: docker (docker/Dockerfile, BuildKit, cross-compiling from $BUILDPLATFORM)".into(),
+                linker: None,
+                missing,
+            }
+        }
+        Backend::Auto => {
+            if native && glibc_pin.is_none() && !build_std {
+                return cargo("auto: native target, plain cargo".into(), missing);
+            }
+            if native && libc == Libc::Musl && !build_std && !inv.zigbuild {
+                return cargo("auto: native musl target with its rust-std".into(), missing);
+            }
+            if inv.zigbuild {
+                let why = match (glibc_pin, build_std) {
+                    (Some((a, b)), _) => format!("auto: cargo-zigbuild pins the glibc floor to {a}.{b}"),
+                    (None, true) => "auto: no rust-std here, so -Zbuild-std with zig as the linker".into(),
+                    (None, false) if p.arm.is_some() => "auto: zig links genuine code for this ARM profile".into(),
+                    (None, false) => "auto: zig cross-links without a cross gcc".into(),
+                };
+                return zig(why, missing);
+            }
+            if debian_gcc_v7 || (build_std && libc == Libc::Musl) {
+                return zig("auto: only cargo-zigbuild can build this target here".into(), missing);
+            }
+            cargo(
+                match glibc_pin {
+                    Some((a, b)) => format!("auto: cargo-zigbuild not found, Debian's cross gcc links (glibc floor {a}.{b} not pinned, only checked)"),
+                    None => "auto: cargo-zigbuild not found, Debian's cross gcc links".into(),
+                },
+                missing,
+            )
+        }
+    }
+}
+
+fn platform_plan(cfg: &Config, facts: &Facts, opts: &Options, project: &ProjectPlan, p: &'static Platform, libc: Libc) -> PlatformPlan {
+    let target = p.target(libc).to_string();
+    let build_std = !facts.tools.rust_std.contains(&target);
+    let choice = choose(cfg, &facts.tools, p, libc, &target, build_std);
+    let shipit_target_dir = facts.target_dir.join("shipit");
+    let build = crate::tools::build_command(&crate::tools::BuildSpec {
+        backend: choice.backend,
+        target: &target,
+        libc,
+        glibc: cfg.build.glibc,
+        build_std,
+        linker: choice.linker.as_deref(),
+        project,
+        manifest: &facts.manifest_path,
+        target_dir: &shipit_target_dir.join(&target),
+        platform: p,
+    });
+    let profile_dir = match project.profile.as_str() {
+        "dev" | "test" => "debug",
+        "release" | "bench" => "release",
+        other => other,
+    };
+    let built = match choice.backend {
+        Backend::Docker => opts.out_dir.join("docker-out").join(libc.name()).join(p.slug()).join(&project.bin),
+        _ => shipit_target_dir.join(&target).join(&target).join(profile_dir).join(&project.bin),
+    };
+    let native = target.starts_with(std::env::consts::ARCH) && p.is_native();
+    let cpu = match cfg.verify.cpu {
+        CpuMode::Strict => p.strict_cpu.map(str::to_string),
+        CpuMode::Max => None,
+    };
+    PlatformPlan {
+        platform: p.name,
+        spec: p,
+        libc,
+        target,
+        backend: choice.backend,
+        backend_reason: choice.reason,
+        linker: choice.linker,
+        build_std,
+        missing: choice.missing,
+        build,
+        built,
+        binary: bin_path(&opts.out_dir, libc, p, &project.bin),
+        log: opts.out_dir.join("logs").join(format!("build-{}-{}.log", libc.name(), p.slug())),
+        qemu: if native { format!("{} (native)", p.qemu) } else { p.qemu.to_string() },
+        cpu,
+        native,
+    }
+}
+
+/// `dist/bin/<libc>/<os>-<arch>[-<variant>]/<bin>`.
+pub fn bin_path(out: &Path, libc: Libc, p: &Platform, bin: &str) -> PathBuf {
+    out.join("bin").join(libc.name()).join(p.slug()).join(bin)
+}

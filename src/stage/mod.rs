@@ -1,1 +1,6 @@
-//! TODO
+//! The stages, in pipeline order: doctor (tools) → build (per target, parallel) → package (per
+//! platform image, then one index per variant) → verify (per platform image, parallel) →
+//! publish (blobs, manifests, index, then tags).
+
+pub mod build;
+pub mod doctor;

@@ -1,1 +1,141 @@
-//! TODO
+//! External tools, one file each: how to find a tool, its minimum version, how to install it, and
+//! how to call it — as pure functions returning commands as data (`exec::Cmd`). This module also
+//! gathers the facts the planner reads (Cargo metadata, git, the tool inventory) and runs
+//! `shipit doctor`.
+
+pub mod cargo;
+pub mod cross;
+pub mod docker;
+pub mod doctor;
+pub mod git;
+pub mod qemu;
+pub mod rustup;
+pub mod zigbuild;
+
+use crate::config::Backend;
+use crate::exec::Cmd;
+use crate::plan::{Inventory, ProjectPlan};
+use crate::platform::{Libc, Platform};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a `--version` probe may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a backend needs to make its build command.
+pub struct BuildSpec<'a> {
+    pub backend: Backend,
+    pub target: &'a str,
+    pub libc: Libc,
+    pub glibc: Option<(u32, u32)>,
+    pub build_std: bool,
+    pub linker: Option<&'a str>,
+    pub project: &'a ProjectPlan,
+    pub manifest: &'a Path,
+    /// CARGO_TARGET_DIR for this target (one per target, so targets build in parallel).
+    pub target_dir: &'a Path,
+    pub platform: &'static Platform,
+}
+
+/// The build command for one target, as data.
+pub fn build_command(s: &BuildSpec) -> Cmd {
+    match s.backend {
+        Backend::Auto | Backend::Cargo => cargo::build(s),
+        Backend::Zigbuild => zigbuild::build(s),
+        Backend::Cross => cross::build(s),
+        Backend::Docker => docker::build_binary(s),
+    }
+}
+
+/// `CARGO_TARGET_<TRIPLE>_<WHAT>`: cargo's per-target environment variable names.
+pub fn target_env(target: &str, what: &str) -> String {
+    format!(
+        "CARGO_TARGET_{}_{what}",
+        target.to_ascii_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// The arguments every cargo-like backend shares: profile, bin, features, manifest, target dir.
+pub fn common_cargo_args(s: &BuildSpec, mut cmd: Cmd) -> Cmd {
+    if s.project.profile == "release" {
+        cmd = cmd.arg("--release");
+    } else {
+        cmd = cmd.args(["--profile", &s.project.profile]);
+    }
+    cmd = cmd
+        .args(["--bin", &s.project.bin])
+        .args(["--manifest-path", &s.manifest.display().to_string()])
+        .args(["--target-dir", &s.target_dir.display().to_string()]);
+    if !s.project.features.is_empty() {
+        cmd = cmd.args(["--features", &s.project.features.join(",")]);
+    }
+    if s.build_std {
+        cmd = cmd
+            .arg("-Zbuild-std=std,panic_abort")
+            .env("RUSTC_BOOTSTRAP", "1");
+    }
+    cmd.cwd(&s.project.root)
+}
+
+/// Probes the machine for the tools the planner chooses between.
+pub fn inventory() -> Inventory {
+    let mut inv = Inventory {
+        zigbuild: zigbuild::version().is_some(),
+        cross: cross::version().is_some(),
+        docker: docker::client_version().is_some(),
+        ..Inventory::default()
+    };
+    if let Some((targets, src)) = rustup::installed() {
+        inv.rust_std = targets;
+        inv.rust_src = src;
+    } else {
+        // Without rustup, only the host's own std is known to exist.
+        inv.rust_std.insert(crate::plan::host_target().to_string());
+    }
+    for p in &crate::platform::PLATFORMS {
+        if which::which(format!("{}-gcc", p.gcc_triple)).is_ok() {
+            inv.gcc.insert(p.gcc_triple.to_string());
+        }
+    }
+    inv
+}
+
+/// Runs `PROGRAM ARGS` and finds the first semantic version in its output.
+pub fn probe_version(program: &str, args: &[&str]) -> Option<semver::Version> {
+    let path = which::which(program).ok()?;
+    let cmd = Cmd::new(path.display().to_string(), format!("probe {program}")).args(args.iter().copied());
+    let out = crate::exec::capture(&cmd, PROBE_TIMEOUT).ok()?;
+    first_version(&out)
+}
+
+/// The first `X.Y[.Z]` in some text, as a semver version.
+pub fn first_version(text: &str) -> Option<semver::Version> {
+    let re = regex::Regex::new(r"(\d+)\.(\d+)(?:\.(\d+))?").ok()?;
+    let c = re.captures(text)?;
+    let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u64>().ok()).unwrap_or(0);
+    Some(semver::Version::new(n(1), n(2), n(3)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_found_in_tool_output() {
+        assert_eq!(
+            first_version("qemu-aarch64 version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)"),
+            Some(semver::Version::new(7, 2, 19))
+        );
+        assert_eq!(first_version("cargo-zigbuild 0.24.1"), Some(semver::Version::new(0, 24, 1)));
+        assert_eq!(first_version("Docker version 20.10"), Some(semver::Version::new(20, 10, 0)));
+        assert_eq!(first_version("nothing"), None);
+    }
+
+    #[test]
+    fn target_env_names() {
+        assert_eq!(
+            target_env("armv7-unknown-linux-gnueabihf", "LINKER"),
+            "CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER"
+        );
+    }
+}

@@ -1,0 +1,1094 @@
+//! pipeline.yaml schema version 1: walks the positioned YAML tree, checks every key and value,
+//! fills in defaults and collects *every* problem (with line, column and a fix) before giving up.
+
+use super::types::*;
+use super::yaml::{Key, Kind, Node, Pos};
+use crate::platform::{Libc, Platform};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// One problem in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub pos: Pos,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+const TOP: &[&str] = &[
+    "version", "project", "build", "platforms", "variants", "image", "package", "verify", "publish",
+];
+const PROJECT: &[&str] = &["manifest", "package", "bin", "version"];
+const BUILD: &[&str] = &["backend", "profile", "features", "glibc"];
+const VARIANT: &[&str] = &["base", "tag_suffix", "platforms"];
+const IMAGE: &[&str] = &[
+    "repository", "user", "entrypoint", "cmd", "workdir", "ports", "env", "labels", "tags", "files",
+];
+const FILE: &[&str] = &["src", "dest", "mode"];
+const VERIFY: &[&str] = &["cpu", "max_size", "allow_root", "checks"];
+const CHECK: &[&str] = &["name", "run", "stdout", "stderr", "exit", "timeout", "serve", "stop"];
+const SERVE: &[&str] = &["port", "path", "status", "timeout"];
+const STOP: &[&str] = &["signal", "within"];
+const PUBLISH: &[&str] = &["to", "insecure"];
+const PLACEHOLDERS: &[&str] = &["version", "major", "minor", "patch", "sha"];
+
+/// YAML 1.1 spellings of booleans: as a bare value where a string is meant they are ambiguous
+/// (other YAML readers turn them into true/false), so shipit asks for quotes.
+const YAML11_BOOLS: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+    "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+];
+
+struct Walker<'a> {
+    root: &'a Path,
+    problems: Vec<Problem>,
+}
+
+/// A mapping whose keys were checked against a known list.
+struct Fields<'n> {
+    pos: Pos,
+    entries: &'n [(Key, Node)],
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, name: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == name)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+}
+
+/// Validates the whole document; `Err` holds every problem found.
+pub fn validate(doc: &Node, file: &Path, root: &Path) -> Result<Config, Vec<Problem>> {
+    let mut w = Walker {
+        root,
+        problems: Vec::new(),
+    };
+    find_secrets(doc, &mut w.problems);
+    let cfg = w.top(doc, file);
+    if w.problems.is_empty() {
+        cfg.ok_or_else(Vec::new)
+    } else {
+        w.problems.sort_by_key(|p| p.pos);
+        w.problems.dedup();
+        Err(w.problems)
+    }
+}
+
+fn find_secrets(n: &Node, out: &mut Vec<Problem>) {
+    match &n.kind {
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                let lower = k.name.to_ascii_lowercase();
+                if lower.contains("password") || lower == "passwd" {
+                    out.push(Problem {
+                        pos: k.pos,
+                        message: format!("`{}`: secrets never live in the pipeline file", k.name),
+                        hint: Some(
+                            "remove it; give registry credentials through SHIPIT_REGISTRY_USER and \
+                             SHIPIT_REGISTRY_PASSWORD, `--password-stdin` or `docker login`"
+                                .into(),
+                        ),
+                    });
+                }
+                find_secrets(v, out);
+            }
+        }
+        Kind::Seq(items) => items.iter().for_each(|i| find_secrets(i, out)),
+        Kind::Scalar { .. } => {}
+    }
+}
+
+fn suggest(name: &str, known: &[&str]) -> Option<String> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+fn list(known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Walker<'_> {
+    fn err(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<Option<String>>) {
+        self.problems.push(Problem {
+            pos,
+            message: message.into(),
+            hint: hint.into(),
+        });
+    }
+
+    fn fields<'n>(&mut self, n: &'n Node, what: &str, known: &[&str]) -> Option<Fields<'n>> {
+        let Kind::Map(entries) = &n.kind else {
+            self.err(
+                n.pos,
+                format!("{what} must be a mapping, found {}", n.kind_name()),
+                format!("expected keys: {}", list(known)),
+            );
+            return None;
+        };
+        for (k, _) in entries {
+            if !known.contains(&k.name.as_str()) {
+                let hint = match suggest(&k.name, known) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("known keys here: {}", list(known)),
+                };
+                self.err(k.pos, format!("unknown key `{}` in {what}", k.name), hint);
+            }
+        }
+        Some(Fields {
+            pos: n.pos,
+            entries,
+        })
+    }
+
+    fn string(&mut self, n: &Node, what: &str) -> Option<String> {
+        match &n.kind {
+            Kind::Scalar { text, quoted } => {
+                if !quoted && YAML11_BOOLS.contains(&text.as_str()) {
+                    self.err(
+                        n.pos,
+                        format!("{what}: `{text}` is a YAML boolean, but a string is expected here"),
+                        format!("quote it if you mean the text: \"{text}\""),
+                    );
+                    return None;
+                }
+                Some(text.clone())
+            }
+            _ => {
+                self.err(n.pos, format!("{what} must be a string, found {}", n.kind_name()), None);
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, n: &Node, what: &str) -> Option<bool> {
+        match &n.kind {
+            Kind::Scalar {
+                text,
+                quoted: false,
+            } if text == "true" => Some(true),
+            Kind::Scalar {
+                text,
+                quoted: false,
+            } if text == "false" => Some(false),
+            _ => {
+                self.err(
+                    n.pos,
+                    format!("{what} must be true or false"),
+                    Some("YAML 1.1 spellings such as yes/no/on/off are not accepted".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, n: &Node, what: &str, min: i64, max: i64) -> Option<i64> {
+        let parsed = match &n.kind {
+            Kind::Scalar {
+                text,
+                quoted: false,
+            } => text.parse::<i64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(v) if (min..=max).contains(&v) => Some(v),
+            Some(v) => {
+                self.err(n.pos, format!("{what}: {v} is out of range ({min} to {max})"), None);
+                None
+            }
+            None => {
+                self.err(n.pos, format!("{what} must be a whole number"), None);
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, n: &Node, what: &str) -> Option<Vec<String>> {
+        let Kind::Seq(items) = &n.kind else {
+            self.err(
+                n.pos,
+                format!("{what} must be a list, found {}", n.kind_name()),
+                Some(format!("write it as `[a, b]` or one `- item` per line")),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.string(item, &format!("{what}[{i}]")) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn string_map(&mut self, n: &Node, what: &str) -> Option<Vec<(String, String)>> {
+        let Kind::Map(entries) = &n.kind else {
+            self.err(n.pos, format!("{what} must be a mapping of names to strings"), None);
+            return None;
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            if let Some(s) = self.string(v, &format!("{what}.{}", k.name)) {
+                out.push((k.name.clone(), s));
+            }
+        }
+        Some(out)
+    }
+
+    fn duration(&mut self, n: &Node, what: &str) -> Option<Duration> {
+        let text = self.string(n, what)?;
+        match parse_duration(&text) {
+            Some(d) if d > Duration::ZERO && d <= Duration::from_secs(3600) => Some(d),
+            _ => {
+                self.err(
+                    n.pos,
+                    format!("{what}: `{text}` is not a duration between 1ms and 1h"),
+                    Some("write it like 500ms, 10s or 2m".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A relative path must stay inside the project; absolute paths are taken as they are.
+    fn path(&mut self, n: &Node, text: &str, what: &str) -> Option<PathBuf> {
+        let p = Path::new(text);
+        if p.is_absolute() {
+            return Some(p.to_path_buf());
+        }
+        let mut depth: i32 = 0;
+        for c in p.components() {
+            match c {
+                Component::ParentDir => depth -= 1,
+                Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                self.err(
+                    n.pos,
+                    format!("{what}: `{text}` escapes the project directory"),
+                    Some(format!(
+                        "keep paths inside {} or give an absolute path",
+                        self.root.display()
+                    )),
+                );
+                return None;
+            }
+        }
+        Some(self.root.join(p))
+    }
+
+    fn platform(&mut self, n: &Node, what: &str) -> Option<&'static Platform> {
+        let s = self.string(n, what)?;
+        match Platform::parse(&s) {
+            Some(p) => Some(p),
+            None => {
+                let known = Platform::known_names();
+                let hint = match suggest(&s, &known) {
+                    Some(k) => format!("did you mean `{k}`? supported: {}", known.join(", ")),
+                    None => format!("supported platforms: {}", known.join(", ")),
+                };
+                self.err(n.pos, format!("{what}: unknown platform `{s}`"), hint);
+                None
+            }
+        }
+    }
+
+    fn platforms(&mut self, n: &Node, what: &str) -> Option<Vec<&'static Platform>> {
+        let Kind::Seq(items) = &n.kind else {
+            self.err(n.pos, format!("{what} must be a list of platforms"), None);
+            return None;
+        };
+        if items.is_empty() {
+            self.err(
+                n.pos,
+                format!("{what} is empty: there is nothing to build"),
+                Some("list at least one platform, e.g. [linux/amd64, linux/arm64]".into()),
+            );
+            return None;
+        }
+        let mut out: Vec<&'static Platform> = Vec::new();
+        for item in items {
+            if let Some(p) = self.platform(item, what) {
+                if out.contains(&p) {
+                    self.err(item.pos, format!("{what}: `{}` is listed twice", p.name), None);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn top(&mut self, doc: &Node, file: &Path) -> Option<Config> {
+        let f = self.fields(doc, "the pipeline", TOP)?;
+        match f.get("version") {
+            None => self.err(
+                f.pos,
+                "missing `version`",
+                Some("add `version: 1` at the top (the schema version)".to_string()),
+            ),
+            Some(v) => {
+                if self.int(v, "version", 1, 1).is_none() {
+                    self.problems.last_mut().unwrap().hint =
+                        Some("this shipit reads schema version 1: write `version: 1`".into());
+                }
+            }
+        }
+        let project = self.project(f.get("project"));
+        let build = self.build(f.get("build"));
+        let platforms = match f.get("platforms") {
+            Some(n) => self.platforms(n, "platforms"),
+            None => Some(
+                crate::platform::PLATFORMS
+                    .iter()
+                    .filter(|p| !p.optional)
+                    .collect(),
+            ),
+        };
+        let variants = self.variants(f.get("variants"), platforms.as_deref());
+        let image = self.image(f.get("image"), f.pos);
+        let package = match f.get("package") {
+            None => Some(Packager::Native),
+            Some(n) => match self.string(n, "package").as_deref() {
+                Some("native") => Some(Packager::Native),
+                Some("docker") => Some(Packager::Docker),
+                Some(other) => {
+                    self.err(
+                        n.pos,
+                        format!("package: unknown packager `{other}`"),
+                        Some("use `native` (default, daemonless) or `docker`".into()),
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
+        let verify = self.verify(f.get("verify"));
+        let publish = self.publish(f.get("publish"));
+        Some(Config {
+            file: file.to_path_buf(),
+            root: self.root.to_path_buf(),
+            project: project?,
+            build: build?,
+            platforms: platforms?,
+            variants: variants?,
+            image: image?,
+            package: package?,
+            verify: verify?,
+            publish: publish?,
+        })
+    }
+
+    fn project(&mut self, n: Option<&Node>) -> Option<Project> {
+        let mut p = Project {
+            manifest: self.root.join("Cargo.toml"),
+            package: None,
+            bin: None,
+            version: VersionSource::Cargo,
+        };
+        let Some(n) = n else { return Some(p) };
+        let f = self.fields(n, "project", PROJECT)?;
+        let mut ok = true;
+        if let Some(m) = f.get("manifest") {
+            match self.string(m, "project.manifest") {
+                Some(s) => match self.path(m, &s, "project.manifest") {
+                    Some(path) => p.manifest = path,
+                    None => ok = false,
+                },
+                None => ok = false,
+            }
+        }
+        p.package = f.get("package").and_then(|n| self.string(n, "project.package"));
+        p.bin = f.get("bin").and_then(|n| self.string(n, "project.bin"));
+        if let Some(v) = f.get("version") {
+            match self.string(v, "project.version").as_deref() {
+                Some("cargo") => p.version = VersionSource::Cargo,
+                Some("git-tag") => p.version = VersionSource::GitTag,
+                Some(s) => match semver::Version::parse(s.strip_prefix('v').unwrap_or(s)) {
+                    Ok(ver) => p.version = VersionSource::Explicit(ver),
+                    Err(e) => {
+                        self.err(
+                            v.pos,
+                            format!("project.version: `{s}` is not `cargo`, `git-tag` or a semantic version ({e})"),
+                            Some("write a full version like 1.4.0 or 1.4.0-rc.1 (quote it)".into()),
+                        );
+                        ok = false;
+                    }
+                },
+                None => ok = false,
+            }
+        }
+        ok.then_some(p)
+    }
+
+    fn build(&mut self, n: Option<&Node>) -> Option<Build> {
+        let mut b = Build {
+            backend: Backend::Auto,
+            profile: "release".into(),
+            features: Vec::new(),
+            glibc: None,
+        };
+        let Some(n) = n else { return Some(b) };
+        let f = self.fields(n, "build", BUILD)?;
+        let mut ok = true;
+        if let Some(v) = f.get("backend") {
+            match self.string(v, "build.backend") {
+                Some(s) => match Backend::parse(&s) {
+                    Some(be) => b.backend = be,
+                    None => {
+                        let hint = match suggest(&s, &Backend::NAMES) {
+                            Some(k) => format!("did you mean `{k}`?"),
+                            None => format!("one of: {}", list(&Backend::NAMES)),
+                        };
+                        self.err(v.pos, format!("build.backend: unknown backend `{s}`"), hint);
+                        ok = false;
+                    }
+                },
+                None => ok = false,
+            }
+        }
+        if let Some(v) = f.get("profile") {
+            match self.string(v, "build.profile") {
+                Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => b.profile = s,
+                Some(s) => {
+                    self.err(v.pos, format!("build.profile: `{s}` is not a Cargo profile name"), None);
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some(v) = f.get("features") {
+            match self.strings(v, "build.features") {
+                Some(list) => b.features = list,
+                None => ok = false,
+            }
+        }
+        if let Some(v) = f.get("glibc") {
+            match self.string(v, "build.glibc") {
+                Some(s) => match parse_glibc(&s) {
+                    Some(g) => b.glibc = Some(g),
+                    None => {
+                        self.err(
+                            v.pos,
+                            format!("build.glibc: `{s}` is not a glibc version"),
+                            Some("write major.minor in quotes, e.g. \"2.31\" (Debian bullseye) or \"2.36\" (bookworm)".into()),
+                        );
+                        ok = false;
+                    }
+                },
+                None => ok = false,
+            }
+        }
+        ok.then_some(b)
+    }
+
+    fn variants(
+        &mut self,
+        n: Option<&Node>,
+        platforms: Option<&[&'static Platform]>,
+    ) -> Option<Vec<Variant>> {
+        let all = platforms.unwrap_or(&[]);
+        let Some(n) = n else {
+            return Some(vec![Variant {
+                libc: Libc::Musl,
+                base: Base::Scratch,
+                tag_suffix: String::new(),
+                platforms: all.to_vec(),
+            }]);
+        };
+        let Kind::Map(entries) = &n.kind else {
+            self.err(
+                n.pos,
+                "variants must be a mapping from a libc (gnu, musl) to its settings",
+                Some("e.g. `musl: { base: scratch }`".to_string()),
+            );
+            return None;
+        };
+        if entries.is_empty() {
+            self.err(n.pos, "variants is empty: there is no image to make", None);
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (k, v) in entries {
+            let Some(libc) = Libc::parse(&k.name) else {
+                let hint = match suggest(&k.name, &["gnu", "musl"]) {
+                    Some(s) => format!("did you mean `{s}`? the libc variants are `gnu` and `musl`"),
+                    None => "the libc variants are `gnu` and `musl`".into(),
+                };
+                self.err(k.pos, format!("variants: unknown libc `{}`", k.name), hint);
+                ok = false;
+                continue;
+            };
+            let what = format!("variants.{}", k.name);
+            let Some(f) = (if v.is_null() {
+                Some(Fields {
+                    pos: v.pos,
+                    entries: &[],
+                })
+            } else {
+                self.fields(v, &what, VARIANT)
+            }) else {
+                ok = false;
+                continue;
+            };
+            let base = match f.get("base") {
+                None => Some(Base::Scratch),
+                Some(b) => self.base(b, &format!("{what}.base")),
+            };
+            let tag_suffix = match f.get("tag_suffix") {
+                None => Some(String::new()),
+                Some(t) => self.string(t, &format!("{what}.tag_suffix")).and_then(|s| {
+                    if s.is_empty() || s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                        Some(s)
+                    } else {
+                        self.err(t.pos, format!("{what}.tag_suffix: `{s}` cannot be part of a tag"), Some("use letters, digits, `.`, `_` and `-`".into()));
+                        None
+                    }
+                }),
+            };
+            let plats = match f.get("platforms") {
+                None => Some(all.to_vec()),
+                Some(pn) => {
+                    let listed = self.platforms(pn, &format!("{what}.platforms"));
+                    let Kind::Seq(items) = &pn.kind else { unreachable_seq() };
+                    if let Some(listed) = &listed {
+                        for (p, item) in listed.iter().zip(items) {
+                            if platforms.is_some() && !all.contains(p) {
+                                self.err(
+                                    item.pos,
+                                    format!("{what}.platforms: `{}` is not in the top-level `platforms`", p.name),
+                                    Some(format!("add it to `platforms` or remove it here")),
+                                );
+                            }
+                        }
+                    }
+                    // keep the order of the top-level list
+                    listed.map(|l| all.iter().copied().filter(|p| l.contains(p)).collect())
+                }
+            };
+            match (base, tag_suffix, plats) {
+                (Some(base), Some(tag_suffix), Some(platforms)) => out.push(Variant {
+                    libc,
+                    base,
+                    tag_suffix,
+                    platforms,
+                }),
+                _ => ok = false,
+            }
+        }
+        let suffixes: Vec<&str> = out.iter().map(|v| v.tag_suffix.as_str()).collect();
+        if out.len() == 2 && suffixes[0] == suffixes[1] {
+            self.err(
+                n.pos,
+                "both variants have the same tag_suffix: their tags would collide",
+                Some("give one of them a suffix, e.g. `musl: { tag_suffix: \"-musl\" }`".to_string()),
+            );
+            ok = false;
+        }
+        ok.then_some(out)
+    }
+
+    fn base(&mut self, n: &Node, what: &str) -> Option<Base> {
+        let s = self.string(n, what)?;
+        if s == "scratch" {
+            return Some(Base::Scratch);
+        }
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (p, tag) = split_oci(rest);
+            if p.is_empty() {
+                self.err(n.pos, format!("{what}: `{s}` names no directory"), Some("write oci:PATH or oci:PATH:TAG".into()));
+                return None;
+            }
+            let path = self.path(n, p, what)?;
+            return Some(Base::Oci {
+                path,
+                tag: tag.map(str::to_string),
+            });
+        }
+        if s.is_empty() || s.contains(char::is_whitespace) {
+            self.err(n.pos, format!("{what}: `{s}` is not an image reference"), Some("write scratch, oci:PATH[:TAG] or an image reference like debian:bookworm-slim".into()));
+            return None;
+        }
+        Some(Base::Registry(s))
+    }
+
+    fn image(&mut self, n: Option<&Node>, top: Pos) -> Option<Image> {
+        let Some(n) = n else {
+            self.err(
+                top,
+                "missing `image`",
+                Some("add `image: { repository: ghcr.io/OWNER/NAME }`".to_string()),
+            );
+            return None;
+        };
+        let f = self.fields(n, "image", IMAGE)?;
+        let mut ok = true;
+        let repository = match f.get("repository") {
+            None => {
+                self.err(f.pos, "image.repository is missing", Some("e.g. `repository: ghcr.io/acme/hello-server`".to_string()));
+                None
+            }
+            Some(r) => self.string(r, "image.repository").and_then(|s| {
+                if valid_repository(&s) {
+                    Some(s)
+                } else {
+                    self.err(r.pos, format!("image.repository: `{s}` is not a valid repository"), Some("use lowercase letters, digits and . _ - / (e.g. ghcr.io/acme/app), without tag or digest".into()));
+                    None
+                }
+            }),
+        };
+        let user = match f.get("user") {
+            None => Some("10001:10001".to_string()),
+            Some(u) => self.string(u, "image.user").and_then(|s| {
+                if valid_user(&s) {
+                    Some(s)
+                } else {
+                    self.err(u.pos, format!("image.user: `{s}` is not `UID[:GID]`"), Some("use numbers, e.g. \"10001:10001\"; \"0:0\" (root) must be asked for explicitly with verify.allow_root".into()));
+                    None
+                }
+            }),
+        };
+        let entrypoint = match f.get("entrypoint") {
+            None => Some(None),
+            Some(e) => self.strings(e, "image.entrypoint").map(Some),
+        };
+        let cmd = match f.get("cmd") {
+            None => Some(Vec::new()),
+            Some(c) => self.strings(c, "image.cmd"),
+        };
+        let workdir = f.get("workdir").map(|w| self.string(w, "image.workdir"));
+        let ports = match f.get("ports") {
+            None => Some(Vec::new()),
+            Some(p) => match &p.kind {
+                Kind::Seq(items) => {
+                    let v: Vec<Option<u16>> = items.iter().map(|i| self.int(i, "image.ports", 1, 65535).map(|x| x as u16)).collect();
+                    v.into_iter().collect()
+                }
+                _ => {
+                    self.err(p.pos, "image.ports must be a list of port numbers", None);
+                    None
+                }
+            },
+        };
+        let env = match f.get("env") {
+            None => Some(Vec::new()),
+            Some(e) => self.string_map(e, "image.env"),
+        };
+        let labels = match f.get("labels") {
+            None => Some(Vec::new()),
+            Some(l) => self.string_map(l, "image.labels"),
+        };
+        let tags = match f.get("tags") {
+            None => Some(vec!["{version}".to_string(), "latest".to_string()]),
+            Some(t) => {
+                let list = self.strings(t, "image.tags");
+                if let (Some(list), Kind::Seq(items)) = (&list, &t.kind) {
+                    if list.is_empty() {
+                        self.err(t.pos, "image.tags is empty: nothing would be tagged", Some("e.g. [\"{version}\", latest]".to_string()));
+                        ok = false;
+                    }
+                    for (tpl, item) in list.iter().zip(items) {
+                        if let Err(e) = check_template(tpl) {
+                            self.err(item.pos, format!("image.tags: {e}"), Some(format!("placeholders: {}", PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", "))));
+                            ok = false;
+                        }
+                    }
+                }
+                list
+            }
+        };
+        let files = match f.get("files") {
+            None => Some(Vec::new()),
+            Some(fl) => self.files(fl),
+        };
+        if workdir.as_ref().is_some_and(|w| w.is_none()) {
+            ok = false;
+        }
+        if !ok {
+            return None;
+        }
+        Some(Image {
+            repository: repository?,
+            user: user?,
+            entrypoint: entrypoint?,
+            cmd: cmd?,
+            workdir: workdir.flatten(),
+            ports: ports?,
+            env: env?,
+            labels: labels?,
+            tags: tags?,
+            files: files?,
+        })
+    }
+
+    fn files(&mut self, n: &Node) -> Option<Vec<ExtraFile>> {
+        let Kind::Seq(items) = &n.kind else {
+            self.err(n.pos, "image.files must be a list of { src, dest, mode }", None);
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for item in items {
+            let Some(f) = self.fields(item, "image.files entry", FILE) else {
+                ok = false;
+                continue;
+            };
+            let src = f.get("src").and_then(|s| {
+                let t = self.string(s, "image.files.src")?;
+                self.path(s, &t, "image.files.src")
+            });
+            let dest = f.get("dest").and_then(|d| {
+                let t = self.string(d, "image.files.dest")?;
+                if t.starts_with('/') && !t.split('/').any(|c| c == "..") {
+                    Some(t)
+                } else {
+                    self.err(d.pos, format!("image.files.dest: `{t}` must be an absolute path inside the image without `..`"), None);
+                    None
+                }
+            });
+            let mode = match f.get("mode") {
+                None => Some(0o644),
+                Some(m) => self.string(m, "image.files.mode").and_then(|t| match u32::from_str_radix(t.trim_start_matches("0o"), 8) {
+                    Ok(v) if v <= 0o777 => Some(v),
+                    _ => {
+                        self.err(m.pos, format!("image.files.mode: `{t}` is not an octal mode like \"0755\""), None);
+                        None
+                    }
+                }),
+            };
+            if f.get("src").is_none() || f.get("dest").is_none() {
+                self.err(f.pos, "image.files entry needs both `src` and `dest`", None);
+            }
+            match (src, dest, mode) {
+                (Some(src), Some(dest), Some(mode)) => out.push(ExtraFile { src, dest, mode }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn verify(&mut self, n: Option<&Node>) -> Option<Verify> {
+        let mut v = Verify {
+            cpu: CpuMode::Strict,
+            max_size: None,
+            allow_root: false,
+            checks: Vec::new(),
+        };
+        let Some(n) = n else { return Some(v) };
+        let f = self.fields(n, "verify", VERIFY)?;
+        let mut ok = true;
+        if let Some(c) = f.get("cpu") {
+            match self.string(c, "verify.cpu").as_deref() {
+                Some("strict") => v.cpu = CpuMode::Strict,
+                Some("max") => v.cpu = CpuMode::Max,
+                Some(other) => {
+                    self.err(c.pos, format!("verify.cpu: unknown mode `{other}`"), Some("use `strict` (the oldest CPU of each platform) or `max`".into()));
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some(m) = f.get("max_size") {
+            match self.string(m, "verify.max_size").map(|s| (parse_size(&s), s)) {
+                Some((Some(sz), _)) => v.max_size = Some(sz),
+                Some((None, s)) => {
+                    self.err(m.pos, format!("verify.max_size: `{s}` is not a size"), Some("write it like 64MiB, 500KB or a number of bytes".into()));
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some(a) = f.get("allow_root") {
+            match self.bool(a, "verify.allow_root") {
+                Some(b) => v.allow_root = b,
+                None => ok = false,
+            }
+        }
+        if let Some(c) = f.get("checks") {
+            match &c.kind {
+                Kind::Seq(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        match self.check(item, i) {
+                            Some(ch) => {
+                                if v.checks.iter().any(|o| o.name == ch.name) {
+                                    self.err(item.pos, format!("verify.checks: the name `{}` is used twice", ch.name), None);
+                                    ok = false;
+                                }
+                                v.checks.push(ch)
+                            }
+                            None => ok = false,
+                        }
+                    }
+                }
+                _ => {
+                    self.err(c.pos, "verify.checks must be a list of checks", None);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(v)
+    }
+
+    fn check(&mut self, n: &Node, i: usize) -> Option<Check> {
+        let f = self.fields(n, &format!("verify.checks[{i}]"), CHECK)?;
+        let name = match f.get("name") {
+            Some(x) => self.string(x, "check name")?,
+            None => format!("check-{}", i + 1),
+        };
+        let what = format!("check `{name}`");
+        let timeout = match f.get("timeout") {
+            Some(t) => self.duration(t, &format!("{what}: timeout"))?,
+            None => Duration::from_secs(30),
+        };
+        match (f.get("run"), f.get("serve")) {
+            (Some(_), Some(s)) | (None, Some(s)) if f.get("run").is_some() => {
+                self.err(s.pos, format!("{what} has both `run` and `serve`"), Some("split it into two checks".into()));
+                None
+            }
+            (Some(r), None) => {
+                let args = self.strings(r, &format!("{what}: run"));
+                for k in ["stop"] {
+                    if let Some(x) = f.get(k) {
+                        self.err(x.pos, format!("{what}: `{k}` belongs to `serve` checks"), None);
+                    }
+                }
+                let stdout = f.get("stdout").and_then(|s| self.regex(s, &format!("{what}: stdout")));
+                let stderr = f.get("stderr").and_then(|s| self.regex(s, &format!("{what}: stderr")));
+                let exit = match f.get("exit") {
+                    Some(e) => self.int(e, &format!("{what}: exit"), 0, 255)? as i32,
+                    None => 0,
+                };
+                Some(Check {
+                    name,
+                    kind: CheckKind::Run {
+                        args: args?,
+                        stdout,
+                        stderr,
+                        exit,
+                        timeout,
+                    },
+                })
+            }
+            (None, Some(s)) => {
+                let sf = self.fields(s, &format!("{what}: serve"), SERVE)?;
+                for k in ["stdout", "stderr", "exit"] {
+                    if let Some(x) = f.get(k) {
+                        self.err(x.pos, format!("{what}: `{k}` belongs to `run` checks"), None);
+                    }
+                }
+                let port = match sf.get("port") {
+                    Some(p) => self.int(p, &format!("{what}: serve.port"), 1, 65535).map(|p| p as u16),
+                    None => {
+                        self.err(sf.pos, format!("{what}: serve.port is missing"), None);
+                        None
+                    }
+                };
+                let path = match sf.get("path") {
+                    Some(p) => self.string(p, &format!("{what}: serve.path")).filter(|s| s.starts_with('/')),
+                    None => Some("/".to_string()),
+                };
+                let status = match sf.get("status") {
+                    Some(p) => self.int(p, &format!("{what}: serve.status"), 100, 599).map(|s| s as u16),
+                    None => Some(200),
+                };
+                let serve_timeout = match sf.get("timeout") {
+                    Some(t) => self.duration(t, &format!("{what}: serve.timeout")),
+                    None => Some(timeout),
+                };
+                let (mut stop_signal, mut stop_within) = (Some(StopSignal::Term), Some(Duration::from_secs(5)));
+                if let Some(st) = f.get("stop") {
+                    let stf = self.fields(st, &format!("{what}: stop"), STOP)?;
+                    if let Some(sig) = stf.get("signal") {
+                        stop_signal = match self.string(sig, &format!("{what}: stop.signal")).as_deref() {
+                            Some("SIGTERM" | "TERM") => Some(StopSignal::Term),
+                            Some("SIGINT" | "INT") => Some(StopSignal::Int),
+                            Some(other) => {
+                                self.err(sig.pos, format!("{what}: stop.signal `{other}` is not SIGTERM or SIGINT"), None);
+                                None
+                            }
+                            None => None,
+                        };
+                    }
+                    if let Some(w) = stf.get("within") {
+                        stop_within = self.duration(w, &format!("{what}: stop.within"));
+                    }
+                }
+                Some(Check {
+                    name,
+                    kind: CheckKind::Serve {
+                        port: port?,
+                        path: path?,
+                        status: status?,
+                        timeout: serve_timeout?,
+                        stop_signal: stop_signal?,
+                        stop_within: stop_within?,
+                    },
+                })
+            }
+            _ => {
+                self.err(f.pos, format!("{what} needs `run: [ARGS...]` or `serve: {{ port, path, status }}`"), None);
+                None
+            }
+        }
+    }
+
+    fn regex(&mut self, n: &Node, what: &str) -> Option<String> {
+        let s = self.string(n, what)?;
+        match regex::Regex::new(&s) {
+            Ok(_) => Some(s),
+            Err(e) => {
+                self.err(n.pos, format!("{what}: not a valid regular expression: {e}"), Some("use single quotes around patterns with backslashes".into()));
+                None
+            }
+        }
+    }
+
+    fn publish(&mut self, n: Option<&Node>) -> Option<Publish> {
+        let mut p = Publish {
+            to: PublishTo::Oci(self.root.join("dist/oci")),
+            insecure: false,
+        };
+        let Some(n) = n else { return Some(p) };
+        let f = self.fields(n, "publish", PUBLISH)?;
+        let mut ok = true;
+        if let Some(t) = f.get("to") {
+            match self.string(t, "publish.to") {
+                Some(s) if s == "registry" => p.to = PublishTo::Registry,
+                Some(s) if s.starts_with("oci:") => match self.path(t, &s[4..], "publish.to") {
+                    Some(path) => p.to = PublishTo::Oci(path),
+                    None => ok = false,
+                },
+                Some(s) => {
+                    self.err(t.pos, format!("publish.to: `{s}` is not `registry` or `oci:PATH`"), Some("`registry` pushes image.repository; `oci:dist/oci` writes an OCI layout".into()));
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some(i) = f.get("insecure") {
+            match self.bool(i, "publish.insecure") {
+                Some(b) => p.insecure = b,
+                None => ok = false,
+            }
+        }
+        ok.then_some(p)
+    }
+}
+
+fn unreachable_seq() -> ! {
+    unreachable!("platforms() only succeeds on a sequence")
+}
+
+/// Splits `PATH[:TAG]` (the part after `oci:`).
+pub fn split_oci(rest: &str) -> (&str, Option<&str>) {
+    match rest.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') && !t.is_empty() => (p, Some(t)),
+        _ => (rest, None),
+    }
+}
+
+fn valid_repository(s: &str) -> bool {
+    !s.is_empty()
+        && !s.contains('@')
+        && s.split('/').enumerate().all(|(i, part)| {
+            !part.is_empty()
+                && if i == 0 && s.contains('/') {
+                    // the first component may be a host[:port]
+                    part.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+                        && part.chars().all(|c| !c.is_ascii_uppercase() || part.contains('.'))
+                } else {
+                    part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                }
+        })
+}
+
+fn valid_user(s: &str) -> bool {
+    let mut parts = s.split(':');
+    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let uid = parts.next();
+    match (uid, parts.next(), parts.next()) {
+        (u, None, None) => ok(u),
+        (u, Some(g), None) => ok(u) && ok(Some(g)),
+        _ => false,
+    }
+}
+
+/// Checks a tag template: known placeholders only, and tag characters otherwise.
+pub fn check_template(t: &str) -> Result<(), String> {
+    let mut rest = t;
+    let mut plain = String::new();
+    while let Some(open) = rest.find('{') {
+        plain.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("`{t}` has an unclosed `{{`"));
+        };
+        let name = &rest[open + 1..open + close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!("`{t}` uses an unknown placeholder `{{{name}}}`"));
+        }
+        plain.push('x');
+        rest = &rest[open + close + 1..];
+    }
+    plain.push_str(rest);
+    if plain.contains('}') {
+        return Err(format!("`{t}` has a stray `}}`"));
+    }
+    if plain.is_empty() || !plain.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || plain.starts_with(['.', '-']) {
+        return Err(format!("`{t}` would not make a valid tag (letters, digits, `.`, `_`, `-`; not starting with `.` or `-`)"));
+    }
+    Ok(())
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|v| *v > 0)
+}
+
+fn parse_glibc(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once('.')?;
+    let major: u32 = a.parse().ok()?;
+    let minor: u32 = b.parse().ok()?;
+    (major == 2 && (17..=99).contains(&minor)).then_some((major, minor))
+}

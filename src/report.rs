@@ -1,0 +1,66 @@
+//! Human and machine output of results: the plan table, the build summary, `release.json`.
+
+use crate::plan::Plan;
+use crate::ui::Ui;
+
+/// `shipit plan`: a table on stdout, or the JSON document with `--json`.
+pub fn print_plan(plan: &Plan, ui: &Ui) {
+    if ui.json {
+        println!("{}", serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{} {} (revision {}, SOURCE_DATE_EPOCH {})",
+        plan.project.package,
+        plan.version,
+        plan.revision.as_deref().map(|s| &s[..s.len().min(12)]).unwrap_or("none"),
+        plan.source_date_epoch
+    );
+    println!("binary {} · publish to {}", plan.project.bin, plan.publish_to);
+    for image in &plan.images {
+        println!();
+        println!(
+            "image {} ({}) on {}  tags: {}",
+            image.repository,
+            image.variant,
+            image.base,
+            image.tags.join(", ")
+        );
+        let rows: Vec<[String; 6]> = image
+            .platforms
+            .iter()
+            .map(|p| {
+                [
+                    p.platform.to_string(),
+                    p.target.clone(),
+                    format!("{}{}", p.backend.name(), if p.build_std { " +build-std" } else { "" }),
+                    p.linker.clone().unwrap_or_else(|| "default".into()),
+                    p.qemu.clone(),
+                    p.cpu.clone().unwrap_or_else(|| "max".into()),
+                ]
+            })
+            .collect();
+        let head = ["platform", "target", "backend", "linker", "qemu", "cpu"];
+        let widths: Vec<usize> = (0..6)
+            .map(|i| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap_or(0))
+            .collect();
+        let line = |cells: &[String]| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        println!("  {}", line(&head.map(String::from)));
+        for (r, p) in rows.iter().zip(&image.platforms) {
+            println!("  {}", line(r));
+            println!("      why: {}", p.backend_reason);
+            if !p.missing.is_empty() {
+                println!("      missing here: {} (run `shipit doctor --fix`)", p.missing.join(", "));
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! `shipit doctor`: for what the Plan needs, find each tool (`which` + its version parsed with
+//! semver against a minimum), say what is missing or too old and the exact command that installs
+//! it; `--fix` runs those installs where it can (apt as root, rustup, pip).
+
+use crate::config::Backend;
+use crate::exec::Cmd;
+use crate::plan::Plan;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// How a missing tool gets installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "with", content = "what", rename_all = "lowercase")]
+pub enum Install {
+    Apt(String),
+    Rustup(Vec<String>),
+    Pip(Vec<String>),
+    Cargo(String),
+    Manual(String),
+}
+
+impl Install {
+    pub fn command(&self) -> String {
+        match self {
+            Install::Apt(p) => format!("apt-get install -y {p}"),
+            Install::Rustup(a) => format!("rustup {}", a.join(" ")),
+            Install::Pip(p) => format!("pip install {}", p.join(" ")),
+            Install::Cargo(c) => format!("cargo install --locked {c}"),
+            Install::Manual(t) => t.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    Missing,
+    TooOld,
+}
+
+/// One line of the doctor's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub tool: String,
+    pub status: Status,
+    pub version: Option<String>,
+    pub minimum: Option<String>,
+    pub path: Option<String>,
+    /// Which platforms or stages need it.
+    pub needed_for: Vec<String>,
+    pub install: Install,
+    pub install_command: String,
+    /// False for improvements that the run can do without (a prebuilt rust-std where
+    /// -Zbuild-std works too).
+    pub required: bool,
+}
+
+enum Probe {
+    Binary(&'static str, semver::Version),
+    RustStd(String),
+    RustSrc,
+}
+
+struct Need {
+    required: bool,
+    tool: String,
+    probe: Probe,
+    install: Install,
+    needed_for: Vec<String>,
+}
+
+fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
+    let mut needs: BTreeMap<String, Need> = BTreeMap::new();
+    let mut add = |tool: String, probe: Probe, install: Install, why: String| {
+        let n = needs.entry(tool.clone()).or_insert(Need {
+            required: true,
+            tool,
+            probe,
+            install,
+            needed_for: Vec::new(),
+        });
+        if !n.needed_for.contains(&why) {
+            n.needed_for.push(why);
+        }
+    };
+    add(
+        "cargo".into(),
+        Probe::Binary("cargo", super::cargo::MIN),
+        Install::Manual("install Rust with rustup (https://rustup.rs)".into()),
+        "every build".into(),
+    );
+    for (_, p) in plan.platforms() {
+        let why = format!("{} ({})", p.platform, p.libc);
+        if p.build_std {
+            add(
+                format!("rust-std {}", p.target),
+                Probe::RustStd(p.target.clone()),
+                Install::Rustup(vec!["target".into(), "add".into(), p.target.clone()]),
+                format!("{why} (optional: -Zbuild-std builds std instead)"),
+            );
+            add(
+                "rust-src".into(),
+                Probe::RustSrc,
+                Install::Rustup(vec!["component".into(), "add".into(), "rust-src".into()]),
+                format!("{why}: -Zbuild-std (no rust-std for {})", p.target),
+            );
+        } else if p.target != crate::plan::host_target() {
+            add(
+                format!("rust-std {}", p.target),
+                Probe::RustStd(p.target.clone()),
+                Install::Rustup(vec!["target".into(), "add".into(), p.target.clone()]),
+                why.clone(),
+            );
+        }
+        match p.backend {
+            Backend::Zigbuild => add(
+                "cargo-zigbuild".into(),
+                Probe::Binary("cargo-zigbuild", super::zigbuild::MIN),
+                Install::Pip(vec!["ziglang".into(), "cargo-zigbuild".into()]),
+                why.clone(),
+            ),
+            Backend::Cross => {
+                add(
+                    "cross".into(),
+                    Probe::Binary("cross", super::cross::MIN),
+                    Install::Cargo("cross".into()),
+                    why.clone(),
+                );
+                add(
+                    "docker".into(),
+                    Probe::Binary("docker", super::docker::MIN),
+                    Install::Apt("docker.io".into()),
+                    why.clone(),
+                );
+            }
+            Backend::Docker => add(
+                "docker".into(),
+                Probe::Binary("docker", super::docker::MIN),
+                Install::Apt("docker.io".into()),
+                why.clone(),
+            ),
+            Backend::Cargo | Backend::Auto => {
+                if let Some(linker) = p.linker.as_deref() {
+                    let leaked: &'static str = Box::leak(linker.to_string().into_boxed_str());
+                    add(
+                        linker.to_string(),
+                        Probe::Binary(leaked, semver::Version::new(8, 0, 0)),
+                        Install::Apt(format!("gcc-{}", p.spec.gcc_triple)),
+                        why.clone(),
+                    );
+                }
+            }
+        }
+        if verify && !p.native {
+            let q: &'static str = Box::leak(p.spec.qemu_static().into_boxed_str());
+            add(
+                q.to_string(),
+                Probe::Binary(q, super::qemu::MIN),
+                Install::Apt("qemu-user-static".into()),
+                format!("verify {why}"),
+            );
+        }
+    }
+    if docker_packager {
+        add(
+            "docker".into(),
+            Probe::Binary("docker", super::docker::MIN),
+            Install::Apt("docker.io".into()),
+            "package: docker".into(),
+        );
+    }
+    let mut out: Vec<Need> = needs.into_values().collect();
+    for n in &mut out {
+        n.required = !n.needed_for.iter().all(|w| w.contains("(optional:"));
+    }
+    out
+}
+
+fn probe(need: &Need, inv: &crate::plan::Inventory) -> (Status, Option<String>, Option<String>, Option<String>) {
+    match &need.probe {
+        Probe::Binary(program, min) => {
+            let path = which::which(program).ok().map(|p| p.display().to_string());
+            if path.is_none() {
+                return (Status::Missing, None, Some(min.to_string()), None);
+            }
+            match super::probe_version(program, &["--version"]) {
+                Some(v) if v >= *min => (Status::Ok, Some(v.to_string()), Some(min.to_string()), path),
+                Some(v) => (Status::TooOld, Some(v.to_string()), Some(min.to_string()), path),
+                // Found but no parsable version: report it found, version unknown.
+                None => (Status::Ok, None, Some(min.to_string()), path),
+            }
+        }
+        Probe::RustStd(t) => {
+            if inv.rust_std.contains(t) {
+                (Status::Ok, None, None, None)
+            } else {
+                (Status::Missing, None, None, None)
+            }
+        }
+        Probe::RustSrc => {
+            if inv.rust_src {
+                (Status::Ok, None, None, None)
+            } else {
+                (Status::Missing, None, None, None)
+            }
+        }
+    }
+}
+
+/// Checks every requirement of the plan.
+pub fn check(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Finding> {
+    let inv = super::inventory();
+    requirements(plan, verify, docker_packager)
+        .into_iter()
+        .map(|n| {
+            let (status, version, minimum, path) = probe(&n, &inv);
+            Finding {
+                required: n.required,
+                install_command: n.install.command(),
+                tool: n.tool,
+                status,
+                version,
+                minimum,
+                path,
+                needed_for: n.needed_for,
+                install: n.install,
+            }
+        })
+        .collect()
+}
+
+/// The commands `--fix` would run for these findings (apt grouped into one install).
+pub fn fix_commands(findings: &[Finding]) -> Vec<Cmd> {
+    let mut apt: Vec<String> = Vec::new();
+    let mut cmds = Vec::new();
+    for f in findings.iter().filter(|f| f.status != Status::Ok) {
+        match &f.install {
+            Install::Apt(p) => {
+                if !apt.contains(p) {
+                    apt.push(p.clone())
+                }
+            }
+            Install::Rustup(a) => cmds.push(Cmd::new("rustup", format!("install {}", f.tool)).args(a.iter().cloned())),
+            Install::Pip(p) => cmds.push(
+                Cmd::new("python3", format!("install {}", f.tool))
+                    .args(["-m", "pip", "install", "--upgrade"])
+                    .args(p.iter().cloned()),
+            ),
+            Install::Cargo(c) => cmds.push(Cmd::new("cargo", format!("install {}", f.tool)).args(["install", "--locked", c])),
+            Install::Manual(_) => {}
+        }
+    }
+    if !apt.is_empty() {
+        let mut all = vec![
+            Cmd::new("apt-get", "refresh the package lists").arg("update").env("DEBIAN_FRONTEND", "noninteractive"),
+            Cmd::new("apt-get", "install system packages")
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(apt)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        ];
+        all.extend(cmds);
+        cmds = all;
+    }
+    cmds
+}
+
+/// Whether a finding blocks the run (missing or too old).
+pub fn blocking(findings: &[Finding]) -> Vec<&Finding> {
+    findings.iter().filter(|f| f.required && f.status != Status::Ok).collect()
+}

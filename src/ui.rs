@@ -1,0 +1,95 @@
+//! Where output goes: results and machine output (`--json`) on stdout, progress and logs on
+//! stderr. `-q` quiets, `-v` shows every command, `NO_COLOR` or a non-TTY stderr turns colour and
+//! progress bars off, and GitHub Actions gets `::group::` / `::error::` lines instead.
+
+use std::io::IsTerminal;
+
+#[derive(Debug, Clone, Default)]
+pub struct Ui {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub json: bool,
+    pub color: bool,
+    /// stderr is a terminal and bars are wanted.
+    pub bars: bool,
+    pub github: bool,
+}
+
+impl Ui {
+    pub fn new(quiet: bool, verbose: bool, json: bool) -> Ui {
+        let tty = std::io::stderr().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        Ui {
+            quiet,
+            verbose,
+            json,
+            color: tty && !no_color,
+            bars: tty && !quiet && !json && !github && !no_color,
+            github,
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// A normal progress line (hidden by -q).
+    pub fn info(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    /// A stage heading.
+    pub fn step(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{} {}", self.paint("1;36", "==>"), self.paint("1", msg.as_ref()));
+        }
+    }
+
+    pub fn ok(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("  {} {}", self.paint("32", "ok"), msg.as_ref());
+        }
+    }
+
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        if self.github {
+            println!("::warning::{}", escape_gh(msg.as_ref()));
+        }
+        eprintln!("{} {}", self.paint("33", "warning:"), msg.as_ref());
+    }
+
+    /// Shown with -v (and always in --dry-run).
+    pub fn verbose(&self, msg: impl AsRef<str>) {
+        if self.verbose && !self.quiet {
+            eprintln!("{}", self.paint("2", msg.as_ref()));
+        }
+    }
+
+    pub fn error(&self, msg: impl AsRef<str>) {
+        eprintln!("{} {}", self.paint("1;31", "error:"), msg.as_ref());
+    }
+
+    pub fn group_start(&self, name: &str) {
+        if self.github {
+            println!("::group::{name}");
+        }
+    }
+
+    pub fn group_end(&self) {
+        if self.github {
+            println!("::endgroup::");
+        }
+    }
+}
+
+/// Escapes a message for a GitHub workflow command.
+pub fn escape_gh(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
