@@ -366,6 +366,9 @@ impl ElfFacts {
         match (&self.interpreter, self.is_static()) {
             (Some(i), _) => s.push_str(&format!(", dynamic (interpreter {i})")),
             (None, true) if self.pie => s.push_str(", static-pie"),
+            (None, true) if elf::FileType(self.file_type) == elf::ET_DYN => {
+                s.push_str(", shared object without interpreter")
+            }
             (None, true) => s.push_str(", static"),
             (None, false) => s.push_str(", no interpreter but DT_NEEDED"),
         }
@@ -1753,6 +1756,13 @@ int main(int argc, char **argv) { printf("hello %f\n", sqrt((double)argc)); retu
             .find(|n| n.library == "libc.so.6")
             .expect("version needs for libc.so.6");
         assert!(libc.versions.iter().any(|v| v == "GLIBC_2.17"), "{libc:?}");
+        let readelf_d = readelf(&["-d"], &dir.path().join("a64"));
+        let readelf_needed: Vec<&str> = readelf_d
+            .lines()
+            .filter(|l| l.contains("(NEEDED)"))
+            .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+            .collect();
+        assert_eq!(facts.needed, readelf_needed);
         let readelf_v = readelf(&["-V"], &dir.path().join("a64"));
         let expected = readelf_max_glibc(&readelf_v, "Version needs section");
         assert!(expected.is_some());
