@@ -32,7 +32,13 @@ pub struct Cli {
 #[derive(Args, Debug, Clone, Default)]
 pub struct Global {
     /// The pipeline file.
-    #[arg(short = 'c', long = "config", env = "SHIPIT_CONFIG", global = true, default_value = "pipeline.yaml")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "SHIPIT_CONFIG",
+        global = true,
+        default_value = "pipeline.yaml"
+    )]
     pub config: PathBuf,
     /// Only this platform (repeatable), e.g. --platform linux/arm64.
     #[arg(long = "platform", global = true, value_name = "PLATFORM")]
@@ -56,7 +62,12 @@ pub struct Global {
     #[arg(long, global = true, value_name = "N")]
     pub jobs: Option<usize>,
     /// Where binaries, images, logs and reports go.
-    #[arg(long = "out", global = true, default_value = "dist", value_name = "DIR")]
+    #[arg(
+        long = "out",
+        global = true,
+        default_value = "dist",
+        value_name = "DIR"
+    )]
     pub out: PathBuf,
 }
 
@@ -85,7 +96,11 @@ pub enum Command {
 pub fn main() -> i32 {
     crate::exec::install_signal_handlers();
     let cli = Cli::parse();
-    let ui = Ui::new(cli.global.quiet, cli.global.verbose || cli.global.dry_run, cli.global.json);
+    let ui = Ui::new(
+        cli.global.quiet,
+        cli.global.verbose || cli.global.dry_run,
+        cli.global.json,
+    );
     match run(&cli, &ui) {
         Ok(()) => 0,
         Err(e) => {
@@ -94,7 +109,12 @@ pub fn main() -> i32 {
                 ui.error(e.to_string());
                 return e.exit_code();
             }
-            ui.error(e.to_string());
+            if e.kind == crate::error::Kind::Config && e.message.contains(": error: ") {
+                // A rendered config error already says `file:line:col: error:` per problem.
+                eprintln!("{e}");
+            } else {
+                ui.error(e.to_string());
+            }
             if ui.github && e.kind != crate::error::Kind::Config {
                 println!("::error::{}", crate::ui::escape_gh(&e.message));
             }
@@ -123,7 +143,10 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
             };
             let report = crate::stage::build::run(&plan, &opts, ui)?;
             if cli.global.json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             }
             Ok(())
         }
@@ -131,9 +154,11 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
 }
 
 pub fn jobs(g: &Global) -> usize {
-    g.jobs
-        .filter(|j| *j > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    g.jobs.filter(|j| *j > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
 }
 
 /// Loads and validates the config; a config error exits 2 (with GitHub annotations in Actions).
@@ -159,13 +184,17 @@ pub fn load_plan(g: &Global, ui: &Ui) -> Result<(Config, Plan)> {
         manifest_path,
         target_dir,
         git: crate::tools::git::facts(&cfg.root),
-        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()),
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
         tools: crate::tools::inventory(),
     };
     let out_dir = if g.out.is_absolute() {
         g.out.clone()
     } else {
-        std::env::current_dir().map(|d| d.join(&g.out)).unwrap_or_else(|_| g.out.clone())
+        std::env::current_dir()
+            .map(|d| d.join(&g.out))
+            .unwrap_or_else(|_| g.out.clone())
     };
     let opts = plan::Options {
         platforms: g.platforms.clone(),

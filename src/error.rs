@@ -28,18 +28,33 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn stage(message: impl Into<String>) -> Error {
-        Error { kind: Kind::Stage, message: message.into(), detail: None }
+        Error {
+            kind: Kind::Stage,
+            message: message.into(),
+            detail: None,
+        }
     }
     pub fn config(message: impl Into<String>) -> Error {
-        Error { kind: Kind::Config, message: message.into(), detail: None }
+        Error {
+            kind: Kind::Config,
+            message: message.into(),
+            detail: None,
+        }
     }
     pub fn env(message: impl Into<String>) -> Error {
-        Error { kind: Kind::Environment, message: message.into(), detail: None }
+        Error {
+            kind: Kind::Environment,
+            message: message.into(),
+            detail: None,
+        }
     }
     pub fn interrupted(sig: i32) -> Error {
         Error {
             kind: Kind::Interrupted(sig),
-            message: format!("interrupted by {}: stopped cleanly, no tag was moved", crate::exec::signal_name(sig)),
+            message: format!(
+                "interrupted by {}: stopped cleanly, no tag was moved",
+                crate::exec::signal_name(sig)
+            ),
             detail: None,
         }
     }
@@ -74,7 +89,10 @@ impl From<crate::exec::ExecError> for Error {
             return Error::interrupted(signal);
         }
         let tail = e.tail().map(|t| {
-            t.lines().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+            t.lines()
+                .map(|l| format!("  | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         });
         let err = Error::stage(e.to_string());
         match tail {

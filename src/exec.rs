@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -133,6 +133,8 @@ pub enum ExecError {
         timeout: Duration,
         tail: String,
     },
+    #[error("{purpose}: stopped because another target failed")]
+    Stopped { purpose: String },
     #[error("{purpose}: cancelled by {}", signal_name(*signal))]
     Cancelled { purpose: String, signal: i32 },
     #[error("{purpose}: {source}")]
@@ -154,7 +156,9 @@ impl ExecError {
     /// The output tail to show under the error, if any.
     pub fn tail(&self) -> Option<&str> {
         match self {
-            ExecError::Failed { tail, .. } | ExecError::Timeout { tail, .. } if !tail.is_empty() => {
+            ExecError::Failed { tail, .. } | ExecError::Timeout { tail, .. }
+                if !tail.is_empty() =>
+            {
                 Some(tail)
             }
             _ => None,
@@ -277,6 +281,16 @@ pub struct Finished {
 /// parent directories), killing the group on timeout or cancellation. A non-zero exit is an
 /// error carrying the last 30 log lines.
 pub fn run_logged(cmd: &Cmd, log: &Path, timeout: Option<Duration>) -> Result<Finished, ExecError> {
+    run_logged_until(cmd, log, timeout, None)
+}
+
+/// Like [`run_logged`], and also stops (TERM, grace, KILL) when `stop` becomes true.
+pub fn run_logged_until(
+    cmd: &Cmd,
+    log: &Path,
+    timeout: Option<Duration>,
+    stop: Option<&AtomicBool>,
+) -> Result<Finished, ExecError> {
     let io_err = |source| ExecError::Io {
         purpose: cmd.purpose.clone(),
         source,
@@ -294,7 +308,7 @@ pub fn run_logged(cmd: &Cmd, log: &Path, timeout: Option<Duration>) -> Result<Fi
     writeln!(&file, "$ {}", cmd.display()).map_err(io_err)?;
     let err_file = file.try_clone().map_err(io_err)?;
     let expr = cmd.duct().stdout_file(file).stderr_file(err_file);
-    let finished = wait(cmd, expr, timeout);
+    let finished = wait(cmd, expr, timeout, stop);
     let tail = || read_tail(log, start_offset, 30);
     match finished {
         Ok(f) if f.status.success() => Ok(f),
@@ -347,7 +361,7 @@ pub fn capture(cmd: &Cmd, timeout: Duration) -> Result<String, ExecError> {
             purpose: cmd.purpose.clone(),
             source,
         })?);
-    let f = wait(cmd, expr, Some(timeout))?;
+    let f = wait(cmd, expr, Some(timeout), None)?;
     if f.status.success() {
         Ok(read_all(&out))
     } else {
@@ -363,7 +377,12 @@ pub fn capture(cmd: &Cmd, timeout: Duration) -> Result<String, ExecError> {
     }
 }
 
-fn wait(cmd: &Cmd, expr: duct::Expression, timeout: Option<Duration>) -> Result<Finished, ExecError> {
+fn wait(
+    cmd: &Cmd,
+    expr: duct::Expression,
+    timeout: Option<Duration>,
+    stop: Option<&AtomicBool>,
+) -> Result<Finished, ExecError> {
     if let Some(sig) = cancelled() {
         return Err(ExecError::Cancelled {
             purpose: cmd.purpose.clone(),
@@ -402,6 +421,13 @@ fn wait(cmd: &Cmd, expr: duct::Expression, timeout: Option<Duration>) -> Result<
                     source,
                 });
             }
+        }
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            terminate_group(pid, &handle);
+            drop(guard);
+            return Err(ExecError::Stopped {
+                purpose: cmd.purpose.clone(),
+            });
         }
         if let Some(t) = timeout {
             if start.elapsed() > t {
@@ -500,9 +526,17 @@ mod tests {
             "-c",
             &format!("sleep 300 & echo $! > {}; wait", pidfile.display()),
         ]);
-        let e = run_logged(&c, &dir.path().join("t.log"), Some(Duration::from_millis(300)));
+        let e = run_logged(
+            &c,
+            &dir.path().join("t.log"),
+            Some(Duration::from_millis(300)),
+        );
         assert!(matches!(e, Err(ExecError::Timeout { .. })), "{e:?}");
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(100));
         // the grandchild is gone (or a zombie reaped by init shortly)
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))

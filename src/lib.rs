@@ -12,6 +12,8 @@ pub mod exec;
 pub mod oci;
 pub mod plan;
 pub mod platform;
+pub mod report;
 pub mod stage;
 pub mod tools;
+pub mod ui;
 pub mod verify;

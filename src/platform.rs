@@ -211,7 +211,11 @@ impl Platform {
 
     /// The platform of an image config or index entry (os, architecture, variant), with the
     /// usual normalisation: arm64 with or without `v8`; arm with no variant is v7.
-    pub fn from_oci(os: &str, architecture: &str, variant: Option<&str>) -> Option<&'static Platform> {
+    pub fn from_oci(
+        os: &str,
+        architecture: &str,
+        variant: Option<&str>,
+    ) -> Option<&'static Platform> {
         let variant = variant.filter(|v| !v.is_empty());
         PLATFORMS.iter().find(|p| {
             p.os == os
@@ -306,17 +310,35 @@ mod tests {
         assert_eq!(v7.gnu_target, "armv7-unknown-linux-gnueabihf");
         assert_eq!(v7.strict_cpu, Some("cortex-a7"));
         let a64 = Platform::parse("linux/arm64").unwrap();
-        assert_eq!((a64.qemu, a64.strict_cpu), ("qemu-aarch64", Some("cortex-a53")));
+        assert_eq!(
+            (a64.qemu, a64.strict_cpu),
+            ("qemu-aarch64", Some("cortex-a53"))
+        );
         assert_eq!(a64.elf_machine, machine::AARCH64);
-        assert_eq!(Platform::parse("linux/amd64").unwrap().qemu_static(), "qemu-x86_64-static");
+        assert_eq!(
+            Platform::parse("linux/amd64").unwrap().qemu_static(),
+            "qemu-x86_64-static"
+        );
     }
 
     #[test]
     fn normalisation_follows_containerd() {
-        assert_eq!(Platform::parse("linux/arm64/v8").unwrap().name, "linux/arm64");
-        assert_eq!(Platform::from_oci("linux", "arm64", None).unwrap().name, "linux/arm64");
-        assert_eq!(Platform::from_oci("linux", "arm", None).unwrap().name, "linux/arm/v7");
-        assert_eq!(Platform::from_oci("linux", "arm", Some("v6")).unwrap().name, "linux/arm/v6");
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap().name,
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::from_oci("linux", "arm64", None).unwrap().name,
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::from_oci("linux", "arm", None).unwrap().name,
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            Platform::from_oci("linux", "arm", Some("v6")).unwrap().name,
+            "linux/arm/v6"
+        );
         assert!(Platform::parse("linux/arm/v8").is_none());
         assert!(Platform::parse("linux/amd").is_none());
         assert!(Platform::from_oci("windows", "amd64", None).is_none());

@@ -6,17 +6,26 @@ use crate::ui::Ui;
 /// `shipit plan`: a table on stdout, or the JSON document with `--json`.
 pub fn print_plan(plan: &Plan, ui: &Ui) {
     if ui.json {
-        println!("{}", serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default()
+        );
         return;
     }
     println!(
         "{} {} (revision {}, SOURCE_DATE_EPOCH {})",
         plan.project.package,
         plan.version,
-        plan.revision.as_deref().map(|s| &s[..s.len().min(12)]).unwrap_or("none"),
+        plan.revision
+            .as_deref()
+            .map(|s| &s[..s.len().min(12)])
+            .unwrap_or("none"),
         plan.source_date_epoch
     );
-    println!("binary {} · publish to {}", plan.project.bin, plan.publish_to);
+    println!(
+        "binary {} · publish to {}",
+        plan.project.bin, plan.publish_to
+    );
     for image in &plan.images {
         println!();
         println!(
@@ -33,7 +42,11 @@ pub fn print_plan(plan: &Plan, ui: &Ui) {
                 [
                     p.platform.to_string(),
                     p.target.clone(),
-                    format!("{}{}", p.backend.name(), if p.build_std { " +build-std" } else { "" }),
+                    format!(
+                        "{}{}",
+                        p.backend.name(),
+                        if p.build_std { " +build-std" } else { "" }
+                    ),
                     p.linker.clone().unwrap_or_else(|| "default".into()),
                     p.qemu.clone(),
                     p.cpu.clone().unwrap_or_else(|| "max".into()),
@@ -42,7 +55,13 @@ pub fn print_plan(plan: &Plan, ui: &Ui) {
             .collect();
         let head = ["platform", "target", "backend", "linker", "qemu", "cpu"];
         let widths: Vec<usize> = (0..6)
-            .map(|i| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap_or(0))
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].len())
+                    .chain([head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let line = |cells: &[String]| {
             cells
@@ -59,7 +78,10 @@ pub fn print_plan(plan: &Plan, ui: &Ui) {
             println!("  {}", line(r));
             println!("      why: {}", p.backend_reason);
             if !p.missing.is_empty() {
-                println!("      missing here: {} (run `shipit doctor --fix`)", p.missing.join(", "));
+                println!(
+                    "      missing here: {} (run `shipit doctor --fix`)",
+                    p.missing.join(", ")
+                );
             }
         }
     }

@@ -48,7 +48,11 @@ impl Ui {
     /// A stage heading.
     pub fn step(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{} {}", self.paint("1;36", "==>"), self.paint("1", msg.as_ref()));
+            eprintln!(
+                "{} {}",
+                self.paint("1;36", "==>"),
+                self.paint("1", msg.as_ref())
+            );
         }
     }
 
@@ -91,5 +95,7 @@ impl Ui {
 
 /// Escapes a message for a GitHub workflow command.
 pub fn escape_gh(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }

@@ -121,17 +121,22 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::single(
             file,
-            format!("the file is {} bytes; a pipeline is at most 1 MiB", meta.len()),
+            format!(
+                "the file is {} bytes; a pipeline is at most 1 MiB",
+                meta.len()
+            ),
             None,
         ));
     }
-    let bytes = std::fs::read(file).map_err(|e| {
-        ConfigError::single(file, format!("cannot read the pipeline: {e}"), None)
-    })?;
+    let bytes = std::fs::read(file)
+        .map_err(|e| ConfigError::single(file, format!("cannot read the pipeline: {e}"), None))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         ConfigError::single(
             file,
-            format!("the file is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+            format!(
+                "the file is not UTF-8 (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
             Some("save it as UTF-8".into()),
         )
     })?;

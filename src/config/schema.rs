@@ -16,17 +16,36 @@ pub struct Problem {
 }
 
 const TOP: &[&str] = &[
-    "version", "project", "build", "platforms", "variants", "image", "package", "verify", "publish",
+    "version",
+    "project",
+    "build",
+    "platforms",
+    "variants",
+    "image",
+    "package",
+    "verify",
+    "publish",
 ];
 const PROJECT: &[&str] = &["manifest", "package", "bin", "version"];
 const BUILD: &[&str] = &["backend", "profile", "features", "glibc"];
 const VARIANT: &[&str] = &["base", "tag_suffix", "platforms"];
 const IMAGE: &[&str] = &[
-    "repository", "user", "entrypoint", "cmd", "workdir", "ports", "env", "labels", "tags", "files",
+    "repository",
+    "user",
+    "entrypoint",
+    "cmd",
+    "workdir",
+    "ports",
+    "env",
+    "labels",
+    "tags",
+    "files",
 ];
 const FILE: &[&str] = &["src", "dest", "mode"];
 const VERIFY: &[&str] = &["cpu", "max_size", "allow_root", "checks"];
-const CHECK: &[&str] = &["name", "run", "stdout", "stderr", "exit", "timeout", "serve", "stop"];
+const CHECK: &[&str] = &[
+    "name", "run", "stdout", "stderr", "exit", "timeout", "serve", "stop",
+];
 const SERVE: &[&str] = &["port", "path", "status", "timeout"];
 const STOP: &[&str] = &["signal", "within"];
 const PUBLISH: &[&str] = &["to", "insecure"];
@@ -137,7 +156,10 @@ impl Walker<'_> {
             return None;
         };
         for (k, _) in entries {
-            if !known.contains(&k.name.as_str()) {
+            // `password` keys already have their own error (find_secrets).
+            if !known.contains(&k.name.as_str())
+                && !k.name.to_ascii_lowercase().contains("password")
+            {
                 let hint = match suggest(&k.name, known) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("known keys here: {}", list(known)),
@@ -157,7 +179,9 @@ impl Walker<'_> {
                 if !quoted && YAML11_BOOLS.contains(&text.as_str()) {
                     self.err(
                         n.pos,
-                        format!("{what}: `{text}` is a YAML boolean, but a string is expected here"),
+                        format!(
+                            "{what}: `{text}` is a YAML boolean, but a string is expected here"
+                        ),
                         format!("quote it if you mean the text: \"{text}\""),
                     );
                     return None;
@@ -165,7 +189,11 @@ impl Walker<'_> {
                 Some(text.clone())
             }
             _ => {
-                self.err(n.pos, format!("{what} must be a string, found {}", n.kind_name()), None);
+                self.err(
+                    n.pos,
+                    format!("{what} must be a string, found {}", n.kind_name()),
+                    None,
+                );
                 None
             }
         }
@@ -203,7 +231,11 @@ impl Walker<'_> {
         match parsed {
             Some(v) if (min..=max).contains(&v) => Some(v),
             Some(v) => {
-                self.err(n.pos, format!("{what}: {v} is out of range ({min} to {max})"), None);
+                self.err(
+                    n.pos,
+                    format!("{what}: {v} is out of range ({min} to {max})"),
+                    None,
+                );
                 None
             }
             None => {
@@ -235,7 +267,11 @@ impl Walker<'_> {
 
     fn string_map(&mut self, n: &Node, what: &str) -> Option<Vec<(String, String)>> {
         let Kind::Map(entries) = &n.kind else {
-            self.err(n.pos, format!("{what} must be a mapping of names to strings"), None);
+            self.err(
+                n.pos,
+                format!("{what} must be a mapping of names to strings"),
+                None,
+            );
             return None;
         };
         let mut out = Vec::new();
@@ -279,10 +315,7 @@ impl Walker<'_> {
                 self.err(
                     n.pos,
                     format!("{what}: `{text}` escapes the project directory"),
-                    Some(format!(
-                        "keep paths inside {} or give an absolute path",
-                        self.root.display()
-                    )),
+                    Some("keep relative paths inside the project (the directory of the pipeline file), or give an absolute path".to_string()),
                 );
                 return None;
             }
@@ -296,9 +329,15 @@ impl Walker<'_> {
             Some(p) => Some(p),
             None => {
                 let known = Platform::known_names();
-                let hint = match suggest(&s, &known) {
-                    Some(k) => format!("did you mean `{k}`? supported: {}", known.join(", ")),
-                    None => format!("supported platforms: {}", known.join(", ")),
+                let hint = match s.as_str() {
+                    "linux/arm/v8" | "linux/armv8" => format!(
+                        "64-bit ARMv8 is `linux/arm64`; 32-bit code for ARMv8 CPUs is `linux/arm/v7`. supported: {}",
+                        known.join(", ")
+                    ),
+                    _ => match suggest(&s, &known) {
+                        Some(k) => format!("did you mean `{k}`? supported: {}", known.join(", ")),
+                        None => format!("supported platforms: {}", known.join(", ")),
+                    },
                 };
                 self.err(n.pos, format!("{what}: unknown platform `{s}`"), hint);
                 None
@@ -323,7 +362,11 @@ impl Walker<'_> {
         for item in items {
             if let Some(p) = self.platform(item, what) {
                 if out.contains(&p) {
-                    self.err(item.pos, format!("{what}: `{}` is listed twice", p.name), None);
+                    self.err(
+                        item.pos,
+                        format!("{what}: `{}` is listed twice", p.name),
+                        None,
+                    );
                 } else {
                     out.push(p);
                 }
@@ -340,12 +383,20 @@ impl Walker<'_> {
                 "missing `version`",
                 Some("add `version: 1` at the top (the schema version)".to_string()),
             ),
-            Some(v) => {
-                if self.int(v, "version", 1, 1).is_none() {
-                    self.problems.last_mut().unwrap().hint =
-                        Some("this shipit reads schema version 1: write `version: 1`".into());
-                }
-            }
+            Some(v) => match &v.kind {
+                Kind::Scalar {
+                    text,
+                    quoted: false,
+                } if text == "1" => {}
+                _ => self.err(
+                    v.pos,
+                    "version: this shipit reads pipeline schema version 1 only",
+                    Some(
+                        "write `version: 1` (the schema version, not your project's version)"
+                            .to_string(),
+                    ),
+                ),
+            },
         }
         let project = self.project(f.get("project"));
         let build = self.build(f.get("build"));
@@ -411,7 +462,9 @@ impl Walker<'_> {
                 None => ok = false,
             }
         }
-        p.package = f.get("package").and_then(|n| self.string(n, "project.package"));
+        p.package = f
+            .get("package")
+            .and_then(|n| self.string(n, "project.package"));
         p.bin = f.get("bin").and_then(|n| self.string(n, "project.bin"));
         if let Some(v) = f.get("version") {
             match self.string(v, "project.version").as_deref() {
@@ -462,9 +515,19 @@ impl Walker<'_> {
         }
         if let Some(v) = f.get("profile") {
             match self.string(v, "build.profile") {
-                Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => b.profile = s,
+                Some(s)
+                    if !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+                {
+                    b.profile = s
+                }
                 Some(s) => {
-                    self.err(v.pos, format!("build.profile: `{s}` is not a Cargo profile name"), None);
+                    self.err(
+                        v.pos,
+                        format!("build.profile: `{s}` is not a Cargo profile name"),
+                        None,
+                    );
                     ok = false;
                 }
                 None => ok = false,
@@ -526,7 +589,9 @@ impl Walker<'_> {
         for (k, v) in entries {
             let Some(libc) = Libc::parse(&k.name) else {
                 let hint = match suggest(&k.name, &["gnu", "musl"]) {
-                    Some(s) => format!("did you mean `{s}`? the libc variants are `gnu` and `musl`"),
+                    Some(s) => {
+                        format!("did you mean `{s}`? the libc variants are `gnu` and `musl`")
+                    }
                     None => "the libc variants are `gnu` and `musl`".into(),
                 };
                 self.err(k.pos, format!("variants: unknown libc `{}`", k.name), hint);
@@ -552,10 +617,17 @@ impl Walker<'_> {
             let tag_suffix = match f.get("tag_suffix") {
                 None => Some(String::new()),
                 Some(t) => self.string(t, &format!("{what}.tag_suffix")).and_then(|s| {
-                    if s.is_empty() || s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                    if s.is_empty()
+                        || s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    {
                         Some(s)
                     } else {
-                        self.err(t.pos, format!("{what}.tag_suffix: `{s}` cannot be part of a tag"), Some("use letters, digits, `.`, `_` and `-`".into()));
+                        self.err(
+                            t.pos,
+                            format!("{what}.tag_suffix: `{s}` cannot be part of a tag"),
+                            Some("use letters, digits, `.`, `_` and `-`".into()),
+                        );
                         None
                     }
                 }),
@@ -564,7 +636,9 @@ impl Walker<'_> {
                 None => Some(all.to_vec()),
                 Some(pn) => {
                     let listed = self.platforms(pn, &format!("{what}.platforms"));
-                    let Kind::Seq(items) = &pn.kind else { unreachable_seq() };
+                    let Kind::Seq(items) = &pn.kind else {
+                        unreachable_seq()
+                    };
                     if let Some(listed) = &listed {
                         for (p, item) in listed.iter().zip(items) {
                             if platforms.is_some() && !all.contains(p) {
@@ -595,7 +669,9 @@ impl Walker<'_> {
             self.err(
                 n.pos,
                 "both variants have the same tag_suffix: their tags would collide",
-                Some("give one of them a suffix, e.g. `musl: { tag_suffix: \"-musl\" }`".to_string()),
+                Some(
+                    "give one of them a suffix, e.g. `musl: { tag_suffix: \"-musl\" }`".to_string(),
+                ),
             );
             ok = false;
         }
@@ -610,7 +686,11 @@ impl Walker<'_> {
         if let Some(rest) = s.strip_prefix("oci:") {
             let (p, tag) = split_oci(rest);
             if p.is_empty() {
-                self.err(n.pos, format!("{what}: `{s}` names no directory"), Some("write oci:PATH or oci:PATH:TAG".into()));
+                self.err(
+                    n.pos,
+                    format!("{what}: `{s}` names no directory"),
+                    Some("write oci:PATH or oci:PATH:TAG".into()),
+                );
                 return None;
             }
             let path = self.path(n, p, what)?;
@@ -620,7 +700,14 @@ impl Walker<'_> {
             });
         }
         if s.is_empty() || s.contains(char::is_whitespace) {
-            self.err(n.pos, format!("{what}: `{s}` is not an image reference"), Some("write scratch, oci:PATH[:TAG] or an image reference like debian:bookworm-slim".into()));
+            self.err(
+                n.pos,
+                format!("{what}: `{s}` is not an image reference"),
+                Some(
+                    "write scratch, oci:PATH[:TAG] or an image reference like debian:bookworm-slim"
+                        .into(),
+                ),
+            );
             return None;
         }
         Some(Base::Registry(s))
@@ -675,7 +762,10 @@ impl Walker<'_> {
             None => Some(Vec::new()),
             Some(p) => match &p.kind {
                 Kind::Seq(items) => {
-                    let v: Vec<Option<u16>> = items.iter().map(|i| self.int(i, "image.ports", 1, 65535).map(|x| x as u16)).collect();
+                    let v: Vec<Option<u16>> = items
+                        .iter()
+                        .map(|i| self.int(i, "image.ports", 1, 65535).map(|x| x as u16))
+                        .collect();
                     v.into_iter().collect()
                 }
                 _ => {
@@ -698,12 +788,27 @@ impl Walker<'_> {
                 let list = self.strings(t, "image.tags");
                 if let (Some(list), Kind::Seq(items)) = (&list, &t.kind) {
                     if list.is_empty() {
-                        self.err(t.pos, "image.tags is empty: nothing would be tagged", Some("e.g. [\"{version}\", latest]".to_string()));
+                        self.err(
+                            t.pos,
+                            "image.tags is empty: nothing would be tagged",
+                            Some("e.g. [\"{version}\", latest]".to_string()),
+                        );
                         ok = false;
                     }
                     for (tpl, item) in list.iter().zip(items) {
                         if let Err(e) = check_template(tpl) {
-                            self.err(item.pos, format!("image.tags: {e}"), Some(format!("placeholders: {}", PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", "))));
+                            self.err(
+                                item.pos,
+                                format!("image.tags: {e}"),
+                                Some(format!(
+                                    "placeholders: {}",
+                                    PLACEHOLDERS
+                                        .iter()
+                                        .map(|p| format!("{{{p}}}"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )),
+                            );
                             ok = false;
                         }
                     }
@@ -737,7 +842,11 @@ impl Walker<'_> {
 
     fn files(&mut self, n: &Node) -> Option<Vec<ExtraFile>> {
         let Kind::Seq(items) = &n.kind else {
-            self.err(n.pos, "image.files must be a list of { src, dest, mode }", None);
+            self.err(
+                n.pos,
+                "image.files must be a list of { src, dest, mode }",
+                None,
+            );
             return None;
         };
         let mut out = Vec::new();
@@ -760,16 +869,25 @@ impl Walker<'_> {
                     None
                 }
             });
-            let mode = match f.get("mode") {
-                None => Some(0o644),
-                Some(m) => self.string(m, "image.files.mode").and_then(|t| match u32::from_str_radix(t.trim_start_matches("0o"), 8) {
-                    Ok(v) if v <= 0o777 => Some(v),
-                    _ => {
-                        self.err(m.pos, format!("image.files.mode: `{t}` is not an octal mode like \"0755\""), None);
-                        None
-                    }
-                }),
-            };
+            let mode =
+                match f.get("mode") {
+                    None => Some(0o644),
+                    Some(m) => self.string(m, "image.files.mode").and_then(|t| {
+                        match u32::from_str_radix(t.trim_start_matches("0o"), 8) {
+                            Ok(v) if v <= 0o777 => Some(v),
+                            _ => {
+                                self.err(
+                                    m.pos,
+                                    format!(
+                                        "image.files.mode: `{t}` is not an octal mode like \"0755\""
+                                    ),
+                                    None,
+                                );
+                                None
+                            }
+                        }
+                    }),
+                };
             if f.get("src").is_none() || f.get("dest").is_none() {
                 self.err(f.pos, "image.files entry needs both `src` and `dest`", None);
             }
@@ -796,17 +914,28 @@ impl Walker<'_> {
                 Some("strict") => v.cpu = CpuMode::Strict,
                 Some("max") => v.cpu = CpuMode::Max,
                 Some(other) => {
-                    self.err(c.pos, format!("verify.cpu: unknown mode `{other}`"), Some("use `strict` (the oldest CPU of each platform) or `max`".into()));
+                    self.err(
+                        c.pos,
+                        format!("verify.cpu: unknown mode `{other}`"),
+                        Some("use `strict` (the oldest CPU of each platform) or `max`".into()),
+                    );
                     ok = false;
                 }
                 None => ok = false,
             }
         }
         if let Some(m) = f.get("max_size") {
-            match self.string(m, "verify.max_size").map(|s| (parse_size(&s), s)) {
+            match self
+                .string(m, "verify.max_size")
+                .map(|s| (parse_size(&s), s))
+            {
                 Some((Some(sz), _)) => v.max_size = Some(sz),
                 Some((None, s)) => {
-                    self.err(m.pos, format!("verify.max_size: `{s}` is not a size"), Some("write it like 64MiB, 500KB or a number of bytes".into()));
+                    self.err(
+                        m.pos,
+                        format!("verify.max_size: `{s}` is not a size"),
+                        Some("write it like 64MiB, 500KB or a number of bytes".into()),
+                    );
                     ok = false;
                 }
                 None => ok = false,
@@ -825,7 +954,14 @@ impl Walker<'_> {
                         match self.check(item, i) {
                             Some(ch) => {
                                 if v.checks.iter().any(|o| o.name == ch.name) {
-                                    self.err(item.pos, format!("verify.checks: the name `{}` is used twice", ch.name), None);
+                                    self.err(
+                                        item.pos,
+                                        format!(
+                                            "verify.checks: the name `{}` is used twice",
+                                            ch.name
+                                        ),
+                                        None,
+                                    );
                                     ok = false;
                                 }
                                 v.checks.push(ch)
@@ -856,18 +992,30 @@ impl Walker<'_> {
         };
         match (f.get("run"), f.get("serve")) {
             (Some(_), Some(s)) | (None, Some(s)) if f.get("run").is_some() => {
-                self.err(s.pos, format!("{what} has both `run` and `serve`"), Some("split it into two checks".into()));
+                self.err(
+                    s.pos,
+                    format!("{what} has both `run` and `serve`"),
+                    Some("split it into two checks".into()),
+                );
                 None
             }
             (Some(r), None) => {
                 let args = self.strings(r, &format!("{what}: run"));
                 for k in ["stop"] {
                     if let Some(x) = f.get(k) {
-                        self.err(x.pos, format!("{what}: `{k}` belongs to `serve` checks"), None);
+                        self.err(
+                            x.pos,
+                            format!("{what}: `{k}` belongs to `serve` checks"),
+                            None,
+                        );
                     }
                 }
-                let stdout = f.get("stdout").and_then(|s| self.regex(s, &format!("{what}: stdout")));
-                let stderr = f.get("stderr").and_then(|s| self.regex(s, &format!("{what}: stderr")));
+                let stdout = f
+                    .get("stdout")
+                    .and_then(|s| self.regex(s, &format!("{what}: stdout")));
+                let stderr = f
+                    .get("stderr")
+                    .and_then(|s| self.regex(s, &format!("{what}: stderr")));
                 let exit = match f.get("exit") {
                     Some(e) => self.int(e, &format!("{what}: exit"), 0, 255)? as i32,
                     None => 0,
@@ -887,41 +1035,59 @@ impl Walker<'_> {
                 let sf = self.fields(s, &format!("{what}: serve"), SERVE)?;
                 for k in ["stdout", "stderr", "exit"] {
                     if let Some(x) = f.get(k) {
-                        self.err(x.pos, format!("{what}: `{k}` belongs to `run` checks"), None);
+                        self.err(
+                            x.pos,
+                            format!("{what}: `{k}` belongs to `run` checks"),
+                            None,
+                        );
                     }
                 }
                 let port = match sf.get("port") {
-                    Some(p) => self.int(p, &format!("{what}: serve.port"), 1, 65535).map(|p| p as u16),
+                    Some(p) => self
+                        .int(p, &format!("{what}: serve.port"), 1, 65535)
+                        .map(|p| p as u16),
                     None => {
                         self.err(sf.pos, format!("{what}: serve.port is missing"), None);
                         None
                     }
                 };
                 let path = match sf.get("path") {
-                    Some(p) => self.string(p, &format!("{what}: serve.path")).filter(|s| s.starts_with('/')),
+                    Some(p) => self
+                        .string(p, &format!("{what}: serve.path"))
+                        .filter(|s| s.starts_with('/')),
                     None => Some("/".to_string()),
                 };
                 let status = match sf.get("status") {
-                    Some(p) => self.int(p, &format!("{what}: serve.status"), 100, 599).map(|s| s as u16),
+                    Some(p) => self
+                        .int(p, &format!("{what}: serve.status"), 100, 599)
+                        .map(|s| s as u16),
                     None => Some(200),
                 };
                 let serve_timeout = match sf.get("timeout") {
                     Some(t) => self.duration(t, &format!("{what}: serve.timeout")),
                     None => Some(timeout),
                 };
-                let (mut stop_signal, mut stop_within) = (Some(StopSignal::Term), Some(Duration::from_secs(5)));
+                let (mut stop_signal, mut stop_within) =
+                    (Some(StopSignal::Term), Some(Duration::from_secs(5)));
                 if let Some(st) = f.get("stop") {
                     let stf = self.fields(st, &format!("{what}: stop"), STOP)?;
                     if let Some(sig) = stf.get("signal") {
-                        stop_signal = match self.string(sig, &format!("{what}: stop.signal")).as_deref() {
-                            Some("SIGTERM" | "TERM") => Some(StopSignal::Term),
-                            Some("SIGINT" | "INT") => Some(StopSignal::Int),
-                            Some(other) => {
-                                self.err(sig.pos, format!("{what}: stop.signal `{other}` is not SIGTERM or SIGINT"), None);
-                                None
-                            }
-                            None => None,
-                        };
+                        stop_signal =
+                            match self.string(sig, &format!("{what}: stop.signal")).as_deref() {
+                                Some("SIGTERM" | "TERM") => Some(StopSignal::Term),
+                                Some("SIGINT" | "INT") => Some(StopSignal::Int),
+                                Some(other) => {
+                                    self.err(
+                                        sig.pos,
+                                        format!(
+                                            "{what}: stop.signal `{other}` is not SIGTERM or SIGINT"
+                                        ),
+                                        None,
+                                    );
+                                    None
+                                }
+                                None => None,
+                            };
                     }
                     if let Some(w) = stf.get("within") {
                         stop_within = self.duration(w, &format!("{what}: stop.within"));
@@ -940,7 +1106,11 @@ impl Walker<'_> {
                 })
             }
             _ => {
-                self.err(f.pos, format!("{what} needs `run: [ARGS...]` or `serve: {{ port, path, status }}`"), None);
+                self.err(
+                    f.pos,
+                    format!("{what} needs `run: [ARGS...]` or `serve: {{ port, path, status }}`"),
+                    None,
+                );
                 None
             }
         }
@@ -951,7 +1121,11 @@ impl Walker<'_> {
         match regex::Regex::new(&s) {
             Ok(_) => Some(s),
             Err(e) => {
-                self.err(n.pos, format!("{what}: not a valid regular expression: {e}"), Some("use single quotes around patterns with backslashes".into()));
+                self.err(
+                    n.pos,
+                    format!("{what}: not a valid regular expression: {e}"),
+                    Some("use single quotes around patterns with backslashes".into()),
+                );
                 None
             }
         }
@@ -1008,17 +1182,22 @@ fn valid_repository(s: &str) -> bool {
             !part.is_empty()
                 && if i == 0 && s.contains('/') {
                     // the first component may be a host[:port]
-                    part.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
-                        && part.chars().all(|c| !c.is_ascii_uppercase() || part.contains('.'))
+                    part.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+                        && part
+                            .chars()
+                            .all(|c| !c.is_ascii_uppercase() || part.contains('.'))
                 } else {
-                    part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                    part.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
                 }
         })
 }
 
 fn valid_user(s: &str) -> bool {
     let mut parts = s.split(':');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
     let uid = parts.next();
     match (uid, parts.next(), parts.next()) {
         (u, None, None) => ok(u),
@@ -1047,8 +1226,15 @@ pub fn check_template(t: &str) -> Result<(), String> {
     if plain.contains('}') {
         return Err(format!("`{t}` has a stray `}}`"));
     }
-    if plain.is_empty() || !plain.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || plain.starts_with(['.', '-']) {
-        return Err(format!("`{t}` would not make a valid tag (letters, digits, `.`, `_`, `-`; not starting with `.` or `-`)"));
+    if plain.is_empty()
+        || !plain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        || plain.starts_with(['.', '-'])
+    {
+        return Err(format!(
+            "`{t}` would not make a valid tag (letters, digits, `.`, `_`, `-`; not starting with `.` or `-`)"
+        ));
     }
     Ok(())
 }

@@ -79,7 +79,10 @@ pub struct Build {
 pub enum Base {
     Scratch,
     /// A local OCI image layout (absolute path) and an optional tag.
-    Oci { path: PathBuf, tag: Option<String> },
+    Oci {
+        path: PathBuf,
+        tag: Option<String>,
+    },
     /// An image reference pulled over the registry API.
     Registry(String),
 }
@@ -90,7 +93,11 @@ impl Base {
         match self {
             Base::Scratch => "scratch".into(),
             Base::Oci { path, tag } => {
-                let p = path.strip_prefix(root).unwrap_or(path).display().to_string();
+                let p = path
+                    .strip_prefix(root)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string();
                 match tag {
                     Some(t) => format!("oci:{p}:{t}"),
                     None => format!("oci:{p}"),

@@ -34,7 +34,10 @@ pub struct Node {
 #[derive(Clone, Debug)]
 pub enum Kind {
     /// A scalar with its text as written (after escapes) and whether it was quoted.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in file order; keys are scalars (complex keys are refused while parsing).
     Map(Vec<(Key, Node)>),
@@ -270,7 +273,12 @@ fn count_nodes(n: &Node) -> usize {
     match &n.kind {
         Kind::Scalar { .. } => 1,
         Kind::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
-        Kind::Map(entries) => 1 + entries.iter().map(|(_, v)| 1 + count_nodes(v)).sum::<usize>(),
+        Kind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(_, v)| 1 + count_nodes(v))
+                .sum::<usize>()
+        }
     }
 }
 
@@ -282,12 +290,18 @@ mod tests {
     fn positions_are_one_based() {
         let (root, problems) = parse("a: 1\nb:\n  c: [x, 'y']\n").unwrap();
         assert!(problems.is_empty());
-        let Kind::Map(entries) = root.kind else { panic!() };
+        let Kind::Map(entries) = root.kind else {
+            panic!()
+        };
         assert_eq!(entries[0].0.pos, Pos { line: 1, col: 1 });
         assert_eq!(entries[1].0.pos, Pos { line: 2, col: 1 });
-        let Kind::Map(inner) = &entries[1].1.kind else { panic!() };
+        let Kind::Map(inner) = &entries[1].1.kind else {
+            panic!()
+        };
         assert_eq!(inner[0].0.pos, Pos { line: 3, col: 3 });
-        let Kind::Seq(items) = &inner[0].1.kind else { panic!() };
+        let Kind::Seq(items) = &inner[0].1.kind else {
+            panic!()
+        };
         assert!(matches!(&items[1].kind, Kind::Scalar { text, quoted: true } if text == "y"));
         assert!(matches!(&items[0].kind, Kind::Scalar { quoted: false, .. }));
     }
@@ -321,6 +335,11 @@ mod tests {
         let err = parse("a: 1\n b: 2\n").unwrap_err();
         assert_eq!(err.pos.line, 2);
         assert!(parse("").unwrap_err().message.contains("empty"));
-        assert!(parse("a: 1\n---\nb: 2\n").unwrap_err().message.contains("more than one"));
+        assert!(
+            parse("a: 1\n---\nb: 2\n")
+                .unwrap_err()
+                .message
+                .contains("more than one")
+        );
     }
 }

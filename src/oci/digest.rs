@@ -35,7 +35,10 @@ impl Digest {
         if hex.len() != 64 {
             return Err(err("wrong length"));
         }
-        if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(err("not lowercase hex"));
         }
         Ok(Digest(s.to_string()))

@@ -136,7 +136,9 @@ pub enum PlanError {
     WhichBin(String, String),
     #[error("the package `{0}` has no binary target; shipit packages a binary")]
     NoBin(String),
-    #[error("project.version is git-tag, but HEAD has no tag (git describe --tags --exact-match found none)")]
+    #[error(
+        "project.version is git-tag, but HEAD has no tag (git describe --tags --exact-match found none)"
+    )]
     NoGitTag,
     #[error("the git tag `{0}` is not a semantic version (a leading `v` is allowed)")]
     BadGitTag(String),
@@ -295,7 +297,14 @@ struct Choice {
     missing: Vec<String>,
 }
 
-fn choose(cfg: &Config, inv: &Inventory, p: &Platform, libc: Libc, target: &str, build_std: bool) -> Choice {
+fn choose(
+    cfg: &Config,
+    inv: &Inventory,
+    p: &Platform,
+    libc: Libc,
+    target: &str,
+    build_std: bool,
+) -> Choice {
     let native = target == host_target();
     let glibc_pin = (libc == Libc::Gnu).then_some(cfg.build.glibc).flatten();
     let debian_gcc_v7 = p.name == "linux/arm/v6" && libc == Libc::Gnu;
@@ -338,7 +347,9 @@ fn choose(cfg: &Config, inv: &Inventory, p: &Platform, libc: Libc, target: &str,
                 missing.push("a genuine ARMv6 linker: Debian's arm-linux-gnueabihf-gcc links ARMv7 start files (use backend zigbuild)".into());
             }
             if build_std && libc == Libc::Musl {
-                missing.push(format!("rust-std for {target} (not installable here; use backend zigbuild)"));
+                missing.push(format!(
+                    "rust-std for {target} (not installable here; use backend zigbuild)"
+                ));
             }
             cargo("build.backend: cargo".into(), missing)
         }
@@ -371,24 +382,39 @@ fn choose(cfg: &Config, inv: &Inventory, p: &Platform, libc: Libc, target: &str,
             if native && glibc_pin.is_none() && !build_std {
                 return cargo("auto: native target, plain cargo".into(), missing);
             }
-            if native && libc == Libc::Musl && !build_std && !inv.zigbuild {
-                return cargo("auto: native musl target with its rust-std".into(), missing);
+            if p.is_native() && libc == Libc::Musl && !build_std {
+                return cargo(
+                    "auto: musl for this machine's architecture links with Rust's bundled musl"
+                        .into(),
+                    missing,
+                );
             }
             if inv.zigbuild {
                 let why = match (glibc_pin, build_std) {
-                    (Some((a, b)), _) => format!("auto: cargo-zigbuild pins the glibc floor to {a}.{b}"),
-                    (None, true) => "auto: no rust-std here, so -Zbuild-std with zig as the linker".into(),
-                    (None, false) if p.arm.is_some() => "auto: zig links genuine code for this ARM profile".into(),
+                    (Some((a, b)), _) => {
+                        format!("auto: cargo-zigbuild pins the glibc floor to {a}.{b}")
+                    }
+                    (None, true) => {
+                        "auto: no rust-std here, so -Zbuild-std with zig as the linker".into()
+                    }
+                    (None, false) if p.arm.is_some() => {
+                        "auto: zig links genuine code for this ARM profile".into()
+                    }
                     (None, false) => "auto: zig cross-links without a cross gcc".into(),
                 };
                 return zig(why, missing);
             }
             if debian_gcc_v7 || (build_std && libc == Libc::Musl) {
-                return zig("auto: only cargo-zigbuild can build this target here".into(), missing);
+                return zig(
+                    "auto: only cargo-zigbuild can build this target here".into(),
+                    missing,
+                );
             }
             cargo(
                 match glibc_pin {
-                    Some((a, b)) => format!("auto: cargo-zigbuild not found, Debian's cross gcc links (glibc floor {a}.{b} not pinned, only checked)"),
+                    Some((a, b)) => format!(
+                        "auto: cargo-zigbuild not found, Debian's cross gcc links (glibc floor {a}.{b} not pinned, only checked)"
+                    ),
                     None => "auto: cargo-zigbuild not found, Debian's cross gcc links".into(),
                 },
                 missing,
@@ -397,7 +423,14 @@ fn choose(cfg: &Config, inv: &Inventory, p: &Platform, libc: Libc, target: &str,
     }
 }
 
-fn platform_plan(cfg: &Config, facts: &Facts, opts: &Options, project: &ProjectPlan, p: &'static Platform, libc: Libc) -> PlatformPlan {
+fn platform_plan(
+    cfg: &Config,
+    facts: &Facts,
+    opts: &Options,
+    project: &ProjectPlan,
+    p: &'static Platform,
+    libc: Libc,
+) -> PlatformPlan {
     let target = p.target(libc).to_string();
     let build_std = !facts.tools.rust_std.contains(&target);
     let choice = choose(cfg, &facts.tools, p, libc, &target, build_std);
@@ -420,8 +453,17 @@ fn platform_plan(cfg: &Config, facts: &Facts, opts: &Options, project: &ProjectP
         other => other,
     };
     let built = match choice.backend {
-        Backend::Docker => opts.out_dir.join("docker-out").join(libc.name()).join(p.slug()).join(&project.bin),
-        _ => shipit_target_dir.join(&target).join(&target).join(profile_dir).join(&project.bin),
+        Backend::Docker => opts
+            .out_dir
+            .join("docker-out")
+            .join(libc.name())
+            .join(p.slug())
+            .join(&project.bin),
+        _ => shipit_target_dir
+            .join(&target)
+            .join(&target)
+            .join(profile_dir)
+            .join(&project.bin),
     };
     let native = target.starts_with(std::env::consts::ARCH) && p.is_native();
     let cpu = match cfg.verify.cpu {
@@ -441,8 +483,15 @@ fn platform_plan(cfg: &Config, facts: &Facts, opts: &Options, project: &ProjectP
         build,
         built,
         binary: bin_path(&opts.out_dir, libc, p, &project.bin),
-        log: opts.out_dir.join("logs").join(format!("build-{}-{}.log", libc.name(), p.slug())),
-        qemu: if native { format!("{} (native)", p.qemu) } else { p.qemu.to_string() },
+        log: opts
+            .out_dir
+            .join("logs")
+            .join(format!("build-{}-{}.log", libc.name(), p.slug())),
+        qemu: if native {
+            format!("{} (native)", p.qemu)
+        } else {
+            p.qemu.to_string()
+        },
         cpu,
         native,
     }

@@ -5,7 +5,12 @@
 use semver::Version;
 
 /// Expands the templates in order, dropping duplicates. `sha` is the short git revision, if any.
-pub fn expand(templates: &[String], version: &Version, sha: Option<&str>, suffix: &str) -> Vec<String> {
+pub fn expand(
+    templates: &[String],
+    version: &Version,
+    sha: Option<&str>,
+    suffix: &str,
+) -> Vec<String> {
     let pre = !version.pre.is_empty();
     let mut out: Vec<String> = Vec::new();
     for t in templates {
@@ -52,8 +57,17 @@ mod tests {
     #[test]
     fn prerelease_gets_only_the_exact_version() {
         let v = Version::parse("1.4.0-rc.1").unwrap();
-        let tpl = t(&["{version}", "{major}.{minor}", "{major}", "latest", "sha-{sha}"]);
-        assert_eq!(expand(&tpl, &v, Some("abc1234"), ""), ["1.4.0-rc.1", "sha-abc1234"]);
+        let tpl = t(&[
+            "{version}",
+            "{major}.{minor}",
+            "{major}",
+            "latest",
+            "sha-{sha}",
+        ]);
+        assert_eq!(
+            expand(&tpl, &v, Some("abc1234"), ""),
+            ["1.4.0-rc.1", "sha-abc1234"]
+        );
     }
 
     #[test]

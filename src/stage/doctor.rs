@@ -30,8 +30,13 @@ pub fn run(cfg: &Config, plan: &Plan, fix: bool, g: &Global, ui: &Ui) -> Result<
             match crate::exec::run_logged(cmd, &log, Some(std::time::Duration::from_secs(1800))) {
                 Ok(_) => {}
                 // A rust-std that rustup does not serve is fine: -Zbuild-std covers it.
-                Err(e) if cmd.program == "rustup" && cmd.args.first().is_some_and(|a| a == "target") => {
-                    ui.warn(format!("{e}; shipit will build std with -Zbuild-std instead"))
+                Err(e)
+                    if cmd.program == "rustup"
+                        && cmd.args.first().is_some_and(|a| a == "target") =>
+                {
+                    ui.warn(format!(
+                        "{e}; shipit will build std with -Zbuild-std instead"
+                    ))
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -39,7 +44,10 @@ pub fn run(cfg: &Config, plan: &Plan, fix: bool, g: &Global, ui: &Ui) -> Result<
         findings = doctor::check(plan, true, docker_packager);
     }
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&findings).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&findings).unwrap_or_default()
+        );
     } else {
         for f in &findings {
             let status = match (f.status, f.required) {
@@ -54,7 +62,12 @@ pub fn run(cfg: &Config, plan: &Plan, fix: bool, g: &Global, ui: &Ui) -> Result<
                 (None, Some(m)) => format!("(needs >= {m})"),
                 (None, None) => String::new(),
             };
-            println!("{status}  {:<28} {:<22} for {}", f.tool, version, f.needed_for.join("; "));
+            println!(
+                "{status}  {:<28} {:<22} for {}",
+                f.tool,
+                version,
+                f.needed_for.join("; ")
+            );
             if f.status != Status::Ok {
                 println!("          install: {}", f.install_command);
             }
@@ -69,7 +82,11 @@ pub fn run(cfg: &Config, plan: &Plan, fix: bool, g: &Global, ui: &Ui) -> Result<
             "{} required tool{} missing or too old: {}; run `shipit doctor --fix` (or the install commands above)",
             blocking.len(),
             if blocking.len() == 1 { " is" } else { "s are" },
-            blocking.iter().map(|f| f.tool.as_str()).collect::<Vec<_>>().join(", ")
+            blocking
+                .iter()
+                .map(|f| f.tool.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }

@@ -34,14 +34,23 @@ pub fn metadata(manifest: &Path) -> Cmd {
 pub fn facts(
     manifest: &Path,
     package: Option<&str>,
-) -> Result<(String, semver::Version, Vec<String>, std::path::PathBuf, std::path::PathBuf), String> {
+) -> Result<
+    (
+        String,
+        semver::Version,
+        Vec<String>,
+        std::path::PathBuf,
+        std::path::PathBuf,
+    ),
+    String,
+> {
     let out = crate::exec::capture(&metadata(manifest), std::time::Duration::from_secs(120))
         .map_err(|e| match e.tail() {
             Some(t) => format!("{e}\n{t}"),
             None => e.to_string(),
         })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&out).map_err(|e| format!("cargo metadata printed something unexpected: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&out)
+        .map_err(|e| format!("cargo metadata printed something unexpected: {e}"))?;
     let target_dir = v["target_directory"].as_str().unwrap_or("target").into();
     let members: Vec<&str> = v["workspace_members"]
         .as_array()
@@ -49,7 +58,11 @@ pub fn facts(
         .unwrap_or_default();
     let packages: Vec<&serde_json::Value> = v["packages"]
         .as_array()
-        .map(|a| a.iter().filter(|p| members.contains(&p["id"].as_str().unwrap_or(""))).collect())
+        .map(|a| {
+            a.iter()
+                .filter(|p| members.contains(&p["id"].as_str().unwrap_or("")))
+                .collect()
+        })
         .unwrap_or_default();
     let manifest_abs = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
     let chosen = match package {
@@ -57,14 +70,20 @@ pub fn facts(
             format!(
                 "project.package: no package `{name}` in {} (it has: {})",
                 manifest.display(),
-                packages.iter().filter_map(|p| p["name"].as_str()).collect::<Vec<_>>().join(", ")
+                packages
+                    .iter()
+                    .filter_map(|p| p["name"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?,
         None => match packages.as_slice() {
             [one] => one,
             many => many
                 .iter()
-                .find(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest_abs.as_path()))
+                .find(|p| {
+                    p["manifest_path"].as_str().map(Path::new) == Some(manifest_abs.as_path())
+                })
                 .ok_or_else(|| {
                     format!(
                         "{} is a workspace of {} packages: say which one with project.package",
@@ -81,7 +100,11 @@ pub fn facts(
         .as_array()
         .map(|ts| {
             ts.iter()
-                .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
+                .filter(|t| {
+                    t["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == "bin"))
+                })
                 .filter_map(|t| t["name"].as_str().map(str::to_string))
                 .collect()
         })

@@ -177,7 +177,10 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
     out
 }
 
-fn probe(need: &Need, inv: &crate::plan::Inventory) -> (Status, Option<String>, Option<String>, Option<String>) {
+fn probe(
+    need: &Need,
+    inv: &crate::plan::Inventory,
+) -> (Status, Option<String>, Option<String>, Option<String>) {
     match &need.probe {
         Probe::Binary(program, min) => {
             let path = which::which(program).ok().map(|p| p.display().to_string());
@@ -185,8 +188,15 @@ fn probe(need: &Need, inv: &crate::plan::Inventory) -> (Status, Option<String>, 
                 return (Status::Missing, None, Some(min.to_string()), None);
             }
             match super::probe_version(program, &["--version"]) {
-                Some(v) if v >= *min => (Status::Ok, Some(v.to_string()), Some(min.to_string()), path),
-                Some(v) => (Status::TooOld, Some(v.to_string()), Some(min.to_string()), path),
+                Some(v) if v >= *min => {
+                    (Status::Ok, Some(v.to_string()), Some(min.to_string()), path)
+                }
+                Some(v) => (
+                    Status::TooOld,
+                    Some(v.to_string()),
+                    Some(min.to_string()),
+                    path,
+                ),
                 // Found but no parsable version: report it found, version unknown.
                 None => (Status::Ok, None, Some(min.to_string()), path),
             }
@@ -241,19 +251,25 @@ pub fn fix_commands(findings: &[Finding]) -> Vec<Cmd> {
                     apt.push(p.clone())
                 }
             }
-            Install::Rustup(a) => cmds.push(Cmd::new("rustup", format!("install {}", f.tool)).args(a.iter().cloned())),
+            Install::Rustup(a) => {
+                cmds.push(Cmd::new("rustup", format!("install {}", f.tool)).args(a.iter().cloned()))
+            }
             Install::Pip(p) => cmds.push(
                 Cmd::new("python3", format!("install {}", f.tool))
                     .args(["-m", "pip", "install", "--upgrade"])
                     .args(p.iter().cloned()),
             ),
-            Install::Cargo(c) => cmds.push(Cmd::new("cargo", format!("install {}", f.tool)).args(["install", "--locked", c])),
+            Install::Cargo(c) => cmds.push(
+                Cmd::new("cargo", format!("install {}", f.tool)).args(["install", "--locked", c]),
+            ),
             Install::Manual(_) => {}
         }
     }
     if !apt.is_empty() {
         let mut all = vec![
-            Cmd::new("apt-get", "refresh the package lists").arg("update").env("DEBIAN_FRONTEND", "noninteractive"),
+            Cmd::new("apt-get", "refresh the package lists")
+                .arg("update")
+                .env("DEBIAN_FRONTEND", "noninteractive"),
             Cmd::new("apt-get", "install system packages")
                 .args(["install", "-y", "--no-install-recommends"])
                 .args(apt)
@@ -267,5 +283,8 @@ pub fn fix_commands(findings: &[Finding]) -> Vec<Cmd> {
 
 /// Whether a finding blocks the run (missing or too old).
 pub fn blocking(findings: &[Finding]) -> Vec<&Finding> {
-    findings.iter().filter(|f| f.required && f.status != Status::Ok).collect()
+    findings
+        .iter()
+        .filter(|f| f.required && f.status != Status::Ok)
+        .collect()
 }

@@ -7,7 +7,9 @@ use std::path::Path;
 pub fn facts(dir: &Path) -> GitFacts {
     let run = |args: &[&str]| {
         capture(
-            &Cmd::new("git", "read git facts").args(args.iter().copied()).cwd(dir),
+            &Cmd::new("git", "read git facts")
+                .args(args.iter().copied())
+                .cwd(dir),
             super::PROBE_TIMEOUT,
         )
         .ok()

@@ -103,7 +103,8 @@ pub fn inventory() -> Inventory {
 /// Runs `PROGRAM ARGS` and finds the first semantic version in its output.
 pub fn probe_version(program: &str, args: &[&str]) -> Option<semver::Version> {
     let path = which::which(program).ok()?;
-    let cmd = Cmd::new(path.display().to_string(), format!("probe {program}")).args(args.iter().copied());
+    let cmd =
+        Cmd::new(path.display().to_string(), format!("probe {program}")).args(args.iter().copied());
     let out = crate::exec::capture(&cmd, PROBE_TIMEOUT).ok()?;
     first_version(&out)
 }
@@ -112,7 +113,11 @@ pub fn probe_version(program: &str, args: &[&str]) -> Option<semver::Version> {
 pub fn first_version(text: &str) -> Option<semver::Version> {
     let re = regex::Regex::new(r"(\d+)\.(\d+)(?:\.(\d+))?").ok()?;
     let c = re.captures(text)?;
-    let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u64>().ok()).unwrap_or(0);
+    let n = |i: usize| {
+        c.get(i)
+            .and_then(|m| m.as_str().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Some(semver::Version::new(n(1), n(2), n(3)))
 }
 
@@ -126,8 +131,14 @@ mod tests {
             first_version("qemu-aarch64 version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)"),
             Some(semver::Version::new(7, 2, 19))
         );
-        assert_eq!(first_version("cargo-zigbuild 0.24.1"), Some(semver::Version::new(0, 24, 1)));
-        assert_eq!(first_version("Docker version 20.10"), Some(semver::Version::new(20, 10, 0)));
+        assert_eq!(
+            first_version("cargo-zigbuild 0.24.1"),
+            Some(semver::Version::new(0, 24, 1))
+        );
+        assert_eq!(
+            first_version("Docker version 20.10"),
+            Some(semver::Version::new(20, 10, 0))
+        );
         assert_eq!(first_version("nothing"), None);
     }
 

@@ -18,7 +18,11 @@ pub fn installed() -> Option<(BTreeSet<String>, bool)> {
     )
     .unwrap_or_default();
     Some((
-        targets.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
+        targets
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
         components.lines().any(|l| l.starts_with("rust-src")),
     ))
 }

@@ -24,7 +24,10 @@ pub fn build(s: &BuildSpec) -> Cmd {
     if s.libc == Libc::Musl {
         // zig brings musl's crt and libc; rustc's self-contained copies would clash (and do not
         // exist at all for targets built with -Zbuild-std).
-        cmd = cmd.env(target_env(s.target, "RUSTFLAGS"), "-C link-self-contained=no");
+        cmd = cmd.env(
+            target_env(s.target, "RUSTFLAGS"),
+            "-C link-self-contained=no",
+        );
     }
     cmd
 }

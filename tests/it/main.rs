@@ -3,5 +3,7 @@
 
 mod support;
 
+mod config_errors; // every bad pipeline.yaml: exit 2, file:line:col, a hint, nothing written
+
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)

@@ -1,0 +1,411 @@
+//! `shipit build`: one binary per (platform, libc), built in parallel (bounded by `--jobs`),
+//! each with its own log. Right after a build the binary's ELF facts are checked against its
+//! platform (machine, class, float ABI, ARM attributes: an "ARMv6" binary that is really ARMv7
+//! fails here), then it is copied to `dist/bin/<libc>/<os>-<arch>[-<variant>]/<bin>` and recorded
+//! in `dist/build.json` with its sha256, size and ELF facts.
+
+use crate::error::{Error, Result};
+use crate::exec::{self, ExecError};
+use crate::oci::digest::Digest;
+use crate::plan::{Plan, PlatformPlan};
+use crate::platform::Libc;
+use crate::ui::Ui;
+use crate::verify::elf;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A build may take this long before its process group is killed.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
+
+pub struct Options {
+    pub jobs: usize,
+    pub keep_going: bool,
+    pub dry_run: bool,
+}
+
+/// One built binary, as recorded in `dist/build.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Built {
+    pub platform: String,
+    pub libc: Libc,
+    pub target: String,
+    pub backend: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Whether the compiler ran (false: cargo found everything up to date).
+    pub compiled: bool,
+    pub seconds: f64,
+    pub elf: elf::ElfFacts,
+    /// Warnings from the ELF check (errors fail the build).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: String,
+    pub built: Vec<Built>,
+}
+
+/// Builds every platform of the plan.
+pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
+    let targets: Vec<&PlatformPlan> = plan.platforms().map(|(_, p)| p).collect();
+    if opts.dry_run {
+        for p in &targets {
+            println!(
+                "# build {} ({}) with {}: {}",
+                p.platform,
+                p.libc,
+                p.backend.name(),
+                p.backend_reason
+            );
+            println!("{}", p.build.display());
+            println!("cp {} {}", p.built.display(), p.binary.display());
+        }
+        return Ok(Report {
+            version: plan.version.to_string(),
+            built: Vec::new(),
+        });
+    }
+    let missing: Vec<String> = targets
+        .iter()
+        .filter(|p| !p.missing.is_empty())
+        .map(|p| format!("  {} ({}): {}", p.platform, p.libc, p.missing.join(", ")))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::env(
+            "this machine cannot build every planned target; run `shipit doctor --fix`",
+        )
+        .with_detail(missing.join("\n")));
+    }
+    ui.step(format!(
+        "build {} target{} ({} at a time)",
+        targets.len(),
+        if targets.len() == 1 { "" } else { "s" },
+        opts.jobs.min(targets.len())
+    ));
+    let progress = Progress::new(ui, &targets);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<(usize, Result<Built>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.clamp(1, targets.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(p) = targets.get(i) else { break };
+                    if stop.load(Ordering::SeqCst) || exec::cancelled().is_some() {
+                        progress.set(i, "skipped");
+                        break;
+                    }
+                    progress.set(i, "compiling");
+                    let r = build_one(plan, p, &stop, &progress, i);
+                    match &r {
+                        Ok(b) => progress.finish(
+                            i,
+                            format!(
+                                "done in {:.1}s{}",
+                                b.seconds,
+                                if b.compiled {
+                                    ""
+                                } else {
+                                    " (up to date: no compiler work)"
+                                }
+                            ),
+                        ),
+                        Err(_) => {
+                            progress.finish(i, "FAILED".to_string());
+                            if !opts.keep_going {
+                                stop.store(true, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    results.lock().map(|mut v| v.push((i, r))).ok();
+                }
+            });
+        }
+        s.spawn(|| progress.tick_until_done(&targets));
+    });
+    progress.clear();
+    if let Some(sig) = exec::cancelled() {
+        return Err(Error::interrupted(sig));
+    }
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    let mut built = Vec::new();
+    let mut failures = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(b) => built.push(b),
+            Err(e) if e.message.contains("stopped because another target failed") => {
+                ui.info(format!(
+                    "  {} ({}): stopped",
+                    targets[i].platform, targets[i].libc
+                ));
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    let report = Report {
+        version: plan.version.to_string(),
+        built,
+    };
+    write_json(&plan.out_dir.join("build.json"), &report)?;
+    if let Some(first) = failures.into_iter().next() {
+        return Err(first);
+    }
+    let fresh = report.built.iter().filter(|b| !b.compiled).count();
+    if fresh == report.built.len() && !report.built.is_empty() {
+        ui.ok("every binary was already up to date: no compiler work was done");
+    }
+    for b in &report.built {
+        ui.ok(format!(
+            "{} ({}) {} {} bytes {}",
+            b.platform,
+            b.libc,
+            b.path.display(),
+            b.size,
+            &b.sha256[..19]
+        ));
+    }
+    Ok(report)
+}
+
+fn build_one(
+    plan: &Plan,
+    p: &PlatformPlan,
+    stop: &AtomicBool,
+    progress: &Progress,
+    i: usize,
+) -> Result<Built> {
+    let start = Instant::now();
+    let _ = std::fs::remove_file(&p.log);
+    progress.set_log(i, &p.log);
+    exec::run_logged_until(&p.build, &p.log, Some(BUILD_TIMEOUT), Some(stop)).map_err(
+        |e| match e {
+            ExecError::Stopped { .. } => Error::stage(e.to_string()),
+            other => {
+                let err: Error = other.into();
+                Error {
+                    message: format!(
+                        "build of {} ({}) failed: {}",
+                        p.platform, p.libc, err.message
+                    ),
+                    ..err
+                }
+            }
+        },
+    )?;
+    let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+    let compiled = log
+        .lines()
+        .any(|l| l.trim_start().starts_with("Compiling "));
+    let bytes = std::fs::read(&p.built).map_err(|e| {
+        Error::stage(format!(
+            "build of {} ({}) reported success but {} is missing: {e}",
+            p.platform,
+            p.libc,
+            p.built.display()
+        ))
+    })?;
+    let facts = elf::inspect(&bytes).map_err(|e| {
+        Error::stage(format!(
+            "{}: {} is not a usable ELF binary: {e}",
+            p.platform,
+            p.built.display()
+        ))
+    })?;
+    let (errors, warnings) = check_binary(plan, p, &facts);
+    if !errors.is_empty() {
+        return Err(Error::stage(format!(
+            "the {} ({}) binary does not fit its platform, so it was not used:",
+            p.platform, p.libc
+        ))
+        .with_detail(
+            errors
+                .iter()
+                .map(|e| format!("  - {e}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
+    }
+    if let Some(dir) = p.binary.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::stage(format!("{}: {e}", dir.display())))?;
+    }
+    let tmp = p.binary.with_extension("tmp");
+    std::fs::write(&tmp, &bytes)
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+        })
+        .and_then(|_| std::fs::rename(&tmp, &p.binary))
+        .map_err(|e| Error::stage(format!("{}: {e}", p.binary.display())))?;
+    Ok(Built {
+        platform: p.platform.to_string(),
+        libc: p.libc,
+        target: p.target.clone(),
+        backend: p.backend.name().to_string(),
+        path: p.binary.clone(),
+        sha256: Digest::of(&bytes).to_string(),
+        size: bytes.len() as u64,
+        compiled,
+        seconds: start.elapsed().as_secs_f64(),
+        elf: facts,
+        warnings,
+    })
+}
+
+/// Checks a binary against its platform and the glibc floor: (errors, warnings).
+pub fn check_binary(
+    plan: &Plan,
+    p: &PlatformPlan,
+    facts: &elf::ElfFacts,
+) -> (Vec<String>, Vec<String>) {
+    let _ = plan;
+    let Some(mut expect) = elf::ElfExpect::for_platform(p.platform) else {
+        return (
+            Vec::new(),
+            vec![format!("no ELF expectations for {}", p.platform)],
+        );
+    };
+    expect = expect.with_libc(match p.libc {
+        Libc::Gnu => elf::Libc::Gnu,
+        Libc::Musl => elf::Libc::Musl,
+    });
+    let findings = elf::check(facts, &expect);
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for f in findings {
+        match f.severity {
+            elf::Severity::Error => errors.push(f.to_string()),
+            elf::Severity::Warning => warnings.push(f.to_string()),
+        }
+    }
+    (errors, warnings)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::stage(format!("{}: {e}", dir.display())))?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::stage(e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::stage(format!("{}: {e}", path.display())))
+}
+
+/// One line per target: indicatif bars on a terminal, plain lines otherwise.
+struct Progress {
+    bars: Option<(indicatif::MultiProgress, Vec<indicatif::ProgressBar>)>,
+    names: Vec<String>,
+    logs: Mutex<Vec<Option<PathBuf>>>,
+    done: Mutex<Vec<bool>>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(ui: &Ui, targets: &[&PlatformPlan]) -> Progress {
+        let names: Vec<String> = targets
+            .iter()
+            .map(|p| format!("{} ({})", p.platform, p.libc))
+            .collect();
+        let bars = ui.bars.then(|| {
+            let mp = indicatif::MultiProgress::new();
+            let style =
+                indicatif::ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            let bars = names
+                .iter()
+                .map(|n| {
+                    let b = mp.add(indicatif::ProgressBar::new_spinner());
+                    b.set_style(style.clone());
+                    b.set_prefix(n.clone());
+                    b.set_message("waiting");
+                    b
+                })
+                .collect();
+            (mp, bars)
+        });
+        Progress {
+            bars,
+            logs: Mutex::new(vec![None; names.len()]),
+            done: Mutex::new(vec![false; names.len()]),
+            names,
+            quiet: ui.quiet,
+        }
+    }
+
+    fn set(&self, i: usize, msg: &str) {
+        match &self.bars {
+            Some((_, bars)) => bars[i].set_message(msg.to_string()),
+            None if !self.quiet && msg != "compiling" => eprintln!("  {}: {msg}", self.names[i]),
+            None if !self.quiet => eprintln!("  {}: started", self.names[i]),
+            None => {}
+        }
+    }
+
+    fn set_log(&self, i: usize, log: &Path) {
+        if let Ok(mut l) = self.logs.lock() {
+            l[i] = Some(log.to_path_buf());
+        }
+    }
+
+    fn finish(&self, i: usize, msg: String) {
+        if let Ok(mut d) = self.done.lock() {
+            d[i] = true;
+        }
+        match &self.bars {
+            Some((_, bars)) => bars[i].finish_with_message(msg),
+            None if !self.quiet => eprintln!("  {}: {msg}", self.names[i]),
+            None => {}
+        }
+    }
+
+    /// Refreshes the bars from the build logs ("compiling serde (12 crates)") until all finish.
+    fn tick_until_done(&self, targets: &[&PlatformPlan]) {
+        let Some((_, bars)) = &self.bars else { return };
+        loop {
+            let done = self
+                .done
+                .lock()
+                .map(|d| d.iter().all(|x| *x))
+                .unwrap_or(true);
+            if done || exec::cancelled().is_some() {
+                return;
+            }
+            let logs = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
+            for (i, log) in logs.iter().enumerate() {
+                let finished = self.done.lock().map(|d| d[i]).unwrap_or(true);
+                if finished {
+                    continue;
+                }
+                if let Some(text) = log.as_ref().and_then(|l| std::fs::read_to_string(l).ok()) {
+                    let crates: Vec<&str> = text
+                        .lines()
+                        .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
+                        .collect();
+                    let last = crates
+                        .last()
+                        .map(|c| c.split(' ').next().unwrap_or(c))
+                        .unwrap_or("");
+                    bars[i].set_message(format!(
+                        "compiling {last} ({} crates) with {}",
+                        crates.len(),
+                        targets[i].backend.name()
+                    ));
+                }
+                bars[i].tick();
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn clear(&self) {
+        if let Some((mp, _)) = &self.bars {
+            let _ = mp.clear();
+        }
+    }
+}
