@@ -84,6 +84,13 @@ pub enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Write a commented pipeline.yaml and docker/Dockerfile for the Cargo project in the
+    /// current directory.
+    Init {
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
     /// Compile every (platform, libc) target into dist/bin/<libc>/<os>-<arch>[-<variant>]/.
     Build {
         /// Build the other targets when one fails (default: stop them).
@@ -133,6 +140,11 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         Command::Doctor { fix } => {
             let (cfg, plan) = load_plan(&cli.global, ui)?;
             crate::stage::doctor::run(&cfg, &plan, *fix, &cli.global, ui)
+        }
+        Command::Init { force } => {
+            let dir = std::env::current_dir()
+                .map_err(|e| Error::env(format!("current directory: {e}")))?;
+            crate::stage::init::run(&dir, *force, ui)
         }
         Command::Build { keep_going } => {
             let (_, plan) = load_plan(&cli.global, ui)?;
