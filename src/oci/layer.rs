@@ -413,7 +413,10 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
-    fn headers(bytes: &[u8]) -> Vec<(String, u32, u64, u64, u64, tar::EntryType, Vec<u8>)> {
+    /// (path, mode, uid, gid, mtime, type, data) of every entry.
+    type Seen = (String, u32, u64, u64, u64, tar::EntryType, Vec<u8>);
+
+    fn headers(bytes: &[u8]) -> Vec<Seen> {
         let mut a = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
         a.entries()
             .unwrap()

@@ -324,10 +324,10 @@ impl Layout {
     pub fn index(&self) -> Result<Index, LayoutError> {
         let path = self.root.join("index.json");
         let bytes = read_capped(&path, MAX_JSON_BLOB)?;
-        Ok(index::parse(&bytes).map_err(|e| LayoutError::Invalid {
+        index::parse(&bytes).map_err(|e| LayoutError::Invalid {
             place: path.display().to_string(),
             why: e.to_string(),
-        })?)
+        })
     }
 
     /// The entries of `index.json`, in file order.
