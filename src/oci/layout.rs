@@ -1,1 +1,899 @@
-//! TODO (owned by a helper branch)
+//! The OCI image layout on disk (image-spec `image-layout.md`): `oci-layout`, `index.json` and
+//! `blobs/sha256/<hex>`. shipit writes its images here (`dist/oci`), reads base images from here
+//! (`oci:PATH[:TAG]`), and verify and publish read the very same blobs.
+//!
+//! Blobs are written atomically (a temporary file in the blob directory, then a rename) and only
+//! once; every blob path comes from a validated `Digest`; every blob read is checked against its
+//! descriptor's digest and size, under a size cap. `index.json` entries are tagged with the
+//! `org.opencontainers.image.ref.name` annotation and kept in a stable order.
+
+use crate::oci::digest::{Digest, HashingReader, HashingWriter};
+use crate::oci::image::{self, Base, BuiltImage, Descriptor, ImageError, Manifest};
+use crate::oci::index::{self, BuiltIndex, Index, IndexError, Platform};
+use crate::oci::json::canonical;
+use crate::oci::layer::{self, Entry, LayerDigests, LayerError};
+use crate::oci::media;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The annotation that names an `index.json` entry (its tag).
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The largest manifest, index or config shipit reads (they are JSON; real ones are a few KiB).
+pub const MAX_JSON_BLOB: u64 = 4 << 20;
+/// How deep indexes may nest before a layout is treated as hostile.
+const MAX_NESTING: usize = 4;
+
+/// Serialises read-modify-write of `index.json` between threads of this process.
+static INDEX_LOCK: Mutex<()> = Mutex::new(());
+
+/// An OCI image layout directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+/// `oci:PATH[:TAG]`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciRef {
+    pub path: PathBuf,
+    pub tag: Option<String>,
+}
+
+/// The image chosen for one platform: its manifest descriptor, manifest and config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectedImage {
+    pub descriptor: Descriptor,
+    pub manifest: Manifest,
+    pub config: Value,
+}
+
+impl SelectedImage {
+    /// Turns the selection into a base for `image::build`.
+    pub fn into_base(self) -> Result<Base, LayoutError> {
+        Ok(Base::new(self.config, &self.manifest)?)
+    }
+}
+
+/// Why a layout operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{path}: not an OCI image layout: {why}")]
+    NotALayout { path: PathBuf, why: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "blob {path} does not match its descriptor (expected {digest}, {size} bytes; found {found}); \
+         the layout is corrupt: delete the blob and write or copy the image again"
+    )]
+    BlobMismatch {
+        path: PathBuf,
+        digest: Digest,
+        size: u64,
+        found: String,
+    },
+    #[error("blob {digest} is {size} bytes, more than the {cap} bytes allowed here")]
+    TooLarge { digest: Digest, size: u64, cap: u64 },
+    #[error("blob {digest} is missing from {layout}: {why}")]
+    MissingBlob {
+        digest: Digest,
+        layout: PathBuf,
+        why: &'static str,
+    },
+    #[error("tag {tag:?} not found in {layout}/index.json (tags there: {known})")]
+    TagNotFound {
+        tag: String,
+        layout: PathBuf,
+        known: String,
+    },
+    #[error("{0:?} is not an OCI layout reference; write oci:PATH or oci:PATH:TAG")]
+    BadRef(String),
+    #[error(
+        "{0:?} is not a valid tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)"
+    )]
+    BadTag(String),
+    #[error("no image for {want} in {place} (platforms there: {available})")]
+    NoPlatform {
+        want: String,
+        place: String,
+        available: String,
+    },
+    #[error(
+        "several different images for {want} in {place}: {digests}; name one with oci:PATH:TAG"
+    )]
+    AmbiguousPlatform {
+        want: String,
+        place: String,
+        digests: String,
+    },
+    #[error("{place}: {why}")]
+    Invalid { place: String, why: String },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayoutError {
+    let path = path.to_path_buf();
+    move |source| LayoutError::Io { op, path, source }
+}
+
+/// Parses `oci:PATH[:TAG]` (the path ends at the first `:` after `oci:`, as in skopeo).
+pub fn parse_oci_ref(s: &str) -> Result<OciRef, LayoutError> {
+    let rest = s
+        .strip_prefix("oci:")
+        .ok_or_else(|| LayoutError::BadRef(s.to_string()))?;
+    let (path, tag) = match rest.split_once(':') {
+        Some((p, t)) => {
+            validate_tag(t)?;
+            (p, Some(t.to_string()))
+        }
+        None => (rest, None),
+    };
+    if path.is_empty() {
+        return Err(LayoutError::BadRef(s.to_string()));
+    }
+    Ok(OciRef {
+        path: PathBuf::from(path),
+        tag,
+    })
+}
+
+/// The Docker tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<(), LayoutError> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && !tag.starts_with(['.', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(LayoutError::BadTag(tag.to_string()))
+    }
+}
+
+impl Layout {
+    /// Opens the layout at `dir`, creating it (and `dir`) if needed.
+    pub fn create(dir: &Path) -> Result<Layout, LayoutError> {
+        let layout = Layout {
+            root: dir.to_path_buf(),
+        };
+        fs::create_dir_all(layout.blob_dir()).map_err(io_err("create", &layout.blob_dir()))?;
+        let marker = dir.join("oci-layout");
+        if marker.exists() {
+            layout.check_marker()?;
+        } else {
+            atomic_write(dir, &marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        if !dir.join("index.json").exists() {
+            layout.write_index_json(&empty_index())?;
+        }
+        Ok(layout)
+    }
+
+    /// Opens an existing layout (`oci-layout` must say version 1.0.0).
+    pub fn open(dir: &Path) -> Result<Layout, LayoutError> {
+        let layout = Layout {
+            root: dir.to_path_buf(),
+        };
+        layout.check_marker()?;
+        Ok(layout)
+    }
+
+    /// The layout's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with this digest lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blob_dir().join(digest.hex())
+    }
+
+    /// True when the blob is present.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Writes `bytes` as a blob (skipped when already present) and describes it.
+    pub fn write_blob(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, LayoutError> {
+        let digest = Digest::of(bytes);
+        if !self.has_blob(&digest) {
+            let mut tmp = self.temp_blob()?;
+            tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+            self.persist(tmp, &digest)?;
+        }
+        Ok(Descriptor::new(media_type, digest, bytes.len() as u64))
+    }
+
+    /// Copies the file at `src` in as a blob, hashing it on the way, and describes it.
+    pub fn write_blob_from_file(
+        &self,
+        media_type: &str,
+        src: &Path,
+    ) -> Result<Descriptor, LayoutError> {
+        let mut from = File::open(src).map_err(io_err("open", src))?;
+        let tmp = self.temp_blob()?;
+        let mut w = HashingWriter::new(BufWriter::new(tmp));
+        io::copy(&mut from, &mut w).map_err(io_err("copy", src))?;
+        let (digest, size, buf) = w.finish_into();
+        let tmp = buf.into_inner().map_err(|e| LayoutError::Io {
+            op: "write",
+            path: self.blob_dir(),
+            source: e.into_error(),
+        })?;
+        self.persist(tmp, &digest)?;
+        Ok(Descriptor::new(media_type, digest, size))
+    }
+
+    /// Builds a deterministic layer (see `layer`) straight into the layout.
+    pub fn write_layer(
+        &self,
+        entries: &[Entry],
+        epoch: u64,
+    ) -> Result<(Descriptor, LayerDigests), LayoutError> {
+        let tmp = self.temp_blob()?;
+        let (digests, buf) = layer::write(entries, epoch, BufWriter::new(tmp))?;
+        let tmp = buf.into_inner().map_err(|e| LayoutError::Io {
+            op: "write",
+            path: self.blob_dir(),
+            source: e.into_error(),
+        })?;
+        self.persist(tmp, &digests.digest)?;
+        let desc = Descriptor::new(media::OCI_LAYER_GZIP, digests.digest.clone(), digests.size);
+        Ok((desc, digests))
+    }
+
+    /// Writes an image's config and manifest; its layers must already be in the layout.
+    pub fn write_image(&self, image: &BuiltImage) -> Result<(), LayoutError> {
+        for l in &image.manifest.layers {
+            if !self.has_blob(&l.digest) {
+                return Err(LayoutError::MissingBlob {
+                    digest: l.digest.clone(),
+                    layout: self.root.clone(),
+                    why: "a layer of the image being written; write the layer or copy the base image first",
+                });
+            }
+        }
+        self.write_blob(media::OCI_CONFIG, &image.config_bytes)?;
+        self.write_blob(media::OCI_MANIFEST, &image.manifest_bytes)?;
+        Ok(())
+    }
+
+    /// Writes an index; the manifests it lists must already be in the layout.
+    pub fn write_index(&self, index: &BuiltIndex) -> Result<(), LayoutError> {
+        for m in &index.index.manifests {
+            if !self.has_blob(&m.digest) {
+                return Err(LayoutError::MissingBlob {
+                    digest: m.digest.clone(),
+                    layout: self.root.clone(),
+                    why: "a manifest listed by the index being written; write the images first",
+                });
+            }
+        }
+        self.write_blob(media::OCI_INDEX, &index.bytes)?;
+        Ok(())
+    }
+
+    /// Reads a blob, refusing it if it is larger than `cap` or does not match `desc`.
+    pub fn read_blob(&self, desc: &Descriptor, cap: u64) -> Result<Vec<u8>, LayoutError> {
+        if desc.size > cap {
+            return Err(LayoutError::TooLarge {
+                digest: desc.digest.clone(),
+                size: desc.size,
+                cap,
+            });
+        }
+        let path = self.blob_path(&desc.digest);
+        let file = File::open(&path).map_err(io_err("open blob", &path))?;
+        let mut bytes = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0));
+        file.take(desc.size + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err("read blob", &path))?;
+        let digest = Digest::of(&bytes);
+        if digest != desc.digest || bytes.len() as u64 != desc.size {
+            return Err(LayoutError::BlobMismatch {
+                path,
+                digest: desc.digest.clone(),
+                size: desc.size,
+                found: format!("{digest}, {} bytes", bytes.len()),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The parsed `index.json`.
+    pub fn index(&self) -> Result<Index, LayoutError> {
+        let path = self.root.join("index.json");
+        let bytes = read_capped(&path, MAX_JSON_BLOB)?;
+        index::parse(&bytes).map_err(|e| LayoutError::Invalid {
+            place: path.display().to_string(),
+            why: e.to_string(),
+        })
+    }
+
+    /// The entries of `index.json`, in file order.
+    pub fn entries(&self) -> Result<Vec<Descriptor>, LayoutError> {
+        Ok(self.index()?.manifests)
+    }
+
+    /// Points `tag` at `desc` in `index.json`, replacing any entry with that tag. Untagged entries
+    /// keep their order and come first; tagged ones follow, sorted by tag.
+    pub fn tag(&self, tag: &str, desc: &Descriptor) -> Result<(), LayoutError> {
+        validate_tag(tag)?;
+        if !self.has_blob(&desc.digest) {
+            return Err(LayoutError::MissingBlob {
+                digest: desc.digest.clone(),
+                layout: self.root.clone(),
+                why: "tags may only point at blobs the layout holds; write it first",
+            });
+        }
+        let _guard = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idx = self.index()?;
+        idx.manifests
+            .retain(|d| d.annotation(REF_NAME) != Some(tag));
+        let mut entry = desc.clone();
+        entry
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(REF_NAME.to_string(), tag.to_string());
+        idx.manifests.push(entry);
+        idx.manifests.sort_by(|a, b| {
+            let key = |d: &Descriptor| d.annotation(REF_NAME).map(str::to_string);
+            key(a).cmp(&key(b))
+        });
+        if idx.media_type.is_none() {
+            idx.media_type = Some(media::OCI_INDEX.to_string());
+        }
+        self.write_index_json(&idx)
+    }
+
+    /// The descriptor `tag` names in `index.json`.
+    pub fn resolve(&self, tag: &str) -> Result<Descriptor, LayoutError> {
+        let entries = self.entries()?;
+        if let Some(d) = entries.iter().find(|d| d.annotation(REF_NAME) == Some(tag)) {
+            return Ok(d.clone());
+        }
+        let known: Vec<&str> = entries
+            .iter()
+            .filter_map(|d| d.annotation(REF_NAME))
+            .collect();
+        Err(LayoutError::TagNotFound {
+            tag: tag.to_string(),
+            layout: self.root.clone(),
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+        })
+    }
+
+    /// Finds the one image for `want`: under `tag` if given, else among all of `index.json`.
+    /// Handles indexes and manifest lists (nested too) and single-platform manifests whose
+    /// descriptor has no platform (then the config says which platform it is).
+    pub fn select_platform(
+        &self,
+        tag: Option<&str>,
+        want: &Platform,
+    ) -> Result<SelectedImage, LayoutError> {
+        let place = match tag {
+            Some(t) => format!("oci:{}:{t}", self.root.display()),
+            None => format!("oci:{}", self.root.display()),
+        };
+        let start = match tag {
+            Some(t) => vec![self.resolve(t)?],
+            None => self.entries()?,
+        };
+        let mut found: Vec<SelectedImage> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        for d in start {
+            self.walk(&d, want, 0, &mut found, &mut seen)?;
+        }
+        found.dedup_by(|a, b| a.descriptor.digest == b.descriptor.digest);
+        let mut digests: Vec<&Digest> = found.iter().map(|f| &f.descriptor.digest).collect();
+        digests.sort();
+        digests.dedup();
+        match digests.len() {
+            0 => {
+                seen.sort();
+                seen.dedup();
+                Err(LayoutError::NoPlatform {
+                    want: want.to_string(),
+                    place,
+                    available: if seen.is_empty() {
+                        "none".into()
+                    } else {
+                        seen.join(", ")
+                    },
+                })
+            }
+            1 => Ok(found.swap_remove(0)),
+            _ => Err(LayoutError::AmbiguousPlatform {
+                want: want.to_string(),
+                place,
+                digests: digests
+                    .iter()
+                    .map(|d| d.short().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    fn walk(
+        &self,
+        desc: &Descriptor,
+        want: &Platform,
+        depth: usize,
+        found: &mut Vec<SelectedImage>,
+        seen: &mut Vec<String>,
+    ) -> Result<(), LayoutError> {
+        if let Some(p) = &desc.platform
+            && !p.matches(want)
+        {
+            seen.push(p.to_string());
+            return Ok(());
+        }
+        if index::is_index_media_type(&desc.media_type) {
+            if depth >= MAX_NESTING {
+                return Err(LayoutError::Invalid {
+                    place: format!("{} index {}", self.root.display(), desc.digest),
+                    why: format!("indexes nested more than {MAX_NESTING} deep"),
+                });
+            }
+            let idx = index::parse(&self.read_blob(desc, MAX_JSON_BLOB)?)?;
+            for child in &idx.manifests {
+                self.walk(child, want, depth + 1, found, seen)?;
+            }
+            return Ok(());
+        }
+        if desc.media_type != media::OCI_MANIFEST && desc.media_type != media::DOCKER_MANIFEST {
+            return Ok(()); // an artifact or something else that is not an image
+        }
+        let manifest = image::parse_manifest(&self.read_blob(desc, MAX_JSON_BLOB)?)?;
+        let config = image::parse_config(&self.read_blob(&manifest.config, MAX_JSON_BLOB)?)?;
+        let actual = image::config_platform(&config)?;
+        if !actual.matches(want) {
+            if desc.platform.is_some() {
+                return Err(LayoutError::Invalid {
+                    place: format!("{} manifest {}", self.root.display(), desc.digest),
+                    why: format!(
+                        "the index says {want} but the image config says {actual}; the image is mislabelled"
+                    ),
+                });
+            }
+            seen.push(actual.to_string());
+            return Ok(());
+        }
+        found.push(SelectedImage {
+            descriptor: desc.clone(),
+            manifest,
+            config,
+        });
+        Ok(())
+    }
+
+    /// Copies the image or index `desc` names (manifests, configs, layers) from this layout into
+    /// `to`, verifying every blob; blobs `to` already holds are skipped. Tags are not copied.
+    pub fn copy_image(&self, to: &Layout, desc: &Descriptor) -> Result<(), LayoutError> {
+        self.copy_tree(to, desc, 0)
+    }
+
+    fn copy_tree(&self, to: &Layout, desc: &Descriptor, depth: usize) -> Result<(), LayoutError> {
+        if to.has_blob(&desc.digest) && depth > 0 && !index::is_index_media_type(&desc.media_type) {
+            // A manifest is written after its blobs, so its presence means it is complete.
+            return Ok(());
+        }
+        let bytes = self.read_blob(desc, MAX_JSON_BLOB)?;
+        if index::is_index_media_type(&desc.media_type) {
+            if depth >= MAX_NESTING {
+                return Err(LayoutError::Invalid {
+                    place: format!("{} index {}", self.root.display(), desc.digest),
+                    why: format!("indexes nested more than {MAX_NESTING} deep"),
+                });
+            }
+            for child in &index::parse(&bytes)?.manifests {
+                self.copy_tree(to, child, depth + 1)?;
+            }
+        } else {
+            let manifest = image::parse_manifest(&bytes)?;
+            self.copy_blob(to, &manifest.config)?;
+            for l in &manifest.layers {
+                self.copy_blob(to, l)?;
+            }
+        }
+        to.write_blob(&desc.media_type, &bytes)?;
+        Ok(())
+    }
+
+    /// Streams one blob into `to`, checking digest and size.
+    fn copy_blob(&self, to: &Layout, desc: &Descriptor) -> Result<(), LayoutError> {
+        if to.has_blob(&desc.digest) {
+            return Ok(());
+        }
+        let src = self.blob_path(&desc.digest);
+        let file = File::open(&src).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => LayoutError::MissingBlob {
+                digest: desc.digest.clone(),
+                layout: self.root.clone(),
+                why: "the source layout is incomplete (a non-distributable layer?); copy the image in full with skopeo",
+            },
+            _ => io_err("open blob", &src)(e),
+        })?;
+        let mut r = HashingReader::new(file.take(desc.size + 1));
+        let tmp = to.temp_blob()?;
+        let mut w = BufWriter::new(tmp);
+        io::copy(&mut r, &mut w).map_err(io_err("copy blob", &src))?;
+        let (digest, size) = r.finish();
+        if digest != desc.digest || size != desc.size {
+            return Err(LayoutError::BlobMismatch {
+                path: src,
+                digest: desc.digest.clone(),
+                size: desc.size,
+                found: format!("{digest}, {size} bytes"),
+            });
+        }
+        let tmp = w.into_inner().map_err(|e| LayoutError::Io {
+            op: "write",
+            path: to.blob_dir(),
+            source: e.into_error(),
+        })?;
+        to.persist(tmp, &digest)
+    }
+
+    fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    fn check_marker(&self) -> Result<(), LayoutError> {
+        let path = self.root.join("oci-layout");
+        let not = |why: String| LayoutError::NotALayout {
+            path: self.root.clone(),
+            why,
+        };
+        let bytes = read_capped(&path, 4096).map_err(|e| not(e.to_string()))?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| not(format!("oci-layout is not JSON: {e}")))?;
+        match v.get("imageLayoutVersion").and_then(Value::as_str) {
+            Some("1.0.0") => Ok(()),
+            other => Err(not(format!(
+                "oci-layout has imageLayoutVersion {other:?}, expected \"1.0.0\""
+            ))),
+        }
+    }
+
+    fn write_index_json(&self, idx: &Index) -> Result<(), LayoutError> {
+        let path = self.root.join("index.json");
+        let bytes = canonical(idx).map_err(|source| LayoutError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        atomic_write(&self.root, &path, &bytes)
+    }
+
+    fn temp_blob(&self) -> Result<tempfile::NamedTempFile, LayoutError> {
+        tempfile::Builder::new()
+            .prefix(".tmp-shipit-")
+            .tempfile_in(self.blob_dir())
+            .map_err(io_err("create a temporary file in", &self.blob_dir()))
+    }
+
+    /// Flushes a finished temporary blob to disk and renames it to its digest.
+    fn persist(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<(), LayoutError> {
+        let dest = self.blob_path(digest);
+        if dest.is_file() {
+            return Ok(()); // dropping `tmp` deletes it
+        }
+        finish_file(tmp, &dest)
+    }
+}
+
+fn finish_file(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<(), LayoutError> {
+    let f = tmp.as_file();
+    f.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io_err("chmod", tmp.path()))?;
+    f.sync_all().map_err(io_err("sync", tmp.path()))?;
+    tmp.persist(dest)
+        .map_err(|e| io_err("rename into place", dest)(e.error))?;
+    Ok(())
+}
+
+fn atomic_write(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-shipit-")
+        .tempfile_in(dir)
+        .map_err(io_err("create a temporary file in", dir))?;
+    tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+    finish_file(tmp, dest)
+}
+
+fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, LayoutError> {
+    let file = File::open(path).map_err(io_err("open", path))?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err("read", path))?;
+    if bytes.len() as u64 > cap {
+        return Err(LayoutError::Invalid {
+            place: path.display().to_string(),
+            why: format!("larger than {cap} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
+fn empty_index() -> Index {
+    Index {
+        schema_version: 2,
+        media_type: Some(media::OCI_INDEX.to_string()),
+        manifests: Vec::new(),
+        annotations: None,
+        extra: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::image::ImageSpec;
+
+    fn image_in(l: &Layout, platform: &str, content: &[u8]) -> BuiltImage {
+        let (_, digests) = l
+            .write_layer(
+                &[Entry::file("bin/app", content.to_vec(), 0o755)],
+                1_700_000_000,
+            )
+            .unwrap();
+        let spec = ImageSpec {
+            platform: Platform::parse(platform).unwrap(),
+            epoch: 1_700_000_000,
+            ..ImageSpec::default()
+        };
+        let img = image::build(None, &[digests], &spec).unwrap();
+        l.write_image(&img).unwrap();
+        img
+    }
+
+    #[test]
+    fn create_write_read_and_verify_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(&dir.path().join("oci")).unwrap();
+        assert_eq!(
+            fs::read(l.root().join("oci-layout")).unwrap(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#
+        );
+        assert_eq!(
+            fs::read_to_string(l.root().join("index.json")).unwrap(),
+            r#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#
+        );
+        let d = l.write_blob("application/octet-stream", b"hello").unwrap();
+        assert_eq!(d.digest, Digest::of(b"hello"));
+        assert_eq!(
+            l.write_blob("application/octet-stream", b"hello").unwrap(),
+            d
+        );
+        assert_eq!(l.read_blob(&d, 100).unwrap(), b"hello");
+        assert!(matches!(
+            l.read_blob(&d, 4),
+            Err(LayoutError::TooLarge { .. })
+        ));
+
+        let src = dir.path().join("src");
+        fs::write(&src, b"from a file").unwrap();
+        let f = l.write_blob_from_file("x/y", &src).unwrap();
+        assert_eq!((f.digest.clone(), f.size), (Digest::of(b"from a file"), 11));
+        assert_eq!(
+            fs::metadata(l.blob_path(&f.digest))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o644
+        );
+
+        // Tampering is caught; no temporary files are left behind.
+        fs::write(l.blob_path(&d.digest), b"HELLO").unwrap();
+        let err = l.read_blob(&d, 100).unwrap_err().to_string();
+        assert!(err.contains("corrupt"), "{err}");
+        let names: Vec<_> = fs::read_dir(l.blob_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.to_string_lossy().starts_with('.')),
+            "{names:?}"
+        );
+
+        // Re-opening works; a directory that is not a layout is refused.
+        Layout::open(l.root()).unwrap();
+        Layout::create(l.root()).unwrap();
+        let err = Layout::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not an OCI image layout"), "{err}");
+    }
+
+    #[test]
+    fn tags_replace_resolve_and_stay_ordered() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(dir.path()).unwrap();
+        let a = image_in(&l, "linux/amd64", b"a");
+        let b = image_in(&l, "linux/arm64", b"b");
+        l.tag("v2", &a.descriptor).unwrap();
+        l.tag("v1", &a.descriptor).unwrap();
+        l.tag("v2", &b.descriptor).unwrap();
+        let tags: Vec<String> = l
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|d| d.annotation(REF_NAME).unwrap().to_string())
+            .collect();
+        assert_eq!(tags, ["v1", "v2"]);
+        assert_eq!(l.resolve("v2").unwrap().digest, b.descriptor.digest);
+        let err = l.resolve("v3").unwrap_err().to_string();
+        assert!(err.contains("v1, v2"), "{err}");
+        assert!(matches!(
+            l.tag("../x", &a.descriptor),
+            Err(LayoutError::BadTag(_))
+        ));
+        let missing = Descriptor::new(media::OCI_MANIFEST, Digest::of(b"nope"), 4);
+        assert!(matches!(
+            l.tag("v4", &missing),
+            Err(LayoutError::MissingBlob { .. })
+        ));
+    }
+
+    #[test]
+    fn oci_refs() {
+        assert_eq!(
+            parse_oci_ref("oci:dist/oci:1.2.3").unwrap(),
+            OciRef {
+                path: "dist/oci".into(),
+                tag: Some("1.2.3".into())
+            }
+        );
+        assert_eq!(
+            parse_oci_ref("oci:/srv/base").unwrap(),
+            OciRef {
+                path: "/srv/base".into(),
+                tag: None
+            }
+        );
+        for bad in [
+            "dist/oci",
+            "oci:",
+            "oci::tag",
+            "oci:dir:",
+            "oci:dir:a/b",
+            "oci:dir:-x",
+        ] {
+            assert!(parse_oci_ref(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn selects_platforms_from_indexes_and_from_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(dir.path()).unwrap();
+        let amd = image_in(&l, "linux/amd64", b"a");
+        let arm = image_in(&l, "linux/arm64/v8", b"b");
+        let v7 = image_in(&l, "linux/arm/v7", b"c");
+        // Single-platform manifests tagged without a platform field (as umoci does).
+        let strip = |d: &Descriptor| Descriptor {
+            platform: None,
+            ..d.clone()
+        };
+        l.tag("amd", &strip(&amd.descriptor)).unwrap();
+        l.tag("arm", &strip(&arm.descriptor)).unwrap();
+        let p = |s| Platform::parse(s).unwrap();
+        let got = l.select_platform(Some("arm"), &p("linux/arm64")).unwrap();
+        assert_eq!(got.descriptor.digest, arm.descriptor.digest);
+        assert_eq!(got.manifest, arm.manifest);
+        let got = l.select_platform(None, &p("linux/amd64")).unwrap();
+        assert_eq!(got.descriptor.digest, amd.descriptor.digest);
+        let err = l
+            .select_platform(Some("amd"), &p("linux/arm64"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("platforms there: linux/amd64"), "{err}");
+
+        // An index, nested in another index.
+        let inner = index::build(
+            &[
+                (amd.descriptor.clone(), p("linux/amd64")),
+                (v7.descriptor.clone(), p("linux/arm/v7")),
+            ],
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        l.write_index(&inner).unwrap();
+        let outer_bytes = canonical(&Index {
+            manifests: vec![inner.descriptor.clone()],
+            ..empty_index()
+        })
+        .unwrap();
+        let outer = l.write_blob(media::OCI_INDEX, &outer_bytes).unwrap();
+        l.tag("multi", &outer).unwrap();
+        let got = l.select_platform(Some("multi"), &p("linux/arm")).unwrap();
+        assert_eq!(got.descriptor.digest, v7.descriptor.digest);
+        assert!(got.into_base().unwrap().layers().len() == 1);
+        let err = l
+            .select_platform(Some("multi"), &p("linux/arm/v6"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("linux/amd64, linux/arm/v7"), "{err}");
+
+        // Without a tag, amd64 is now reachable through "amd" and "multi": same digest, fine.
+        l.select_platform(None, &p("linux/amd64")).unwrap();
+        // Two different amd64 images are ambiguous.
+        let other = image_in(&l, "linux/amd64", b"other");
+        l.tag("amd2", &other.descriptor).unwrap();
+        let err = l
+            .select_platform(None, &p("linux/amd64"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oci:PATH:TAG"), "{err}");
+    }
+
+    #[test]
+    fn copies_images_and_indexes_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = Layout::create(&dir.path().join("a")).unwrap();
+        let to = Layout::create(&dir.path().join("b")).unwrap();
+        let amd = image_in(&from, "linux/amd64", b"a");
+        let arm = image_in(&from, "linux/arm64", b"b");
+        let idx = index::build(
+            &[
+                (
+                    amd.descriptor.clone(),
+                    Platform::parse("linux/amd64").unwrap(),
+                ),
+                (
+                    arm.descriptor.clone(),
+                    Platform::parse("linux/arm64").unwrap(),
+                ),
+            ],
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        from.write_index(&idx).unwrap();
+        from.copy_image(&to, &amd.descriptor).unwrap();
+        assert!(to.has_blob(&amd.descriptor.digest) && to.has_blob(&amd.config.digest));
+        assert!(!to.has_blob(&arm.descriptor.digest));
+        from.copy_image(&to, &idx.descriptor).unwrap();
+        let blobs = |l: &Layout| {
+            let mut v: Vec<_> = fs::read_dir(l.blob_dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(blobs(&from), blobs(&to));
+        // A corrupt source blob is refused, not copied.
+        let third = Layout::create(&dir.path().join("c")).unwrap();
+        fs::write(from.blob_path(&amd.manifest.layers[0].digest), b"junk").unwrap();
+        assert!(matches!(
+            from.copy_image(&third, &amd.descriptor),
+            Err(LayoutError::BlobMismatch { .. })
+        ));
+        assert!(!third.has_blob(&amd.manifest.layers[0].digest));
+    }
+}
