@@ -19,6 +19,8 @@ ARCHES=amd64,arm64,armhf
 INCLUDE=libc6,libgcc-s1
 MIRROR=
 ROOTFS=
+# Image timestamps: SOURCE_DATE_EPOCH when set, else the epoch.
+CREATED=$(date -u -d "@${SOURCE_DATE_EPOCH:-0}" +%Y-%m-%dT%H:%M:%SZ)
 PATH_ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 die() { printf 'make-base.sh: %s\n' "$*" >&2; exit 1; }
@@ -72,7 +74,7 @@ oci_arch() {
 }
 
 # Sets the platform variant ($4, `-` for none) on the config of tag $2 in layout $1, and the platform
-# on its index.json entry (so a reader can pick a tag by platform). umoci 0.4.7 has no flag for
+# on its index.json entry (so a reader can pick a tag by platform), and pins the timestamps. umoci 0.4.7 has no flag for
 # either, so the config and manifest blobs are rewritten by hand.
 set_platform() {
   local layout=$1 tag=$2 arch=$3 variant=$4 mdigest manifest cdigest config newc newm
@@ -82,7 +84,10 @@ set_platform() {
   cdigest=$(jq -r .config.digest "$manifest")
   config=$layout/blobs/sha256/${cdigest#sha256:}
   newc=$(mktemp "$layout/.config.XXXXXX")
-  jq -cj --arg v "$variant" 'if $v == "-" then del(.variant) else .variant = $v end' "$config" >"$newc"
+  # Fixed timestamps: the same cached rootfs tarball always gives the same image digest.
+  jq -cj --arg v "$variant" --arg c "$CREATED" '
+    (if $v == "-" then del(.variant) else .variant = $v end)
+    | .created = $c | .history |= map(.created = $c)' "$config" >"$newc"
   local csum csize; csum=$(sha256sum "$newc" | cut -d' ' -f1); csize=$(stat -c %s "$newc")
   mv "$newc" "$layout/blobs/sha256/$csum"
   newm=$(mktemp "$layout/.manifest.XXXXXX")
