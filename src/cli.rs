@@ -84,6 +84,9 @@ pub enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Package the built binaries into per-platform OCI images and one multi-arch index per
+    /// libc variant, in the OCI layout dist/oci (staging refs only: no release tag moves).
+    Package,
     /// Write a commented pipeline.yaml and docker/Dockerfile for the Cargo project in the
     /// current directory.
     Init {
@@ -140,6 +143,29 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         Command::Doctor { fix } => {
             let (cfg, plan) = load_plan(&cli.global, ui)?;
             crate::stage::doctor::run(&cfg, &plan, *fix, &cli.global, ui)
+        }
+        Command::Package => {
+            let (cfg, plan) = load_plan(&cli.global, ui)?;
+            if cli.global.dry_run {
+                for (img, p) in plan.platforms() {
+                    println!(
+                        "# package {} ({}) on {} into {}",
+                        p.platform,
+                        img.variant,
+                        img.base,
+                        plan.out_dir.join("oci").display()
+                    );
+                }
+                return Ok(());
+            }
+            let packaged = crate::stage::package::run(&cfg, &plan, ui)?;
+            if cli.global.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&packaged).unwrap_or_default()
+                );
+            }
+            Ok(())
         }
         Command::Init { force } => {
             let dir = std::env::current_dir()

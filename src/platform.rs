@@ -5,7 +5,9 @@ use serde::Serialize;
 use std::fmt;
 
 /// A C library flavour: one multi-arch image per libc.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Libc {
     Gnu,

@@ -5,3 +5,4 @@
 pub mod build;
 pub mod doctor;
 pub mod init;
+pub mod package;

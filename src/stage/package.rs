@@ -1,0 +1,329 @@
+//! `shipit package`: each built binary becomes a single-platform OCI image (base layers + one
+//! deterministic layer + config + manifest), and each libc variant one multi-arch index, written
+//! daemonless into the OCI layout `dist/oci`. The same inputs give the same digests.
+//!
+//! Packaging moves no release tag: the layout gets staging refs only (`staging-<libc>` for the
+//! index, `staging-<libc>-<os>-<arch>[-<variant>]` per platform); `publish` adds the release tags
+//! after every platform passed verification. `dist/package.json` records every digest.
+
+use crate::config::{Base, Config};
+use crate::error::{Error, Result};
+use crate::oci::image::{self, Descriptor, ImageSpec};
+use crate::oci::index::{self, Platform as OciPlatform};
+use crate::oci::layer::Entry;
+use crate::oci::layout::Layout;
+use crate::plan::{ImagePlan, Plan, PlatformPlan};
+use crate::platform::Libc;
+use crate::ui::Ui;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// What `package` made, as recorded in `dist/package.json` (read by verify and publish).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Packaged {
+    pub version: String,
+    pub layout: PathBuf,
+    pub images: Vec<PackagedImage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackagedImage {
+    pub variant: Libc,
+    pub repository: String,
+    /// The release tags publish will move (not moved by package).
+    pub tags: Vec<String>,
+    pub staging_ref: String,
+    pub index: Descriptor,
+    pub platforms: Vec<PackagedPlatform>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackagedPlatform {
+    pub platform: String,
+    pub target: String,
+    pub staging_ref: String,
+    pub manifest: Descriptor,
+    /// Layers + config, as a pull downloads them.
+    pub compressed_size: u64,
+}
+
+/// The staging ref of an image variant's index.
+pub fn staging_ref(libc: Libc) -> String {
+    format!("staging-{}", libc.name())
+}
+
+pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
+    let layout_dir = plan.out_dir.join("oci");
+    let layout = Layout::create(&layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
+    ui.step(format!(
+        "package {} image{} into {}",
+        plan.images.len(),
+        if plan.images.len() == 1 { "" } else { "s" },
+        layout_dir.display()
+    ));
+    let mut images = Vec::new();
+    for img in &plan.images {
+        images.push(package_image(cfg, plan, img, &layout, ui)?);
+    }
+    let packaged = Packaged {
+        version: plan.version.to_string(),
+        layout: layout_dir,
+        images,
+    };
+    let path = plan.out_dir.join("package.json");
+    let text = serde_json::to_string_pretty(&packaged).map_err(|e| Error::stage(e.to_string()))?;
+    std::fs::write(&path, text + "\n")
+        .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    Ok(packaged)
+}
+
+fn package_image(
+    cfg: &Config,
+    plan: &Plan,
+    img: &ImagePlan,
+    layout: &Layout,
+    ui: &Ui,
+) -> Result<PackagedImage> {
+    let mut entries = Vec::new();
+    let mut platforms = Vec::new();
+    for p in &img.platforms {
+        let (desc, size) = package_platform(cfg, plan, img, p, layout)?;
+        let staging = format!("{}-{}", staging_ref(img.variant), p.spec.slug());
+        layout
+            .tag(&staging, &desc)
+            .map_err(|e| Error::stage(format!("{e}")))?;
+        ui.ok(format!(
+            "{} ({}) {} {} bytes",
+            p.platform,
+            img.variant,
+            desc.digest.short(),
+            size
+        ));
+        entries.push((desc.clone(), oci_platform(p)));
+        platforms.push(PackagedPlatform {
+            platform: p.platform.to_string(),
+            target: p.target.clone(),
+            staging_ref: staging,
+            manifest: desc,
+            compressed_size: size,
+        });
+    }
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "org.opencontainers.image.version".to_string(),
+        plan.version.to_string(),
+    );
+    if let Some(rev) = &plan.revision {
+        annotations.insert("org.opencontainers.image.revision".to_string(), rev.clone());
+    }
+    let built = index::build(&entries, &annotations)
+        .map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
+    layout
+        .write_index(&built)
+        .map_err(|e| Error::stage(format!("{e}")))?;
+    let staging = staging_ref(img.variant);
+    layout
+        .tag(&staging, &built.descriptor)
+        .map_err(|e| Error::stage(format!("{e}")))?;
+    ui.ok(format!(
+        "index {} ({}): {} platform{} → oci:{}:{}",
+        img.repository,
+        img.variant,
+        entries.len(),
+        if entries.len() == 1 { "" } else { "s" },
+        layout.root().display(),
+        staging
+    ));
+    Ok(PackagedImage {
+        variant: img.variant,
+        repository: img.repository.clone(),
+        tags: img.tags.clone(),
+        staging_ref: staging,
+        index: built.descriptor,
+        platforms,
+    })
+}
+
+pub fn oci_platform(p: &PlatformPlan) -> OciPlatform {
+    OciPlatform::new(p.spec.os, p.spec.architecture, p.spec.variant)
+}
+
+fn package_platform(
+    cfg: &Config,
+    plan: &Plan,
+    img: &ImagePlan,
+    p: &PlatformPlan,
+    layout: &Layout,
+) -> Result<(Descriptor, u64)> {
+    if !p.binary.exists() {
+        return Err(Error::stage(format!(
+            "{} ({}): no binary at {}: run `shipit build` first (or `shipit release`)",
+            p.platform,
+            p.libc,
+            p.binary.display()
+        )));
+    }
+    let want = oci_platform(p);
+    let (base, base_has_passwd) = match &img.base_ref {
+        Base::Scratch => (None, false),
+        Base::Oci { path, tag } => {
+            let from = Layout::open(path)
+                .map_err(|e| Error::config(format!("{} base {}: {e}", p.platform, img.base)))?;
+            let selected = from
+                .select_platform(tag.as_deref(), &want)
+                .map_err(|e| Error::config(format!("{} base {}: {e}", p.platform, img.base)))?;
+            from.copy_image(layout, &selected.descriptor)
+                .map_err(|e| Error::stage(format!("copy base {}: {e}", img.base)))?;
+            let has = selected
+                .manifest
+                .layers
+                .iter()
+                .any(|l| layer_has(layout, l, "etc/passwd"));
+            (
+                Some(
+                    selected
+                        .into_base()
+                        .map_err(|e| Error::stage(format!("base {}: {e}", img.base)))?,
+                ),
+                has,
+            )
+        }
+        Base::Registry(r) => {
+            return Err(Error::config(format!(
+                "base `{r}`: pulling bases from a registry is not implemented yet; use `oci:PATH[:TAG]` (a local OCI layout, e.g. from `skopeo copy`) or `scratch`"
+            )));
+        }
+    };
+    let epoch = plan.source_date_epoch.max(0) as u64;
+    let mut entries = vec![Entry::host_file(
+        format!("usr/local/bin/{}", plan.project.bin),
+        &p.binary,
+        0o755,
+    )];
+    let (uid, gid) = parse_user(&cfg.image.user);
+    if !base_has_passwd {
+        let mut passwd = String::from("root:x:0:0:root:/root:/sbin/nologin\n");
+        let mut group = String::from("root:x:0:\n");
+        if uid != 0 {
+            passwd.push_str(&format!(
+                "app:x:{uid}:{gid}:app:/nonexistent:/sbin/nologin\n"
+            ));
+            if gid != 0 {
+                group.push_str(&format!("app:x:{gid}:\n"));
+            }
+        }
+        entries.push(Entry::file("etc/passwd", passwd, 0o644));
+        entries.push(Entry::file("etc/group", group, 0o644));
+    }
+    for f in &cfg.image.files {
+        entries.push(Entry::host_file(
+            f.dest.trim_start_matches('/'),
+            &f.src,
+            f.mode,
+        ));
+    }
+    let (layer_desc, digests) = layout
+        .write_layer(&entries, epoch)
+        .map_err(|e| Error::stage(format!("{} layer: {e}", p.platform)))?;
+    let mut labels = BTreeMap::new();
+    for (k, v) in &cfg.image.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    labels.insert(
+        "org.opencontainers.image.version".into(),
+        plan.version.to_string(),
+    );
+    labels.insert(
+        "org.opencontainers.image.title".into(),
+        plan.project.package.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        image::rfc3339(epoch),
+    );
+    if let Some(rev) = &plan.revision {
+        labels.insert("org.opencontainers.image.revision".into(), rev.clone());
+    }
+    let mut env = cfg.image.env.clone();
+    let base_has_path = base.as_ref().is_some_and(|b| {
+        b.config()["config"]["Env"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|v| v.as_str().is_some_and(|s| s.starts_with("PATH=")))
+        })
+    });
+    if !base_has_path && !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(
+            0,
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+        );
+    }
+    let spec = ImageSpec {
+        platform: want,
+        user: Some(cfg.image.user.clone()),
+        entrypoint: Some(img.entrypoint.clone()),
+        cmd: (!cfg.image.cmd.is_empty()).then(|| cfg.image.cmd.clone()),
+        env,
+        exposed_ports: cfg.image.ports.iter().map(|p| p.to_string()).collect(),
+        working_dir: cfg.image.workdir.clone(),
+        labels,
+        annotations: BTreeMap::new(),
+        epoch,
+    };
+    let _ = layer_desc;
+    let built = image::build(base.as_ref(), &[digests], &spec)
+        .map_err(|e| Error::stage(format!("{} image: {e}", p.platform)))?;
+    layout
+        .write_image(&built)
+        .map_err(|e| Error::stage(format!("{e}")))?;
+    let size = built.manifest.layers.iter().map(|l| l.size).sum::<u64>() + built.config.size;
+    Ok((built.descriptor, size))
+}
+
+/// `UID[:GID]` from a validated `image.user`.
+pub fn parse_user(user: &str) -> (u32, u32) {
+    let mut it = user.split(':').map(|s| s.parse::<u32>().unwrap_or(0));
+    let uid = it.next().unwrap_or(0);
+    (uid, it.next().unwrap_or(uid))
+}
+
+/// Whether a layer blob holds `path` (e.g. a base's `etc/passwd`).
+fn layer_has(layout: &Layout, desc: &Descriptor, path: &str) -> bool {
+    let Ok(file) = std::fs::File::open(layout.blob_path(&desc.digest)) else {
+        return false;
+    };
+    let reader: Box<dyn Read> = if desc.media_type.contains("gzip") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
+    let Ok(entries) = archive.entries() else {
+        return false;
+    };
+    for e in entries.flatten() {
+        if let Ok(p) = e.path() {
+            let p = p.to_string_lossy();
+            if p.trim_start_matches("./").trim_start_matches('/') == path {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Reads `dist/package.json`.
+pub fn load(out_dir: &Path) -> Result<Packaged> {
+    let path = out_dir.join("package.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::stage(format!(
+            "{}: {e}: run `shipit package` first",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::stage(format!("{}: {e}", path.display())))
+}
