@@ -472,6 +472,11 @@ pub fn unpack_image(layers: &[LayerInput], opts: &UnpackOptions) -> Result<Rootf
         parent: parent.clone(),
         source,
     })?;
+    // tempfile honours the umask only; make the root private explicitly.
+    fchmod(&root_fd, 0o700).map_err(|rule| UnpackError::TempDir {
+        parent: parent.clone(),
+        source: io::Error::other(rule.to_string()),
+    })?;
     let mut report = UnpackReport {
         layers: layers.len(),
         ..UnpackReport::default()
@@ -484,6 +489,7 @@ pub fn unpack_image(layers: &[LayerInput], opts: &UnpackOptions) -> Result<Rootf
             short: layer.digest.short().to_string(),
             limits: &opts.limits,
             report: &mut report,
+            guard: Rc::clone(&guard),
             seen: HashSet::new(),
             touched: HashSet::new(),
         };
@@ -564,6 +570,7 @@ struct LayerUnpacker<'a> {
     short: String,
     limits: &'a Limits,
     report: &'a mut UnpackReport,
+    guard: Rc<RefCell<GuardState>>,
     /// Normalised names of this layer's entries (duplicate detection).
     seen: HashSet<String>,
     /// This layer's entries and all their ancestors: what whiteouts of this layer must not touch.
@@ -823,7 +830,7 @@ impl LayerUnpacker<'_> {
                 })?;
                 let mut file = File::from(fd);
                 let written = io::copy(&mut entry.by_ref().take(size), &mut file)
-                    .map_err(|source| err(Rule::Truncated { source }))?;
+                    .map_err(|e| self.data_err(&self.guard, shown, e))?;
                 if written != size {
                     return Err(err(Rule::Truncated {
                         source: io::Error::new(
