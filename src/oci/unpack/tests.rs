@@ -1249,3 +1249,64 @@ fn differential_against_umoci() {
     );
     assert_eq!(tree(rootfs.path()), tree(&theirs));
 }
+
+/// A real tree (this machine's `/etc`, written by GNU tar in PAX format with a `./` root entry, as
+/// mmdebstrap does) unpacks to the same files as `tar -x`, modulo the documented mode policy.
+#[test]
+fn differential_against_gnu_tar_on_a_real_tree() {
+    let mut fx = Fixture::new();
+    let tgz = fx.path().join("etc.tgz");
+    let status = std::process::Command::new("tar")
+        .args(["--format=pax", "--sort=name", "-C", "/etc", "-czf"])
+        .arg(&tgz)
+        .arg(".")
+        .status()
+        .expect("GNU tar is installed");
+    assert!(status.success());
+    let bytes = std::fs::read(&tgz).unwrap();
+    let layer = fx.blob(bytes, media::OCI_LAYER_GZIP, None);
+    let rootfs = unpack_image(&[layer], &fx.opts(Limits::default())).unwrap();
+    let theirs = fx.path().join("tar-x");
+    std::fs::create_dir(&theirs).unwrap();
+    let status = std::process::Command::new("tar")
+        .args(["--no-same-owner", "-C"])
+        .arg(&theirs)
+        .arg("-xzf")
+        .arg(&tgz)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Apply shipit's mode policy to tar's result: no special or group/other write bits, owner
+    // always rw (files) / rwx (directories).
+    let policy = |v: &String| -> String {
+        let mut parts = v.splitn(3, ' ');
+        let (kind, rest) = (parts.next().unwrap(), parts.next().unwrap_or(""));
+        match kind {
+            "dir" | "file" => {
+                let mode = u32::from_str_radix(rest, 8).unwrap() & 0o755;
+                let mode = mode | if kind == "dir" { 0o700 } else { 0o600 };
+                let tail = parts.next().map(|t| format!(" {t}")).unwrap_or_default();
+                format!("{kind} {mode:o}{tail}")
+            }
+            _ => v.clone(),
+        }
+    };
+    let ours = tree(rootfs.path());
+    let theirs: BTreeMap<_, _> = tree(&theirs)
+        .iter()
+        .map(|(k, v)| (k.clone(), policy(v)))
+        .collect();
+    assert!(
+        ours.len() > 50,
+        "expected a real tree, got {} entries",
+        ours.len()
+    );
+    assert_eq!(ours, theirs);
+    assert!(
+        rootfs
+            .report()
+            .neutralised
+            .iter()
+            .any(|n| n.action == Neutralisation::SkippedRootEntry)
+    );
+}
