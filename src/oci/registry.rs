@@ -1241,23 +1241,17 @@ impl RegistryClient {
             ureq::Error::HostNotFound => ("host not found (DNS)".to_string(), false),
             ureq::Error::ConnectionFailed => ("connection failed".to_string(), true),
             ureq::Error::Protocol(p) => (format!("HTTP protocol error: {p}"), true),
-            ureq::Error::Tls(t) => (
-                format!(
-                    "TLS error: {t}; if the registry uses a private CA, give its certificate as ca_file"
-                ),
-                false,
-            ),
+            ureq::Error::Tls(t) => (format!("TLS error: {t}"), false),
             ureq::Error::BadUri(_) => ("malformed URL".to_string(), false),
-            other => {
-                let s = other.to_string();
-                let tls = s.to_ascii_lowercase().contains("certificate");
-                let hint = if tls {
-                    "; if the registry uses a private CA, give its certificate as ca_file"
-                } else {
-                    ""
-                };
-                (format!("{s}{hint}"), false)
-            }
+            other => (other.to_string(), false),
+        };
+        let lower = detail.to_ascii_lowercase();
+        let detail = if (lower.contains("certificate") || lower.contains("tls"))
+            && !detail.contains("ca_file")
+        {
+            format!("{detail}; if the registry uses a private CA, give its certificate as ca_file")
+        } else {
+            detail
         };
         RegistryError::Network {
             what: what.to_string(),
