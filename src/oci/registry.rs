@@ -776,15 +776,14 @@ impl RegistryClient {
                 what: &what,
             })?;
             let resp = self.expect(resp, &[200], &what)?;
-            if let Some(len) = header(&resp, "content-length").and_then(|s| s.parse::<u64>().ok()) {
-                if len > max_size {
-                    return Err(RegistryError::Protocol {
-                        what: what.clone(),
-                        detail: format!(
-                            "the registry announces {len} bytes, more than the limit of {max_size}"
-                        ),
-                    });
-                }
+            let announced = header(&resp, "content-length").and_then(|s| s.parse::<u64>().ok());
+            if let Some(len) = announced.filter(|len| *len > max_size) {
+                return Err(RegistryError::Protocol {
+                    what: what.clone(),
+                    detail: format!(
+                        "the registry announces {len} bytes, more than the limit of {max_size}"
+                    ),
+                });
             }
             let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
             let mut writer = HashingWriter::new(io::BufWriter::new(tmp));
@@ -1022,7 +1021,7 @@ impl RegistryClient {
                     format!("refresh_token={}", auth::form_encode(tok.expose())),
                     format!("scope={}", auth::form_encode(&scopes.join(" "))),
                 ];
-                form.extend(query.drain(..));
+                form.append(&mut query);
                 (
                     "POST",
                     Some(form.join("&")),

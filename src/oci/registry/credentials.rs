@@ -153,45 +153,41 @@ pub fn from_docker_config(
         registry.to_string()
     };
 
-    if let Some(helpers) = cfg.get("credHelpers").and_then(|v| v.as_object()) {
-        if let Some(name) = keys
-            .iter()
-            .find_map(|k| helpers.get(k))
-            .and_then(|v| v.as_str())
-        {
-            let program = helper_program(name);
-            return run_helper(&program, &server, helper_timeout);
-        }
+    let helpers = cfg.get("credHelpers").and_then(|v| v.as_object());
+    if let Some(name) = helpers
+        .and_then(|h| keys.iter().find_map(|k| h.get(k)))
+        .and_then(|v| v.as_str())
+    {
+        return run_helper(&helper_program(name), &server, helper_timeout);
     }
-    if let Some(auths) = cfg.get("auths").and_then(|v| v.as_object()) {
-        if let Some(entry) = keys.iter().find_map(|k| auths.get(k)) {
-            if let Some(tok) = entry
-                .get("identitytoken")
-                .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-            {
-                return Ok(Some(Credentials::IdentityToken(Secret(tok.to_string()))));
-            }
-            if let Some(auth) = entry
-                .get("auth")
-                .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-            {
-                let bad = || {
-                    cfg_err(format!(
-                        "auths[{registry:?}].auth is not base64 of user:password"
-                    ))
-                };
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(auth.trim())
-                    .map_err(|_| bad())?;
-                let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-                let (user, pass) = decoded.split_once(':').ok_or_else(bad)?;
-                return Ok(Some(Credentials::Basic {
-                    username: user.to_string(),
-                    password: Secret(pass.to_string()),
-                }));
-            }
+    let auths = cfg.get("auths").and_then(|v| v.as_object());
+    if let Some(entry) = auths.and_then(|a| keys.iter().find_map(|k| a.get(k))) {
+        if let Some(tok) = entry
+            .get("identitytoken")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+        {
+            return Ok(Some(Credentials::IdentityToken(Secret(tok.to_string()))));
+        }
+        if let Some(auth) = entry
+            .get("auth")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+        {
+            let bad = || {
+                cfg_err(format!(
+                    "auths[{registry:?}].auth is not base64 of user:password"
+                ))
+            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .map_err(|_| bad())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (user, pass) = decoded.split_once(':').ok_or_else(bad)?;
+            return Ok(Some(Credentials::Basic {
+                username: user.to_string(),
+                password: Secret(pass.to_string()),
+            }));
         }
     }
     if let Some(store) = cfg
