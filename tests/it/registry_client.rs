@@ -1,1 +1,498 @@
-//! Registry client tests.
+//! The registry client against a real docker-registry 2.8 (anonymous http, htpasswd over TLS,
+//! Bearer tokens), read back with skopeo; `fault_*` tests put the fault proxy in between.
+
+use crate::support::proxy::{Fault, FaultProxy, Rule};
+use crate::support::registry::TestRegistry;
+use shipit::oci::digest::Digest;
+use shipit::oci::json::canonical;
+use shipit::oci::media;
+use shipit::oci::registry::{
+    BlobOutcome, ClientOptions, Credentials, ErrorKind, Reference, RegistryClient, Secret,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const CANARY: &str = "CANARY-pw-7d41e2";
+
+/// A small image written by hand: a layer, a config, a manifest and an index.
+struct Image {
+    _dir: tempfile::TempDir,
+    blobs: Vec<(Digest, u64, PathBuf)>,
+    manifest: Vec<u8>,
+    index: Vec<u8>,
+}
+
+fn image(layer_len: usize) -> Image {
+    let dir = tempfile::tempdir().unwrap();
+    // Deterministic, incompressible-ish bytes.
+    let mut x: u32 = 0x9e37_79b9;
+    let layer: Vec<u8> = (0..layer_len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let layer_d = Digest::of(&layer);
+    let config = canonical(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Entrypoint": ["/hello"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_d.to_string()]},
+    }))
+    .unwrap();
+    let config_d = Digest::of(&config);
+    let manifest = canonical(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config_d.to_string(), "size": config.len()},
+        "layers": [{"mediaType": media::OCI_LAYER_TAR, "digest": layer_d.to_string(), "size": layer.len()}],
+    }))
+    .unwrap();
+    let index = canonical(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_INDEX,
+        "manifests": [{"mediaType": media::OCI_MANIFEST, "digest": Digest::of(&manifest).to_string(),
+            "size": manifest.len(), "platform": {"architecture": "amd64", "os": "linux"}}],
+    }))
+    .unwrap();
+    let mut blobs = Vec::new();
+    for (d, bytes) in [(layer_d, layer), (config_d, config)] {
+        let p = dir.path().join(d.hex());
+        std::fs::write(&p, &bytes).unwrap();
+        blobs.push((d, bytes.len() as u64, p));
+    }
+    Image {
+        _dir: dir,
+        blobs,
+        manifest,
+        index,
+    }
+}
+
+fn fast_opts(reg: &TestRegistry) -> ClientOptions {
+    ClientOptions {
+        plain_http: !reg.tls,
+        ca_file: reg.ca_file.clone(),
+        retry_base_delay: Duration::from_millis(10),
+        connect_timeout: Duration::from_secs(5),
+        io_timeout: Duration::from_secs(10),
+        mask_tokens: false,
+        ..ClientOptions::default()
+    }
+}
+
+fn creds(user: &str, pass: &str) -> Option<Credentials> {
+    Some(Credentials::Basic {
+        username: user.into(),
+        password: Secret::new(pass),
+    })
+}
+
+fn client_at(
+    addr: &str,
+    repo: &str,
+    creds: Option<Credentials>,
+    opts: ClientOptions,
+) -> RegistryClient {
+    let r = Reference::parse(&format!("{addr}/{repo}")).unwrap();
+    RegistryClient::new(&r, creds, opts).unwrap()
+}
+
+fn client(reg: &TestRegistry, repo: &str, creds: Option<Credentials>) -> RegistryClient {
+    client_at(&reg.host_port(), repo, creds, fast_opts(reg))
+}
+
+/// Pushes blobs, the manifest by digest, then the index by tag; returns the index digest.
+fn push_image(c: &RegistryClient, img: &Image, tag: &str, mount_from: Option<&str>) -> Digest {
+    for (d, size, path) in &img.blobs {
+        c.push_blob(d, *size, path, mount_from).unwrap();
+    }
+    let md = Digest::of(&img.manifest);
+    assert_eq!(
+        c.push_manifest(md.as_str(), media::OCI_MANIFEST, &img.manifest)
+            .unwrap(),
+        md
+    );
+    c.push_manifest(tag, media::OCI_INDEX, &img.index).unwrap()
+}
+
+fn assert_published(reg: &TestRegistry, repo: &str, tag: &str, img: &Image) {
+    assert_eq!(
+        reg.skopeo_raw(&format!("{repo}:{tag}")),
+        img.index,
+        "index by tag"
+    );
+    let md = Digest::of(&img.manifest);
+    assert_eq!(
+        reg.skopeo_raw(&format!("{repo}@{md}")),
+        img.manifest,
+        "manifest by digest"
+    );
+}
+
+#[test]
+fn anonymous_push_reads_back_and_second_push_uploads_nothing() {
+    let reg = TestRegistry::anonymous();
+    let img = image(64 * 1024);
+    let c = client(&reg, "shipit/hello", None);
+    let d = push_image(&c, &img, "v1", None);
+    assert_eq!(d, Digest::of(&img.index));
+    assert_published(&reg, "shipit/hello", "v1", &img);
+    let s = c.stats();
+    assert_eq!((s.blobs_uploaded, s.blobs_skipped), (2, 0));
+    assert_eq!(s.bytes_uploaded, img.blobs.iter().map(|b| b.1).sum::<u64>());
+    // Monolithic by default: POST + PUT, no PATCH.
+    assert_eq!(reg.count("POST", "/blobs/uploads/"), 2);
+    assert_eq!(reg.count("PATCH", "/blobs/uploads/"), 0);
+
+    let c2 = client(&reg, "shipit/hello", None);
+    push_image(&c2, &img, "v1", None);
+    let s2 = c2.stats();
+    assert_eq!((s2.blobs_uploaded, s2.blobs_skipped), (0, 2));
+    assert_eq!(
+        reg.count("POST", "/blobs/uploads/"),
+        2,
+        "no new upload session"
+    );
+
+    // head/get manifest round trip.
+    let (hd, mt, size) = c2.head_manifest("v1").unwrap().unwrap();
+    assert_eq!(
+        (hd, mt.as_str(), size),
+        (d.clone(), media::OCI_INDEX, img.index.len() as u64)
+    );
+    let (bytes, mt, gd) = c2.get_manifest(d.as_str()).unwrap();
+    assert_eq!(
+        (bytes, mt.as_str(), gd),
+        (img.index.clone(), media::OCI_INDEX, d)
+    );
+    assert_eq!(c2.head_manifest("absent").unwrap(), None);
+}
+
+#[test]
+fn chunked_upload_above_threshold() {
+    let reg = TestRegistry::anonymous();
+    let img = image(100_000);
+    let opts = ClientOptions {
+        chunked_threshold: 10_000,
+        chunk_size: 30_000,
+        ..fast_opts(&reg)
+    };
+    let c = client_at(&reg.host_port(), "shipit/chunked", None, opts);
+    push_image(&c, &img, "latest", None);
+    // 100 000 bytes in 30 000-byte chunks = 4 PATCHes; the config is under the threshold.
+    assert_eq!(
+        reg.count("PATCH", "/blobs/uploads/"),
+        4,
+        "{}",
+        reg.log_text()
+    );
+    assert_published(&reg, "shipit/chunked", "latest", &img);
+}
+
+#[test]
+fn basic_auth_over_tls_with_ca_file() {
+    let reg = TestRegistry::basic_tls("shipit", CANARY);
+    let img = image(10_000);
+    let c = client(&reg, "shipit/tls", creds("shipit", CANARY));
+    push_image(&c, &img, "v1", None);
+    assert_published(&reg, "shipit/tls", "v1", &img);
+
+    // Without the CA the self-signed certificate is refused: no silent fallback.
+    let opts = ClientOptions {
+        ca_file: None,
+        max_attempts: 1,
+        ..fast_opts(&reg)
+    };
+    let c = client_at(
+        &reg.host_port(),
+        "shipit/tls",
+        creds("shipit", CANARY),
+        opts,
+    );
+    let e = c.blob_exists(&img.blobs[0].0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert!(e.to_string().contains("ca_file"), "{e}");
+}
+
+#[test]
+fn wrong_password_is_an_auth_error_without_retries_or_leaks() {
+    let reg = TestRegistry::basic_tls("shipit", "right-password");
+    let img = image(1000);
+    let c = client(&reg, "shipit/x", creds("shipit", CANARY));
+    let e = c
+        .push_blob(&img.blobs[0].0, img.blobs[0].1, &img.blobs[0].2, None)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "authentication to {} failed: check SHIPIT_REGISTRY_USER/SHIPIT_REGISTRY_PASSWORD or docker login",
+            reg.host_port()
+        )),
+        "{text}"
+    );
+    for shown in [text, format!("{e:?}")] {
+        assert!(!shown.contains(CANARY), "{shown}");
+    }
+    // One ping, one HEAD: no retries of a 401.
+    assert_eq!(c.stats().requests, 2, "{}", reg.log_text());
+    assert_eq!(reg.count("HEAD", "/blobs/"), 1);
+    assert!(!reg.log_text().contains(CANARY));
+
+    // Bearer: the token server refuses once, nothing is retried.
+    let reg = TestRegistry::bearer("shipit", "right-password");
+    let c = client(&reg, "shipit/x", creds("shipit", CANARY));
+    let e = c.blob_exists(&img.blobs[0].0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    assert!(!format!("{e} {e:?}").contains(CANARY));
+    assert_eq!(reg.token_refusals(), 1);
+}
+
+#[test]
+fn bearer_push_and_cross_repo_mount_with_source_pull_scope() {
+    let reg = TestRegistry::bearer("shipit", CANARY);
+    let img = image(20_000);
+    let c = client(&reg, "shipit/hello", creds("shipit", CANARY));
+    push_image(&c, &img, "v1", None);
+    // One token for the whole push, cached.
+    assert_eq!(
+        reg.token_scopes(),
+        vec!["repository:shipit/hello:pull,push"]
+    );
+    assert_published(&reg, "shipit/hello", "v1", &img);
+
+    let c2 = client(&reg, "shipit/copy", creds("shipit", CANARY));
+    push_image(&c2, &img, "v1", Some("shipit/hello"));
+    let s = c2.stats();
+    assert_eq!(
+        (s.blobs_mounted, s.blobs_uploaded),
+        (2, 0),
+        "{}",
+        reg.log_text()
+    );
+    assert_eq!(reg.count("POST", "mount="), 2);
+    assert!(
+        reg.token_scopes()
+            .contains(&"repository:shipit/copy:pull,push repository:shipit/hello:pull".to_string()),
+        "{:?}",
+        reg.token_scopes()
+    );
+    assert_published(&reg, "shipit/copy", "v1", &img);
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused_before_any_connection() {
+    let r = Reference::parse("registry.invalid:5000/shipit/app:v1").unwrap();
+    let opts = ClientOptions {
+        plain_http: true,
+        ..ClientOptions::default()
+    };
+    let e = RegistryClient::new(&r, None, opts).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(
+        e.to_string()
+            .contains("refusing plain HTTP to non-loopback host registry.invalid:5000"),
+        "{e}"
+    );
+}
+
+#[test]
+fn index_with_a_missing_child_is_manifest_blob_unknown() {
+    let reg = TestRegistry::anonymous();
+    let img = image(1000);
+    let c = client(&reg, "shipit/orphan", None);
+    let e = c
+        .push_manifest("v1", media::OCI_INDEX, &img.index)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol);
+    assert!(e.to_string().contains("MANIFEST_BLOB_UNKNOWN"), "{e}");
+    assert!(
+        e.to_string().contains("before the manifest or index"),
+        "{e}"
+    );
+    assert_eq!(reg.count("PUT", "/manifests/"), 1, "not retried");
+    assert_eq!(c.head_manifest("v1").unwrap(), None, "tag not created");
+}
+
+#[test]
+fn get_blob_verifies_size_and_digest() {
+    let reg = TestRegistry::anonymous();
+    let img = image(5000);
+    let c = client(&reg, "shipit/pull", None);
+    push_image(&c, &img, "v1", None);
+    let (d, size, _) = &img.blobs[0];
+    let out = reg.scratch("pull");
+    let dest = out.join("layer");
+    assert_eq!(c.get_blob(d, &dest, 1 << 20).unwrap(), *size);
+    assert_eq!(Digest::of(&std::fs::read(&dest).unwrap()), *d);
+
+    let small = out.join("small");
+    let e = c.get_blob(d, &small, size - 1).unwrap_err();
+    assert!(e.to_string().contains("limit"), "{e}");
+    assert!(!small.exists());
+
+    // Tamper with the stored bytes (same length): the digest check catches it.
+    let data = reg.blob_data_path(d.hex());
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+    let bad = out.join("bad");
+    let e = c.get_blob(d, &bad, 1 << 20).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
+    assert!(!bad.exists());
+}
+
+fn proxied_client(proxy: &FaultProxy, repo: &str, reg: &TestRegistry) -> RegistryClient {
+    client_at(&proxy.addr.to_string(), repo, None, fast_opts(reg))
+}
+
+fn put_blob_files(img: &Image) -> Vec<(&Digest, u64, &Path)> {
+    img.blobs
+        .iter()
+        .map(|(d, s, p)| (d, *s, p.as_path()))
+        .collect()
+}
+
+#[test]
+fn fault_503_on_first_upload_then_success() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![Rule {
+            method: "PUT",
+            path_contains: "/blobs/uploads/".into(),
+            nth: 1,
+            fault: Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        }],
+    );
+    let img = image(30_000);
+    let c = proxied_client(&proxy, "shipit/retry", &reg);
+    push_image(&c, &img, "v1", None);
+    // The failed blob restarts from POST: 3 POSTs for 2 blobs.
+    assert_eq!(
+        proxy.count("POST", "/blobs/uploads/"),
+        3,
+        "{:?}",
+        proxy.seen()
+    );
+    assert_eq!(c.stats().blobs_uploaded, 2);
+    assert_published(&reg, "shipit/retry", "v1", &img);
+}
+
+#[test]
+fn fault_429_retry_after_is_honoured() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![Rule {
+            method: "PUT",
+            path_contains: "/manifests/".into(),
+            nth: 1,
+            fault: Fault::Status {
+                status: 429,
+                retry_after: Some(1),
+            },
+        }],
+    );
+    let img = image(1000);
+    let c = proxied_client(&proxy, "shipit/slow", &reg);
+    for (d, s, p) in put_blob_files(&img) {
+        c.push_blob(d, s, p, None).unwrap();
+    }
+    let t = Instant::now();
+    let md = c
+        .push_manifest(
+            Digest::of(&img.manifest).as_str(),
+            media::OCI_MANIFEST,
+            &img.manifest,
+        )
+        .unwrap();
+    // Backoff alone would be ~10 ms; Retry-After: 1 makes it wait a second.
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(proxy.count("PUT", "/manifests/"), 2);
+    assert_eq!(md, Digest::of(&img.manifest));
+}
+
+#[test]
+fn fault_connection_reset_mid_blob_restarts_and_completes() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![Rule {
+            method: "PUT",
+            path_contains: "/blobs/uploads/".into(),
+            nth: 1,
+            fault: Fault::ResetAfterBody(64 * 1024),
+        }],
+    );
+    let img = image(1 << 20);
+    let c = proxied_client(&proxy, "shipit/reset", &reg);
+    let (d, s, p) = put_blob_files(&img)[0];
+    assert_eq!(c.push_blob(d, s, p, None).unwrap(), BlobOutcome::Uploaded);
+    assert_eq!(
+        proxy.count("POST", "/blobs/uploads/"),
+        2,
+        "{:?}",
+        proxy.seen()
+    );
+    assert!(c.blob_exists(d).unwrap());
+}
+
+#[test]
+fn fault_cancel_during_backoff_stops_without_further_requests() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![Rule {
+            method: "POST",
+            path_contains: "/blobs/uploads/".into(),
+            nth: 1,
+            fault: Fault::Status {
+                status: 503,
+                retry_after: Some(30),
+            },
+        }],
+    );
+    let img = image(1000);
+    let opts = fast_opts(&reg);
+    let cancel = opts.cancel.clone();
+    let c = client_at(&proxy.addr.to_string(), "shipit/cancel", None, opts);
+    let (d, s, p) = put_blob_files(&img)[0];
+    let seen_before = std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while proxy.count("POST", "/blobs/uploads/") == 0 {
+                assert!(Instant::now() < deadline, "no POST reached the proxy");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let n = proxy.seen().len();
+            cancel.store(true, Ordering::SeqCst);
+            n
+        });
+        let t = Instant::now();
+        let e = c.push_blob(d, s, p, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "waited out Retry-After"
+        );
+        waiter.join().unwrap()
+    });
+    assert_eq!(
+        proxy.seen().len(),
+        seen_before,
+        "a request started after cancel"
+    );
+    // And a cancelled client starts nothing at all.
+    let before = c.stats().requests;
+    assert_eq!(c.blob_exists(d).unwrap_err().kind(), ErrorKind::Cancelled);
+    assert_eq!(c.stats().requests, before);
+}
