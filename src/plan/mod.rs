@@ -453,11 +453,9 @@ fn platform_plan(
         other => other,
     };
     let built = match choice.backend {
-        Backend::Docker => opts
-            .out_dir
+        Backend::Docker => shipit_target_dir
+            .join(&target)
             .join("docker-out")
-            .join(libc.name())
-            .join(p.slug())
             .join(&project.bin),
         _ => shipit_target_dir
             .join(&target)
