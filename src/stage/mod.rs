@@ -6,3 +6,4 @@ pub mod build;
 pub mod doctor;
 pub mod init;
 pub mod package;
+pub mod package_docker;

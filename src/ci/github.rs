@@ -1,0 +1,1 @@
+//! GitHub Actions integration (owned by the ci branch).

@@ -1,0 +1,3 @@
+//! CI integration: GitHub Actions step conventions and workflow generation.
+
+pub mod github;

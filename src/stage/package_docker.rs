@@ -1,0 +1,1 @@
+//! The docker packager (owned by the docker-paths branch).

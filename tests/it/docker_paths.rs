@@ -1,0 +1,1 @@
+//! Docker build backend and packager against a real dockerd.

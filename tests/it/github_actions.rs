@@ -1,0 +1,1 @@
+//! GitHub Actions conventions and generated workflows, checked with actionlint.
