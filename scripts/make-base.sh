@@ -104,10 +104,12 @@ set_platform() {
   chmod 0644 "$layout/index.json" "$layout/blobs/sha256/$csum" "$layout/blobs/sha256/$msum"
 }
 
+IFS=, read -ra arch_list <<<"$ARCHES"
+for arch in "${arch_list[@]}"; do oci_arch "$arch" >/dev/null; done  # unknown arch: fail before any work
+
 [[ -f $OUT/oci-layout ]] || umoci init --layout "$OUT"
 existing=$(umoci ls --layout "$OUT")
 changed=0
-IFS=, read -ra arch_list <<<"$ARCHES"
 for arch in "${arch_list[@]}"; do
   tag=$SUITE-$arch
   read -r oarch variant < <(oci_arch "$arch")

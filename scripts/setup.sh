@@ -8,7 +8,7 @@ set -euo pipefail
 APT_PACKAGES=(
   qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-armhf-cross musl-tools docker-registry apache2-utils skopeo umoci buildah mmdebstrap
-  docker.io binutils-multiarch openssl curl
+  docker.io binutils-multiarch openssl curl jq
 )
 RUST_TARGETS=(
   aarch64-unknown-linux-gnu aarch64-unknown-linux-musl x86_64-unknown-linux-musl
@@ -20,7 +20,7 @@ LINK_DIR=/usr/local/bin
 # Used only when the default python3 refuses `pip install` (PEP 668, e.g. Debian's own python3).
 VENV=/opt/shipit-venv
 
-say() { printf '%-32s %s\n' "$1" "$2"; }
+say() { printf '%-44s %s\n' "$1" "$2"; }
 die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (apt-get, /usr/local/bin and rustup's toolchain need it)"
@@ -36,7 +36,8 @@ for pkg in "${APT_PACKAGES[@]}"; do
   fi
 done
 if ((${#missing[@]})); then
-  apt-get update -qq
+  # One failing index (the security suite can fail here) must not stop the install from the main one.
+  apt-get update -qq || echo "setup.sh: apt-get update reported errors; trying the install anyway" >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   for pkg in "${missing[@]}"; do say "apt $pkg" installed; done
 fi

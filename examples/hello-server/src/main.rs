@@ -56,13 +56,15 @@ fn main() -> ExitCode {
 
     let port = match std::env::var("PORT") {
         Err(_) => 8080,
-        Ok(p) => match p.trim().parse::<u16>() {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("hello-server: PORT={p:?} is not a TCP port number ({e}); set PORT to 0..65535");
-                return ExitCode::from(2);
+        Ok(p) => {
+            match p.trim().parse::<u16>() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("hello-server: PORT={p:?} is not a TCP port number ({e}); set PORT to 0..65535");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
     };
     match serve(SocketAddr::from(([0, 0, 0, 0], port))) {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,10 +98,18 @@ fn install_signal_handlers() -> io::Result<()> {
 }
 
 fn serve(addr: SocketAddr) -> io::Result<()> {
-    install_signal_handlers()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot install SIGTERM/SIGINT handlers: {e}")))?;
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}; is the port in use?")))?;
+    install_signal_handlers().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot install SIGTERM/SIGINT handlers: {e}"),
+        )
+    })?;
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}; is the port in use?"),
+        )
+    })?;
     listener.set_nonblocking(true)?;
     eprintln!("listening on {}", listener.local_addr()?);
 
@@ -109,13 +119,11 @@ fn serve(addr: SocketAddr) -> io::Result<()> {
             Ok((stream, _peer)) => {
                 in_flight.fetch_add(1, Ordering::SeqCst);
                 let guard = InFlight(Arc::clone(&in_flight));
-                let spawned = thread::Builder::new()
-                    .name("conn".into())
-                    .spawn(move || {
-                        let _guard = guard;
-                        // A client that hangs up early is its own problem, not the server's.
-                        let _ = handle(stream);
-                    });
+                let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
+                    let _guard = guard;
+                    // A client that hangs up early is its own problem, not the server's.
+                    let _ = handle(stream);
+                });
                 if let Err(e) = spawned {
                     eprintln!("hello-server: cannot start a connection thread: {e}");
                 }
@@ -170,30 +178,72 @@ fn handle(mut stream: TcpStream) -> io::Result<()> {
     };
     if !complete {
         if head.len() > MAX_HEAD {
-            return respond(&mut stream, 431, "Request Header Fields Too Large", "request head too large\n", false);
+            return respond(
+                &mut stream,
+                431,
+                "Request Header Fields Too Large",
+                "request head too large\n",
+                false,
+            );
         }
         if head.is_empty() {
             return Ok(());
         }
-        return respond(&mut stream, 400, "Bad Request", "incomplete request\n", false);
+        return respond(
+            &mut stream,
+            400,
+            "Bad Request",
+            "incomplete request\n",
+            false,
+        );
     }
 
-    let line_end = head.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(head.len());
+    let line_end = head
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(head.len());
     let Ok(line) = std::str::from_utf8(&head[..line_end]) else {
-        return respond(&mut stream, 400, "Bad Request", "request line is not UTF-8\n", false);
+        return respond(
+            &mut stream,
+            400,
+            "Bad Request",
+            "request line is not UTF-8\n",
+            false,
+        );
     };
     let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return respond(&mut stream, 400, "Bad Request", "malformed request line\n", false);
+        return respond(
+            &mut stream,
+            400,
+            "Bad Request",
+            "malformed request line\n",
+            false,
+        );
     };
     if !version.starts_with("HTTP/1.") {
-        return respond(&mut stream, 505, "HTTP Version Not Supported", "only HTTP/1.x\n", false);
+        return respond(
+            &mut stream,
+            505,
+            "HTTP Version Not Supported",
+            "only HTTP/1.x\n",
+            false,
+        );
     }
     let head_only = match method {
         "GET" => false,
         "HEAD" => true,
-        _ => return respond(&mut stream, 405, "Method Not Allowed", "only GET and HEAD\n", false),
+        _ => {
+            return respond(
+                &mut stream,
+                405,
+                "Method Not Allowed",
+                "only GET and HEAD\n",
+                false,
+            )
+        }
     };
     let path = target.split('?').next().unwrap_or(target);
     match path {
@@ -218,7 +268,13 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
 }
 
-fn respond(stream: &mut TcpStream, code: u16, reason: &str, body: &str, head_only: bool) -> io::Result<()> {
+fn respond(
+    stream: &mut TcpStream,
+    code: u16,
+    reason: &str,
+    body: &str,
+    head_only: bool,
+) -> io::Result<()> {
     let mut response = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
