@@ -29,6 +29,24 @@ pub struct Cmd {
     pub cwd: Option<PathBuf>,
     /// Why shipit runs it, for logs and errors ("build linux/arm64 (gnu)").
     pub purpose: String,
+    /// Run it confined to an unpacked image (verification), see [`Sandbox`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Sandbox>,
+}
+
+/// How a verification run is confined: chrooted into the image's rootfs, as the image's user,
+/// optionally in a network namespace of its own (so servers of parallel checks never collide
+/// and the guest cannot reach the host's network), killed if shipit dies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sandbox {
+    pub root: PathBuf,
+    /// Real root: chroot + setgid/setuid to the image user. Otherwise a user namespace maps the
+    /// caller to root inside, and the chroot happens there.
+    pub as_root: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub new_netns: bool,
+    pub workdir: String,
 }
 
 impl Cmd {
@@ -41,6 +59,7 @@ impl Cmd {
             clear_env: false,
             cwd: None,
             purpose: purpose.into(),
+            sandbox: None,
         }
     }
 
@@ -94,8 +113,20 @@ impl Cmd {
         if let Some(dir) = &self.cwd {
             e = e.dir(dir);
         }
-        e.stdin_null().unchecked().before_spawn(|c| {
+        let sandbox = self.sandbox.as_ref().map(sandbox::Prepared::new);
+        e.stdin_null().unchecked().before_spawn(move |c| {
             c.process_group(0);
+            if let Some(prepared) = &sandbox {
+                let prepared = prepared
+                    .as_ref()
+                    .map_err(|e| io::Error::new(e.kind(), e.to_string()))?
+                    .clone();
+                // SAFETY: the closure only makes raw system calls on data prepared before the
+                // fork (no allocation, no locks), as pre_exec requires.
+                unsafe {
+                    c.pre_exec(move || prepared.enter());
+                }
+            }
             Ok(())
         })
     }
@@ -334,6 +365,81 @@ pub fn run_logged_until(
     }
 }
 
+/// A process started in the background, in its own process group (killed when dropped).
+pub struct Running {
+    handle: duct::Handle,
+    pub pid: i32,
+    started: Instant,
+    _guard: GroupGuard,
+}
+
+impl Running {
+    /// Starts `cmd` with stdout and stderr going to the given files.
+    pub fn start(cmd: &Cmd, stdout: File, stderr: File) -> Result<Running, ExecError> {
+        if let Some(sig) = cancelled() {
+            return Err(ExecError::Cancelled {
+                purpose: cmd.purpose.clone(),
+                signal: sig,
+            });
+        }
+        let handle = cmd
+            .duct()
+            .stdout_file(stdout)
+            .stderr_file(stderr)
+            .start()
+            .map_err(|source| ExecError::Spawn {
+                purpose: cmd.purpose.clone(),
+                program: cmd.program.clone(),
+                source,
+            })?;
+        let pid = handle.pids().first().copied().unwrap_or(0) as i32;
+        Ok(Running {
+            handle,
+            pid,
+            started: Instant::now(),
+            _guard: GroupGuard::register(pid),
+        })
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The exit status if it has ended.
+    pub fn try_wait(&self) -> Option<std::process::ExitStatus> {
+        self.handle.try_wait().ok().flatten().map(|o| o.status)
+    }
+
+    /// Waits up to `d`; None if it is still running.
+    pub fn wait_for(&self, d: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + d;
+        let mut poll = Duration::from_millis(2);
+        loop {
+            if let Some(s) = self.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline || cancelled().is_some() {
+                return None;
+            }
+            std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())));
+            poll = (poll * 2).min(Duration::from_millis(25));
+        }
+    }
+
+    /// Sends `sig` to the process itself (qemu-user forwards it to the guest).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe {
+            libc::kill(self.pid, sig);
+        }
+    }
+
+    /// TERM the whole group, grace period, KILL, reap.
+    pub fn terminate(&self) {
+        terminate_group(self.pid, &self.handle);
+    }
+}
+
 /// Runs `cmd` and returns its stdout (stderr is kept for the error), with a timeout. For short
 /// probes (`--version`, `cargo metadata`, `git`).
 pub fn capture(cmd: &Cmd, timeout: Duration) -> Result<String, ExecError> {
@@ -550,4 +656,156 @@ mod tests {
         let c = Cmd::new("sh", "probe").args(["-c", "echo hello; echo noise >&2"]);
         assert_eq!(capture(&c, Duration::from_secs(5)).unwrap(), "hello\n");
     }
+}
+
+/// The part of a sandboxed spawn that runs in the child between fork and exec.
+mod sandbox {
+    use super::Sandbox;
+    use std::ffi::CString;
+    use std::io;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Everything `enter` needs, allocated before the fork.
+    #[derive(Clone)]
+    pub struct Prepared {
+        root: CString,
+        workdir: CString,
+        as_root: bool,
+        uid: u32,
+        gid: u32,
+        new_netns: bool,
+        uid_map: CString,
+        gid_map: CString,
+        outer_uid: u32,
+        outer_gid: u32,
+    }
+
+    impl Prepared {
+        pub fn new(s: &Sandbox) -> io::Result<Prepared> {
+            let c =
+                |b: &[u8]| CString::new(b).map_err(|_| io::Error::other("NUL in a sandbox path"));
+            // SAFETY: getuid/getgid cannot fail.
+            let (outer_uid, outer_gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            Ok(Prepared {
+                root: c(s.root.as_os_str().as_bytes())?,
+                workdir: c(s.workdir.as_bytes())?,
+                as_root: s.as_root,
+                uid: s.uid,
+                gid: s.gid,
+                new_netns: s.new_netns,
+                uid_map: c(format!("0 {outer_uid} 1").as_bytes())?,
+                gid_map: c(format!("0 {outer_gid} 1").as_bytes())?,
+                outer_uid,
+                outer_gid,
+            })
+        }
+
+        /// Runs in the child after fork: namespaces, loopback up, chroot, drop to the image user,
+        /// die with the parent.
+        pub fn enter(&self) -> io::Result<()> {
+            let _ = (self.outer_uid, self.outer_gid);
+            // SAFETY: raw system calls on pre-allocated data only.
+            unsafe {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if !self.as_root {
+                    let mut flags = libc::CLONE_NEWUSER;
+                    if self.new_netns {
+                        flags |= libc::CLONE_NEWNET;
+                    }
+                    check(libc::unshare(flags))?;
+                    write_file(c"/proc/self/setgroups", c"deny")?;
+                    write_file(c"/proc/self/uid_map", &self.uid_map)?;
+                    write_file(c"/proc/self/gid_map", &self.gid_map)?;
+                } else if self.new_netns {
+                    check(libc::unshare(libc::CLONE_NEWNET))?;
+                }
+                if self.new_netns {
+                    loopback_up()?;
+                }
+                check(libc::chroot(self.root.as_ptr()))?;
+                if libc::chdir(self.workdir.as_ptr()) != 0 {
+                    check(libc::chdir(c"/".as_ptr()))?;
+                }
+                if self.as_root {
+                    check(libc::setgroups(0, std::ptr::null()))?;
+                    check(libc::setgid(self.gid))?;
+                    check(libc::setuid(self.uid))?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn check(rc: libc::c_int) -> io::Result<()> {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    unsafe fn write_file(path: &std::ffi::CStr, text: &std::ffi::CStr) -> io::Result<()> {
+        // SAFETY: open/write/close on NUL-terminated, pre-allocated strings.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let bytes = text.to_bytes();
+            let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+            libc::close(fd);
+            if n != bytes.len() as isize {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// `ip link set lo up` in the new network namespace.
+    unsafe fn loopback_up() -> io::Result<()> {
+        // SAFETY: a socket and two ioctls on a zeroed ifreq naming "lo".
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut req: libc::ifreq = std::mem::zeroed();
+            req.ifr_name[0] = b'l' as libc::c_char;
+            req.ifr_name[1] = b'o' as libc::c_char;
+            if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+                libc::close(fd);
+                return Err(io::Error::last_os_error());
+            }
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            let rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+            libc::close(fd);
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens a TCP connection to `127.0.0.1:port` inside the network namespace of process `pid`
+/// (a sandboxed server), from a short-lived thread that joins that namespace.
+pub fn connect_in_netns(pid: i32, port: u16, timeout: Duration) -> io::Result<std::net::TcpStream> {
+    let ns = File::open(format!("/proc/{pid}/ns/net"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on this thread only; the thread ends right after connecting.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                timeout,
+            )
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("netns thread panicked")))
+    })
 }

@@ -342,6 +342,12 @@ fn choose(
     };
     match cfg.build.backend {
         Backend::Zigbuild => zig("build.backend: zigbuild".into(), missing),
+        Backend::Cargo if libc == Libc::Musl && !build_std => Choice {
+            backend: Backend::Cargo,
+            reason: "build.backend: cargo (Rust's bundled musl, rust-lld)".into(),
+            linker: (!p.is_native()).then(|| "rust-lld".to_string()),
+            missing,
+        },
         Backend::Cargo => {
             if debian_gcc_v7 {
                 missing.push("a genuine ARMv6 linker: Debian's arm-linux-gnueabihf-gcc links ARMv7 start files (use backend zigbuild)".into());
@@ -382,12 +388,18 @@ fn choose(
             if native && glibc_pin.is_none() && !build_std {
                 return cargo("auto: native target, plain cargo".into(), missing);
             }
-            if p.is_native() && libc == Libc::Musl && !build_std {
-                return cargo(
-                    "auto: musl for this machine's architecture links with Rust's bundled musl"
-                        .into(),
+            if libc == Libc::Musl && !build_std {
+                // Rust's musl targets bring musl and its crt; rust-lld links them for any arch.
+                return Choice {
+                    backend: Backend::Cargo,
+                    reason: if p.is_native() {
+                        "auto: Rust's bundled musl, linked by the host cc".into()
+                    } else {
+                        "auto: Rust's bundled musl, linked by rust-lld (no C cross toolchain needed)".into()
+                    },
+                    linker: (!p.is_native()).then(|| "rust-lld".to_string()),
                     missing,
-                );
+                };
             }
             if inv.zigbuild {
                 let why = match (glibc_pin, build_std) {

@@ -7,3 +7,4 @@ pub mod doctor;
 pub mod init;
 pub mod package;
 pub mod package_docker;
+pub mod verify;

@@ -141,7 +141,7 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
                 why.clone(),
             ),
             Backend::Cargo | Backend::Auto => {
-                if let Some(linker) = p.linker.as_deref() {
+                if let Some(linker) = p.linker.as_deref().filter(|l| *l != "rust-lld") {
                     let leaked: &'static str = Box::leak(linker.to_string().into_boxed_str());
                     add(
                         linker.to_string(),

@@ -1,0 +1,501 @@
+//! `shipit verify [IMAGE]`: proves every platform image runs before anything is tagged. For each
+//! platform (in parallel): read the manifest and config, unpack the layers safely into a private
+//! temp rootfs, run the static checks, then each `run`/`serve` check under QEMU with the
+//! platform's strict CPU, confined to that rootfs. The images come from `dist/package.json`
+//! (what `package` made), from `oci:DIR[:TAG]`, or from `REGISTRY/REPO[:TAG|@DIGEST]` (pulled
+//! over the registry API into a local layout first). Images built by any tool verify alike.
+
+use crate::config::{Check, CpuMode};
+use crate::error::{Error, Result};
+use crate::oci::image::{self, Descriptor};
+use crate::oci::index::{self, Platform as OciPlatform};
+use crate::oci::layout::Layout;
+use crate::oci::unpack::{self, LayerInput, UnpackOptions};
+use crate::platform::{Libc, Platform};
+use crate::ui::Ui;
+use crate::verify::checks::{self, CheckResult, Policy, Subject};
+use crate::verify::qemu::{Guest, Isolation};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// One platform image to verify.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// `localhost/app (gnu)` or the reference the user gave.
+    pub image: String,
+    pub variant: Option<Libc>,
+    pub layout: PathBuf,
+    pub manifest: Descriptor,
+    /// The platform the index entry claims (None: a single image, read from its config).
+    pub index_platform: Option<OciPlatform>,
+}
+
+/// Settings for a verification run.
+pub struct Settings {
+    pub checks: Vec<Check>,
+    pub policy: Policy,
+    pub cpu: CpuMode,
+    pub jobs: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    pub image: String,
+    pub platform: String,
+    pub digest: String,
+    pub compressed_size: u64,
+    pub passed: bool,
+    pub seconds: f64,
+    pub isolation: Option<Isolation>,
+    pub checks: Vec<CheckResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub passed: bool,
+    pub platforms: Vec<PlatformReport>,
+}
+
+const MAX_JSON: u64 = 4 << 20;
+
+/// The platform images under an index or manifest descriptor of a layout.
+pub fn items_from_descriptor(
+    layout_dir: &Path,
+    image: &str,
+    variant: Option<Libc>,
+    desc: &Descriptor,
+) -> Result<Vec<Item>> {
+    let layout = Layout::open(layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
+    if index::is_index_media_type(&desc.media_type) {
+        let bytes = layout
+            .read_blob(desc, MAX_JSON)
+            .map_err(|e| Error::stage(format!("{image}: {e}")))?;
+        unpack::check_manifest_document(&bytes, &desc.media_type)
+            .map_err(|e| Error::stage(format!("{image}: {e}")))?;
+        let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{image}: {e}")))?;
+        let mut out = Vec::new();
+        for m in idx.manifests {
+            // Attestation manifests (buildx) carry unknown/unknown: not a platform to run.
+            if m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
+            {
+                continue;
+            }
+            if index::is_index_media_type(&m.media_type) {
+                out.extend(items_from_descriptor(layout_dir, image, variant, &m)?);
+                continue;
+            }
+            out.push(Item {
+                image: image.to_string(),
+                variant,
+                layout: layout_dir.to_path_buf(),
+                index_platform: m.platform.clone(),
+                manifest: m,
+            });
+        }
+        if out.is_empty() {
+            return Err(Error::stage(format!(
+                "{image}: the index lists no platform image"
+            )));
+        }
+        Ok(out)
+    } else {
+        Ok(vec![Item {
+            image: image.to_string(),
+            variant,
+            layout: layout_dir.to_path_buf(),
+            manifest: desc.clone(),
+            index_platform: None,
+        }])
+    }
+}
+
+/// `oci:DIR[:TAG]`: the tagged image, or the only image of the layout.
+pub fn items_from_oci(spec: &str) -> Result<Vec<Item>> {
+    let r = crate::oci::layout::parse_oci_ref(spec).map_err(|e| Error::config(format!("{e}")))?;
+    let layout = Layout::open(&r.path).map_err(|e| Error::config(format!("{spec}: {e}")))?;
+    let desc = match &r.tag {
+        Some(t) => layout
+            .resolve(t)
+            .map_err(|e| Error::config(format!("{spec}: {e}")))?,
+        None => {
+            let entries = layout
+                .entries()
+                .map_err(|e| Error::config(format!("{spec}: {e}")))?;
+            match entries.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(Error::config(format!("{spec}: the layout holds no image"))),
+                many => {
+                    let tags: Vec<&str> = many
+                        .iter()
+                        .filter_map(|d| d.annotation("org.opencontainers.image.ref.name"))
+                        .collect();
+                    return Err(Error::config(format!(
+                        "{spec}: the layout holds {} images: name one as oci:PATH:TAG (tags: {})",
+                        many.len(),
+                        tags.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    items_from_descriptor(&r.path, spec, None, &desc)
+}
+
+/// Verifies every item; platforms run in parallel.
+pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
+    let isolation = Isolation::detect();
+    if isolation == Isolation::Prefix {
+        ui.warn(format!("verification sandbox: {}", isolation.describe()));
+    }
+    ui.step(format!(
+        "verify {} platform image{} ({})",
+        items.len(),
+        if items.len() == 1 { "" } else { "s" },
+        isolation.describe()
+    ));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, PlatformReport)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..settings.jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    if crate::exec::cancelled().is_some() {
+                        break;
+                    }
+                    let r = verify_one(item, settings, isolation);
+                    print_platform(&r, ui);
+                    results.lock().map(|mut v| v.push((i, r))).ok();
+                }
+            });
+        }
+    });
+    if let Some(sig) = crate::exec::cancelled() {
+        return Err(Error::interrupted(sig));
+    }
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    let platforms: Vec<PlatformReport> = results.into_iter().map(|(_, r)| r).collect();
+    Ok(Report {
+        passed: platforms.iter().all(|p| p.passed),
+        platforms,
+    })
+}
+
+fn failed(
+    item: &Item,
+    platform: &str,
+    start: Instant,
+    name: &str,
+    detail: String,
+    fix: &str,
+) -> PlatformReport {
+    PlatformReport {
+        image: item.image.clone(),
+        platform: platform.to_string(),
+        digest: item.manifest.digest.to_string(),
+        compressed_size: 0,
+        passed: false,
+        seconds: start.elapsed().as_secs_f64(),
+        isolation: None,
+        checks: vec![CheckResult {
+            name: name.into(),
+            passed: false,
+            seconds: start.elapsed().as_secs_f64(),
+            detail: Some(detail),
+            fix: Some(fix.into()),
+        }],
+    }
+}
+
+fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> PlatformReport {
+    let start = Instant::now();
+    let claimed = item
+        .index_platform
+        .as_ref()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "?".into());
+    let layout = match Layout::open(&item.layout) {
+        Ok(l) => l,
+        Err(e) => {
+            return failed(
+                item,
+                &claimed,
+                start,
+                "image",
+                e.to_string(),
+                "check the layout path",
+            );
+        }
+    };
+    let manifest_bytes = match layout.read_blob(&item.manifest, MAX_JSON) {
+        Ok(b) => b,
+        Err(e) => {
+            return failed(
+                item,
+                &claimed,
+                start,
+                "image",
+                e.to_string(),
+                "the manifest blob is missing or corrupt: package again",
+            );
+        }
+    };
+    if let Err(e) = unpack::check_manifest_document(&manifest_bytes, &item.manifest.media_type) {
+        return failed(
+            item,
+            &claimed,
+            start,
+            "image",
+            e.to_string(),
+            "the manifest is ambiguous or mislabelled",
+        );
+    }
+    let manifest = match image::parse_manifest(&manifest_bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            return failed(
+                item,
+                &claimed,
+                start,
+                "image",
+                e.to_string(),
+                "not an image manifest",
+            );
+        }
+    };
+    let config = match layout
+        .read_blob(&manifest.config, MAX_JSON)
+        .map_err(|e| e.to_string())
+        .and_then(|b| image::parse_config(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return failed(
+                item,
+                &claimed,
+                start,
+                "image",
+                e,
+                "the config blob is missing or corrupt",
+            );
+        }
+    };
+    let cfg_platform = image::config_platform(&config).ok();
+    let oci_p = item.index_platform.clone().or(cfg_platform);
+    let Some(platform) = oci_p
+        .as_ref()
+        .and_then(|p| Platform::from_oci(&p.os, &p.architecture, p.variant.as_deref()))
+    else {
+        return failed(
+            item,
+            &claimed,
+            start,
+            "platform",
+            format!("platform {claimed} is not one shipit knows"),
+            &format!("supported: {}", Platform::known_names().join(", ")),
+        );
+    };
+    let compressed_size =
+        manifest.layers.iter().map(|l| l.size).sum::<u64>() + manifest.config.size;
+    let diff_ids = image::config_diff_ids(&config).unwrap_or_default();
+    let mut layers = Vec::new();
+    for (i, l) in manifest.layers.iter().enumerate() {
+        layers.push(LayerInput {
+            digest: l.digest.clone(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+            blob: layout.blob_path(&l.digest),
+            diff_id: diff_ids.get(i).cloned(),
+        });
+    }
+    let mut report = PlatformReport {
+        image: item.image.clone(),
+        platform: platform.name.to_string(),
+        digest: item.manifest.digest.to_string(),
+        compressed_size,
+        passed: false,
+        seconds: 0.0,
+        isolation: Some(isolation),
+        checks: Vec::new(),
+    };
+    // A private 0700 parent keeps other users out; the rootfs itself becomes 0755 so the image's
+    // (non-root) user can traverse it inside the chroot.
+    let parent = match tempfile::Builder::new().prefix("shipit-verify-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return failed(
+                item,
+                platform.name,
+                start,
+                "unpack",
+                e.to_string(),
+                "check the temp directory (TMPDIR)",
+            );
+        }
+    };
+    let opts = UnpackOptions {
+        parent: Some(parent.path().to_path_buf()),
+        ..UnpackOptions::default()
+    };
+    let t = Instant::now();
+    let rootfs = match unpack::unpack_image(&layers, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            report.checks.push(CheckResult {
+                name: "unpack".into(),
+                passed: false,
+                seconds: t.elapsed().as_secs_f64(),
+                detail: Some(e.to_string()),
+                fix: Some(
+                    "the image's layers break the unpack rules: rebuild it from trusted inputs"
+                        .into(),
+                ),
+            });
+            report.seconds = start.elapsed().as_secs_f64();
+            return report;
+        }
+    };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(rootfs.path(), std::fs::Permissions::from_mode(0o755));
+    }
+    report.checks.push(CheckResult {
+        name: "unpack".into(),
+        passed: true,
+        seconds: t.elapsed().as_secs_f64(),
+        detail: Some(format!(
+            "{} layers, {} entries",
+            layers.len(),
+            rootfs.report().entries_written
+        )),
+        fix: None,
+    });
+    let subject = Subject {
+        platform,
+        libc: item.variant,
+        root: rootfs.path(),
+        config: &config,
+        index_platform: item.index_platform.clone(),
+        compressed_size,
+    };
+    let statics = checks::static_checks(&subject, &settings.policy);
+    let static_ok = statics.iter().all(|c| c.passed);
+    report.checks.extend(statics);
+    // Dynamic checks only make sense on a binary that fits the platform.
+    if static_ok
+        || report
+            .checks
+            .iter()
+            .all(|c| c.passed || !matches!(c.name.as_str(), "elf" | "platform"))
+    {
+        if let Ok(argv) = checks::entry_argv(&subject) {
+            let (uid, gid, _) = checks::image_user(rootfs.path(), &config);
+            let guest = Guest {
+                root: rootfs.path().to_path_buf(),
+                platform,
+                cpu: match settings.cpu {
+                    CpuMode::Strict => platform.strict_cpu.map(str::to_string),
+                    CpuMode::Max => None,
+                },
+                native: platform.is_native(),
+                isolation,
+                uid,
+                gid,
+                env: checks::image_env(&config),
+                workdir: config["config"]["WorkingDir"]
+                    .as_str()
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or("/")
+                    .to_string(),
+            };
+            if let Err(e) = guest.install_qemu() {
+                report.checks.push(CheckResult {
+                    name: "qemu".into(),
+                    passed: false,
+                    seconds: 0.0,
+                    detail: Some(e),
+                    fix: Some("run `shipit doctor --fix`".into()),
+                });
+            } else {
+                for c in &settings.checks {
+                    report
+                        .checks
+                        .push(checks::run_check(&guest, &argv, c, parent.path()));
+                }
+            }
+        }
+    }
+    drop(rootfs);
+    report.passed = report.checks.iter().all(|c| c.passed);
+    report.seconds = start.elapsed().as_secs_f64();
+    report
+}
+
+fn print_platform(r: &PlatformReport, ui: &Ui) {
+    if ui.quiet {
+        return;
+    }
+    let mark = if r.passed { "ok" } else { "FAILED" };
+    eprintln!(
+        "  {mark} {} {} ({}, {:.2}s)",
+        r.platform,
+        r.image,
+        &r.digest[..19.min(r.digest.len())],
+        r.seconds
+    );
+    for c in &r.checks {
+        if c.passed {
+            if ui.verbose {
+                eprintln!(
+                    "      pass {:<12} {:.3}s  {}",
+                    c.name,
+                    c.seconds,
+                    c.detail.as_deref().unwrap_or("")
+                );
+            }
+        } else {
+            eprintln!("      FAIL {:<12} {:.3}s", c.name, c.seconds);
+            if let Some(d) = &c.detail {
+                for l in d.lines() {
+                    eprintln!("           {l}");
+                }
+            }
+            if let Some(f) = &c.fix {
+                eprintln!("           fix: {f}");
+            }
+        }
+    }
+}
+
+/// The error for a report with failures (exit 1).
+pub fn failure(report: &Report) -> Option<Error> {
+    let failed: Vec<String> = report
+        .platforms
+        .iter()
+        .filter(|p| !p.passed)
+        .map(|p| {
+            let names: Vec<&str> = p
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name.as_str())
+                .collect();
+            format!("{} ({}): {}", p.platform, p.image, names.join(", "))
+        })
+        .collect();
+    (!failed.is_empty()).then(|| {
+        Error::stage(format!(
+            "verification failed for {} platform image{}: {}",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            failed.join("; ")
+        ))
+    })
+}
