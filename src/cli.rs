@@ -87,6 +87,13 @@ pub enum Command {
     /// Package the built binaries into per-platform OCI images and one multi-arch index per
     /// libc variant, in the OCI layout dist/oci (staging refs only: no release tag moves).
     Package,
+    /// Verify every platform image before anything is tagged: static ELF/library/glibc/user
+    /// checks, then each check of the pipeline under QEMU with the platform's strict CPU, in a
+    /// sandbox made from the image's own layers. Without IMAGE: what `shipit package` made.
+    Verify(VerifyArgs),
+    /// Build, package and verify one platform (default linux/arm64), publishing nothing: the
+    /// local smoke test.
+    Smoke,
     /// Write a commented pipeline.yaml and docker/Dockerfile for the Cargo project in the
     /// current directory.
     Init {
@@ -100,6 +107,24 @@ pub enum Command {
         #[arg(long)]
         keep_going: bool,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// `oci:DIR[:TAG]` or `REGISTRY/REPO[:TAG|@DIGEST]`: any multi-arch or single image.
+    pub image: Option<String>,
+    /// A run check: the entrypoint with these arguments (shell-quoted), e.g. --run "--version".
+    #[arg(long, value_name = "ARGS")]
+    pub run: Option<String>,
+    /// With --run: a regex its stdout must match.
+    #[arg(long, value_name = "REGEX", requires = "run")]
+    pub expect_stdout: Option<String>,
+    /// Accept an image whose user is root.
+    #[arg(long)]
+    pub allow_root: bool,
+    /// Plain http to a non-loopback registry (credentials are never sent over it).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
@@ -167,6 +192,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
             }
             Ok(())
         }
+        Command::Verify(args) => crate::stage::verify_cmd::run(&cli.global, args, ui),
+        Command::Smoke => crate::stage::verify_cmd::smoke(&cli.global, ui),
         Command::Init { force } => {
             let dir = std::env::current_dir()
                 .map_err(|e| Error::env(format!("current directory: {e}")))?;

@@ -259,6 +259,23 @@ pub fn cancelled() -> Option<i32> {
     }
 }
 
+/// A flag that turns true when the run is cancelled, for code that polls (the registry client).
+pub fn cancel_flag() -> std::sync::Arc<AtomicBool> {
+    static FLAG: OnceLock<std::sync::Arc<AtomicBool>> = OnceLock::new();
+    let flag = FLAG.get_or_init(|| {
+        let f = std::sync::Arc::new(AtomicBool::new(false));
+        let watcher = f.clone();
+        std::thread::spawn(move || {
+            while cancelled().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            watcher.store(true, Ordering::SeqCst);
+        });
+        f
+    });
+    flag.clone()
+}
+
 /// Marks the run cancelled (used by tests and by stages that give up).
 pub fn cancel(sig: i32) {
     let _ = CANCELLED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);

@@ -7,4 +7,6 @@ pub mod doctor;
 pub mod init;
 pub mod package;
 pub mod package_docker;
+pub mod pull;
 pub mod verify;
+pub mod verify_cmd;

@@ -1,0 +1,112 @@
+//! Pulling a `REGISTRY/REPO[:TAG|@DIGEST]` image (every platform of an index) into a local OCI
+//! layout over the registry API, so that `verify` reads registry images exactly like local ones.
+
+use super::verify::Item;
+use crate::error::{Error, Result};
+use crate::oci::image::{self, Descriptor};
+use crate::oci::index;
+use crate::oci::layout::Layout;
+use crate::oci::registry::{ClientOptions, Reference, RegistryClient, credentials::Credentials};
+use crate::ui::Ui;
+use std::path::Path;
+
+const MAX_JSON: u64 = 4 << 20;
+const MAX_BLOB: u64 = 8 << 30;
+
+/// Client options for a registry: plain http only for loopback hosts or when insecure.
+pub fn client_options(reference: &Reference, insecure: bool) -> ClientOptions {
+    let mut opts = ClientOptions::default();
+    let ca = std::env::var_os("SHIPIT_REGISTRY_CA_FILE").map(std::path::PathBuf::from);
+    opts.plain_http = ca.is_none() && (reference.is_loopback() || insecure);
+    opts.insecure = insecure;
+    opts.ca_file = ca;
+    opts.cancel = crate::exec::cancel_flag();
+    opts
+}
+
+pub fn client(reference: &Reference, insecure: bool) -> Result<RegistryClient> {
+    let creds = Credentials::resolve(
+        &reference.registry,
+        crate::oci::registry::credentials::HELPER_TIMEOUT,
+    )
+    .map_err(|e| Error::env(format!("credentials for {}: {e}", reference.registry)))?;
+    RegistryClient::new(reference, creds, client_options(reference, insecure))
+        .map_err(registry_error)
+}
+
+pub fn registry_error(e: crate::oci::registry::RegistryError) -> Error {
+    use crate::oci::registry::ErrorKind;
+    match e.kind() {
+        ErrorKind::Auth | ErrorKind::Config => Error::env(e.to_string()),
+        ErrorKind::Cancelled => {
+            Error::interrupted(crate::exec::cancelled().unwrap_or(libc::SIGINT))
+        }
+        _ => Error::stage(e.to_string()),
+    }
+}
+
+pub fn pull(spec: &str, dir: &Path, insecure: bool, ui: &Ui) -> Result<Vec<Item>> {
+    let reference = Reference::parse(spec).map_err(|e| Error::config(format!("{spec}: {e}")))?;
+    let client = client(&reference, insecure)?;
+    let layout = Layout::create(dir).map_err(|e| Error::stage(format!("{e}")))?;
+    ui.step(format!("pull {spec}"));
+    let (bytes, media_type, digest) = client
+        .get_manifest(&reference.tag_or_digest())
+        .map_err(registry_error)?;
+    let desc = layout
+        .write_blob(&media_type, &bytes)
+        .map_err(|e| Error::stage(format!("{e}")))?;
+    if desc.digest != digest {
+        return Err(Error::stage(format!(
+            "{spec}: the registry's digest {digest} does not match the manifest bytes ({})",
+            desc.digest
+        )));
+    }
+    if index::is_index_media_type(&media_type) {
+        let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{spec}: {e}")))?;
+        for m in &idx.manifests {
+            if m.platform.as_ref().is_some_and(|p| p.os == "unknown") {
+                continue;
+            }
+            pull_image(&client, &layout, m)?;
+        }
+    } else {
+        pull_image(&client, &layout, &desc)?;
+    }
+    super::verify::items_from_descriptor(dir, spec, None, &desc)
+}
+
+fn pull_image(client: &RegistryClient, layout: &Layout, m: &Descriptor) -> Result<()> {
+    let (bytes, media_type, _) = client
+        .get_manifest(m.digest.as_str())
+        .map_err(registry_error)?;
+    if bytes.len() as u64 > MAX_JSON {
+        return Err(Error::stage(format!(
+            "manifest {} is larger than 4 MiB",
+            m.digest
+        )));
+    }
+    layout
+        .write_blob(&media_type, &bytes)
+        .map_err(|e| Error::stage(format!("{e}")))?;
+    let manifest =
+        image::parse_manifest(&bytes).map_err(|e| Error::stage(format!("{}: {e}", m.digest)))?;
+    for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
+        if layout.has_blob(&blob.digest) {
+            continue;
+        }
+        let max = if blob.digest == manifest.config.digest {
+            MAX_JSON
+        } else {
+            MAX_BLOB
+        };
+        client
+            .get_blob(
+                &blob.digest,
+                &layout.blob_path(&blob.digest),
+                max.min(blob.size),
+            )
+            .map_err(registry_error)?;
+    }
+    Ok(())
+}

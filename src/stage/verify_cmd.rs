@@ -1,0 +1,182 @@
+//! The `verify` and `smoke` commands: where the images come from, which checks apply, and how
+//! the report is shown. The verification itself is `stage::verify`.
+
+use super::verify::{self as v, Item, Settings};
+use crate::cli::{Global, VerifyArgs, jobs, load_config, load_plan};
+use crate::config::{Check, CheckKind, Config, CpuMode};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::ui::Ui;
+use crate::verify::checks::Policy;
+use std::time::Duration;
+
+/// Settings from the pipeline (if any) and the command line.
+pub fn settings(cfg: Option<&Config>, args: Option<&VerifyArgs>, g: &Global) -> Result<Settings> {
+    let mut checks: Vec<Check> = cfg.map(|c| c.verify.checks.clone()).unwrap_or_default();
+    if let Some(run) = args.and_then(|a| a.run.as_deref()) {
+        let argv = shlex::split(run)
+            .ok_or_else(|| Error::config(format!("--run {run:?}: unbalanced quotes")))?;
+        if let Some(re) = args.and_then(|a| a.expect_stdout.as_deref()) {
+            regex::Regex::new(re).map_err(|e| Error::config(format!("--expect-stdout: {e}")))?;
+        }
+        checks = vec![Check {
+            name: "run".into(),
+            kind: CheckKind::Run {
+                args: argv,
+                stdout: args.and_then(|a| a.expect_stdout.clone()),
+                stderr: None,
+                exit: 0,
+                timeout: Duration::from_secs(30),
+            },
+        }];
+    }
+    Ok(Settings {
+        checks,
+        policy: Policy {
+            glibc_floor: cfg.and_then(|c| c.build.glibc),
+            allow_root: args.is_some_and(|a| a.allow_root)
+                || cfg.is_some_and(|c| c.verify.allow_root),
+            max_size: cfg.and_then(|c| c.verify.max_size),
+        },
+        cpu: cfg.map(|c| c.verify.cpu).unwrap_or(CpuMode::Strict),
+        jobs: jobs(g),
+    })
+}
+
+/// The platform images `package` made (dist/package.json), filtered like the plan.
+pub fn packaged_items(plan: &Plan) -> Result<Vec<Item>> {
+    let packaged = super::package::load(&plan.out_dir)?;
+    let mut items = Vec::new();
+    for img in &packaged.images {
+        let Some(planned) = plan.images.iter().find(|i| i.variant == img.variant) else {
+            continue;
+        };
+        for p in &img.platforms {
+            if !planned.platforms.iter().any(|pp| pp.platform == p.platform) {
+                continue;
+            }
+            items.push(Item {
+                image: format!("{} ({})", img.repository, img.variant),
+                variant: Some(img.variant),
+                layout: packaged.layout.clone(),
+                manifest: p.manifest.clone(),
+                index_platform: p.manifest.platform.clone(),
+            });
+        }
+    }
+    if items.is_empty() {
+        return Err(Error::stage(
+            "dist/package.json lists none of the planned platforms: run `shipit package` first",
+        ));
+    }
+    Ok(items)
+}
+
+pub fn run(g: &Global, args: &VerifyArgs, ui: &Ui) -> Result<()> {
+    let (cfg, items) = match &args.image {
+        None => {
+            let (cfg, plan) = load_plan(g, ui)?;
+            let items = packaged_items(&plan)?;
+            (Some(cfg), items)
+        }
+        Some(image) => {
+            // The pipeline's checks apply when there is one; flags override.
+            let cfg = if g.config.exists() {
+                Some(load_config(g, ui)?)
+            } else {
+                None
+            };
+            let items = if image.starts_with("oci:") {
+                v::items_from_oci(image)?
+            } else {
+                let insecure = args.insecure || cfg.as_ref().is_some_and(|c| c.publish.insecure);
+                super::pull::pull(image, &g.out.join("pulled"), insecure, ui)?
+            };
+            let items = filter(items, &g.platforms)?;
+            (cfg, items)
+        }
+    };
+    let settings = settings(cfg.as_ref(), Some(args), g)?;
+    if settings.checks.is_empty() {
+        ui.warn("no run or serve checks: only static checks (add verify.checks to the pipeline, or --run ARGS)");
+    }
+    if g.dry_run {
+        for i in &items {
+            println!(
+                "# verify {} {} ({})",
+                i.image,
+                i.index_platform
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                i.manifest.digest
+            );
+        }
+        return Ok(());
+    }
+    finish(v::run(&items, &settings, ui)?, g)
+}
+
+fn filter(items: Vec<Item>, platforms: &[String]) -> Result<Vec<Item>> {
+    if platforms.is_empty() {
+        return Ok(items);
+    }
+    let wanted: Vec<_> = platforms
+        .iter()
+        .map(|p| {
+            crate::platform::Platform::parse(p)
+                .ok_or_else(|| Error::config(format!("--platform {p}: unknown platform")))
+        })
+        .collect::<Result<_>>()?;
+    Ok(items
+        .into_iter()
+        .filter(|i| {
+            i.index_platform
+                .as_ref()
+                .and_then(|p| {
+                    crate::platform::Platform::from_oci(
+                        &p.os,
+                        &p.architecture,
+                        p.variant.as_deref(),
+                    )
+                })
+                .is_none_or(|p| wanted.contains(&p))
+        })
+        .collect())
+}
+
+/// Prints the report and turns failures into exit 1.
+pub fn finish(report: v::Report, g: &Global) -> Result<()> {
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    }
+    match v::failure(&report) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `shipit smoke`: build + package + verify one platform, nothing published.
+pub fn smoke(g: &Global, ui: &Ui) -> Result<()> {
+    let mut g = g.clone();
+    if g.platforms.is_empty() {
+        g.platforms.push("linux/arm64".into());
+    }
+    let (cfg, plan) = load_plan(&g, ui)?;
+    let opts = super::build::Options {
+        jobs: jobs(&g),
+        keep_going: false,
+        dry_run: g.dry_run,
+    };
+    super::build::run(&plan, &opts, ui)?;
+    if g.dry_run {
+        return Ok(());
+    }
+    super::package::run(&cfg, &plan, ui)?;
+    let items = packaged_items(&plan)?;
+    let settings = settings(Some(&cfg), None, &g)?;
+    finish(v::run(&items, &settings, ui)?, &g)
+}
