@@ -94,6 +94,20 @@ pub enum Command {
     /// Build, package and verify one platform (default linux/arm64), publishing nothing: the
     /// local smoke test.
     Smoke,
+    /// Push what dist/oci holds (after verifying it again): blobs, manifests and indexes by
+    /// digest first, then the tags, exact version first and `latest` last.
+    Publish {
+        /// Read the registry password from standard input (user in SHIPIT_REGISTRY_USER).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// The whole pipeline: doctor, build, package, verify, publish, report. No tag moves unless
+    /// every platform image passed verification.
+    Release {
+        /// Read the registry password from standard input (user in SHIPIT_REGISTRY_USER).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Write a commented pipeline.yaml and docker/Dockerfile for the Cargo project in the
     /// current directory.
     Init {
@@ -194,6 +208,12 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         }
         Command::Verify(args) => crate::stage::verify_cmd::run(&cli.global, args, ui),
         Command::Smoke => crate::stage::verify_cmd::smoke(&cli.global, ui),
+        Command::Publish { password_stdin } => {
+            crate::stage::release::publish_only(&cli.global, *password_stdin, ui)
+        }
+        Command::Release { password_stdin } => {
+            crate::stage::release::release(&cli.global, *password_stdin, ui)
+        }
         Command::Init { force } => {
             let dir = std::env::current_dir()
                 .map_err(|e| Error::env(format!("current directory: {e}")))?;

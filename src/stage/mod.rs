@@ -7,6 +7,8 @@ pub mod doctor;
 pub mod init;
 pub mod package;
 pub mod package_docker;
+pub mod publish;
 pub mod pull;
+pub mod release;
 pub mod verify;
 pub mod verify_cmd;

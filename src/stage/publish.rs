@@ -1,0 +1,329 @@
+//! `shipit publish`: pushes what `dist/oci` holds, in the one order that never exposes a partial
+//! release: every blob (HEAD first: a rerun uploads only what is missing), then each platform
+//! manifest by digest, then each index by digest — for every image — and only then the tags,
+//! the exact version tag first and `latest` last. An interrupt or a failure before the tags
+//! moves no tag; `release.json` says exactly which tags moved.
+//!
+//! The embedded default target is an OCI layout on disk (`publish.to: oci:dist/oci`): the same
+//! order applies, the tags being `org.opencontainers.image.ref.name` entries of its index.json.
+
+use super::package::Packaged;
+use crate::config::{Config, PublishTo};
+use crate::error::{Error, Result};
+use crate::oci::layout::Layout;
+use crate::oci::registry::{BlobOutcome, Reference, RegistryClient};
+use crate::ui::Ui;
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Published {
+    /// `oci:PATH` or `REGISTRY/REPO`.
+    pub target: String,
+    pub images: Vec<PublishedImage>,
+    pub blobs_uploaded: u64,
+    pub blobs_skipped: u64,
+    pub bytes_uploaded: u64,
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedImage {
+    pub variant: String,
+    pub repository: String,
+    pub index_digest: String,
+    /// Tags that now point at the index, in the order they were moved.
+    pub tags_moved: Vec<String>,
+    /// Tags that already pointed at it (nothing to do).
+    pub tags_unchanged: Vec<String>,
+}
+
+/// What publish would do, for `--dry-run`.
+pub fn describe(cfg: &Config, packaged: &Packaged) -> Vec<String> {
+    let mut lines = Vec::new();
+    let target = target_name(cfg);
+    for img in &packaged.images {
+        for p in &img.platforms {
+            lines.push(format!("push {} manifest {} (+ its config and layers, skipping what {target} has) by digest", p.platform, p.manifest.digest));
+        }
+        lines.push(format!(
+            "push {} index {} by digest",
+            img.variant, img.index.digest
+        ));
+    }
+    for img in &packaged.images {
+        for t in &img.tags {
+            lines.push(format!("tag {target}:{t} -> {}", img.index.digest));
+        }
+    }
+    lines
+}
+
+fn target_name(cfg: &Config) -> String {
+    match &cfg.publish.to {
+        PublishTo::Oci(p) => format!("oci:{}", p.display()),
+        PublishTo::Registry => cfg.image.repository.clone(),
+    }
+}
+
+pub fn run(
+    cfg: &Config,
+    packaged: &Packaged,
+    password_stdin: Option<String>,
+    ui: &Ui,
+) -> Result<Published> {
+    check_cancel()?;
+    match &cfg.publish.to {
+        PublishTo::Oci(path) => to_layout(packaged, path, ui),
+        PublishTo::Registry => to_registry(cfg, packaged, password_stdin, ui),
+    }
+}
+
+fn check_cancel() -> Result<()> {
+    match crate::exec::cancelled() {
+        Some(sig) => Err(Error::interrupted(sig)),
+        None => Ok(()),
+    }
+}
+
+fn to_layout(packaged: &Packaged, path: &Path, ui: &Ui) -> Result<Published> {
+    let target = format!("oci:{}", path.display());
+    ui.step(format!("publish to {target}"));
+    let from = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    let same = std::fs::canonicalize(path).ok() == std::fs::canonicalize(&packaged.layout).ok();
+    let to = if same {
+        from.clone()
+    } else {
+        Layout::create(path).map_err(|e| Error::stage(format!("{e}")))?
+    };
+    if !same {
+        for img in &packaged.images {
+            check_cancel()?;
+            from.copy_image(&to, &img.index)
+                .map_err(|e| Error::stage(format!("copy {} into {target}: {e}", img.variant)))?;
+        }
+    }
+    let mut out = Published {
+        target: target.clone(),
+        ..Published::default()
+    };
+    for img in &packaged.images {
+        let mut moved = Vec::new();
+        let mut unchanged = Vec::new();
+        for t in &img.tags {
+            check_cancel()?;
+            if to.resolve(t).is_ok_and(|d| d.digest == img.index.digest) {
+                unchanged.push(t.clone());
+                continue;
+            }
+            to.tag(t, &img.index)
+                .map_err(|e| Error::stage(format!("tag {t}: {e}")))?;
+            moved.push(t.clone());
+        }
+        ui.ok(format!(
+            "{} ({}) {} tags: {}",
+            img.repository,
+            img.variant,
+            img.index.digest.short(),
+            img.tags.join(", ")
+        ));
+        out.images.push(PublishedImage {
+            variant: img.variant.to_string(),
+            repository: img.repository.clone(),
+            index_digest: img.index.digest.to_string(),
+            tags_moved: moved,
+            tags_unchanged: unchanged,
+        });
+    }
+    Ok(out)
+}
+
+fn to_registry(
+    cfg: &Config,
+    packaged: &Packaged,
+    password_stdin: Option<String>,
+    ui: &Ui,
+) -> Result<Published> {
+    let reference = Reference::parse(&cfg.image.repository)
+        .map_err(|e| Error::config(format!("image.repository: {e}")))?;
+    let client = match password_stdin {
+        Some(pw) => {
+            let user = std::env::var("SHIPIT_REGISTRY_USER").map_err(|_| {
+                Error::env("--password-stdin needs the user name in SHIPIT_REGISTRY_USER")
+            })?;
+            let creds = crate::oci::registry::credentials::Credentials::Basic {
+                username: user,
+                password: crate::oci::registry::credentials::Secret::new(pw),
+            };
+            RegistryClient::new(
+                &reference,
+                Some(creds),
+                super::pull::client_options(&reference, cfg.publish.insecure),
+            )
+            .map_err(super::pull::registry_error)?
+        }
+        None => super::pull::client(&reference, cfg.publish.insecure)?,
+    };
+    let target = cfg.image.repository.clone();
+    ui.step(format!("publish to {target}"));
+    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    // 1. Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
+    for img in &packaged.images {
+        for p in &img.platforms {
+            check_cancel()?;
+            let bytes = layout
+                .read_blob(&p.manifest, 4 << 20)
+                .map_err(|e| Error::stage(format!("{e}")))?;
+            let manifest = crate::oci::image::parse_manifest(&bytes)
+                .map_err(|e| Error::stage(format!("{e}")))?;
+            for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
+                check_cancel()?;
+                let outcome = client
+                    .push_blob(
+                        &blob.digest,
+                        blob.size,
+                        &layout.blob_path(&blob.digest),
+                        None,
+                    )
+                    .map_err(|e| super::pull::registry_error(e))?;
+                ui.verbose(format!(
+                    "  blob {} {} bytes: {}",
+                    blob.digest.short(),
+                    blob.size,
+                    match outcome {
+                        BlobOutcome::Existed => "already there",
+                        BlobOutcome::Mounted => "mounted",
+                        BlobOutcome::Uploaded => "uploaded",
+                    }
+                ));
+            }
+            push_manifest_once(
+                &client,
+                p.manifest.digest.as_str(),
+                &p.manifest.media_type,
+                &bytes,
+                &p.manifest.digest,
+            )?;
+            ui.verbose(format!(
+                "  manifest {} {}",
+                p.platform,
+                p.manifest.digest.short()
+            ));
+        }
+        check_cancel()?;
+        let bytes = layout
+            .read_blob(&img.index, 4 << 20)
+            .map_err(|e| Error::stage(format!("{e}")))?;
+        push_manifest_once(
+            &client,
+            img.index.digest.as_str(),
+            &img.index.media_type,
+            &bytes,
+            &img.index.digest,
+        )?;
+    }
+    // 2. Tags, exact version first and `latest` last, image by image.
+    let mut out = Published {
+        target,
+        ..Published::default()
+    };
+    for img in &packaged.images {
+        let bytes = layout
+            .read_blob(&img.index, 4 << 20)
+            .map_err(|e| Error::stage(format!("{e}")))?;
+        let mut moved = Vec::new();
+        let mut unchanged = Vec::new();
+        for t in &img.tags {
+            if let Err(e) = check_cancel() {
+                report_partial(ui, &out, &moved);
+                return Err(e);
+            }
+            match client.head_manifest(t) {
+                Ok(Some((d, _, _))) if d == img.index.digest => {
+                    unchanged.push(t.clone());
+                    continue;
+                }
+                _ => {}
+            }
+            match client.push_manifest(t, &img.index.media_type, &bytes) {
+                Ok(d) if d == img.index.digest => moved.push(t.clone()),
+                Ok(d) => {
+                    report_partial(ui, &out, &moved);
+                    return Err(Error::stage(format!(
+                        "tag {t}: the registry answered digest {d}, expected {}",
+                        img.index.digest
+                    )));
+                }
+                Err(e) => {
+                    report_partial(ui, &out, &moved);
+                    return Err(super::pull::registry_error(e));
+                }
+            }
+        }
+        ui.ok(format!(
+            "{} ({}) {} tags: {}",
+            img.repository,
+            img.variant,
+            img.index.digest.short(),
+            img.tags.join(", ")
+        ));
+        out.images.push(PublishedImage {
+            variant: img.variant.to_string(),
+            repository: img.repository.clone(),
+            index_digest: img.index.digest.to_string(),
+            tags_moved: moved,
+            tags_unchanged: unchanged,
+        });
+    }
+    let stats = client.stats();
+    out.blobs_uploaded = stats.blobs_uploaded;
+    out.blobs_skipped = stats.blobs_skipped;
+    out.bytes_uploaded = stats.bytes_uploaded;
+    out.requests = stats.requests;
+    ui.info(format!(
+        "  {} blobs uploaded ({} bytes), {} already there, {} requests",
+        stats.blobs_uploaded, stats.bytes_uploaded, stats.blobs_skipped, stats.requests
+    ));
+    Ok(out)
+}
+
+fn report_partial(ui: &Ui, done: &Published, moved_now: &[String]) {
+    let mut moved: Vec<String> = done
+        .images
+        .iter()
+        .flat_map(|i| i.tags_moved.iter().cloned())
+        .collect();
+    moved.extend(moved_now.iter().cloned());
+    if moved.is_empty() {
+        ui.warn("no tag was moved");
+    } else {
+        ui.warn(format!(
+            "tags moved before the failure (each points at a complete, verified index): {}",
+            moved.join(", ")
+        ));
+    }
+}
+
+/// PUT a manifest by digest unless the registry already has it.
+fn push_manifest_once(
+    client: &RegistryClient,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+    digest: &crate::oci::digest::Digest,
+) -> Result<()> {
+    if let Ok(Some((d, _, _))) = client.head_manifest(reference) {
+        if &d == digest {
+            return Ok(());
+        }
+    }
+    let got = client
+        .push_manifest(reference, media_type, bytes)
+        .map_err(super::pull::registry_error)?;
+    if &got != digest {
+        return Err(Error::stage(format!(
+            "manifest {digest}: the registry answered digest {got}"
+        )));
+    }
+    Ok(())
+}

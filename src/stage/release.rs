@@ -1,0 +1,294 @@
+//! `shipit release` and `shipit publish`: the whole pipeline, in the order the design fixes —
+//! doctor, build, package, verify, publish, report — so that no tag moves unless every platform
+//! of every image passed verification. Writes `dist/release.json` and a summary table.
+
+use super::{build, package, publish, verify, verify_cmd};
+use crate::cli::{Global, jobs, load_plan};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::ui::Ui;
+use serde::Serialize;
+use std::io::Read;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseReport {
+    pub version: String,
+    pub revision: Option<String>,
+    pub published_to: String,
+    pub seconds: f64,
+    pub images: Vec<ImageReport>,
+    pub blobs_uploaded: u64,
+    pub blobs_skipped: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageReport {
+    pub variant: String,
+    pub repository: String,
+    pub index_digest: String,
+    pub tags_moved: Vec<String>,
+    pub tags_unchanged: Vec<String>,
+    pub platforms: Vec<PlatformReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    pub platform: String,
+    pub target: String,
+    pub manifest_digest: String,
+    pub compressed_size: u64,
+    pub verify_seconds: f64,
+    pub checks: Vec<crate::verify::checks::CheckResult>,
+}
+
+pub fn read_password_stdin(wanted: bool) -> Result<Option<String>> {
+    if !wanted {
+        return Ok(None);
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut s)
+        .map_err(|e| Error::env(format!("--password-stdin: {e}")))?;
+    let pw = s.trim_end_matches(['\n', '\r']).to_string();
+    if pw.is_empty() {
+        return Err(Error::env("--password-stdin: nothing on standard input"));
+    }
+    Ok(Some(pw))
+}
+
+fn doctor_gate(cfg: &Config, plan: &Plan) -> Result<()> {
+    let findings =
+        crate::tools::doctor::check(plan, true, cfg.package == crate::config::Packager::Docker);
+    let blocking = crate::tools::doctor::blocking(&findings);
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    Err(Error::env("tools this release needs are missing; nothing was built or pushed (run `shipit doctor --fix`)").with_detail(
+        blocking.iter().map(|f| format!("  {}: needed for {} — install: {}", f.tool, f.needed_for.join("; "), f.install_command)).collect::<Vec<_>>().join("\n"),
+    ))
+}
+
+pub fn release(g: &Global, password_stdin: bool, ui: &Ui) -> Result<()> {
+    let started = Instant::now();
+    let (cfg, plan) = load_plan(g, ui)?;
+    let password = read_password_stdin(password_stdin)?;
+    if g.dry_run {
+        return dry_run(&cfg, &plan);
+    }
+    doctor_gate(&cfg, &plan)?;
+    let opts = build::Options {
+        jobs: jobs(g),
+        keep_going: false,
+        dry_run: false,
+    };
+    build::run(&plan, &opts, ui)?;
+    let packaged = package::run(&cfg, &plan, ui)?;
+    let items = verify_cmd::packaged_items(&plan)?;
+    let settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    let verified = verify::run(&items, &settings, ui)?;
+    if let Some(e) = verify::failure(&verified) {
+        if g.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&verified).unwrap_or_default()
+            );
+        }
+        return Err(Error {
+            message: format!("{}; nothing was published and no tag moved", e.message),
+            ..e
+        });
+    }
+    let published = publish::run(&cfg, &packaged, password, ui)?;
+    finish(&plan, &packaged, &verified, &published, started, g, ui)
+}
+
+/// `shipit publish`: pushes what dist/oci holds. It refuses images that were not verified in
+/// this output directory (dist/verified.json must list every platform as passed).
+pub fn publish_only(g: &Global, password_stdin: bool, ui: &Ui) -> Result<()> {
+    let started = Instant::now();
+    let (cfg, plan) = load_plan(g, ui)?;
+    let password = read_password_stdin(password_stdin)?;
+    let packaged = package::load(&plan.out_dir)?;
+    if g.dry_run {
+        for l in publish::describe(&cfg, &packaged) {
+            println!("{l}");
+        }
+        return Ok(());
+    }
+    let items = verify_cmd::packaged_items(&plan)?;
+    let settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    let verified = verify::run(&items, &settings, ui)?;
+    if let Some(e) = verify::failure(&verified) {
+        return Err(Error {
+            message: format!("{}; nothing was published and no tag moved", e.message),
+            ..e
+        });
+    }
+    let published = publish::run(&cfg, &packaged, password, ui)?;
+    finish(&plan, &packaged, &verified, &published, started, g, ui)
+}
+
+fn dry_run(cfg: &Config, plan: &Plan) -> Result<()> {
+    println!(
+        "# shipit release {} (dry run: nothing is built, written or pushed)",
+        plan.version
+    );
+    for (_, p) in plan.platforms() {
+        println!(
+            "# build {} ({}) with {}: {}",
+            p.platform,
+            p.libc,
+            p.backend.name(),
+            p.backend_reason
+        );
+        println!("{}", p.build.display());
+    }
+    for img in &plan.images {
+        for p in &img.platforms {
+            println!(
+                "# package {} ({}) on {} into {}",
+                p.platform,
+                img.variant,
+                img.base,
+                plan.out_dir.join("oci").display()
+            );
+            println!(
+                "# verify {} ({}) under {} -cpu {}",
+                p.platform,
+                img.variant,
+                p.qemu,
+                p.cpu.as_deref().unwrap_or("max")
+            );
+        }
+    }
+    let target = match &cfg.publish.to {
+        crate::config::PublishTo::Oci(p) => format!("oci:{}", p.display()),
+        crate::config::PublishTo::Registry => cfg.image.repository.clone(),
+    };
+    for img in &plan.images {
+        for p in &img.platforms {
+            println!(
+                "push {} ({}) blobs and manifest by digest to {target}",
+                p.platform, img.variant
+            );
+        }
+        println!("push {} index by digest to {target}", img.variant);
+    }
+    for img in &plan.images {
+        for t in &img.tags {
+            println!("tag {target}:{t}");
+        }
+    }
+    Ok(())
+}
+
+fn finish(
+    plan: &Plan,
+    packaged: &package::Packaged,
+    verified: &verify::Report,
+    published: &publish::Published,
+    started: Instant,
+    g: &Global,
+    ui: &Ui,
+) -> Result<()> {
+    let images = packaged
+        .images
+        .iter()
+        .map(|img| {
+            let pubd = published
+                .images
+                .iter()
+                .find(|p| p.variant == img.variant.name());
+            ImageReport {
+                variant: img.variant.to_string(),
+                repository: img.repository.clone(),
+                index_digest: img.index.digest.to_string(),
+                tags_moved: pubd.map(|p| p.tags_moved.clone()).unwrap_or_default(),
+                tags_unchanged: pubd.map(|p| p.tags_unchanged.clone()).unwrap_or_default(),
+                platforms: img
+                    .platforms
+                    .iter()
+                    .map(|p| {
+                        let v = verified
+                            .platforms
+                            .iter()
+                            .find(|r| r.digest == p.manifest.digest.as_str());
+                        PlatformReport {
+                            platform: p.platform.clone(),
+                            target: p.target.clone(),
+                            manifest_digest: p.manifest.digest.to_string(),
+                            compressed_size: p.compressed_size,
+                            verify_seconds: v.map(|v| v.seconds).unwrap_or(0.0),
+                            checks: v.map(|v| v.checks.clone()).unwrap_or_default(),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let report = ReleaseReport {
+        version: plan.version.to_string(),
+        revision: plan.revision.clone(),
+        published_to: published.target.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        images,
+        blobs_uploaded: published.blobs_uploaded,
+        blobs_skipped: published.blobs_skipped,
+    };
+    let path = plan.out_dir.join("release.json");
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::stage(e.to_string()))?;
+    std::fs::write(&path, text.clone() + "\n")
+        .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    if g.json {
+        println!("{text}");
+    } else {
+        print_summary(&report);
+    }
+    ui.ok(format!(
+        "released {} in {:.1}s; report in {}",
+        report.version,
+        report.seconds,
+        path.display()
+    ));
+    Ok(())
+}
+
+pub fn print_summary(r: &ReleaseReport) {
+    println!("{} {} → {}", "release", r.version, r.published_to);
+    for img in &r.images {
+        println!();
+        println!(
+            "{} ({}) index {}",
+            img.repository, img.variant, img.index_digest
+        );
+        let tags: Vec<String> = img
+            .tags_moved
+            .iter()
+            .cloned()
+            .chain(
+                img.tags_unchanged
+                    .iter()
+                    .map(|t| format!("{t} (unchanged)")),
+            )
+            .collect();
+        println!("tags: {}", tags.join(", "));
+        println!(
+            "  {:<14} {:<21} {:>10}  {:<22} {:>7}",
+            "platform", "digest", "size", "checks", "time"
+        );
+        for p in &img.platforms {
+            let passed = p.checks.iter().filter(|c| c.passed).count();
+            println!(
+                "  {:<14} {:<21} {:>10}  {:<22} {:>6.2}s",
+                p.platform,
+                &p.manifest_digest[..19.min(p.manifest_digest.len())],
+                crate::verify::checks::human(p.compressed_size),
+                format!("{passed}/{} passed", p.checks.len()),
+                p.verify_seconds
+            );
+        }
+    }
+}
