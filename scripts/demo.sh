@@ -14,4 +14,6 @@ shipit=$PWD/target/release/shipit
 cd examples/hello-server
 "$shipit" doctor "$@"
 "$shipit" plan "$@"
-"$shipit" build "$@"
+# build every target, package into dist/oci, verify each platform image under QEMU, then tag
+"$shipit" release "$@"
+skopeo inspect --raw oci:dist/oci:latest >/dev/null && echo "skopeo reads oci:examples/hello-server/dist/oci:latest"

@@ -385,16 +385,11 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
         index_platform: item.index_platform.clone(),
         compressed_size,
     };
-    let statics = checks::static_checks(&subject, &settings.policy);
-    let static_ok = statics.iter().all(|c| c.passed);
+    let (statics, runnable) = checks::static_checks(&subject, &settings.policy);
     report.checks.extend(statics);
-    // Dynamic checks only make sense on a binary that fits the platform.
-    if static_ok
-        || report
-            .checks
-            .iter()
-            .all(|c| c.passed || !matches!(c.name.as_str(), "elf" | "platform"))
-    {
+    // Dynamic checks run even after a static failure (they show how it fails at run time),
+    // unless there is nothing runnable for this machine.
+    if runnable {
         if let Ok(argv) = checks::entry_argv(&subject) {
             let (uid, gid, _) = checks::image_user(rootfs.path(), &config);
             let guest = Guest {

@@ -148,8 +148,14 @@ pub fn image_user(root: &Path, config: &serde_json::Value) -> (u32, u32, String)
     (uid, gid, user)
 }
 
-/// Every static check of one image.
-pub fn static_checks(s: &Subject, policy: &Policy) -> Vec<CheckResult> {
+/// Every static check of one image, and whether running it makes sense (false when there is no
+/// binary to run or it is for another machine).
+pub fn static_checks(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
+    let (out, runnable) = static_inner(s, policy);
+    (out, runnable)
+}
+
+fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
     let mut out = Vec::new();
     let start = Instant::now();
 
@@ -225,7 +231,7 @@ pub fn static_checks(s: &Subject, policy: &Policy) -> Vec<CheckResult> {
                 e,
                 "set image.entrypoint to the binary's path inside the image",
             ));
-            return out;
+            return (out, false);
         }
     };
     let bytes = match read_in_root(s.root, &argv[0], MAX_ELF) {
@@ -237,7 +243,7 @@ pub fn static_checks(s: &Subject, policy: &Policy) -> Vec<CheckResult> {
                 format!("cannot read the entrypoint {}: {e}", argv[0]),
                 "the entrypoint must be a regular file in the image",
             ));
-            return out;
+            return (out, false);
         }
     };
     let facts = match elf::inspect(&bytes) {
@@ -249,7 +255,7 @@ pub fn static_checks(s: &Subject, policy: &Policy) -> Vec<CheckResult> {
                 format!("{}: {e}", argv[0]),
                 "the entrypoint must be an ELF binary for the platform (scripts are not verified)",
             ));
-            return out;
+            return (out, false);
         }
     };
     let kind = elf::libc_kind(&facts);
@@ -265,7 +271,7 @@ pub fn static_checks(s: &Subject, policy: &Policy) -> Vec<CheckResult> {
             format!("no ELF expectations for {}", s.platform.name),
             "report this",
         ));
-        return out;
+        return (out, false);
     };
     if let Some(l) = libc {
         expect = expect.with_libc(match l {
@@ -304,7 +310,7 @@ pub fn static_checks(s: &Subject, policy: &Policy) -> Vec<CheckResult> {
             .iter()
             .any(|f| matches!(f.check, "machine" | "class" | "endian"))
         {
-            return out;
+            return (out, false);
         }
     }
 
@@ -323,7 +329,7 @@ pub fn static_checks(s: &Subject, policy: &Policy) -> Vec<CheckResult> {
                 format!("the binary needs the loader {interp}, which the image does not have"),
                 fix,
             ));
-            return out;
+            return (out, true);
         }
         out.push(CheckResult::pass(
             "interpreter",
@@ -410,7 +416,7 @@ pub fn static_checks(s: &Subject, policy: &Policy) -> Vec<CheckResult> {
             ));
         }
     }
-    out
+    (out, true)
 }
 
 fn library_dirs(_root: &Path, p: &Platform) -> Vec<String> {

@@ -3,9 +3,13 @@
 
 mod support;
 
+mod build_stage; // real cross-compilation of the example, the ARMv6 guard, interrupts, dry runs
 mod config_errors; // every bad pipeline.yaml: exit 2, file:line:col, a hint, nothing written
 
 mod docker_paths; // the docker build backend and packager against a real dockerd (BuildKit)
 mod github_actions; // GITHUB_ACTIONS conventions, generated workflows and action.yml through actionlint
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
+mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
+mod release_registry; // shipit release to a real docker-registry: order, idempotence, faults, auth
+mod verify_images; // every failure users meet in production, each a real image, caught before tagging

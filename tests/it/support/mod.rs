@@ -1,5 +1,6 @@
 //! Shared fixtures for the integration tests.
 
+pub mod fixture;
 pub mod proxy;
 pub mod registry;
 
