@@ -157,3 +157,21 @@ pub fn example_variant(name: &str, pipeline: &str) -> Vec<String> {
         out.display().to_string(),
     ]
 }
+
+/// A Debian rootfs of the example's base, unpacked with umoci once (for `qemu -L`).
+pub fn unpacked_base(tag: &str) -> PathBuf {
+    let dir = example().parent().unwrap().join(format!("rootfs-{tag}"));
+    if !dir.join("rootfs").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let layout = example().join("base/bookworm");
+        run_ok(Command::new("umoci").args([
+            "raw",
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:{tag}", layout.display()),
+            dir.join("rootfs").to_str().unwrap(),
+        ]));
+    }
+    dir.join("rootfs")
+}
