@@ -76,7 +76,7 @@ variants:                   # one multi-arch image per libc
   musl: {{ base: scratch }}   # static binaries, nothing else in the image
   # gnu: {{ base: "debian:bookworm-slim", tag_suffix: "-gnu", platforms: [linux/amd64, linux/arm64, linux/arm/v7] }}
 image:
-  repository: ghcr.io/OWNER/{bin}
+  repository: ghcr.io/your-org/{bin}   # where `publish.to: registry` pushes
   user: "10001:10001"       # never root unless verify.allow_root says so
   entrypoint: ["/usr/local/bin/{bin}"]
   ports: []

@@ -38,7 +38,8 @@ fn every_target_builds_and_runs_under_its_strict_cpu() {
             c.arg(&bin).arg("--version").output().unwrap()
         };
         assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "hello-server 0.3.1",
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).trim() == "hello-server 0.3.1",
             "{libc} {slug} under {qemu} -cpu {cpu}: {:?}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)

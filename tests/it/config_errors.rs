@@ -244,3 +244,52 @@ fn github_actions_gets_annotations() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_root_pipeline_and_every_readme_example_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    shipit::config::load(&root.join("pipeline.yaml"))
+        .unwrap_or_else(|e| panic!("pipeline.yaml:\n{e}"));
+    shipit::config::load(&root.join("examples/hello-server/pipeline.yaml"))
+        .unwrap_or_else(|e| panic!("example:\n{e}"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut found = 0;
+    for block in readme.split("```yaml\n").skip(1) {
+        let text = block.split("```").next().unwrap();
+        shipit::config::parse_str(text, std::path::Path::new("README.md"), root)
+            .unwrap_or_else(|e| panic!("a README example does not parse:\n{e}\n---\n{text}"));
+        found += 1;
+    }
+    assert!(found >= 1, "no yaml example in the README");
+}
+
+#[test]
+fn init_writes_a_valid_pipeline_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), GOOD);
+    std::fs::remove_file(dir.path().join("pipeline.yaml")).unwrap();
+    let out = shipit(dir.path()).arg("init").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = shipit(dir.path())
+        .args(["plan", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(dir.path().join("docker/Dockerfile").exists());
+    let before = std::fs::read(dir.path().join("pipeline.yaml")).unwrap();
+    let again = shipit(dir.path()).arg("init").output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(
+        before,
+        std::fs::read(dir.path().join("pipeline.yaml")).unwrap()
+    );
+}
