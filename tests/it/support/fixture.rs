@@ -160,9 +160,13 @@ pub fn example_variant(name: &str, pipeline: &str) -> Vec<String> {
 
 /// A Debian rootfs of the example's base, unpacked with umoci once (for `qemu -L`).
 pub fn unpacked_base(tag: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = example().parent().unwrap().join(format!("rootfs-{tag}"));
     if !dir.join("rootfs").exists() {
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = example().parent().unwrap().join(format!("rootfs-{tag}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
         let layout = example().join("base/bookworm");
         run_ok(Command::new("umoci").args([
             "raw",
@@ -170,8 +174,10 @@ pub fn unpacked_base(tag: &str) -> PathBuf {
             "--rootless",
             "--image",
             &format!("{}:{tag}", layout.display()),
-            dir.join("rootfs").to_str().unwrap(),
+            tmp.join("rootfs").to_str().unwrap(),
         ]));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&tmp, &dir).unwrap();
     }
     dir.join("rootfs")
 }
