@@ -138,15 +138,12 @@ fn to_layout(packaged: &Packaged, path: &Path, ui: &Ui) -> Result<Published> {
     Ok(out)
 }
 
-fn to_registry(
-    cfg: &Config,
-    packaged: &Packaged,
-    password_stdin: Option<String>,
-    ui: &Ui,
-) -> Result<Published> {
+/// The registry client for `image.repository`, with credentials from `--password-stdin`
+/// (user in SHIPIT_REGISTRY_USER), the environment or the docker config.
+pub fn registry_client(cfg: &Config, password_stdin: Option<String>) -> Result<RegistryClient> {
     let reference = Reference::parse(&cfg.image.repository)
         .map_err(|e| Error::config(format!("image.repository: {e}")))?;
-    let client = match password_stdin {
+    match password_stdin {
         Some(pw) => {
             let user = std::env::var("SHIPIT_REGISTRY_USER").map_err(|_| {
                 Error::env("--password-stdin needs the user name in SHIPIT_REGISTRY_USER")
@@ -160,55 +157,75 @@ fn to_registry(
                 Some(creds),
                 super::pull::client_options(&reference, cfg.publish.insecure),
             )
-            .map_err(super::pull::registry_error)?
+            .map_err(super::pull::registry_error)
         }
-        None => super::pull::client(&reference, cfg.publish.insecure)?,
-    };
+        None => super::pull::client(&reference, cfg.publish.insecure),
+    }
+}
+
+/// Pushes one platform image: its config and layers (HEAD first), then its manifest by digest.
+pub fn push_platform(
+    client: &RegistryClient,
+    layout: &Layout,
+    manifest_desc: &crate::oci::image::Descriptor,
+    platform: &str,
+    ui: &Ui,
+) -> Result<()> {
+    check_cancel()?;
+    let bytes = layout
+        .read_blob(manifest_desc, 4 << 20)
+        .map_err(|e| Error::stage(format!("{e}")))?;
+    let manifest =
+        crate::oci::image::parse_manifest(&bytes).map_err(|e| Error::stage(format!("{e}")))?;
+    for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
+        check_cancel()?;
+        let outcome = client
+            .push_blob(
+                &blob.digest,
+                blob.size,
+                &layout.blob_path(&blob.digest),
+                None,
+            )
+            .map_err(super::pull::registry_error)?;
+        ui.verbose(format!(
+            "  blob {} {} bytes: {}",
+            blob.digest.short(),
+            blob.size,
+            match outcome {
+                BlobOutcome::Existed => "already there",
+                BlobOutcome::Mounted => "mounted",
+                BlobOutcome::Uploaded => "uploaded",
+            }
+        ));
+    }
+    push_manifest_once(
+        client,
+        manifest_desc.digest.as_str(),
+        &manifest_desc.media_type,
+        &bytes,
+        &manifest_desc.digest,
+    )?;
+    ui.verbose(format!(
+        "  manifest {platform} {}",
+        manifest_desc.digest.short()
+    ));
+    Ok(())
+}
+
+fn to_registry(
+    cfg: &Config,
+    packaged: &Packaged,
+    password_stdin: Option<String>,
+    ui: &Ui,
+) -> Result<Published> {
+    let client = registry_client(cfg, password_stdin)?;
     let target = cfg.image.repository.clone();
     ui.step(format!("publish to {target}"));
     let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
     // 1. Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
     for img in &packaged.images {
         for p in &img.platforms {
-            check_cancel()?;
-            let bytes = layout
-                .read_blob(&p.manifest, 4 << 20)
-                .map_err(|e| Error::stage(format!("{e}")))?;
-            let manifest = crate::oci::image::parse_manifest(&bytes)
-                .map_err(|e| Error::stage(format!("{e}")))?;
-            for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
-                check_cancel()?;
-                let outcome = client
-                    .push_blob(
-                        &blob.digest,
-                        blob.size,
-                        &layout.blob_path(&blob.digest),
-                        None,
-                    )
-                    .map_err(|e| super::pull::registry_error(e))?;
-                ui.verbose(format!(
-                    "  blob {} {} bytes: {}",
-                    blob.digest.short(),
-                    blob.size,
-                    match outcome {
-                        BlobOutcome::Existed => "already there",
-                        BlobOutcome::Mounted => "mounted",
-                        BlobOutcome::Uploaded => "uploaded",
-                    }
-                ));
-            }
-            push_manifest_once(
-                &client,
-                p.manifest.digest.as_str(),
-                &p.manifest.media_type,
-                &bytes,
-                &p.manifest.digest,
-            )?;
-            ui.verbose(format!(
-                "  manifest {} {}",
-                p.platform,
-                p.manifest.digest.short()
-            ));
+            push_platform(&client, &layout, &p.manifest, &p.platform, ui)?;
         }
         check_cancel()?;
         let bytes = layout
@@ -231,35 +248,7 @@ fn to_registry(
         let bytes = layout
             .read_blob(&img.index, 4 << 20)
             .map_err(|e| Error::stage(format!("{e}")))?;
-        let mut moved = Vec::new();
-        let mut unchanged = Vec::new();
-        for t in &img.tags {
-            if let Err(e) = check_cancel() {
-                report_partial(ui, &out, &moved);
-                return Err(e);
-            }
-            match client.head_manifest(t) {
-                Ok(Some((d, _, _))) if d == img.index.digest => {
-                    unchanged.push(t.clone());
-                    continue;
-                }
-                _ => {}
-            }
-            match client.push_manifest(t, &img.index.media_type, &bytes) {
-                Ok(d) if d == img.index.digest => moved.push(t.clone()),
-                Ok(d) => {
-                    report_partial(ui, &out, &moved);
-                    return Err(Error::stage(format!(
-                        "tag {t}: the registry answered digest {d}, expected {}",
-                        img.index.digest
-                    )));
-                }
-                Err(e) => {
-                    report_partial(ui, &out, &moved);
-                    return Err(super::pull::registry_error(e));
-                }
-            }
-        }
+        let (moved, unchanged) = move_tags(&client, &img.index, &bytes, &img.tags, &out, ui)?;
         ui.ok(format!(
             "{} ({}) {} tags: {}",
             img.repository,
@@ -287,6 +276,49 @@ fn to_registry(
     Ok(out)
 }
 
+/// Points each tag at the index (already pushed by digest), in order; a tag that already points
+/// there is left alone. Returns (moved, unchanged). On a failure or an interrupt, says which tags
+/// moved before it.
+pub fn move_tags(
+    client: &RegistryClient,
+    index: &crate::oci::image::Descriptor,
+    bytes: &[u8],
+    tags: &[String],
+    done: &Published,
+    ui: &Ui,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let mut moved = Vec::new();
+    let mut unchanged = Vec::new();
+    for t in tags {
+        if let Err(e) = check_cancel() {
+            report_partial(ui, done, &moved);
+            return Err(e);
+        }
+        match client.head_manifest(t) {
+            Ok(Some((d, _, _))) if d == index.digest => {
+                unchanged.push(t.clone());
+                continue;
+            }
+            _ => {}
+        }
+        match client.push_manifest(t, &index.media_type, bytes) {
+            Ok(d) if d == index.digest => moved.push(t.clone()),
+            Ok(d) => {
+                report_partial(ui, done, &moved);
+                return Err(Error::stage(format!(
+                    "tag {t}: the registry answered digest {d}, expected {}",
+                    index.digest
+                )));
+            }
+            Err(e) => {
+                report_partial(ui, done, &moved);
+                return Err(super::pull::registry_error(e));
+            }
+        }
+    }
+    Ok((moved, unchanged))
+}
+
 fn report_partial(ui: &Ui, done: &Published, moved_now: &[String]) {
     let mut moved: Vec<String> = done
         .images
@@ -305,7 +337,7 @@ fn report_partial(ui: &Ui, done: &Published, moved_now: &[String]) {
 }
 
 /// PUT a manifest by digest unless the registry already has it.
-fn push_manifest_once(
+pub fn push_manifest_once(
     client: &RegistryClient,
     reference: &str,
     media_type: &str,

@@ -164,7 +164,10 @@ pub fn unpacked_base(tag: &str) -> PathBuf {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = example().parent().unwrap().join(format!("rootfs-{tag}"));
     if !dir.join("rootfs").exists() {
-        let tmp = example().parent().unwrap().join(format!("rootfs-{tag}.tmp"));
+        let tmp = example()
+            .parent()
+            .unwrap()
+            .join(format!("rootfs-{tag}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
         let layout = example().join("base/bookworm");
