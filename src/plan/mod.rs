@@ -71,6 +71,10 @@ pub struct Plan {
     pub out_dir: PathBuf,
     /// Where `publish` sends images: an OCI layout path or `registry`.
     pub publish_to: String,
+    /// A hash of what the release is, independent of `--platform`/`--variant` filters: version,
+    /// revision, epoch, repository, and per variant its tags and all its platforms. Split jobs of
+    /// one release share it; `--merge` refuses fragments of another release.
+    pub identity: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -267,7 +271,30 @@ pub fn make(cfg: &Config, facts: &Facts, opts: &Options) -> Result<Plan, PlanErr
     if images.is_empty() {
         return Err(PlanError::Empty);
     }
+    let identity = {
+        let variants: Vec<serde_json::Value> = cfg
+            .variants
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "variant": v.libc.name(),
+                    "tags": tags::expand(&cfg.image.tags, &version, short_sha, &v.tag_suffix),
+                    "platforms": v.platforms.iter().map(|p| p.name).collect::<Vec<_>>(),
+                    "base": v.base.display(&cfg.root),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "version": version.to_string(),
+            "revision": facts.git.sha,
+            "epoch": epoch,
+            "repository": cfg.image.repository,
+            "variants": variants,
+        });
+        crate::oci::digest::Digest::of(&crate::oci::json::canonical(&doc).unwrap_or_default()).to_string()
+    };
     Ok(Plan {
+        identity,
         version,
         revision: facts.git.sha.clone(),
         source_date_epoch: epoch,

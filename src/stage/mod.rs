@@ -10,5 +10,6 @@ pub mod package_docker;
 pub mod publish;
 pub mod pull;
 pub mod release;
+pub mod split;
 pub mod verify;
 pub mod verify_cmd;

@@ -238,6 +238,13 @@ fn finish(
         blobs_uploaded: published.blobs_uploaded,
         blobs_skipped: published.blobs_skipped,
     };
+    write_report(plan, &report, g, ui)
+}
+
+/// Writes `dist/release.json`, prints the summary (or the JSON), and in GitHub Actions the step
+/// summary and the `digest`/`tags` outputs.
+pub fn write_report(plan: &Plan, report: &ReleaseReport, g: &Global, ui: &Ui) -> Result<()> {
+    std::fs::create_dir_all(&plan.out_dir).map_err(|e| Error::stage(format!("{}: {e}", plan.out_dir.display())))?;
     let path = plan.out_dir.join("release.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::stage(e.to_string()))?;
     std::fs::write(&path, text.clone() + "\n")
@@ -245,7 +252,7 @@ fn finish(
     if g.json {
         println!("{text}");
     } else {
-        print_summary(&report);
+        print_summary(report);
     }
     ui.ok(format!(
         "released {} in {:.1}s; report in {}",
