@@ -9,6 +9,7 @@
 #                               environment), so nothing there needs a cross gcc. Used as the
 #                               `FROM --platform=$BUILDPLATFORM` builder of the test Dockerfile and
 #                               as cross's image (cross mounts the host toolchain over it).
+#   rustup toolchain shipit-cross  a link to the active toolchain, for cross (see tools/cross.rs).
 #
 # The bookworm rootfs tarball is cached under ~/.cache/shipit-docker/. Needs root, mmdebstrap, a
 # running test dockerd (scripts/start-dockerd.sh) and rustup's stable toolchain with the targets
@@ -36,6 +37,13 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 for t in "${TARGETS[@]}"; do
   [[ -d $sysroot/lib/rustlib/$t/lib ]] || die "rust-std for $t is not installed: rustup target add $t"
 done
+# cross 0.2.5 misreads rustup 1.28+'s `stable-... (active, default)` and would try to reinstall
+# the default toolchain; shipit runs cross with this linked toolchain instead (tools/cross.rs).
+if command -v rustup >/dev/null; then
+  rustup toolchain link shipit-cross "$sysroot" >/dev/null \
+    || die "rustup toolchain link shipit-cross $sysroot failed"
+fi
+
 fingerprint="recipe=$RECIPE $(rustc -V | tr ' ' '_') ${TARGETS[*]}"
 fingerprint=${fingerprint// /,}
 
