@@ -21,31 +21,36 @@ const BUILDX_REQUIRED_FROM: u64 = 23;
 /// The environment variable that names the docker CLI to use, overriding the search.
 pub const ENV_OVERRIDE: &str = "SHIPIT_DOCKER";
 
-/// The docker CLI shipit runs: `$SHIPIT_DOCKER`, else the first `docker` on PATH that has the
-/// buildx plugin or is older than 23 (BuildKit built in), else plain `docker`. Probed once.
+/// The docker CLI shipit runs: [`buildkit_cli`], else plain `docker` (whose BuildKit builds
+/// then fail with docker's own message, which names the missing buildx plugin).
 pub fn program() -> &'static str {
-    static PROGRAM: OnceLock<String> = OnceLock::new();
-    PROGRAM.get_or_init(|| {
-        if let Some(p) = std::env::var_os(ENV_OVERRIDE).filter(|p| !p.is_empty()) {
-            return p.to_string_lossy().into_owned();
-        }
-        let mut seen = Vec::new();
-        let Ok(found) = which::which_all("docker") else {
-            return "docker".into();
-        };
-        for path in found {
-            let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-            if seen.contains(&real) {
-                continue;
+    buildkit_cli().unwrap_or("docker")
+}
+
+/// `$SHIPIT_DOCKER`, else the first `docker` on PATH that has the buildx plugin or is older than
+/// 23 (BuildKit built in); `None` when no CLI here can run BuildKit builds. Probed once.
+pub fn buildkit_cli() -> Option<&'static str> {
+    static PROGRAM: OnceLock<Option<String>> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os(ENV_OVERRIDE).filter(|p| !p.is_empty()) {
+                return Some(p.to_string_lossy().into_owned());
             }
-            seen.push(real);
-            let name = path.display().to_string();
-            if can_buildkit(&name) {
-                return name;
+            let mut seen = Vec::new();
+            for path in which::which_all("docker").ok()? {
+                let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                if seen.contains(&real) {
+                    continue;
+                }
+                seen.push(real);
+                let name = path.display().to_string();
+                if can_buildkit(&name) {
+                    return Some(name);
+                }
             }
-        }
-        "docker".into()
-    })
+            None
+        })
+        .as_deref()
 }
 
 /// Whether the docker CLI at `program` can run `DOCKER_BUILDKIT=1 docker build`.
