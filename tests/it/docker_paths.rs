@@ -200,7 +200,10 @@ fn docker_packager_writes_a_two_platform_scratch_index() {
     ];
     run_shipit(dir, &[&["build"], &filter[..]].concat());
     run_shipit(dir, &[&["package"], &filter[..]].concat());
-    let pkg_log = log(dir, "package-docker-musl-linux-arm64.log");
+    let pkg_log = std::fs::read_to_string(dir.join("dist/logs/package-docker-musl-linux-arm64.log"))
+        .unwrap_or_else(|e| {
+            panic!("`package: docker` left no docker packager log ({e}): did stage::package call stage::package_docker::package_platform?")
+        });
     assert!(
         pkg_log.contains("build --platform linux/arm64") && pkg_log.contains("save --output"),
         "the docker packager did not build and save with docker:\n{pkg_log}"
