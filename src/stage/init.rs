@@ -103,8 +103,7 @@ publish:
 
 pub fn dockerfile_text(bin: &str) -> String {
     format!(
-        r#"# syntax=docker/dockerfile:1
-# Written by `shipit init`. Used by `build.backend: docker` (the `binary` stage) and by
+        r#"# Written by `shipit init`. Used by `build.backend: docker` (the `binary` stage) and by
 # `package: docker` (the final stage). Compiles on the build machine's own platform and
 # cross-compiles to the target: nothing is compiled under emulation.
 ARG RUST_VERSION=1
@@ -113,6 +112,10 @@ ARG RUST_TARGET
 ARG BIN={bin}
 WORKDIR /src
 RUN rustup target add "$RUST_TARGET"
+# musl targets link with rust-lld (no C cross toolchain); for gnu targets install gcc-<triple>
+# and set CARGO_TARGET_<TRIPLE>_LINKER to it.
+ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
 # Dependencies first, in their own cached layer: source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock* ./
 RUN mkdir src && echo 'fn main() {{}}' > src/main.rs \

@@ -89,7 +89,12 @@ fn package_image(
     let mut entries = Vec::new();
     let mut platforms = Vec::new();
     for p in &img.platforms {
-        let (desc, size) = package_platform(cfg, plan, img, p, layout)?;
+        let (desc, size) = match cfg.package {
+            crate::config::Packager::Docker => {
+                super::package_docker::package_platform(cfg, plan, img, p, layout)?
+            }
+            crate::config::Packager::Native => package_platform(cfg, plan, img, p, layout)?,
+        };
         let staging = format!("{}-{}", staging_ref(img.variant), p.spec.slug());
         layout
             .tag(&staging, &desc)

@@ -58,6 +58,11 @@ pub struct Finding {
 
 enum Probe {
     Binary(&'static str, semver::Version),
+    /// cross, probed through rustup's linked toolchain (a bare `cross --version` may make rustup
+    /// try to install a toolchain over the network).
+    Cross(semver::Version),
+    /// A docker CLI that can build with BuildKit (the first `docker` on PATH may not).
+    Docker(semver::Version),
     RustStd(String),
     RustSrc,
 }
@@ -123,20 +128,20 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
             Backend::Cross => {
                 add(
                     "cross".into(),
-                    Probe::Binary("cross", super::cross::MIN),
+                    Probe::Cross(super::cross::MIN),
                     Install::Cargo("cross".into()),
                     why.clone(),
                 );
                 add(
                     "docker".into(),
-                    Probe::Binary("docker", super::docker::MIN),
+                    Probe::Docker(super::docker::MIN),
                     Install::Apt("docker.io".into()),
                     why.clone(),
                 );
             }
             Backend::Docker => add(
                 "docker".into(),
-                Probe::Binary("docker", super::docker::MIN),
+                Probe::Docker(super::docker::MIN),
                 Install::Apt("docker.io".into()),
                 why.clone(),
             ),
@@ -165,7 +170,7 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
     if docker_packager {
         add(
             "docker".into(),
-            Probe::Binary("docker", super::docker::MIN),
+            Probe::Docker(super::docker::MIN),
             Install::Apt("docker.io".into()),
             "package: docker".into(),
         );
@@ -201,6 +206,20 @@ fn probe(
                 None => (Status::Ok, None, Some(min.to_string()), path),
             }
         }
+        Probe::Cross(min) => match super::cross::version() {
+            Some(v) if v >= *min => (Status::Ok, Some(v.to_string()), Some(min.to_string()), which::which("cross").ok().map(|p| p.display().to_string())),
+            Some(v) => (Status::TooOld, Some(v.to_string()), Some(min.to_string()), None),
+            None => (Status::Missing, None, Some(min.to_string()), None),
+        },
+        Probe::Docker(min) => match super::docker::buildkit_cli() {
+            Some(cli) => match super::docker::client_version() {
+                Some(v) if v >= *min => (Status::Ok, Some(v.to_string()), Some(min.to_string()), Some(cli.to_string())),
+                Some(v) => (Status::TooOld, Some(v.to_string()), Some(min.to_string()), Some(cli.to_string())),
+                None => (Status::Ok, None, Some(min.to_string()), Some(cli.to_string())),
+            },
+            // A CLI without BuildKit (no buildx plugin, docker >= 23) counts as missing.
+            None => (Status::Missing, None, Some(min.to_string()), None),
+        },
         Probe::RustStd(t) => {
             if inv.rust_std.contains(t) {
                 (Status::Ok, None, None, None)
