@@ -552,17 +552,17 @@ fn wait(
                 purpose: cmd.purpose.clone(),
             });
         }
-        if let Some(t) = timeout {
-            if start.elapsed() > t {
-                terminate_group(pid, &handle);
-                drop(guard);
-                return Err(ExecError::Timeout {
-                    purpose: cmd.purpose.clone(),
-                    command: cmd.display(),
-                    timeout: t,
-                    tail: String::new(),
-                });
-            }
+        if let Some(t) = timeout
+            && start.elapsed() > t
+        {
+            terminate_group(pid, &handle);
+            drop(guard);
+            return Err(ExecError::Timeout {
+                purpose: cmd.purpose.clone(),
+                command: cmd.display(),
+                timeout: t,
+                tail: String::new(),
+            });
         }
         std::thread::sleep(poll);
         poll = (poll * 2).min(Duration::from_millis(50));

@@ -250,7 +250,7 @@ impl Walker<'_> {
             self.err(
                 n.pos,
                 format!("{what} must be a list, found {}", n.kind_name()),
-                Some(format!("write it as `[a, b]` or one `- item` per line")),
+                Some("write it as `[a, b]` or one `- item` per line".to_string()),
             );
             return None;
         };
@@ -645,7 +645,7 @@ impl Walker<'_> {
                                 self.err(
                                     item.pos,
                                     format!("{what}.platforms: `{}` is not in the top-level `platforms`", p.name),
-                                    Some(format!("add it to `platforms` or remove it here")),
+                                    Some("add it to `platforms` or remove it here".to_string()),
                                 );
                             }
                         }

@@ -212,17 +212,17 @@ pub fn make(cfg: &Config, facts: &Facts, opts: &Options) -> Result<Plan, PlanErr
             }
         }
     }
-    if let Some(v) = opts.variant {
-        if !cfg.variants.iter().any(|x| x.libc == v) {
-            return Err(PlanError::UnknownVariant(
-                v.to_string(),
-                cfg.variants
-                    .iter()
-                    .map(|x| x.libc.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ));
-        }
+    if let Some(v) = opts.variant
+        && !cfg.variants.iter().any(|x| x.libc == v)
+    {
+        return Err(PlanError::UnknownVariant(
+            v.to_string(),
+            cfg.variants
+                .iter()
+                .map(|x| x.libc.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
     }
 
     let epoch = facts
@@ -291,7 +291,8 @@ pub fn make(cfg: &Config, facts: &Facts, opts: &Options) -> Result<Plan, PlanErr
             "repository": cfg.image.repository,
             "variants": variants,
         });
-        crate::oci::digest::Digest::of(&crate::oci::json::canonical(&doc).unwrap_or_default()).to_string()
+        crate::oci::digest::Digest::of(&crate::oci::json::canonical(&doc).unwrap_or_default())
+            .to_string()
     };
     Ok(Plan {
         identity,

@@ -344,10 +344,10 @@ pub fn push_manifest_once(
     bytes: &[u8],
     digest: &crate::oci::digest::Digest,
 ) -> Result<()> {
-    if let Ok(Some((d, _, _))) = client.head_manifest(reference) {
-        if &d == digest {
-            return Ok(());
-        }
+    if let Ok(Some((d, _, _))) = client.head_manifest(reference)
+        && &d == digest
+    {
+        return Ok(());
     }
     let got = client
         .push_manifest(reference, media_type, bytes)

@@ -244,7 +244,8 @@ fn finish(
 /// Writes `dist/release.json`, prints the summary (or the JSON), and in GitHub Actions the step
 /// summary and the `digest`/`tags` outputs.
 pub fn write_report(plan: &Plan, report: &ReleaseReport, g: &Global, ui: &Ui) -> Result<()> {
-    std::fs::create_dir_all(&plan.out_dir).map_err(|e| Error::stage(format!("{}: {e}", plan.out_dir.display())))?;
+    std::fs::create_dir_all(&plan.out_dir)
+        .map_err(|e| Error::stage(format!("{}: {e}", plan.out_dir.display())))?;
     let path = plan.out_dir.join("release.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::stage(e.to_string()))?;
     std::fs::write(&path, text.clone() + "\n")
@@ -264,7 +265,7 @@ pub fn write_report(plan: &Plan, report: &ReleaseReport, g: &Global, ui: &Ui) ->
 }
 
 pub fn print_summary(r: &ReleaseReport) {
-    println!("{} {} → {}", "release", r.version, r.published_to);
+    println!("release {} → {}", r.version, r.published_to);
     for img in &r.images {
         println!();
         println!(

@@ -46,15 +46,27 @@ fn need_registry(cfg: &Config, what: &str) -> Result<()> {
 
 pub fn split(g: &Global, password: Option<String>, ui: &Ui) -> Result<()> {
     if g.platforms.is_empty() {
-        return Err(Error::config("--split needs --platform P: the platform this job builds"));
+        return Err(Error::config(
+            "--split needs --platform P: the platform this job builds",
+        ));
     }
     let (cfg, plan) = load_plan(g, ui)?;
     need_registry(&cfg, "--split")?;
-    let build_opts = build::Options { jobs: jobs(g), keep_going: false, dry_run: g.dry_run };
+    let build_opts = build::Options {
+        jobs: jobs(g),
+        keep_going: false,
+        dry_run: g.dry_run,
+    };
     build::run(&plan, &build_opts, ui)?;
     if g.dry_run {
         for (img, p) in plan.platforms() {
-            println!("push {} ({}) blobs and manifest by digest to {}; write {}", p.platform, img.variant, cfg.image.repository, fragment_path(&plan.out_dir, img.variant, p.spec.slug()).display());
+            println!(
+                "push {} ({}) blobs and manifest by digest to {}; write {}",
+                p.platform,
+                img.variant,
+                cfg.image.repository,
+                fragment_path(&plan.out_dir, img.variant, p.spec.slug()).display()
+            );
         }
         return Ok(());
     }
@@ -63,11 +75,19 @@ pub fn split(g: &Global, password: Option<String>, ui: &Ui) -> Result<()> {
     let settings = verify_cmd::settings(Some(&cfg), None, g)?;
     let verified = verify::run(&items, &settings, ui)?;
     let failed = verify::failure(&verified);
-    let client = if failed.is_none() { Some(publish::registry_client(&cfg, password)?) } else { None };
-    let layout = crate::oci::layout::Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    let client = if failed.is_none() {
+        Some(publish::registry_client(&cfg, password)?)
+    } else {
+        None
+    };
+    let layout = crate::oci::layout::Layout::open(&packaged.layout)
+        .map_err(|e| Error::stage(format!("{e}")))?;
     for img in &packaged.images {
         for p in &img.platforms {
-            let report = verified.platforms.iter().find(|r| r.digest == p.manifest.digest.as_str());
+            let report = verified
+                .platforms
+                .iter()
+                .find(|r| r.digest == p.manifest.digest.as_str());
             let passed = report.is_some_and(|r| r.passed);
             if let (Some(client), true) = (&client, passed) {
                 publish::push_platform(client, &layout, &p.manifest, &p.platform, ui)?;
@@ -85,12 +105,27 @@ pub fn split(g: &Global, password: Option<String>, ui: &Ui) -> Result<()> {
                 passed,
                 checks: report.map(|r| r.checks.clone()).unwrap_or_default(),
             };
-            let spec = crate::platform::Platform::parse(&p.platform).map(|s| s.slug()).unwrap_or_default();
+            let spec = crate::platform::Platform::parse(&p.platform)
+                .map(|s| s.slug())
+                .unwrap_or_default();
             let path = fragment_path(&plan.out_dir, img.variant, spec);
-            std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(|e| Error::stage(e.to_string()))?;
-            let text = serde_json::to_string_pretty(&fragment).map_err(|e| Error::stage(e.to_string()))?;
-            std::fs::write(&path, text + "\n").map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
-            ui.ok(format!("fragment {} ({}) {}: {}", p.platform, img.variant, if passed { "passed, pushed by digest" } else { "FAILED verification, not pushed" }, path.display()));
+            std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| Error::stage(e.to_string()))?;
+            let text =
+                serde_json::to_string_pretty(&fragment).map_err(|e| Error::stage(e.to_string()))?;
+            std::fs::write(&path, text + "\n")
+                .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+            ui.ok(format!(
+                "fragment {} ({}) {}: {}",
+                p.platform,
+                img.variant,
+                if passed {
+                    "passed, pushed by digest"
+                } else {
+                    "FAILED verification, not pushed"
+                },
+                path.display()
+            ));
             if ui.github {
                 crate::ci::github::write_output("fragment", &path.display().to_string()).ok();
             }
@@ -103,20 +138,26 @@ pub fn split(g: &Global, password: Option<String>, ui: &Ui) -> Result<()> {
 }
 
 pub fn fragment_path(out: &Path, libc: Libc, slug: String) -> PathBuf {
-    out.join("fragments").join(format!("{}-{slug}.json", libc.name()))
+    out.join("fragments")
+        .join(format!("{}-{slug}.json", libc.name()))
 }
 
 pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -> Result<()> {
     if !g.platforms.is_empty() {
-        return Err(Error::config("--merge takes no --platform: it assembles every planned platform"));
+        return Err(Error::config(
+            "--merge takes no --platform: it assembles every planned platform",
+        ));
     }
     let started = std::time::Instant::now();
     let (cfg, plan) = load_plan(g, ui)?;
     need_registry(&cfg, "--merge")?;
     let mut fragments: BTreeMap<(Libc, String), Fragment> = BTreeMap::new();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
-        let f: Fragment = serde_json::from_str(&text).map_err(|e| Error::config(format!("{}: not a shipit fragment: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        let f: Fragment = serde_json::from_str(&text).map_err(|e| {
+            Error::config(format!("{}: not a shipit fragment: {e}", path.display()))
+        })?;
         if f.identity != plan.identity {
             return Err(Error::stage(format!(
                 "{}: this fragment belongs to another release ({} of {}; the plan differs: version, revision, tags or platforms); no tag was moved",
@@ -131,32 +172,58 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
     let mut problems = Vec::new();
     for (img, p) in plan.platforms() {
         match fragments.get(&(img.variant, p.platform.to_string())) {
-            None => problems.push(format!("{} ({}): no fragment (did its job run and upload it?)", p.platform, img.variant)),
-            Some(f) if !f.passed => problems.push(format!("{} ({}): failed verification", p.platform, img.variant)),
+            None => problems.push(format!(
+                "{} ({}): no fragment (did its job run and upload it?)",
+                p.platform, img.variant
+            )),
+            Some(f) if !f.passed => problems.push(format!(
+                "{} ({}): failed verification",
+                p.platform, img.variant
+            )),
             Some(_) => {}
         }
     }
-    for ((variant, platform), _) in &fragments {
-        if !plan.platforms().any(|(i, p)| i.variant == *variant && p.platform == platform) {
-            problems.push(format!("{platform} ({variant}): a fragment for a platform the plan does not list"));
+    for (variant, platform) in fragments.keys() {
+        if !plan
+            .platforms()
+            .any(|(i, p)| i.variant == *variant && p.platform == platform)
+        {
+            problems.push(format!(
+                "{platform} ({variant}): a fragment for a platform the plan does not list"
+            ));
         }
     }
     if !problems.is_empty() {
-        return Err(Error::stage(format!("cannot merge: no tag was moved\n  {}", problems.join("\n  "))));
+        return Err(Error::stage(format!(
+            "cannot merge: no tag was moved\n  {}",
+            problems.join("\n  ")
+        )));
     }
     let client = publish::registry_client(&cfg, password)?;
-    ui.step(format!("merge {} fragments into {}", fragments.len(), cfg.image.repository));
+    ui.step(format!(
+        "merge {} fragments into {}",
+        fragments.len(),
+        cfg.image.repository
+    ));
     // The manifests must be in the registry, exactly as the fragments say.
     for f in fragments.values() {
         match client.head_manifest(f.manifest.digest.as_str()) {
             Ok(Some((d, _, _))) if d == f.manifest.digest => {}
-            Ok(_) => return Err(Error::stage(format!("{} ({}): manifest {} is not in {}; no tag was moved", f.platform, f.variant, f.manifest.digest, cfg.image.repository))),
+            Ok(_) => {
+                return Err(Error::stage(format!(
+                    "{} ({}): manifest {} is not in {}; no tag was moved",
+                    f.platform, f.variant, f.manifest.digest, cfg.image.repository
+                )));
+            }
             Err(e) => return Err(publish_err(e)),
         }
     }
     // Indexes by digest, all of them, then tags.
     let mut annotations = BTreeMap::new();
-    annotations.insert("org.opencontainers.image.version".to_string(), plan.version.to_string());
+    annotations.insert(
+        "org.opencontainers.image.version".to_string(),
+        plan.version.to_string(),
+    );
     if let Some(rev) = &plan.revision {
         annotations.insert("org.opencontainers.image.revision".to_string(), rev.clone());
     }
@@ -169,17 +236,37 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
                 let f = &fragments[&(img.variant, p.platform.to_string())];
                 let mut d = f.manifest.clone();
                 d.platform = None;
-                (d, index::Platform::new(p.spec.os, p.spec.architecture, p.spec.variant))
+                (
+                    d,
+                    index::Platform::new(p.spec.os, p.spec.architecture, p.spec.variant),
+                )
             })
             .collect();
-        let idx = index::build(&entries, &annotations).map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
-        publish::push_manifest_once(&client, idx.descriptor.digest.as_str(), &idx.descriptor.media_type, &idx.bytes, &idx.descriptor.digest)?;
+        let idx = index::build(&entries, &annotations)
+            .map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
+        publish::push_manifest_once(
+            &client,
+            idx.descriptor.digest.as_str(),
+            &idx.descriptor.media_type,
+            &idx.bytes,
+            &idx.descriptor.digest,
+        )?;
         built.push((img, idx));
     }
-    let mut out = publish::Published { target: cfg.image.repository.clone(), ..Default::default() };
+    let mut out = publish::Published {
+        target: cfg.image.repository.clone(),
+        ..Default::default()
+    };
     for (img, idx) in &built {
-        let (moved, unchanged) = publish::move_tags(&client, &idx.descriptor, &idx.bytes, &img.tags, &out, ui)?;
-        ui.ok(format!("{} ({}) {} tags: {}", img.repository, img.variant, idx.descriptor.digest.short(), img.tags.join(", ")));
+        let (moved, unchanged) =
+            publish::move_tags(&client, &idx.descriptor, &idx.bytes, &img.tags, &out, ui)?;
+        ui.ok(format!(
+            "{} ({}) {} tags: {}",
+            img.repository,
+            img.variant,
+            idx.descriptor.digest.short(),
+            img.tags.join(", ")
+        ));
         out.images.push(publish::PublishedImage {
             variant: img.variant.to_string(),
             repository: img.repository.clone(),

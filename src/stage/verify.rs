@@ -389,41 +389,39 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
     report.checks.extend(statics);
     // Dynamic checks run even after a static failure (they show how it fails at run time),
     // unless there is nothing runnable for this machine.
-    if runnable {
-        if let Ok(argv) = checks::entry_argv(&subject) {
-            let (uid, gid, _) = checks::image_user(rootfs.path(), &config);
-            let guest = Guest {
-                root: rootfs.path().to_path_buf(),
-                platform,
-                cpu: match settings.cpu {
-                    CpuMode::Strict => platform.strict_cpu.map(str::to_string),
-                    CpuMode::Max => None,
-                },
-                native: platform.is_native(),
-                isolation,
-                uid,
-                gid,
-                env: checks::image_env(&config),
-                workdir: config["config"]["WorkingDir"]
-                    .as_str()
-                    .filter(|w| !w.is_empty())
-                    .unwrap_or("/")
-                    .to_string(),
-            };
-            if let Err(e) = guest.install_qemu() {
-                report.checks.push(CheckResult {
-                    name: "qemu".into(),
-                    passed: false,
-                    seconds: 0.0,
-                    detail: Some(e),
-                    fix: Some("run `shipit doctor --fix`".into()),
-                });
-            } else {
-                for c in &settings.checks {
-                    report
-                        .checks
-                        .push(checks::run_check(&guest, &argv, c, parent.path()));
-                }
+    if runnable && let Ok(argv) = checks::entry_argv(&subject) {
+        let (uid, gid, _) = checks::image_user(rootfs.path(), &config);
+        let guest = Guest {
+            root: rootfs.path().to_path_buf(),
+            platform,
+            cpu: match settings.cpu {
+                CpuMode::Strict => platform.strict_cpu.map(str::to_string),
+                CpuMode::Max => None,
+            },
+            native: platform.is_native(),
+            isolation,
+            uid,
+            gid,
+            env: checks::image_env(&config),
+            workdir: config["config"]["WorkingDir"]
+                .as_str()
+                .filter(|w| !w.is_empty())
+                .unwrap_or("/")
+                .to_string(),
+        };
+        if let Err(e) = guest.install_qemu() {
+            report.checks.push(CheckResult {
+                name: "qemu".into(),
+                passed: false,
+                seconds: 0.0,
+                detail: Some(e),
+                fix: Some("run `shipit doctor --fix`".into()),
+            });
+        } else {
+            for c in &settings.checks {
+                report
+                    .checks
+                    .push(checks::run_check(&guest, &argv, c, parent.path()));
             }
         }
     }

@@ -207,15 +207,40 @@ fn probe(
             }
         }
         Probe::Cross(min) => match super::cross::version() {
-            Some(v) if v >= *min => (Status::Ok, Some(v.to_string()), Some(min.to_string()), which::which("cross").ok().map(|p| p.display().to_string())),
-            Some(v) => (Status::TooOld, Some(v.to_string()), Some(min.to_string()), None),
+            Some(v) if v >= *min => (
+                Status::Ok,
+                Some(v.to_string()),
+                Some(min.to_string()),
+                which::which("cross").ok().map(|p| p.display().to_string()),
+            ),
+            Some(v) => (
+                Status::TooOld,
+                Some(v.to_string()),
+                Some(min.to_string()),
+                None,
+            ),
             None => (Status::Missing, None, Some(min.to_string()), None),
         },
         Probe::Docker(min) => match super::docker::buildkit_cli() {
             Some(cli) => match super::docker::client_version() {
-                Some(v) if v >= *min => (Status::Ok, Some(v.to_string()), Some(min.to_string()), Some(cli.to_string())),
-                Some(v) => (Status::TooOld, Some(v.to_string()), Some(min.to_string()), Some(cli.to_string())),
-                None => (Status::Ok, None, Some(min.to_string()), Some(cli.to_string())),
+                Some(v) if v >= *min => (
+                    Status::Ok,
+                    Some(v.to_string()),
+                    Some(min.to_string()),
+                    Some(cli.to_string()),
+                ),
+                Some(v) => (
+                    Status::TooOld,
+                    Some(v.to_string()),
+                    Some(min.to_string()),
+                    Some(cli.to_string()),
+                ),
+                None => (
+                    Status::Ok,
+                    None,
+                    Some(min.to_string()),
+                    Some(cli.to_string()),
+                ),
             },
             // A CLI without BuildKit (no buildx plugin, docker >= 23) counts as missing.
             None => (Status::Missing, None, Some(min.to_string()), None),

@@ -379,10 +379,10 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
             .find_map(|d| read_in_root(s.root, &format!("{d}/libc.so.6"), 64 << 20).ok())
             .and_then(|b| elf::glibc_provided(&b).ok().flatten());
         let mut problems = Vec::new();
-        if let Some(have) = provided {
-            if need > have {
-                problems.push(format!("the binary needs GLIBC_{need} but the image's glibc is {have} (\"version `GLIBC_{need}' not found\" at run time)"));
-            }
+        if let Some(have) = provided
+            && need > have
+        {
+            problems.push(format!("the binary needs GLIBC_{need} but the image's glibc is {have} (\"version `GLIBC_{need}' not found\" at run time)"));
         }
         if let Some((a, b)) = policy.glibc_floor {
             let floor = elf::GlibcVersion {
@@ -634,21 +634,19 @@ fn run_once(
             exec::describe_status(&status)
         ));
     }
-    if let Some(re) = want_out {
-        if !regex::Regex::new(re)
+    if let Some(re) = want_out
+        && !regex::Regex::new(re)
             .map(|r| r.is_match(&stdout))
             .unwrap_or(false)
-        {
-            problems.push(format!("stdout does not match /{re}/"));
-        }
+    {
+        problems.push(format!("stdout does not match /{re}/"));
     }
-    if let Some(re) = want_err {
-        if !regex::Regex::new(re)
+    if let Some(re) = want_err
+        && !regex::Regex::new(re)
             .map(|r| r.is_match(&stderr))
             .unwrap_or(false)
-        {
-            problems.push(format!("stderr does not match /{re}/"));
-        }
+    {
+        problems.push(format!("stderr does not match /{re}/"));
     }
     let shown_out = |s: &str| {
         s.lines()
