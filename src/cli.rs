@@ -107,7 +107,22 @@ pub enum Command {
         /// Read the registry password from standard input (user in SHIPIT_REGISTRY_USER).
         #[arg(long)]
         password_stdin: bool,
+        /// Publish to the OCI layout dist/oci instead of the pipeline's target (a dry rehearsal
+        /// that still builds, packages and verifies everything).
+        #[arg(long)]
+        no_push: bool,
+        /// One job of a matrix: build, package, verify and push this job's --platform by digest
+        /// (no index, no tag), and write dist/fragments/<libc>-<platform>.json.
+        #[arg(long, conflicts_with_all = ["merge", "no_push"])]
+        split: bool,
+        /// The final job: check the fragments cover exactly the planned platforms and passed,
+        /// then push the indexes and move the tags.
+        #[arg(long, value_name = "FRAGMENT", num_args = 1.., conflicts_with = "no_push")]
+        merge: Vec<PathBuf>,
     },
+    /// Continuous integration helpers.
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Write a commented pipeline.yaml and docker/Dockerfile for the Cargo project in the
     /// current directory.
     Init {
@@ -120,6 +135,23 @@ pub enum Command {
         /// Build the other targets when one fails (default: stop them).
         #[arg(long)]
         keep_going: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CiCommand {
+    /// Write .github/workflows/release.yml for this project: one job, or with --matrix one job
+    /// per platform (`release --split`) plus a merge job (`release --merge`).
+    Github {
+        /// One job per platform and a merge job.
+        #[arg(long)]
+        matrix: bool,
+        /// Runner label for linux/arm64 jobs (native arm64 runners), e.g. ubuntu-24.04-arm.
+        #[arg(long, value_name = "LABEL")]
+        arm64_runner: Option<String>,
+        /// Overwrite an existing workflow.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -211,8 +243,55 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         Command::Publish { password_stdin } => {
             crate::stage::release::publish_only(&cli.global, *password_stdin, ui)
         }
-        Command::Release { password_stdin } => {
-            crate::stage::release::release(&cli.global, *password_stdin, ui)
+        Command::Release {
+            password_stdin,
+            no_push,
+            split,
+            merge,
+        } => {
+            let password = crate::stage::release::read_password_stdin(*password_stdin)?;
+            if *split {
+                crate::stage::split::split(&cli.global, password, ui)
+            } else if !merge.is_empty() {
+                crate::stage::split::merge(&cli.global, merge, password, ui)
+            } else {
+                crate::stage::release::release(&cli.global, password, *no_push, ui)
+            }
+        }
+        Command::Ci(CiCommand::Github {
+            matrix,
+            arm64_runner,
+            force,
+        }) => {
+            let (cfg, plan) = load_plan(&cli.global, ui)?;
+            let mut platforms: Vec<String> = Vec::new();
+            for (_, p) in plan.platforms() {
+                if !platforms.iter().any(|x| x == p.platform) {
+                    platforms.push(p.platform.to_string());
+                }
+            }
+            let registry_host = cfg
+                .image
+                .repository
+                .split('/')
+                .next()
+                .filter(|h| h.contains('.') || h.contains(':'))
+                .map(str::to_string);
+            let opts = crate::ci::github::WorkflowOptions {
+                matrix: *matrix,
+                platforms,
+                arm64_runner: arm64_runner.clone(),
+                registry_host,
+                config_path: cli.global.config.display().to_string(),
+            };
+            let path = crate::ci::github::write_workflow(
+                &cfg.root.join(".github/workflows"),
+                &opts,
+                *force,
+            )
+            .map_err(Error::config)?;
+            ui.ok(format!("wrote {}", path.display()));
+            Ok(())
         }
         Command::Init { force } => {
             let dir = std::env::current_dir()

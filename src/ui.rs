@@ -82,7 +82,7 @@ impl Ui {
 
     pub fn group_start(&self, name: &str) {
         if self.github {
-            println!("::group::{name}");
+            print!("{}", crate::ci::github::group(name));
         }
     }
 

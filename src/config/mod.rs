@@ -48,21 +48,17 @@ impl ConfigError {
 
     /// GitHub Actions annotations, one line per problem.
     pub fn github_annotations(&self) -> String {
-        let mut out = String::new();
-        for d in &self.diagnostics {
-            let msg = match &d.hint {
-                Some(h) => format!("{} (hint: {h})", d.message),
-                None => d.message.clone(),
-            };
-            out.push_str(&format!(
-                "::error file={},line={},col={}::{}\n",
-                self.file.display(),
-                d.line.max(1),
-                d.col.max(1),
-                msg.replace('%', "%25").replace('\n', "%0A")
-            ));
-        }
-        out
+        let file = self.file.display().to_string();
+        self.diagnostics
+            .iter()
+            .map(|d| {
+                let msg = match &d.hint {
+                    Some(h) => format!("{} (hint: {h})", d.message),
+                    None => d.message.clone(),
+                };
+                crate::ci::github::error_annotation(&file, d.line.max(1), d.col.max(1), &msg)
+            })
+            .collect()
     }
 }
 

@@ -71,10 +71,12 @@ fn doctor_gate(cfg: &Config, plan: &Plan) -> Result<()> {
     ))
 }
 
-pub fn release(g: &Global, password_stdin: bool, ui: &Ui) -> Result<()> {
+pub fn release(g: &Global, password: Option<String>, no_push: bool, ui: &Ui) -> Result<()> {
     let started = Instant::now();
-    let (cfg, plan) = load_plan(g, ui)?;
-    let password = read_password_stdin(password_stdin)?;
+    let (mut cfg, plan) = load_plan(g, ui)?;
+    if no_push {
+        cfg.publish.to = crate::config::PublishTo::Oci(plan.out_dir.join("oci"));
+    }
     if g.dry_run {
         return dry_run(&cfg, &plan);
     }
@@ -255,6 +257,9 @@ pub fn write_report(plan: &Plan, report: &ReleaseReport, g: &Global, ui: &Ui) ->
     } else {
         print_summary(report);
     }
+    if ui.github {
+        github_outputs(report).map_err(|e| Error::env(format!("GitHub Actions outputs: {e}")))?;
+    }
     ui.ok(format!(
         "released {} in {:.1}s; report in {}",
         report.version,
@@ -299,4 +304,60 @@ pub fn print_summary(r: &ReleaseReport) {
             );
         }
     }
+}
+
+/// In GitHub Actions: `digest` (the first image's index) and `tags` (every `repo:tag`, one per
+/// line) in `$GITHUB_OUTPUT`, and the Markdown table in `$GITHUB_STEP_SUMMARY`.
+fn github_outputs(report: &ReleaseReport) -> std::result::Result<(), String> {
+    use crate::ci::github::{
+        self as gh, CheckSummary, ImageSummary, PlatformSummary, ReleaseSummary,
+    };
+    if let Some(first) = report.images.first() {
+        gh::write_output("digest", &first.index_digest)?;
+    }
+    let tags: Vec<String> = report
+        .images
+        .iter()
+        .flat_map(|i| {
+            i.tags_moved
+                .iter()
+                .chain(i.tags_unchanged.iter())
+                .map(move |t| format!("{}:{t}", i.repository))
+        })
+        .collect();
+    gh::write_output("tags", &tags.join("\n"))?;
+    let summary = ReleaseSummary {
+        version: report.version.clone(),
+        images: report
+            .images
+            .iter()
+            .map(|i| ImageSummary {
+                variant: i.variant.clone(),
+                repository: i.repository.clone(),
+                index_digest: i.index_digest.clone(),
+                tags_moved: i.tags_moved.clone(),
+                platforms: i
+                    .platforms
+                    .iter()
+                    .map(|p| PlatformSummary {
+                        platform: p.platform.clone(),
+                        digest: p.manifest_digest.clone(),
+                        size: p.compressed_size,
+                        checks: p
+                            .checks
+                            .iter()
+                            .map(|c| CheckSummary {
+                                name: c.name.clone(),
+                                passed: c.passed,
+                                seconds: c.seconds,
+                            })
+                            .collect(),
+                        seconds: p.verify_seconds,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    gh::append_step_summary(&gh::summary_markdown(&summary))?;
+    Ok(())
 }

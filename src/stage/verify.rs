@@ -432,6 +432,22 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
 }
 
 fn print_platform(r: &PlatformReport, ui: &Ui) {
+    if ui.github {
+        for c in r.checks.iter().filter(|c| !c.passed) {
+            let msg = format!(
+                "{} ({}): check `{}` failed: {}{}",
+                r.platform,
+                r.image,
+                c.name,
+                c.detail.as_deref().unwrap_or(""),
+                c.fix
+                    .as_deref()
+                    .map(|f| format!(" — fix: {f}"))
+                    .unwrap_or_default()
+            );
+            print!("{}", crate::ci::github::error(&msg));
+        }
+    }
     if ui.quiet {
         return;
     }

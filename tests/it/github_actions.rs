@@ -665,3 +665,251 @@ fn action_release_step_passes_credentials_through_env_not_argv() {
         "from-env|env-secret|unset"
     );
 }
+
+// ---- shipit itself under GITHUB_ACTIONS=true, and split/merge across processes ------------
+
+mod live {
+    use crate::support::fixture::{EPOCH, example, example_pipeline};
+    use crate::support::registry::TestRegistry;
+    use crate::support::shipit;
+    use std::path::Path;
+
+    /// The example restricted to musl on amd64/arm64/arm-v7, pushed to `repo`.
+    fn pipeline(repo: &str, to: &str) -> String {
+        example_pipeline()
+            .replace("platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6]", "platforms: [linux/amd64, linux/arm64, linux/arm/v7]")
+            .replace("  gnu:  { base: \"oci:base/bookworm\", platforms: [linux/amd64, linux/arm64, linux/arm/v7] }\n", "")
+            .replace("repository: localhost/hello-server", &format!("repository: {repo}"))
+            .replace("to: oci:dist/oci", &format!("to: {to}"))
+    }
+
+    fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+        let mut c = shipit(dir);
+        c.args(args).env("SOURCE_DATE_EPOCH", EPOCH);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn tag_exists(reg: &TestRegistry, repo_tag: &str) -> bool {
+        std::process::Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{}/{repo_tag}", reg.host_port()),
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    #[test]
+    fn release_in_github_actions_writes_outputs_summary_and_masks() {
+        let reg = TestRegistry::bearer("ci-user", "ci-pass");
+        let dir = example();
+        let name = "gh-outputs";
+        std::fs::write(
+            dir.join(format!("pipeline-{name}.yaml")),
+            pipeline(&format!("{}/gh/hello", reg.host_port()), "registry"),
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let output = tmp.path().join("output");
+        let summary = tmp.path().join("summary.md");
+        let out_dir = dir.join(format!("dist-{name}"));
+        let (code, stdout, stderr) = run(
+            dir,
+            &[
+                "-c",
+                &format!("pipeline-{name}.yaml"),
+                "--out",
+                out_dir.to_str().unwrap(),
+                "release",
+                "--platform",
+                "linux/amd64",
+            ],
+            &[
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_OUTPUT", output.to_str().unwrap()),
+                ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+                ("SHIPIT_REGISTRY_USER", "ci-user"),
+                ("SHIPIT_REGISTRY_PASSWORD", "ci-pass"),
+            ],
+        );
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        // a derived bearer token is masked before use; the password never shows
+        assert!(
+            stdout.contains("::add-mask::"),
+            "no ::add-mask:: in stdout:\n{stdout}"
+        );
+        assert!(!stdout.contains("ci-pass") && !stderr.contains("ci-pass"));
+        assert!(
+            !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
+            "no colour or bars in Actions"
+        );
+        let outputs = std::fs::read_to_string(&output).unwrap();
+        let release: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("release.json")).unwrap()).unwrap();
+        let digest = release["images"][0]["index_digest"].as_str().unwrap();
+        assert!(outputs.contains(&format!("digest={digest}")), "{outputs}");
+        assert!(
+            outputs.contains("tags<<")
+                && outputs.contains(&format!("{}/gh/hello:0.3.1-musl", reg.host_port())),
+            "{outputs}"
+        );
+        let md = std::fs::read_to_string(&summary).unwrap();
+        assert!(
+            md.contains("| linux/amd64 |") && md.contains("0.3.1-musl"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn failed_checks_are_annotated_in_github_actions() {
+        let dir = example();
+        let name = "gh-fail";
+        let text = pipeline("localhost/x", "oci:dist/oci").replace(
+            "stdout: 'hello-server \\d+\\.\\d+\\.\\d+'",
+            "stdout: 'not what it prints'",
+        );
+        std::fs::write(dir.join(format!("pipeline-{name}.yaml")), text).unwrap();
+        let out_dir = dir.join(format!("dist-{name}"));
+        let (code, stdout, _) = run(
+            dir,
+            &[
+                "-c",
+                &format!("pipeline-{name}.yaml"),
+                "--out",
+                out_dir.to_str().unwrap(),
+                "release",
+                "--platform",
+                "linux/amd64",
+            ],
+            &[("GITHUB_ACTIONS", "true")],
+        );
+        assert_eq!(code, 1);
+        assert!(
+            stdout.contains("::error::") && stdout.contains("version"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn split_jobs_and_a_merge_tag_exactly_the_planned_platforms() {
+        let reg = TestRegistry::anonymous();
+        let repo = format!("{}/split/hello", reg.host_port());
+        let dir = example();
+        let name = "split";
+        std::fs::write(
+            dir.join(format!("pipeline-{name}.yaml")),
+            pipeline(&repo, "registry"),
+        )
+        .unwrap();
+        let cfg = format!("pipeline-{name}.yaml");
+        let mut fragments = Vec::new();
+        for (i, p) in ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+            .iter()
+            .enumerate()
+        {
+            // each job on its own "machine": its own output dir
+            let out = dir.join(format!("dist-{name}-job{i}"));
+            let _ = std::fs::remove_dir_all(&out);
+            let (code, stdout, stderr) = run(
+                dir,
+                &[
+                    "-c",
+                    &cfg,
+                    "--out",
+                    out.to_str().unwrap(),
+                    "release",
+                    "--split",
+                    "--platform",
+                    p,
+                ],
+                &[],
+            );
+            assert_eq!(code, 0, "split {p}: {stdout}\n{stderr}");
+            let frag = std::fs::read_dir(out.join("fragments"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            fragments.push(frag);
+            assert!(
+                !tag_exists(&reg, "split/hello:0.3.1-musl"),
+                "a split job moved a tag"
+            );
+        }
+        let merge_out = dir.join(format!("dist-{name}-merge"));
+        // one fragment missing: no tag, and the message names the platform
+        let (code, _, stderr) = run(
+            dir,
+            &[
+                "-c",
+                &cfg,
+                "--out",
+                merge_out.to_str().unwrap(),
+                "release",
+                "--merge",
+                fragments[0].to_str().unwrap(),
+                fragments[1].to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("linux/arm/v7 (musl): no fragment"),
+            "{stderr}"
+        );
+        assert!(
+            !tag_exists(&reg, "split/hello:0.3.1-musl")
+                && !tag_exists(&reg, "split/hello:latest-musl")
+        );
+        // all three: the index lists exactly those platforms and the tags point at it
+        let args: Vec<&str> = [
+            "-c",
+            &cfg,
+            "--out",
+            merge_out.to_str().unwrap(),
+            "release",
+            "--merge",
+        ]
+        .into_iter()
+        .chain(fragments.iter().map(|f| f.to_str().unwrap()))
+        .collect();
+        let (code, stdout, stderr) = run(dir, &args, &[]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let raw = reg.skopeo_raw("split/hello:0.3.1-musl");
+        let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let platforms: Vec<String> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let p = &m["platform"];
+                let v = p["variant"]
+                    .as_str()
+                    .map(|v| format!("/{v}"))
+                    .unwrap_or_default();
+                format!(
+                    "{}/{}{v}",
+                    p["os"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]);
+        for t in ["0.3.1-musl", "0.3-musl", "0-musl", "latest-musl"] {
+            assert_eq!(reg.skopeo_raw(&format!("split/hello:{t}")), raw, "tag {t}");
+        }
+    }
+}

@@ -85,7 +85,14 @@ impl Credentials {
         let pass = std::env::var("SHIPIT_REGISTRY_PASSWORD")
             .ok()
             .filter(|s| !s.is_empty());
+        // SHIPIT_REGISTRY_HOST, when set, scopes the environment credentials to that one
+        // registry (a base or a verified image on another registry never receives them).
+        let scoped_elsewhere = std::env::var("SHIPIT_REGISTRY_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .is_some_and(|h| !h.eq_ignore_ascii_case(registry));
         match (user, pass) {
+            _ if scoped_elsewhere => {}
             (Some(username), Some(p)) => {
                 return Ok(Some(Credentials::Basic {
                     username,
