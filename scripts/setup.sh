@@ -100,3 +100,12 @@ else
   zig_ok || die "cargo-zigbuild or zig still not usable from PATH after linking into $LINK_DIR"
   say "pip cargo-zigbuild" "installed ($(cargo-zigbuild --version | awk '{print $2}'), zig $(zig version))"
 fi
+
+# --- cross (crates.io), for the `cross` backend and its tests ---------------------------------
+# (probe with `command -v` only: a bare `cross --version` may make rustup fetch a toolchain)
+if command -v cross >/dev/null; then
+  say "cargo cross" ok
+else
+  cargo install --locked cross >/dev/null 2>&1 || die "cargo install cross failed; is crates.io reachable?"
+  say "cargo cross" installed
+fi
