@@ -256,6 +256,9 @@ fn the_root_pipeline_and_every_readme_example_are_valid() {
     let mut found = 0;
     for block in readme.split("```yaml\n").skip(1) {
         let text = block.split("```").next().unwrap();
+        if !text.starts_with("version: 1") {
+            continue; // a workflow example, not a pipeline
+        }
         shipit::config::parse_str(text, std::path::Path::new("README.md"), root)
             .unwrap_or_else(|e| panic!("a README example does not parse:\n{e}\n---\n{text}"));
         found += 1;
