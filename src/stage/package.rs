@@ -171,10 +171,20 @@ fn package_platform(
         )));
     }
     let want = oci_platform(p);
-    let (base, base_has_passwd) = match &img.base_ref {
-        Base::Scratch => (None, false),
-        Base::Oci { path, tag } => {
-            let from = Layout::open(path)
+    // A registry base is pulled (its matching platform only) into the user's cache, by digest,
+    // and then read like a local layout.
+    let local: Option<(std::path::PathBuf, Option<String>)> = match &img.base_ref {
+        Base::Scratch => None,
+        Base::Oci { path, tag } => Some((path.clone(), tag.clone())),
+        Base::Registry(r) => Some(
+            super::pull::pull_base(r, &want, cfg.publish.insecure)
+                .map_err(|e| Error { message: format!("{} base {}: {}", p.platform, r, e.message), ..e })?,
+        ),
+    };
+    let (base, base_has_passwd) = match local {
+        None => (None, false),
+        Some((path, tag)) => {
+            let from = Layout::open(&path)
                 .map_err(|e| Error::config(format!("{} base {}: {e}", p.platform, img.base)))?;
             let selected = from
                 .select_platform(tag.as_deref(), &want)
@@ -194,11 +204,6 @@ fn package_platform(
                 ),
                 has,
             )
-        }
-        Base::Registry(r) => {
-            return Err(Error::config(format!(
-                "base `{r}`: pulling bases from a registry is not implemented yet; use `oci:PATH[:TAG]` (a local OCI layout, e.g. from `skopeo copy`) or `scratch`"
-            )));
         }
     };
     let epoch = plan.source_date_epoch.max(0) as u64;

@@ -110,3 +110,44 @@ fn pull_image(client: &RegistryClient, layout: &Layout, m: &Descriptor) -> Resul
     }
     Ok(())
 }
+
+/// Pulls the image of `want`'s platform from a registry base reference into the user's cache
+/// (`$XDG_CACHE_HOME/shipit/bases`, content-addressed: blobs already there are not fetched
+/// again) and returns the cache layout and a ref naming exactly that image
+/// (`<platform>-<manifest hex>`), so the base is used by digest.
+pub fn pull_base(
+    spec: &str,
+    want: &crate::oci::index::Platform,
+    insecure: bool,
+) -> Result<(std::path::PathBuf, Option<String>)> {
+    let reference = Reference::parse(spec).map_err(|e| Error::config(format!("{e}")))?;
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("shipit/bases");
+    let layout = Layout::create(&cache).map_err(|e| Error::stage(format!("{e}")))?;
+    let client = client(&reference, insecure)?;
+    let (bytes, media_type, digest) = client
+        .get_manifest(&reference.tag_or_digest())
+        .map_err(registry_error)?;
+    let manifest_desc = if index::is_index_media_type(&media_type) {
+        let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{e}")))?;
+        idx.manifests
+            .into_iter()
+            .find(|m| m.platform.as_ref().is_some_and(|p| p.matches(want)))
+            .ok_or_else(|| Error::config(format!("the image has no {want} platform")))?
+    } else {
+        Descriptor::new(&media_type, digest, bytes.len() as u64)
+    };
+    pull_image(&client, &layout, &manifest_desc)?;
+    let tag = format!(
+        "{}-{}",
+        want.to_string().replace('/', "-"),
+        manifest_desc.digest.hex()
+    );
+    let mut desc = manifest_desc.clone();
+    desc.platform = Some(want.clone());
+    layout.tag(&tag, &desc).map_err(|e| Error::stage(format!("{e}")))?;
+    Ok((cache, Some(tag)))
+}

@@ -98,7 +98,6 @@ pub fn example() -> &'static Path {
             "amd64,arm64,armhf",
             "libc6,libgcc-s1",
         );
-        let _ = std::fs::remove_dir_all(dir.join("dist"));
         run_ok(
             shipit(&dir)
                 .args(["build", "-q"])
