@@ -351,7 +351,7 @@ pub fn load_plan(g: &Global, ui: &Ui) -> Result<(Config, Plan)> {
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|s| s.trim().parse().ok()),
-        tools: crate::tools::inventory(),
+        tools: crate::tools::inventory_for(&cfg),
     };
     let out_dir = if g.out.is_absolute() {
         g.out.clone()

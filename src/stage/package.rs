@@ -177,8 +177,10 @@ fn package_platform(
         Base::Scratch => None,
         Base::Oci { path, tag } => Some((path.clone(), tag.clone())),
         Base::Registry(r) => Some(
-            super::pull::pull_base(r, &want, cfg.publish.insecure)
-                .map_err(|e| Error { message: format!("{} base {}: {}", p.platform, r, e.message), ..e })?,
+            super::pull::pull_base(r, &want, cfg.publish.insecure).map_err(|e| Error {
+                message: format!("{} base {}: {}", p.platform, r, e.message),
+                ..e
+            })?,
         ),
     };
     let (base, base_has_passwd) = match local {
@@ -195,7 +197,7 @@ fn package_platform(
                 .manifest
                 .layers
                 .iter()
-                .any(|l| layer_has(layout, l, "etc/passwd"));
+                .any(|l| layer_has_passwd(&plan.out_dir, layout, l));
             (
                 Some(
                     selected
@@ -299,6 +301,19 @@ pub fn parse_user(user: &str) -> (u32, u32) {
     let mut it = user.split(':').map(|s| s.parse::<u32>().unwrap_or(0));
     let uid = it.next().unwrap_or(0);
     (uid, it.next().unwrap_or(uid))
+}
+
+/// Whether a base layer holds `etc/passwd`, remembered per layer digest in `dist/cache`.
+fn layer_has_passwd(out: &Path, layout: &Layout, desc: &Descriptor) -> bool {
+    let mut cache = crate::cache::Cache::open(out, "layer-facts");
+    let key = format!("{} etc/passwd", desc.digest);
+    if let Some(known) = cache.get::<bool>(&key) {
+        return known;
+    }
+    let has = layer_has(layout, desc, "etc/passwd");
+    cache.put(&key, &has);
+    cache.save();
+    has
 }
 
 /// Whether a layer blob holds `path` (e.g. a base's `etc/passwd`).

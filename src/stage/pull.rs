@@ -148,6 +148,8 @@ pub fn pull_base(
     );
     let mut desc = manifest_desc.clone();
     desc.platform = Some(want.clone());
-    layout.tag(&tag, &desc).map_err(|e| Error::stage(format!("{e}")))?;
+    layout
+        .tag(&tag, &desc)
+        .map_err(|e| Error::stage(format!("{e}")))?;
     Ok((cache, Some(tag)))
 }

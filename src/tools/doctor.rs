@@ -264,7 +264,7 @@ fn probe(
 
 /// Checks every requirement of the plan.
 pub fn check(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Finding> {
-    let inv = super::inventory();
+    let inv = super::probe_inventory(false, false); // cross and docker have probes of their own
     requirements(plan, verify, docker_packager)
         .into_iter()
         .map(|n| {

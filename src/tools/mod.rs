@@ -78,11 +78,25 @@ pub fn common_cargo_args(s: &BuildSpec, mut cmd: Cmd) -> Cmd {
 }
 
 /// Probes the machine for the tools the planner chooses between.
+/// Probes the machine for the tools the planner chooses between. cross and docker are probed
+/// only when the config may use them (`auto` never picks them), since their probes are slow.
+pub fn inventory_for(cfg: &crate::config::Config) -> Inventory {
+    use crate::config::{Backend, Packager};
+    let cross = cfg.build.backend == Backend::Cross;
+    let docker = cross || cfg.build.backend == Backend::Docker || cfg.package == Packager::Docker;
+    probe_inventory(cross, docker)
+}
+
+/// Probes every tool (doctor and tests).
 pub fn inventory() -> Inventory {
+    probe_inventory(true, true)
+}
+
+pub(crate) fn probe_inventory(cross_too: bool, docker_too: bool) -> Inventory {
     let mut inv = Inventory {
         zigbuild: zigbuild::version().is_some(),
-        cross: cross::version().is_some(),
-        docker: docker::client_version().is_some(),
+        cross: cross_too && cross::version().is_some(),
+        docker: docker_too && docker::client_version().is_some(),
         ..Inventory::default()
     };
     if let Some((targets, src)) = rustup::installed() {

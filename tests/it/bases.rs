@@ -39,11 +39,18 @@ fn a_registry_base_is_pulled_cached_and_verified() {
     };
     run(&["package"]);
     let blob_gets = reg.count("GET", "/blobs/");
-    assert!(blob_gets >= 2, "the base's config and layer were not pulled");
+    assert!(
+        blob_gets >= 2,
+        "the base's config and layer were not pulled"
+    );
     run(&["verify"]);
     // Packaging again fetches no blob: the cache is content-addressed.
     run(&["package"]);
-    assert_eq!(reg.count("GET", "/blobs/"), blob_gets, "cached base blobs were fetched again");
+    assert_eq!(
+        reg.count("GET", "/blobs/"),
+        blob_gets,
+        "cached base blobs were fetched again"
+    );
     // The image's lower layer is the registry base's layer.
     let base_raw = reg.skopeo_raw("debian:bookworm");
     let base: serde_json::Value = serde_json::from_slice(&base_raw).unwrap();
@@ -51,7 +58,10 @@ fn a_registry_base_is_pulled_cached_and_verified() {
     let image = run_ok(Command::new("skopeo").args([
         "inspect",
         "--raw",
-        &format!("oci:{}:staging-gnu-linux-arm64", project.path().join("dist/oci").display()),
+        &format!(
+            "oci:{}:staging-gnu-linux-arm64",
+            project.path().join("dist/oci").display()
+        ),
     ]));
     assert!(image.contains(&base_layer), "{image}");
 }

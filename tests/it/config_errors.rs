@@ -302,7 +302,11 @@ fn init_writes_a_valid_pipeline_and_refuses_to_overwrite() {
 fn plan_json_of_the_example() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-server");
     let out = shipit(&root).args(["plan", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["version"], "0.3.1");
     let mut rows = Vec::new();
@@ -311,7 +315,13 @@ fn plan_json_of_the_example() {
             "image {} {} tags={} base={}",
             img["variant"].as_str().unwrap(),
             img["repository"].as_str().unwrap(),
-            img["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>().join(","),
+            img["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(","),
             img["base"].as_str().unwrap()
         ));
         for p in img["platforms"].as_array().unwrap() {
@@ -328,11 +338,17 @@ fn plan_json_of_the_example() {
     }
     insta::assert_snapshot!("plan_example", rows.join("\n"));
     // --platform and --variant filter the same plan
-    let out = shipit(&root).args(["plan", "--json", "--platform", "linux/arm/v6"]).output().unwrap();
+    let out = shipit(&root)
+        .args(["plan", "--json", "--platform", "linux/arm/v6"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["images"].as_array().unwrap().len(), 1);
     assert_eq!(v["images"][0]["variant"], "musl");
     assert_eq!(v["images"][0]["platforms"][0]["cpu"], "arm1176");
-    let out = shipit(&root).args(["plan", "--platform", "linux/s390x"]).output().unwrap();
+    let out = shipit(&root)
+        .args(["plan", "--platform", "linux/s390x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -18,9 +18,15 @@ pub const EPOCH: &str = "1700000000";
 /// Copies a directory tree (files, dirs, symlinks), skipping `target`, `dist` and `base`.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
+    let entries = std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    for e in entries.flatten() {
         let name = e.file_name();
-        if matches!(name.to_str(), Some("target" | "dist" | "base")) {
+        // Build outputs (`dist`, and the `dist-*` of tests running in the shared example) and
+        // the base are not part of the project's sources.
+        if name
+            .to_str()
+            .is_some_and(|n| n == "target" || n == "base" || n.starts_with("dist"))
+        {
             continue;
         }
         let ft = e.file_type().unwrap();
