@@ -11,10 +11,13 @@ use super::package::Packaged;
 use crate::config::{Config, PublishTo};
 use crate::error::{Error, Result};
 use crate::oci::layout::Layout;
-use crate::oci::registry::{BlobOutcome, Reference, RegistryClient};
+use crate::oci::registry::{BlobOutcome, Reference, RegistryClient, RegistryError};
 use crate::ui::Ui;
 use serde::Serialize;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Published {
@@ -164,63 +167,14 @@ fn to_registry(
         }
         None => super::pull::client(&reference, cfg.publish.insecure)?,
     };
+    let client = Arc::new(client);
     let target = cfg.image.repository.clone();
     ui.step(format!("publish to {target}"));
     let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
     // 1. Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
-    for img in &packaged.images {
-        for p in &img.platforms {
-            check_cancel()?;
-            let bytes = layout
-                .read_blob(&p.manifest, 4 << 20)
-                .map_err(|e| Error::stage(format!("{e}")))?;
-            let manifest = crate::oci::image::parse_manifest(&bytes)
-                .map_err(|e| Error::stage(format!("{e}")))?;
-            for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
-                check_cancel()?;
-                let outcome = client
-                    .push_blob(
-                        &blob.digest,
-                        blob.size,
-                        &layout.blob_path(&blob.digest),
-                        None,
-                    )
-                    .map_err(|e| super::pull::registry_error(e))?;
-                ui.verbose(format!(
-                    "  blob {} {} bytes: {}",
-                    blob.digest.short(),
-                    blob.size,
-                    match outcome {
-                        BlobOutcome::Existed => "already there",
-                        BlobOutcome::Mounted => "mounted",
-                        BlobOutcome::Uploaded => "uploaded",
-                    }
-                ));
-            }
-            push_manifest_once(
-                &client,
-                p.manifest.digest.as_str(),
-                &p.manifest.media_type,
-                &bytes,
-                &p.manifest.digest,
-            )?;
-            ui.verbose(format!(
-                "  manifest {} {}",
-                p.platform,
-                p.manifest.digest.short()
-            ));
-        }
-        check_cancel()?;
-        let bytes = layout
-            .read_blob(&img.index, 4 << 20)
-            .map_err(|e| Error::stage(format!("{e}")))?;
-        push_manifest_once(
-            &client,
-            img.index.digest.as_str(),
-            &img.index.media_type,
-            &bytes,
-            &img.index.digest,
-        )?;
+    if let Err(e) = push_content(&client, &layout, packaged, ui) {
+        ui.warn("no tag was moved");
+        return Err(e);
     }
     // 2. Tags, exact version first and `latest` last, image by image.
     let mut out = Published {
@@ -238,14 +192,25 @@ fn to_registry(
                 report_partial(ui, &out, &moved);
                 return Err(e);
             }
-            match client.head_manifest(t) {
+            let (c, tag) = (client.clone(), t.clone());
+            match interruptible(move || c.head_manifest(&tag)) {
                 Ok(Some((d, _, _))) if d == img.index.digest => {
                     unchanged.push(t.clone());
                     continue;
                 }
+                Err(e) if matches!(e.kind, crate::error::Kind::Interrupted(_)) => {
+                    report_partial(ui, &out, &moved);
+                    return Err(e);
+                }
                 _ => {}
             }
-            match client.push_manifest(t, &img.index.media_type, &bytes) {
+            let (c, tag, mt, body) = (
+                client.clone(),
+                t.clone(),
+                img.index.media_type.clone(),
+                bytes.clone(),
+            );
+            match interruptible(move || c.push_manifest(&tag, &mt, &body)) {
                 Ok(d) if d == img.index.digest => moved.push(t.clone()),
                 Ok(d) => {
                     report_partial(ui, &out, &moved);
@@ -256,7 +221,7 @@ fn to_registry(
                 }
                 Err(e) => {
                     report_partial(ui, &out, &moved);
-                    return Err(super::pull::registry_error(e));
+                    return Err(e);
                 }
             }
         }
@@ -287,6 +252,79 @@ fn to_registry(
     Ok(out)
 }
 
+/// Runs one registry call on a worker thread and waits for it while watching for a signal:
+/// a call can block in a socket read for the whole I/O timeout (a stalled registry), and an
+/// interrupted run must stop at once. The abandoned call dies with the process; nothing after
+/// it (in particular no tag) is sent.
+fn interruptible<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, RegistryError> + Send + 'static,
+) -> Result<T> {
+    check_cancel()?;
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(r) => return r.map_err(super::pull::registry_error),
+            Err(RecvTimeoutError::Timeout) => check_cancel()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Error::stage("the registry call ended without a result"));
+            }
+        }
+    }
+}
+
+/// Every blob, platform manifest and index, by digest, skipping what the registry has.
+fn push_content(
+    client: &Arc<RegistryClient>,
+    layout: &Layout,
+    packaged: &Packaged,
+    ui: &Ui,
+) -> Result<()> {
+    for img in &packaged.images {
+        for p in &img.platforms {
+            check_cancel()?;
+            let bytes = layout
+                .read_blob(&p.manifest, 4 << 20)
+                .map_err(|e| Error::stage(format!("{e}")))?;
+            let manifest = crate::oci::image::parse_manifest(&bytes)
+                .map_err(|e| Error::stage(format!("{e}")))?;
+            for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
+                let (c, digest, size, path) = (
+                    client.clone(),
+                    blob.digest.clone(),
+                    blob.size,
+                    layout.blob_path(&blob.digest),
+                );
+                let outcome = interruptible(move || c.push_blob(&digest, size, &path, None))?;
+                ui.verbose(format!(
+                    "  blob {} {} bytes: {}",
+                    blob.digest.short(),
+                    blob.size,
+                    match outcome {
+                        BlobOutcome::Existed => "already there",
+                        BlobOutcome::Mounted => "mounted",
+                        BlobOutcome::Uploaded => "uploaded",
+                    }
+                ));
+            }
+            push_manifest_once(client, &p.manifest.media_type, bytes, &p.manifest.digest)?;
+            ui.verbose(format!(
+                "  manifest {} {}",
+                p.platform,
+                p.manifest.digest.short()
+            ));
+        }
+        check_cancel()?;
+        let bytes = layout
+            .read_blob(&img.index, 4 << 20)
+            .map_err(|e| Error::stage(format!("{e}")))?;
+        push_manifest_once(client, &img.index.media_type, bytes, &img.index.digest)?;
+    }
+    Ok(())
+}
+
 fn report_partial(ui: &Ui, done: &Published, moved_now: &[String]) {
     let mut moved: Vec<String> = done
         .images
@@ -306,20 +344,19 @@ fn report_partial(ui: &Ui, done: &Published, moved_now: &[String]) {
 
 /// PUT a manifest by digest unless the registry already has it.
 fn push_manifest_once(
-    client: &RegistryClient,
-    reference: &str,
+    client: &Arc<RegistryClient>,
     media_type: &str,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     digest: &crate::oci::digest::Digest,
 ) -> Result<()> {
-    if let Ok(Some((d, _, _))) = client.head_manifest(reference) {
-        if &d == digest {
-            return Ok(());
-        }
+    let (c, reference) = (client.clone(), digest.to_string());
+    match interruptible(move || c.head_manifest(&reference)) {
+        Ok(Some((d, _, _))) if &d == digest => return Ok(()),
+        Err(e) if matches!(e.kind, crate::error::Kind::Interrupted(_)) => return Err(e),
+        _ => {}
     }
-    let got = client
-        .push_manifest(reference, media_type, bytes)
-        .map_err(super::pull::registry_error)?;
+    let (c, reference, mt) = (client.clone(), digest.to_string(), media_type.to_string());
+    let got = interruptible(move || c.push_manifest(&reference, &mt, &bytes))?;
     if &got != digest {
         return Err(Error::stage(format!(
             "manifest {digest}: the registry answered digest {got}"
