@@ -4,7 +4,9 @@
 //! after every blob and manifest), idempotent reruns, faults (`fault_*`, through the fault proxy
 //! or a stalling proxy defined here), credentials that leak nowhere, and dry runs.
 
-use crate::support::fixture::{EPOCH, example_copy, example_pipeline, example_variant, run_ok};
+use crate::support::fixture::{
+    EPOCH, copy_tree, example, example_pipeline, example_variant, run_ok,
+};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{TestRegistry, free_port};
 use crate::support::shipit;
@@ -50,6 +52,28 @@ fn pipeline(registry: &str, publish_extra: &str, checks: Option<&str>) -> String
         p.replace_range(start..end, checks);
     }
     p
+}
+
+/// Like `fixture::example_copy`, but copying only the project (manifest, sources) and dist/bin:
+/// the shared example also holds other tests' `dist-<name>` dirs, which come and go while
+/// tests run in parallel.
+fn example_copy(pipeline: Option<&str>) -> tempfile::TempDir {
+    let src = example();
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    copy_tree(&src.join("src"), &tmp.path().join("src"));
+    std::os::unix::fs::symlink(src.join("base"), tmp.path().join("base")).unwrap();
+    copy_tree(&src.join("dist/bin"), &tmp.path().join("dist/bin"));
+    std::fs::write(
+        tmp.path().join("pipeline.yaml"),
+        pipeline
+            .map(str::to_string)
+            .unwrap_or_else(example_pipeline),
+    )
+    .unwrap();
+    tmp
 }
 
 /// A copy of the built example with `pipeline`, packaged for `args` (fixed SOURCE_DATE_EPOCH).
@@ -498,7 +522,7 @@ fn release_pushes_both_variants_and_rerun_uploads_nothing() {
     let host = reg.addr.to_string();
     let flags = example_variant("release-full", &pipeline(&host, "", None));
     let out = PathBuf::from(&flags[3]);
-    let dir = crate::support::fixture::example();
+    let dir = example();
     let t = Instant::now();
     let first = shipit(dir).arg("release").args(&flags).output().unwrap();
     assert!(first.status.success(), "{}", text(&first));
@@ -1166,7 +1190,7 @@ fn release_dry_run_lists_pushes_and_tags_and_does_nothing() {
     let flags = example_variant("release-dry", &pipeline(&reg.addr.to_string(), "", None));
     let out_dir = PathBuf::from(&flags[3]);
     let log_before = reg.log_text();
-    let out = shipit(crate::support::fixture::example())
+    let out = shipit(example())
         .args(["release", "--dry-run"])
         .args(&flags)
         .output()
