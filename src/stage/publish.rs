@@ -11,10 +11,13 @@ use super::package::Packaged;
 use crate::config::{Config, PublishTo};
 use crate::error::{Error, Result};
 use crate::oci::layout::Layout;
-use crate::oci::registry::{BlobOutcome, Reference, RegistryClient};
+use crate::oci::registry::{BlobOutcome, Reference, RegistryClient, RegistryError};
 use crate::ui::Ui;
 use serde::Serialize;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Published {
@@ -140,7 +143,10 @@ fn to_layout(packaged: &Packaged, path: &Path, ui: &Ui) -> Result<Published> {
 
 /// The registry client for `image.repository`, with credentials from `--password-stdin`
 /// (user in SHIPIT_REGISTRY_USER), the environment or the docker config.
-pub fn registry_client(cfg: &Config, password_stdin: Option<String>) -> Result<RegistryClient> {
+pub fn registry_client(
+    cfg: &Config,
+    password_stdin: Option<String>,
+) -> Result<Arc<RegistryClient>> {
     let reference = Reference::parse(&cfg.image.repository)
         .map_err(|e| Error::config(format!("image.repository: {e}")))?;
     match password_stdin {
@@ -157,15 +163,39 @@ pub fn registry_client(cfg: &Config, password_stdin: Option<String>) -> Result<R
                 Some(creds),
                 super::pull::client_options(&reference, cfg.publish.insecure),
             )
+            .map(Arc::new)
             .map_err(super::pull::registry_error)
         }
-        None => super::pull::client(&reference, cfg.publish.insecure),
+        None => super::pull::client(&reference, cfg.publish.insecure).map(Arc::new),
+    }
+}
+
+/// Runs one registry call on a worker thread and waits for it while watching for a signal:
+/// a call can block in a socket read for the whole I/O timeout (a stalled registry), and an
+/// interrupted run must stop at once. The abandoned call dies with the process; nothing after
+/// it (in particular no tag) is sent.
+fn interruptible<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, RegistryError> + Send + 'static,
+) -> Result<T> {
+    check_cancel()?;
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(r) => return r.map_err(super::pull::registry_error),
+            Err(RecvTimeoutError::Timeout) => check_cancel()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Error::stage("the registry call ended without a result"));
+            }
+        }
     }
 }
 
 /// Pushes one platform image: its config and layers (HEAD first), then its manifest by digest.
 pub fn push_platform(
-    client: &RegistryClient,
+    client: &Arc<RegistryClient>,
     layout: &Layout,
     manifest_desc: &crate::oci::image::Descriptor,
     platform: &str,
@@ -223,21 +253,9 @@ fn to_registry(
     ui.step(format!("publish to {target}"));
     let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
     // 1. Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
-    for img in &packaged.images {
-        for p in &img.platforms {
-            push_platform(&client, &layout, &p.manifest, &p.platform, ui)?;
-        }
-        check_cancel()?;
-        let bytes = layout
-            .read_blob(&img.index, 4 << 20)
-            .map_err(|e| Error::stage(format!("{e}")))?;
-        push_manifest_once(
-            &client,
-            img.index.digest.as_str(),
-            &img.index.media_type,
-            &bytes,
-            &img.index.digest,
-        )?;
+    if let Err(e) = push_content(&client, &layout, packaged, ui) {
+        ui.warn("no tag was moved");
+        return Err(e);
     }
     // 2. Tags, exact version first and `latest` last, image by image.
     let mut out = Published {
@@ -280,7 +298,7 @@ fn to_registry(
 /// there is left alone. Returns (moved, unchanged). On a failure or an interrupt, says which tags
 /// moved before it.
 pub fn move_tags(
-    client: &RegistryClient,
+    client: &Arc<RegistryClient>,
     index: &crate::oci::image::Descriptor,
     bytes: &[u8],
     tags: &[String],
@@ -294,14 +312,25 @@ pub fn move_tags(
             report_partial(ui, done, &moved);
             return Err(e);
         }
-        match client.head_manifest(t) {
+        let (c, tag) = (client.clone(), t.clone());
+        match interruptible(move || c.head_manifest(&tag)) {
             Ok(Some((d, _, _))) if d == index.digest => {
                 unchanged.push(t.clone());
                 continue;
             }
+            Err(e) if matches!(e.kind, crate::error::Kind::Interrupted(_)) => {
+                report_partial(ui, done, &moved);
+                return Err(e);
+            }
             _ => {}
         }
-        match client.push_manifest(t, &index.media_type, bytes) {
+        let (c, tag, mt, body) = (
+            client.clone(),
+            t.clone(),
+            index.media_type.clone(),
+            bytes.to_vec(),
+        );
+        match interruptible(move || c.push_manifest(&tag, &mt, &body)) {
             Ok(d) if d == index.digest => moved.push(t.clone()),
             Ok(d) => {
                 report_partial(ui, done, &moved);
@@ -312,11 +341,37 @@ pub fn move_tags(
             }
             Err(e) => {
                 report_partial(ui, done, &moved);
-                return Err(super::pull::registry_error(e));
+                return Err(e);
             }
         }
     }
     Ok((moved, unchanged))
+}
+
+/// Every blob, platform manifest and index, by digest, skipping what the registry has.
+fn push_content(
+    client: &Arc<RegistryClient>,
+    layout: &Layout,
+    packaged: &Packaged,
+    ui: &Ui,
+) -> Result<()> {
+    for img in &packaged.images {
+        for p in &img.platforms {
+            push_platform(client, layout, &p.manifest, &p.platform, ui)?;
+        }
+        check_cancel()?;
+        let bytes = layout
+            .read_blob(&img.index, 4 << 20)
+            .map_err(|e| Error::stage(format!("{e}")))?;
+        push_manifest_once(
+            client,
+            img.index.digest.as_str(),
+            &img.index.media_type,
+            &bytes,
+            &img.index.digest,
+        )?;
+    }
+    Ok(())
 }
 
 fn report_partial(ui: &Ui, done: &Published, moved_now: &[String]) {
@@ -338,20 +393,25 @@ fn report_partial(ui: &Ui, done: &Published, moved_now: &[String]) {
 
 /// PUT a manifest by digest unless the registry already has it.
 pub fn push_manifest_once(
-    client: &RegistryClient,
+    client: &Arc<RegistryClient>,
     reference: &str,
     media_type: &str,
     bytes: &[u8],
     digest: &crate::oci::digest::Digest,
 ) -> Result<()> {
-    if let Ok(Some((d, _, _))) = client.head_manifest(reference)
-        && &d == digest
-    {
-        return Ok(());
+    let (c, r) = (client.clone(), reference.to_string());
+    match interruptible(move || c.head_manifest(&r)) {
+        Ok(Some((d, _, _))) if &d == digest => return Ok(()),
+        Err(e) if matches!(e.kind, crate::error::Kind::Interrupted(_)) => return Err(e),
+        _ => {}
     }
-    let got = client
-        .push_manifest(reference, media_type, bytes)
-        .map_err(super::pull::registry_error)?;
+    let (c, r, mt, body) = (
+        client.clone(),
+        reference.to_string(),
+        media_type.to_string(),
+        bytes.to_vec(),
+    );
+    let got = interruptible(move || c.push_manifest(&r, &mt, &body))?;
     if &got != digest {
         return Err(Error::stage(format!(
             "manifest {digest}: the registry answered digest {got}"
