@@ -318,7 +318,10 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
     if let Some(interp) = &facts.interpreter {
         let start = Instant::now();
         if resolve_in_root(s.root, interp).is_err() {
-            let fix = if s.libc == Some(Libc::Musl) || kind == elf::LibcKind::Musl {
+            // The binary's own libc decides the advice, not the variant it was packaged as.
+            let fix = if kind == elf::LibcKind::Musl
+                || (kind != elf::LibcKind::Glibc && s.libc == Some(Libc::Musl))
+            {
                 "link statically (musl targets are static by default) or add musl to the image"
             } else {
                 "this is a glibc binary: put it on a glibc base (e.g. debian:bookworm-slim), or build the musl variant for scratch"
@@ -381,7 +384,7 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
         let mut problems = Vec::new();
         if let Some(have) = provided {
             if need > have {
-                problems.push(format!("the binary needs GLIBC_{need} but the image's glibc is {have} (\"version `GLIBC_{need}' not found\" at run time)"));
+                problems.push(format!("the binary needs GLIBC_{need} but the image's glibc provides at most GLIBC_{have} (\"version `GLIBC_{need}' not found\" at run time)"));
             }
         }
         if let Some((a, b)) = policy.glibc_floor {
@@ -596,7 +599,7 @@ fn run_once(
                 &check.name,
                 start,
                 format!("ran `{shown}`: {e}"),
-                "is qemu-user-static installed? run `shipit doctor --fix`",
+                start_fix(guest, &e),
             );
         }
     };
@@ -686,6 +689,18 @@ fn run_once(
     }
 }
 
+/// What to do when the guest program could not even be started.
+fn start_fix(guest: &Guest, e: &exec::ExecError) -> String {
+    let not_found = matches!(e, exec::ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+    if not_found && guest.native {
+        // Native runs exec the binary itself: ENOENT for a file that exists means its loader
+        // (ELF interpreter) is missing from the image.
+        "the program or its loader (ELF interpreter) is missing from the image: a glibc binary needs a glibc base; for scratch build the static musl variant".into()
+    } else {
+        "is qemu-user-static installed? run `shipit doctor --fix`".into()
+    }
+}
+
 fn guest_desc(g: &Guest) -> String {
     if g.native {
         format!("native {}", g.platform.name)
@@ -738,7 +753,7 @@ fn serve(
                 &check.name,
                 start,
                 format!("started `{shown}`: {e}"),
-                "is qemu-user-static installed? run `shipit doctor --fix`",
+                start_fix(guest, &e),
             );
         }
     };
@@ -864,10 +879,12 @@ fn http_get(
 ) -> std::io::Result<u16> {
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
+    // One write: `write!` on a raw socket would send each piece separately, and a server that
+    // answers after its first read would then see a truncated request (and we an EPIPE).
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: shipit-verify\r\nConnection: close\r\n\r\n"
-    )?;
+    );
+    s.write_all(request.as_bytes())?;
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
