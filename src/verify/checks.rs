@@ -803,19 +803,27 @@ fn serve(
         std::thread::sleep(Duration::from_millis(50));
     };
     // 2. The request.
-    let got = http_get(
-        stream,
-        port,
-        path,
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1)),
-    );
+    let answer_within = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let got = http_get(stream, port, path, answer_within);
     let request_problem = match &got {
         Ok(code) if *code == want_status => None,
         Ok(code) => Some(format!(
             "GET {path} answered {code}, expected {want_status}"
         )),
+        // A socket read timeout surfaces as EAGAIN ("Resource temporarily unavailable").
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Some(format!(
+                "GET {path} got no answer within {:.1}s (the port accepted the connection)",
+                answer_within.as_secs_f64()
+            ))
+        }
         Err(e) => Some(format!("GET {path} failed: {e}")),
     };
     // 3. The stop signal and a clean exit in time.

@@ -23,6 +23,21 @@ use std::time::Instant;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
+/// A shared lock on the shared fixture, held while a test reads it: other test processes (other
+/// worktrees share `SHIPIT_FIXTURE_DIR`) rebuild and repackage it under the exclusive lock when
+/// they start, and would otherwise delete `dist/` under a reader. Initialises the fixture first,
+/// so this process never asks for the exclusive lock while holding the shared one.
+struct FixtureRead(#[allow(dead_code)] std::fs::File); // held for its lock
+
+fn read_fixture() -> FixtureRead {
+    let root = example().parent().unwrap();
+    let f = std::fs::File::create(root.join(".lock")).unwrap();
+    // SAFETY: flock on an open file; released when the FixtureRead is dropped.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_SH) };
+    assert_eq!(rc, 0, "flock {:?}", root.join(".lock"));
+    FixtureRead(f)
+}
+
 /// The `misbehave` fixture (tests/fixtures/misbehave), built once per run: static x86-64 musl.
 fn misbehave() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -266,6 +281,7 @@ fn layer_digests(layout: &Path, manifest_digest: &str) -> Vec<String> {
 /// scratch.
 #[test]
 fn example_images_pass_on_every_platform() {
+    let _fixture = read_fixture();
     let dir = example();
     let out = verify(dir, &[], &[]);
     assert!(out.status.success(), "the example must verify");
@@ -321,6 +337,7 @@ fn example_images_pass_on_every_platform() {
 /// An arm64 binary packaged as the amd64 image: the ELF machine check names both architectures.
 #[test]
 fn arm64_binary_in_amd64_image_fails() {
+    let _fixture = read_fixture();
     let p = pipeline(
         "musl: { base: scratch }",
         "linux/amd64",
@@ -351,6 +368,7 @@ fn arm64_binary_in_amd64_image_fails() {
 /// it under `qemu-arm -cpu arm1176`, which dies with SIGILL (the shell's exit 132), explained.
 #[test]
 fn armv7_binary_in_armv6_image_fails_statically_and_by_sigill() {
+    let _fixture = read_fixture();
     let p = pipeline(
         "musl: { base: scratch }",
         "linux/arm/v6",
@@ -392,6 +410,7 @@ fn armv7_binary_in_armv6_image_fails_statically_and_by_sigill() {
 /// run fails too.
 #[test]
 fn glibc_binary_on_scratch_fails() {
+    let _fixture = read_fixture();
     let p = pipeline(
         "musl: { base: scratch }",
         "linux/amd64",
@@ -429,6 +448,7 @@ fn glibc_binary_on_scratch_fails() {
 /// library check names it, and running it fails with the loader's own message.
 #[test]
 fn missing_libssl_on_debian_base_fails() {
+    let _fixture = read_fixture();
     let p = pipeline(
         "gnu: { base: \"oci:base/bookworm\" }",
         "linux/amd64",
@@ -494,6 +514,7 @@ fn missing_libssl_on_debian_base_fails() {
 /// run under QEMU fails with "version `GLIBC_2.34' not found".
 #[test]
 fn binary_needing_newer_glibc_than_bullseye_fails() {
+    let _fixture = read_fixture();
     let p = pipeline(
         "gnu: { base: \"oci:base/bullseye\" }",
         "linux/arm64",
@@ -562,6 +583,7 @@ fn binary_needing_newer_glibc_than_bullseye_fails() {
 /// An image whose user is root fails the user check, naming uid 0 and the fix.
 #[test]
 fn root_user_fails() {
+    let _fixture = read_fixture();
     let p = pipeline(
         "musl: { base: scratch }",
         "linux/amd64",
@@ -609,6 +631,7 @@ const ARGS: [&str; 4] = ["--platform", "linux/amd64", "--variant", "musl"];
 /// its 2 s timeout, saying what was asked and that nothing came back.
 #[test]
 fn server_whose_health_never_answers_fails() {
+    let _fixture = read_fixture();
     let dir = misbehaving(
         "serve-no-health",
         "RUST_LOG: info",
@@ -622,7 +645,7 @@ fn server_whose_health_never_answers_fails() {
         &out,
         "linux/amd64",
         "serves",
-        &["GET /health failed", "route"],
+        &["GET /health got no answer within", "route"],
     );
     assert!(
         start.elapsed().as_secs() < 20,
@@ -635,6 +658,7 @@ fn server_whose_health_never_answers_fails() {
 /// group is killed, and the fix says to handle SIGTERM.
 #[test]
 fn server_ignoring_sigterm_fails() {
+    let _fixture = read_fixture();
     let m = marker("SIGTERM");
     let dir = misbehaving(
         "ignore-sigterm",
@@ -663,6 +687,7 @@ fn server_ignoring_sigterm_fails() {
 /// left anywhere on the machine.
 #[test]
 fn hanging_program_is_killed_with_no_process_left() {
+    let _fixture = read_fixture();
     // The scan itself works: a process with the marker is found while it runs.
     let probe = marker("PROBE");
     let mut child = Command::new("sleep")
@@ -709,6 +734,7 @@ fn hanging_program_is_killed_with_no_process_left() {
 /// the host: each check runs in its own network namespace, so nothing collides.
 #[test]
 fn parallel_serve_checks_do_not_collide_on_ports() {
+    let _fixture = read_fixture();
     let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = held.local_addr().unwrap().port();
     let p = pipeline(
@@ -1050,6 +1076,7 @@ fn buildah_image_passes() {
 /// verifies with the pipeline's version and serve checks.
 #[test]
 fn skopeo_copied_index_passes() {
+    let _fixture = read_fixture();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("copy");
     run_ok(Command::new("skopeo").args([
@@ -1076,6 +1103,7 @@ fn skopeo_copied_index_passes() {
 /// package and verify one platform, publishing nothing.
 #[test]
 fn smoke_arm64_on_built_example() {
+    let _fixture = read_fixture();
     let flags = example_variant("smoke", &example_pipeline());
     let start = Instant::now();
     let out = shipit(example())
