@@ -366,15 +366,21 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(rootfs.path(), std::fs::Permissions::from_mode(0o755));
     }
+    // What was skipped or stripped instead of refused (device nodes, setuid bits...) is shown,
+    // so a neutralised entry is never silent.
+    let mut detail = format!(
+        "{} layers, {} entries",
+        layers.len(),
+        rootfs.report().entries_written
+    );
+    for n in &rootfs.report().neutralised {
+        detail.push_str(&format!("\n{n}"));
+    }
     report.checks.push(CheckResult {
         name: "unpack".into(),
         passed: true,
         seconds: t.elapsed().as_secs_f64(),
-        detail: Some(format!(
-            "{} layers, {} entries",
-            layers.len(),
-            rootfs.report().entries_written
-        )),
+        detail: Some(detail),
         fix: None,
     });
     let subject = Subject {

@@ -318,7 +318,10 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
     if let Some(interp) = &facts.interpreter {
         let start = Instant::now();
         if resolve_in_root(s.root, interp).is_err() {
-            let fix = if s.libc == Some(Libc::Musl) || kind == elf::LibcKind::Musl {
+            // The binary's own libc decides the advice, not the variant it was packaged as.
+            let fix = if kind == elf::LibcKind::Musl
+                || (kind != elf::LibcKind::Glibc && s.libc == Some(Libc::Musl))
+            {
                 "link statically (musl targets are static by default) or add musl to the image"
             } else {
                 "this is a glibc binary: put it on a glibc base (e.g. debian:bookworm-slim), or build the musl variant for scratch"
@@ -382,7 +385,7 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
         if let Some(have) = provided
             && need > have
         {
-            problems.push(format!("the binary needs GLIBC_{need} but the image's glibc is {have} (\"version `GLIBC_{need}' not found\" at run time)"));
+            problems.push(format!("the binary needs GLIBC_{need} but the image's glibc provides at most GLIBC_{have} (\"version `GLIBC_{need}' not found\" at run time)"));
         }
         if let Some((a, b)) = policy.glibc_floor {
             let floor = elf::GlibcVersion {
@@ -596,7 +599,7 @@ fn run_once(
                 &check.name,
                 start,
                 format!("ran `{shown}`: {e}"),
-                "is qemu-user-static installed? run `shipit doctor --fix`",
+                start_fix(guest, &e),
             );
         }
     };
@@ -684,6 +687,18 @@ fn run_once(
     }
 }
 
+/// What to do when the guest program could not even be started.
+fn start_fix(guest: &Guest, e: &exec::ExecError) -> String {
+    let not_found = matches!(e, exec::ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+    if not_found && guest.native {
+        // Native runs exec the binary itself: ENOENT for a file that exists means its loader
+        // (ELF interpreter) is missing from the image.
+        "the program or its loader (ELF interpreter) is missing from the image: a glibc binary needs a glibc base; for scratch build the static musl variant".into()
+    } else {
+        "is qemu-user-static installed? run `shipit doctor --fix`".into()
+    }
+}
+
 fn guest_desc(g: &Guest) -> String {
     if g.native {
         format!("native {}", g.platform.name)
@@ -736,7 +751,7 @@ fn serve(
                 &check.name,
                 start,
                 format!("started `{shown}`: {e}"),
-                "is qemu-user-static installed? run `shipit doctor --fix`",
+                start_fix(guest, &e),
             );
         }
     };
@@ -786,19 +801,27 @@ fn serve(
         std::thread::sleep(Duration::from_millis(50));
     };
     // 2. The request.
-    let got = http_get(
-        stream,
-        port,
-        path,
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1)),
-    );
+    let answer_within = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let got = http_get(stream, port, path, answer_within);
     let request_problem = match &got {
         Ok(code) if *code == want_status => None,
         Ok(code) => Some(format!(
             "GET {path} answered {code}, expected {want_status}"
         )),
+        // A socket read timeout surfaces as EAGAIN ("Resource temporarily unavailable").
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Some(format!(
+                "GET {path} got no answer within {:.1}s (the port accepted the connection)",
+                answer_within.as_secs_f64()
+            ))
+        }
         Err(e) => Some(format!("GET {path} failed: {e}")),
     };
     // 3. The stop signal and a clean exit in time.
@@ -862,10 +885,12 @@ fn http_get(
 ) -> std::io::Result<u16> {
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
+    // One write: `write!` on a raw socket would send each piece separately, and a server that
+    // answers after its first read would then see a truncated request (and we an EPIPE).
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: shipit-verify\r\nConnection: close\r\n\r\n"
-    )?;
+    );
+    s.write_all(request.as_bytes())?;
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
