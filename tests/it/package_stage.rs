@@ -12,7 +12,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (libc, slug, os, architecture, variant, qemu, strict cpu): what every image must be.
-const IMAGES: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&str>)] = &[
+type Image = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<&'static str>,
+);
+const IMAGES: &[Image] = &[
     (
         "gnu",
         "linux-amd64",
