@@ -81,7 +81,11 @@ pub fn common_cargo_args(s: &BuildSpec, mut cmd: Cmd) -> Cmd {
 pub fn inventory() -> Inventory {
     let mut inv = Inventory {
         zigbuild: zigbuild::version().is_some(),
-        cross: cross::version().is_some(),
+        // Presence only: inside a Cargo project `cross --version` resolves the project's
+        // toolchain through `rustup toolchain add` (a network sync, ~0.6 s, and a non-zero exit
+        // when that fails), which no plan should pay for. Doctor checks cross's version when a
+        // plan uses it.
+        cross: which::which("cross").is_ok(),
         docker: docker::client_version().is_some(),
         ..Inventory::default()
     };
