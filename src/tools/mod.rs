@@ -95,7 +95,11 @@ pub fn inventory() -> Inventory {
 pub(crate) fn probe_inventory(cross_too: bool, docker_too: bool) -> Inventory {
     let mut inv = Inventory {
         zigbuild: zigbuild::version().is_some(),
-        cross: cross_too && cross::version().is_some(),
+        // Presence only: inside a Cargo project `cross --version` resolves the project's
+        // toolchain through `rustup toolchain add` (a network sync, ~0.6 s, and a non-zero exit
+        // when that fails), which no plan should pay for. Doctor checks cross's version when a
+        // plan uses it.
+        cross: cross_too && which::which("cross").is_ok(),
         docker: docker_too && docker::client_version().is_some(),
         ..Inventory::default()
     };

@@ -1,8 +1,13 @@
 //! The build stage against the real toolchains: every target of the example, each binary run
-//! under qemu-user with its platform's strict CPU; the glibc floor; the ARMv6 guard.
+//! under qemu-user with its platform's strict CPU; the glibc floor; the ARMv6 guard; SIGINT and
+//! SIGTERM in the middle of a compile; a failing target; `--dry-run` against a real run;
+//! incremental builds; `shipit doctor` with and without QEMU on the PATH.
 
-use crate::support::fixture::{built, example};
-use std::process::Command;
+use crate::support::fixture::{built, copy_tree, example, example_pipeline, example_variant, repo};
+use crate::support::write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// (libc, platform slug, qemu binary, strict cpu)
 const BUILT: &[(&str, &str, &str, &str)] = &[
@@ -14,6 +19,98 @@ const BUILT: &[(&str, &str, &str, &str)] = &[
     ("musl", "linux-arm-v7", "qemu-arm-static", "cortex-a7"),
     ("musl", "linux-arm-v6", "qemu-arm-static", "arm1176"),
 ];
+
+/// The shared fixture's lock (the one `example()` takes while it rebuilds `dist/`): held while
+/// reading the fixture's binaries, so that another test process re-initialising the fixture
+/// cannot remove them under us. Call `example()` first (it takes the same lock once).
+pub struct FixtureLock(#[allow(dead_code)] std::fs::File);
+
+pub fn fixture_lock() -> FixtureLock {
+    let root = example().parent().unwrap().to_path_buf();
+    let f = std::fs::File::create(root.join(".lock")).unwrap();
+    // SAFETY: flock on an open file; released when the file is closed.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) },
+        0
+    );
+    FixtureLock(f)
+}
+
+/// The bytes of a built fixture binary, read under the fixture lock.
+pub fn built_bytes(libc: &str, slug: &str) -> Vec<u8> {
+    let path = built(libc, slug);
+    let _lock = fixture_lock();
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The example's sources alone (no dist, no target, no base) in a temp dir: a fresh compile.
+fn source_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("examples/hello-server"), tmp.path());
+    tmp
+}
+
+/// `shipit` in `dir` with cargo's target dir left to the project (no inherited override).
+fn shipit(dir: &Path) -> Command {
+    let mut c = crate::support::shipit(dir);
+    c.env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR");
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Waits for a child with a bound; kills it and panics when the bound passes.
+fn wait_bounded(child: &mut Child, bound: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shipit did not exit within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Processes (pid, cmdline) whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = text(&raw).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Polls until no process mentions `needle` (bounded); returns what is left.
+fn leftovers_after(needle: &str, bound: Duration) -> Vec<(u32, String)> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 #[test]
 fn every_target_builds_and_runs_under_its_strict_cpu() {
@@ -45,4 +142,470 @@ fn every_target_builds_and_runs_under_its_strict_cpu() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The plan shipit itself makes for the example, restricted to one platform and variant.
+fn example_plan(platform: &str, variant: &str, out: &Path) -> shipit::plan::Plan {
+    let g = shipit::cli::Global {
+        config: example().join("pipeline.yaml"),
+        platforms: vec![platform.to_string()],
+        variant: Some(variant.to_string()),
+        out: out.to_path_buf(),
+        ..Default::default()
+    };
+    let ui = shipit::ui::Ui::new(true, false, false);
+    let (_, plan) = shipit::cli::load_plan(&g, &ui).unwrap_or_else(|e| panic!("plan: {e}"));
+    plan
+}
+
+#[test]
+fn armv6_guard_refuses_an_armv7_binary_presented_as_v6() {
+    let out = tempfile::tempdir().unwrap();
+    let plan = example_plan("linux/arm/v6", "musl", out.path());
+    let (_, v6) = plan
+        .platforms()
+        .find(|(_, p)| p.platform == "linux/arm/v6")
+        .expect("the example plans linux/arm/v6 (musl)");
+
+    // The real ARMv7 (musl) binary of the fixture, presented as the ARMv6 one.
+    let v7 = shipit::verify::elf::inspect(&built_bytes("musl", "linux-arm-v7")).unwrap();
+    let (errors, _) = shipit::stage::build::check_binary(&plan, v6, &v7);
+    let all = errors.join("\n");
+    assert!(!errors.is_empty(), "an ARMv7 binary passed as ARMv6");
+    for word in ["ARMv6", "ARMv7", "Thumb-2"] {
+        assert!(
+            all.contains(word),
+            "the refusal does not say `{word}`:\n{all}"
+        );
+    }
+    // It says what to do, too.
+    assert!(all.contains("zigbuild"), "no fix in:\n{all}");
+
+    // The real ARMv6 binary passes the same guard.
+    let real = shipit::verify::elf::inspect(&built_bytes("musl", "linux-arm-v6")).unwrap();
+    let (errors, _) = shipit::stage::build::check_binary(&plan, v6, &real);
+    assert!(
+        errors.is_empty(),
+        "the genuine ARMv6 binary was refused: {errors:?}"
+    );
+}
+
+#[test]
+fn zigbuild_pins_the_glibc_floor_of_every_gnu_binary() {
+    let floor = shipit::verify::elf::GlibcVersion::new(2, 31, 0);
+    for slug in ["linux-amd64", "linux-arm64", "linux-arm-v7"] {
+        let facts = shipit::verify::elf::inspect(&built_bytes("gnu", slug)).unwrap();
+        let max = facts
+            .max_glibc
+            .unwrap_or_else(|| panic!("gnu {slug}: no GLIBC_ version needed at all?"));
+        assert!(
+            max <= floor,
+            "gnu {slug} needs GLIBC_{max:?}, above the 2.31 floor"
+        );
+        // And the plan says how: cargo-zigbuild with the floor in the target.
+        let out = tempfile::tempdir().unwrap();
+        let platform = format!(
+            "linux/{}",
+            slug.trim_start_matches("linux-").replace('-', "/")
+        );
+        let plan = example_plan(&platform, "gnu", out.path());
+        let (_, p) = plan.platforms().next().unwrap();
+        let line = p.build.display();
+        assert!(
+            line.contains("cargo zigbuild") && line.contains(&format!("{}.2.31", p.target)),
+            "gnu {slug} is not planned with zigbuild and the 2.31 floor: {line}"
+        );
+    }
+}
+
+/// Starts a fresh build of one fast target in a source copy, sends `sig` while cargo is
+/// compiling, and checks the exit code and that nothing of the build survives.
+fn interrupt_build(sig: i32) {
+    let tmp = source_copy();
+    let dir = tmp.path();
+    let stderr_path = dir.join("shipit.stderr");
+    let mut child = shipit(dir)
+        .args(["build", "--platform", "linux/amd64", "--variant", "musl"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = dir.join("dist/logs/build-musl-linux-amd64.log");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let compiling = std::fs::read_to_string(&log)
+            .map(|t| t.contains("Compiling"))
+            .unwrap_or(false);
+        if compiling {
+            break;
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!(
+                "shipit ended ({s}) before cargo compiled anything:\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `Compiling` in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let needle = dir.display().to_string();
+    assert!(
+        processes_mentioning(&needle)
+            .iter()
+            .any(|(_, c)| c.contains("rustc") || c.contains("cargo")),
+        "nothing was compiling when the signal was sent"
+    );
+    // SAFETY: kill sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(
+        status.code(),
+        Some(128 + sig),
+        "exit status {status}; stderr:\n{stderr}"
+    );
+    let name = shipit::exec::signal_name(sig);
+    assert!(
+        stderr.contains(&format!("interrupted by {name}")),
+        "stderr:\n{stderr}"
+    );
+    let left = leftovers_after(&needle, Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "processes outlived the interrupted build: {left:#?}"
+    );
+    assert!(
+        !dir.join("dist/bin/musl/linux-amd64/hello-server").exists(),
+        "an interrupted build left a binary behind"
+    );
+}
+
+#[test]
+fn sigint_during_a_build_exits_130_and_leaves_no_process() {
+    interrupt_build(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_during_a_build_exits_143_and_leaves_no_process() {
+    interrupt_build(libc::SIGTERM);
+}
+
+/// The build command lines `shipit build --dry-run` prints (without the `#` and `cp` lines).
+fn planned_commands(dir: &Path, args: &[&str]) -> Vec<String> {
+    let out = shipit(dir)
+        .args(["build", "--dry-run"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dry run failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("cp ") && !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_failing_target_prints_its_command_and_log_tail_and_stops_the_other() {
+    let tmp = source_copy();
+    let dir = tmp.path();
+    // A real type error, on x86_64 only; the arm64 build sits in a slow build script, so it is
+    // still running when the amd64 one fails.
+    let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+    write(
+        &dir.join("src/main.rs"),
+        &format!(
+            "{main}\n#[cfg(target_arch = \"x86_64\")]\nconst BROKEN: u32 = \"not a number\";\n"
+        ),
+    );
+    write(
+        &dir.join("build.rs"),
+        "fn main() {\n    if std::env::var(\"TARGET\").unwrap_or_default().starts_with(\"aarch64\") {\n        std::thread::sleep(std::time::Duration::from_secs(600));\n    }\n}\n",
+    );
+    let args = [
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/arm64",
+        "--variant",
+        "musl",
+    ];
+    let planned = planned_commands(dir, &args);
+    assert_eq!(planned.len(), 2, "{planned:?}");
+
+    let start = Instant::now();
+    let out: Output = shipit(dir)
+        .args(["build", "--jobs", "2"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        start.elapsed() < Duration::from_secs(300),
+        "the arm64 build was not stopped (its build script sleeps 600 s)"
+    );
+    assert!(
+        stderr.contains(&planned[0]),
+        "stderr lacks the exact cargo command `{}`:\n{stderr}",
+        planned[0]
+    );
+    assert!(
+        stderr.contains("error[E0308]: mismatched types"),
+        "no compiler error:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("last lines of output"),
+        "no log tail:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("build-musl-linux-amd64.log"),
+        "no log path:\n{stderr}"
+    );
+    // The other target was running and got stopped (not waited for, not reported as failing).
+    assert!(
+        stderr.contains("linux/arm64 (musl): stopped"),
+        "arm64 not stopped:\n{stderr}"
+    );
+    assert!(!dir.join("dist/bin/musl/linux-arm64/hello-server").exists());
+    let left = leftovers_after(&dir.display().to_string(), Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "the stopped build left processes: {left:#?}"
+    );
+
+    // One at a time, the second target never starts: skipped.
+    let out = shipit(dir)
+        .args(["build", "--jobs", "1"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("linux/arm64 (musl): skipped"),
+        "arm64 not skipped:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("error[E0308]"),
+        "no compiler error:\n{stderr}"
+    );
+}
+
+#[test]
+fn dry_run_prints_exactly_the_commands_a_real_build_runs() {
+    let tmp = source_copy();
+    let dir = tmp.path();
+    let args = [
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/arm64",
+        "--variant",
+        "musl",
+    ];
+    let out = shipit(dir)
+        .args(["build", "--dry-run"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!dir.join("dist").exists(), "the dry run created dist/");
+    assert!(
+        !dir.join("target").exists(),
+        "the dry run created target/ (it compiled?)"
+    );
+    let planned: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("cp "))
+        .collect();
+    let copies: Vec<&str> = stdout.lines().filter(|l| l.starts_with("cp ")).collect();
+    assert_eq!(planned.len(), 2, "{stdout}");
+    assert_eq!(copies.len(), 2, "{stdout}");
+    for (line, target) in planned
+        .iter()
+        .zip(["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"])
+    {
+        assert!(
+            line.contains(&format!("cargo build --target {target} ")),
+            "{line}"
+        );
+    }
+
+    let out = shipit(dir).args(["build"]).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "real build failed:\n{}",
+        text(&out.stderr)
+    );
+    for (line, slug) in planned.iter().zip(["linux-amd64", "linux-arm64"]) {
+        let log = dir.join(format!("dist/logs/build-musl-{slug}.log"));
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let first = logged.lines().next().unwrap_or("");
+        assert_eq!(
+            first,
+            format!("$ {line}"),
+            "{} ran something else",
+            log.display()
+        );
+    }
+    // The `cp SRC DEST` lines: DEST holds exactly what cargo left at SRC.
+    for cp in copies {
+        let parts = shlex::split(cp).unwrap();
+        let (src, dest) = (PathBuf::from(&parts[1]), PathBuf::from(&parts[2]));
+        assert_eq!(
+            std::fs::read(&src).unwrap(),
+            std::fs::read(&dest).unwrap(),
+            "{cp}"
+        );
+    }
+}
+
+#[test]
+fn a_second_build_does_no_compiler_work() {
+    let flags = example_variant("incr", &example_pipeline());
+    let out_dir = PathBuf::from(&flags[3]);
+    let out = shipit(example())
+        .args(["build", "--json"])
+        .args(&flags)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("every binary was already up to date: no compiler work was done"),
+        "{stderr}"
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("build.json")).unwrap())
+            .unwrap();
+    assert_eq!(printed, recorded, "--json and build.json disagree");
+    let built = recorded["built"].as_array().unwrap();
+    assert_eq!(built.len(), 7, "{recorded:#}");
+    for b in built {
+        assert_eq!(b["compiled"], false, "{}: the compiler ran", b["platform"]);
+        let log = std::fs::read_to_string(out_dir.join(format!(
+            "logs/build-{}-{}.log",
+            b["libc"].as_str().unwrap(),
+            b["platform"].as_str().unwrap().replace('/', "-")
+        )))
+        .unwrap();
+        assert!(!log.contains("Compiling "), "{log}");
+    }
+}
+
+fn doctor_findings(out: &Output) -> Vec<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap_or_else(|e| {
+            panic!(
+                "doctor --json printed no JSON ({e}):\n{}",
+                text(&out.stdout)
+            )
+        })
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn doctor_finds_every_required_tool() {
+    let out = shipit(example())
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let findings = doctor_findings(&out);
+    let tools: Vec<&str> = findings
+        .iter()
+        .map(|f| f["tool"].as_str().unwrap())
+        .collect();
+    for t in [
+        "cargo",
+        "cargo-zigbuild",
+        "qemu-aarch64-static",
+        "qemu-arm-static",
+    ] {
+        assert!(tools.contains(&t), "doctor does not check {t}: {tools:?}");
+    }
+    for f in findings.iter().filter(|f| f["required"] == true) {
+        assert_eq!(f["status"], "ok", "{f:#}");
+    }
+}
+
+#[test]
+fn doctor_without_qemu_exits_3_and_says_how_to_install_it() {
+    // The same PATH, except that every directory holding qemu-aarch64-static is replaced by a
+    // directory of symlinks to everything else in it.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = std::env::var("PATH").unwrap();
+    let mut dirs = Vec::new();
+    for (i, d) in std::env::split_paths(&path).enumerate() {
+        if !d.join("qemu-aarch64-static").exists() {
+            dirs.push(d);
+            continue;
+        }
+        let mirror = tmp.path().join(format!("path{i}"));
+        std::fs::create_dir(&mirror).unwrap();
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_name() != "qemu-aarch64-static" {
+                std::os::unix::fs::symlink(e.path(), mirror.join(e.file_name())).unwrap();
+            }
+        }
+        dirs.push(mirror);
+    }
+    let stripped = std::env::join_paths(dirs).unwrap();
+
+    let out = shipit(example())
+        .args(["doctor", "--json"])
+        .env("PATH", &stripped)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("qemu-aarch64-static"), "{stderr}");
+    let findings = doctor_findings(&out);
+    let blocking: Vec<&serde_json::Value> = findings
+        .iter()
+        .filter(|f| f["required"] == true && f["status"] != "ok")
+        .collect();
+    assert_eq!(
+        blocking.len(),
+        1,
+        "only qemu-aarch64-static should be missing: {blocking:#?}"
+    );
+    assert_eq!(blocking[0]["tool"], "qemu-aarch64-static");
+    assert_eq!(blocking[0]["status"], "missing");
+    assert_eq!(
+        blocking[0]["install_command"],
+        "apt-get install -y qemu-user-static"
+    );
+
+    // The human report says the same.
+    let out = shipit(example())
+        .arg("doctor")
+        .env("PATH", &stripped)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("MISSING") && l.contains("qemu-aarch64-static")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("install: apt-get install -y qemu-user-static"),
+        "{stdout}"
+    );
 }
