@@ -53,10 +53,11 @@ impl Cache {
             return;
         }
         let tmp = self.path.with_extension("tmp");
-        if let Ok(text) = serde_json::to_vec(&self.entries) {
-            if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &self.path).is_ok() {
-                self.dirty = false;
-            }
+        if let Ok(text) = serde_json::to_vec(&self.entries)
+            && std::fs::write(&tmp, text).is_ok()
+            && std::fs::rename(&tmp, &self.path).is_ok()
+        {
+            self.dirty = false;
         }
     }
 }

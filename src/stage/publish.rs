@@ -174,7 +174,7 @@ pub fn registry_client(
 /// a call can block in a socket read for the whole I/O timeout (a stalled registry), and an
 /// interrupted run must stop at once. The abandoned call dies with the process; nothing after
 /// it (in particular no tag) is sent.
-fn interruptible<T: Send + 'static>(
+pub fn interruptible<T: Send + 'static>(
     f: impl FnOnce() -> std::result::Result<T, RegistryError> + Send + 'static,
 ) -> Result<T> {
     check_cancel()?;
@@ -208,15 +208,13 @@ pub fn push_platform(
     let manifest =
         crate::oci::image::parse_manifest(&bytes).map_err(|e| Error::stage(format!("{e}")))?;
     for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
-        check_cancel()?;
-        let outcome = client
-            .push_blob(
-                &blob.digest,
-                blob.size,
-                &layout.blob_path(&blob.digest),
-                None,
-            )
-            .map_err(super::pull::registry_error)?;
+        let (c, digest, size, path) = (
+            client.clone(),
+            blob.digest.clone(),
+            blob.size,
+            layout.blob_path(&blob.digest),
+        );
+        let outcome = interruptible(move || c.push_blob(&digest, size, &path, None))?;
         ui.verbose(format!(
             "  blob {} {} bytes: {}",
             blob.digest.short(),

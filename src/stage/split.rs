@@ -207,7 +207,8 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
     ));
     // The manifests must be in the registry, exactly as the fragments say.
     for f in fragments.values() {
-        match client.head_manifest(f.manifest.digest.as_str()) {
+        let (c, d) = (client.clone(), f.manifest.digest.to_string());
+        match publish::interruptible(move || c.head_manifest(&d)) {
             Ok(Some((d, _, _))) if d == f.manifest.digest => {}
             Ok(_) => {
                 return Err(Error::stage(format!(
@@ -215,7 +216,7 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
                     f.platform, f.variant, f.manifest.digest, cfg.image.repository
                 )));
             }
-            Err(e) => return Err(publish_err(e)),
+            Err(e) => return Err(e),
         }
     }
     // Indexes by digest, all of them, then tags.
@@ -312,8 +313,4 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
         blobs_skipped: 0,
     };
     super::release::write_report(&plan, &report, g, ui)
-}
-
-fn publish_err(e: crate::oci::registry::RegistryError) -> Error {
-    super::pull::registry_error(e)
 }
