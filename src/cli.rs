@@ -338,20 +338,31 @@ pub fn load_config(g: &Global, ui: &Ui) -> Result<Config> {
 /// Config + facts + plan: what every pipeline command starts with.
 pub fn load_plan(g: &Global, ui: &Ui) -> Result<(Config, Plan)> {
     let cfg = load_config(g, ui)?;
-    let (package, package_version, bins, manifest_path, target_dir) =
-        crate::tools::cargo::facts(&cfg.project.manifest, cfg.project.package.as_deref())
-            .map_err(|e| Error::config(format!("{}: {e}", cfg.project.manifest.display())))?;
+    // cargo metadata, git and the tool probes are independent processes: run them side by side.
+    let (cargo_facts, git, tools) = std::thread::scope(|s| {
+        let git = s.spawn(|| crate::tools::git::facts(&cfg.root));
+        let tools = s.spawn(|| crate::tools::inventory_for(&cfg));
+        let cargo_facts =
+            crate::tools::cargo::facts(&cfg.project.manifest, cfg.project.package.as_deref());
+        (
+            cargo_facts,
+            git.join().unwrap_or_default(),
+            tools.join().unwrap_or_default(),
+        )
+    });
+    let (package, package_version, bins, manifest_path, target_dir) = cargo_facts
+        .map_err(|e| Error::config(format!("{}: {e}", cfg.project.manifest.display())))?;
     let facts = Facts {
         package,
         package_version,
         bins,
         manifest_path,
         target_dir,
-        git: crate::tools::git::facts(&cfg.root),
+        git,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|s| s.trim().parse().ok()),
-        tools: crate::tools::inventory_for(&cfg),
+        tools,
     };
     let out_dir = if g.out.is_absolute() {
         g.out.clone()

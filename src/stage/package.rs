@@ -239,25 +239,7 @@ fn package_platform(
     let (layer_desc, digests) = layout
         .write_layer(&entries, epoch)
         .map_err(|e| Error::stage(format!("{} layer: {e}", p.platform)))?;
-    let mut labels = BTreeMap::new();
-    for (k, v) in &cfg.image.labels {
-        labels.insert(k.clone(), v.clone());
-    }
-    labels.insert(
-        "org.opencontainers.image.version".into(),
-        plan.version.to_string(),
-    );
-    labels.insert(
-        "org.opencontainers.image.title".into(),
-        plan.project.package.clone(),
-    );
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        image::rfc3339(epoch),
-    );
-    if let Some(rev) = &plan.revision {
-        labels.insert("org.opencontainers.image.revision".into(), rev.clone());
-    }
+    let labels = image_labels(cfg, plan, epoch);
     let mut env = cfg.image.env.clone();
     let base_has_path = base.as_ref().is_some_and(|b| {
         b.config()["config"]["Env"].as_array().is_some_and(|e| {
@@ -294,6 +276,28 @@ fn package_platform(
         .map_err(|e| Error::stage(format!("{e}")))?;
     let size = built.manifest.layers.iter().map(|l| l.size).sum::<u64>() + built.config.size;
     Ok((built.descriptor, size))
+}
+
+/// The image labels: the pipeline's, then `org.opencontainers.image.{version,title,created,
+/// revision}` (shared by the native and the docker packager).
+pub fn image_labels(cfg: &Config, plan: &Plan, epoch: u64) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = cfg.image.labels.iter().cloned().collect();
+    labels.insert(
+        "org.opencontainers.image.version".into(),
+        plan.version.to_string(),
+    );
+    labels.insert(
+        "org.opencontainers.image.title".into(),
+        plan.project.package.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        image::rfc3339(epoch),
+    );
+    if let Some(rev) = &plan.revision {
+        labels.insert("org.opencontainers.image.revision".into(), rev.clone());
+    }
+    labels
 }
 
 /// `UID[:GID]` from a validated `image.user`.

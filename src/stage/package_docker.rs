@@ -156,22 +156,7 @@ fn write_context(
         put_file(&f.src, &context.join(&name), f.mode, epoch)?;
         copies.push((name, f.dest.clone()));
     }
-    let mut labels: BTreeMap<String, String> = cfg.image.labels.iter().cloned().collect();
-    labels.insert(
-        "org.opencontainers.image.version".into(),
-        plan.version.to_string(),
-    );
-    labels.insert(
-        "org.opencontainers.image.title".into(),
-        plan.project.package.clone(),
-    );
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        image::rfc3339(epoch),
-    );
-    if let Some(rev) = &plan.revision {
-        labels.insert("org.opencontainers.image.revision".into(), rev.clone());
-    }
+    let labels = super::package::image_labels(cfg, plan, epoch);
     Ok(dockerfile(&DockerfileSpec {
         base,
         copies: &copies,

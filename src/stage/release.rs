@@ -89,7 +89,8 @@ pub fn release(g: &Global, password: Option<String>, no_push: bool, ui: &Ui) -> 
     build::run(&plan, &opts, ui)?;
     let packaged = package::run(&cfg, &plan, ui)?;
     let items = verify_cmd::packaged_items(&plan)?;
-    let settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    let mut settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    settings.cache = Some(plan.out_dir.clone());
     let verified = verify::run(&items, &settings, ui)?;
     if let Some(e) = verify::failure(&verified) {
         if g.json {
@@ -121,7 +122,8 @@ pub fn publish_only(g: &Global, password_stdin: bool, ui: &Ui) -> Result<()> {
         return Ok(());
     }
     let items = verify_cmd::packaged_items(&plan)?;
-    let settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    let mut settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    settings.cache = Some(plan.out_dir.clone());
     let verified = verify::run(&items, &settings, ui)?;
     if let Some(e) = verify::failure(&verified) {
         return Err(Error {

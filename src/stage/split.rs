@@ -72,7 +72,8 @@ pub fn split(g: &Global, password: Option<String>, ui: &Ui) -> Result<()> {
     }
     let packaged = package::run(&cfg, &plan, ui)?;
     let items = verify_cmd::packaged_items(&plan)?;
-    let settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    let mut settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    settings.cache = Some(plan.out_dir.clone());
     let verified = verify::run(&items, &settings, ui)?;
     let failed = verify::failure(&verified);
     let client = if failed.is_none() {

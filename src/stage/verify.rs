@@ -39,9 +39,30 @@ pub struct Settings {
     pub policy: Policy,
     pub cpu: CpuMode,
     pub jobs: usize,
+    /// The output dir whose `cache/verified.json` remembers passed verifications, keyed by the
+    /// manifest digest and everything that decides the outcome (checks, policy, CPU mode,
+    /// sandbox, shipit version). Same bytes + same checks = same answer, so `release` reuses it;
+    /// `shipit verify` always runs afresh (None).
+    pub cache: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl Settings {
+    fn fingerprint(&self, isolation: Isolation) -> String {
+        let text = format!(
+            "{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}",
+            self.checks,
+            self.cpu,
+            self.policy.glibc_floor,
+            self.policy.allow_root,
+            self.policy.max_size,
+            isolation,
+            env!("CARGO_PKG_VERSION")
+        );
+        crate::oci::digest::Digest::of(text.as_bytes()).to_string()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PlatformReport {
     pub image: String,
     pub platform: String,
@@ -51,6 +72,9 @@ pub struct PlatformReport {
     pub seconds: f64,
     pub isolation: Option<Isolation>,
     pub checks: Vec<CheckResult>,
+    /// Reused from an earlier verification of the same bytes with the same settings.
+    #[serde(default)]
+    pub cached: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,8 +182,29 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         if items.len() == 1 { "" } else { "s" },
         isolation.describe()
     ));
+    let fingerprint = settings.fingerprint(isolation);
+    let mut cache = settings
+        .cache
+        .as_ref()
+        .map(|out| crate::cache::Cache::open(out, "verified"));
+    let key = |item: &Item| format!("{}|{fingerprint}", item.manifest.digest);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, PlatformReport)>> = Mutex::new(Vec::new());
+    let mut todo: Vec<usize> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match cache
+            .as_ref()
+            .and_then(|c| c.get::<PlatformReport>(&key(item)))
+        {
+            Some(mut r) if r.passed => {
+                r.cached = true;
+                r.image = item.image.clone();
+                print_platform(&r, ui);
+                results.lock().map(|mut v| v.push((i, r))).ok();
+            }
+            _ => todo.push(i),
+        }
+    }
     std::thread::scope(|s| {
         for _ in 0..settings.jobs.clamp(1, items.len().max(1)) {
             s.spawn(|| {
@@ -181,6 +226,14 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     }
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
+    if let Some(c) = cache.as_mut() {
+        for (i, r) in &results {
+            if r.passed && !r.cached {
+                c.put(&key(&items[*i]), r);
+            }
+        }
+        c.save();
+    }
     let platforms: Vec<PlatformReport> = results.into_iter().map(|(_, r)| r).collect();
     Ok(Report {
         passed: platforms.iter().all(|p| p.passed),
@@ -204,6 +257,7 @@ fn failed(
         passed: false,
         seconds: start.elapsed().as_secs_f64(),
         isolation: None,
+        cached: false,
         checks: vec![CheckResult {
             name: name.into(),
             passed: false,
@@ -324,6 +378,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
         seconds: 0.0,
         isolation: Some(isolation),
         checks: Vec::new(),
+        cached: false,
     };
     // A private 0700 parent keeps other users out; the rootfs itself becomes 0755 so the image's
     // (non-root) user can traverse it inside the chroot.
@@ -457,7 +512,11 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
     if ui.quiet {
         return;
     }
-    let mark = if r.passed { "ok" } else { "FAILED" };
+    let mark = match (r.passed, r.cached) {
+        (true, true) => "ok (verified before: same bytes, same checks)",
+        (true, false) => "ok",
+        _ => "FAILED",
+    };
     eprintln!(
         "  {mark} {} {} ({}, {:.2}s)",
         r.platform,

@@ -40,6 +40,7 @@ pub fn settings(cfg: Option<&Config>, args: Option<&VerifyArgs>, g: &Global) -> 
         },
         cpu: cfg.map(|c| c.verify.cpu).unwrap_or(CpuMode::Strict),
         jobs: jobs(g),
+        cache: None,
     })
 }
 

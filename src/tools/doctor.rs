@@ -264,22 +264,37 @@ fn probe(
 
 /// Checks every requirement of the plan.
 pub fn check(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Finding> {
-    let inv = super::probe_inventory(false, false); // cross and docker have probes of their own
-    requirements(plan, verify, docker_packager)
+    let needs = requirements(plan, verify, docker_packager);
+    // Rustup's lists only matter for rust-std / rust-src findings.
+    let inv = if needs
+        .iter()
+        .any(|n| matches!(n.probe, Probe::RustStd(_) | Probe::RustSrc))
+    {
+        super::probe_inventory(false, false) // cross and docker have probes of their own
+    } else {
+        crate::plan::Inventory::default()
+    };
+    // Each probe runs `TOOL --version`: run them side by side.
+    let probed: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = needs.iter().map(|n| s.spawn(|| probe(n, &inv))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((Status::Missing, None, None, None)))
+            .collect()
+    });
+    needs
         .into_iter()
-        .map(|n| {
-            let (status, version, minimum, path) = probe(&n, &inv);
-            Finding {
-                required: n.required,
-                install_command: n.install.command(),
-                tool: n.tool,
-                status,
-                version,
-                minimum,
-                path,
-                needed_for: n.needed_for,
-                install: n.install,
-            }
+        .zip(probed)
+        .map(|(n, (status, version, minimum, path))| Finding {
+            required: n.required,
+            install_command: n.install.command(),
+            tool: n.tool,
+            status,
+            version,
+            minimum,
+            path,
+            needed_for: n.needed_for,
+            install: n.install,
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use crate::platform::Platform;
 use std::path::{Path, PathBuf};
 
 /// How a verification run is confined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
     /// chroot as real root, then the image's user; own network namespace.
