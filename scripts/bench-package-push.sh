@@ -31,7 +31,7 @@ done
 WORK=$(mktemp -d /tmp/bench-package-push.XXXXXX)
 REG_PID=
 cleanup() {
-    [[ -n $REG_PID ]] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
+    [[ -n $REG_PID ]] && kill "$REG_PID" 2>/dev/null && { wait "$REG_PID" 2>/dev/null || true; }
     buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" --storage-driver vfs \
         rm --all >/dev/null 2>&1 || true
     rm -rf "$WORK"
