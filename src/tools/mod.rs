@@ -94,7 +94,8 @@ pub fn inventory() -> Inventory {
 
 pub(crate) fn probe_inventory(cross_too: bool, docker_too: bool) -> Inventory {
     let mut inv = Inventory {
-        zigbuild: zigbuild::version().is_some(),
+        // Presence only (a pyenv shim costs ~150 ms per call); doctor checks the version.
+        zigbuild: which::which("cargo-zigbuild").is_ok(),
         // Presence only: inside a Cargo project `cross --version` resolves the project's
         // toolchain through `rustup toolchain add` (a network sync, ~0.6 s, and a non-zero exit
         // when that fails), which no plan should pay for. Doctor checks cross's version when a
