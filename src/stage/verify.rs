@@ -268,6 +268,30 @@ fn failed(
     }
 }
 
+/// The layout, manifest and config of an item, each checked; on failure (what, what to do).
+fn read_image(
+    item: &Item,
+) -> std::result::Result<(Layout, image::Manifest, serde_json::Value), (String, &'static str)> {
+    let layout =
+        Layout::open(&item.layout).map_err(|e| (e.to_string(), "check the layout path"))?;
+    let bytes = layout.read_blob(&item.manifest, MAX_JSON).map_err(|e| {
+        (
+            e.to_string(),
+            "the manifest blob is missing or corrupt: package again",
+        )
+    })?;
+    unpack::check_manifest_document(&bytes, &item.manifest.media_type)
+        .map_err(|e| (e.to_string(), "the manifest is ambiguous or mislabelled"))?;
+    let manifest =
+        image::parse_manifest(&bytes).map_err(|e| (e.to_string(), "not an image manifest"))?;
+    let config = layout
+        .read_blob(&manifest.config, MAX_JSON)
+        .map_err(|e| e.to_string())
+        .and_then(|b| image::parse_config(&b).map_err(|e| e.to_string()))
+        .map_err(|e| (e, "the config blob is missing or corrupt"))?;
+    Ok((layout, manifest, config))
+}
+
 fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> PlatformReport {
     let start = Instant::now();
     let claimed = item
@@ -275,71 +299,9 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into());
-    let layout = match Layout::open(&item.layout) {
-        Ok(l) => l,
-        Err(e) => {
-            return failed(
-                item,
-                &claimed,
-                start,
-                "image",
-                e.to_string(),
-                "check the layout path",
-            );
-        }
-    };
-    let manifest_bytes = match layout.read_blob(&item.manifest, MAX_JSON) {
-        Ok(b) => b,
-        Err(e) => {
-            return failed(
-                item,
-                &claimed,
-                start,
-                "image",
-                e.to_string(),
-                "the manifest blob is missing or corrupt: package again",
-            );
-        }
-    };
-    if let Err(e) = unpack::check_manifest_document(&manifest_bytes, &item.manifest.media_type) {
-        return failed(
-            item,
-            &claimed,
-            start,
-            "image",
-            e.to_string(),
-            "the manifest is ambiguous or mislabelled",
-        );
-    }
-    let manifest = match image::parse_manifest(&manifest_bytes) {
-        Ok(m) => m,
-        Err(e) => {
-            return failed(
-                item,
-                &claimed,
-                start,
-                "image",
-                e.to_string(),
-                "not an image manifest",
-            );
-        }
-    };
-    let config = match layout
-        .read_blob(&manifest.config, MAX_JSON)
-        .map_err(|e| e.to_string())
-        .and_then(|b| image::parse_config(&b).map_err(|e| e.to_string()))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return failed(
-                item,
-                &claimed,
-                start,
-                "image",
-                e,
-                "the config blob is missing or corrupt",
-            );
-        }
+    let (layout, manifest, config) = match read_image(item) {
+        Ok(x) => x,
+        Err((detail, fix)) => return failed(item, &claimed, start, "image", detail, fix),
     };
     let cfg_platform = image::config_platform(&config).ok();
     let oci_p = item.index_platform.clone().or(cfg_platform);
