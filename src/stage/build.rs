@@ -50,21 +50,26 @@ pub struct Report {
     pub built: Vec<Built>,
 }
 
+/// `--dry-run`: each build command exactly as it would run, and the copy into dist/bin.
+pub fn print_dry_run(plan: &Plan) {
+    for (_, p) in plan.platforms() {
+        println!(
+            "# build {} ({}) with {}: {}",
+            p.platform,
+            p.libc,
+            p.backend.name(),
+            p.backend_reason
+        );
+        println!("{}", p.build.display());
+        println!("cp {} {}", p.built.display(), p.binary.display());
+    }
+}
+
 /// Builds every platform of the plan.
 pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     let targets: Vec<&PlatformPlan> = plan.platforms().map(|(_, p)| p).collect();
     if opts.dry_run {
-        for p in &targets {
-            println!(
-                "# build {} ({}) with {}: {}",
-                p.platform,
-                p.libc,
-                p.backend.name(),
-                p.backend_reason
-            );
-            println!("{}", p.build.display());
-            println!("cp {} {}", p.built.display(), p.binary.display());
-        }
+        print_dry_run(plan);
         return Ok(Report {
             version: plan.version.to_string(),
             built: Vec::new(),

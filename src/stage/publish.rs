@@ -123,20 +123,7 @@ fn to_layout(packaged: &Packaged, path: &Path, ui: &Ui) -> Result<Published> {
                 .map_err(|e| Error::stage(format!("tag {t}: {e}")))?;
             moved.push(t.clone());
         }
-        ui.ok(format!(
-            "{} ({}) {} tags: {}",
-            img.repository,
-            img.variant,
-            img.index.digest.short(),
-            img.tags.join(", ")
-        ));
-        out.images.push(PublishedImage {
-            variant: img.variant.to_string(),
-            repository: img.repository.clone(),
-            index_digest: img.index.digest.to_string(),
-            tags_moved: moved,
-            tags_unchanged: unchanged,
-        });
+        out.images.push(tagged(img, moved, unchanged, ui));
     }
     Ok(out)
 }
@@ -265,20 +252,7 @@ fn to_registry(
             .read_blob(&img.index, 4 << 20)
             .map_err(|e| Error::stage(format!("{e}")))?;
         let (moved, unchanged) = move_tags(&client, &img.index, &bytes, &img.tags, &out, ui)?;
-        ui.ok(format!(
-            "{} ({}) {} tags: {}",
-            img.repository,
-            img.variant,
-            img.index.digest.short(),
-            img.tags.join(", ")
-        ));
-        out.images.push(PublishedImage {
-            variant: img.variant.to_string(),
-            repository: img.repository.clone(),
-            index_digest: img.index.digest.to_string(),
-            tags_moved: moved,
-            tags_unchanged: unchanged,
-        });
+        out.images.push(tagged(img, moved, unchanged, ui));
     }
     let stats = client.stats();
     out.blobs_uploaded = stats.blobs_uploaded;
@@ -370,6 +344,29 @@ fn push_content(
         )?;
     }
     Ok(())
+}
+
+/// Records (and reports) an image whose tags now point at its index.
+fn tagged(
+    img: &super::package::PackagedImage,
+    moved: Vec<String>,
+    unchanged: Vec<String>,
+    ui: &Ui,
+) -> PublishedImage {
+    ui.ok(format!(
+        "{} ({}) {} tags: {}",
+        img.repository,
+        img.variant,
+        img.index.digest.short(),
+        img.tags.join(", ")
+    ));
+    PublishedImage {
+        variant: img.variant.to_string(),
+        repository: img.repository.clone(),
+        index_digest: img.index.digest.to_string(),
+        tags_moved: moved,
+        tags_unchanged: unchanged,
+    }
 }
 
 fn report_partial(ui: &Ui, done: &Published, moved_now: &[String]) {

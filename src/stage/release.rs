@@ -140,16 +140,7 @@ fn dry_run(cfg: &Config, plan: &Plan) -> Result<()> {
         "# shipit release {} (dry run: nothing is built, written or pushed)",
         plan.version
     );
-    for (_, p) in plan.platforms() {
-        println!(
-            "# build {} ({}) with {}: {}",
-            p.platform,
-            p.libc,
-            p.backend.name(),
-            p.backend_reason
-        );
-        println!("{}", p.build.display());
-    }
+    build::print_dry_run(plan);
     for img in &plan.images {
         for p in &img.platforms {
             println!(
