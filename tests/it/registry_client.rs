@@ -496,3 +496,175 @@ fn fault_cancel_during_backoff_stops_without_further_requests() {
     assert_eq!(c.blob_exists(d).unwrap_err().kind(), ErrorKind::Cancelled);
     assert_eq!(c.stats().requests, before);
 }
+
+/// A fault-injecting fake registry (a real one cannot be made to answer with a foreign upload
+/// `Location`): Basic auth on `/v2/`, no blob, and every upload session sent to `location`.
+/// A second listener (the "other host") records the requests that reach it.
+mod foreign_location {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    /// Reads one HTTP/1.1 request: (request line, headers lowercased, body).
+    fn read_request(s: &mut TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+        let mut r = BufReader::new(s.try_clone().ok()?);
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        if line.is_empty() {
+            return None;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).ok()?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).ok()?;
+        Some((line.trim_end().to_string(), headers, body))
+    }
+
+    fn respond(s: &mut TcpStream, status: &str, headers: &[(&str, String)]) {
+        let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        let _ = s.write_all(out.as_bytes());
+    }
+
+    type Seen = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+    /// The other host: answers every request 201 with the digest from the query.
+    fn other_host(bind: &str) -> (u16, Seen) {
+        let l = TcpListener::bind(bind).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen: Seen = Arc::default();
+        let s2 = seen.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                if let Some((line, headers, _)) = read_request(&mut c) {
+                    let digest = line
+                        .split("digest=")
+                        .nth(1)
+                        .and_then(|d| d.split([' ', '&']).next())
+                        .unwrap_or("")
+                        .replace("%3A", ":");
+                    s2.lock().unwrap().push((line, headers));
+                    respond(&mut c, "201 Created", &[("Docker-Content-Digest", digest)]);
+                }
+            }
+        });
+        (port, seen)
+    }
+
+    /// The registry: requires Basic auth, has no blob, sends uploads to `location`.
+    fn fake_registry(location: String) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let Some((line, headers, _)) = read_request(&mut c) else {
+                    continue;
+                };
+                let authed = headers.iter().any(|(k, _)| k == "authorization");
+                if !authed {
+                    respond(
+                        &mut c,
+                        "401 Unauthorized",
+                        &[("WWW-Authenticate", "Basic realm=\"fake\"".into())],
+                    );
+                } else if line.starts_with("GET /v2/ ") {
+                    respond(&mut c, "200 OK", &[]);
+                } else if line.starts_with("HEAD ") {
+                    respond(&mut c, "404 Not Found", &[]);
+                } else if line.starts_with("POST ") {
+                    respond(&mut c, "202 Accepted", &[("Location", location.clone())]);
+                } else {
+                    respond(&mut c, "400 Bad Request", &[]);
+                }
+            }
+        });
+        port
+    }
+
+    fn blob() -> (tempfile::TempDir, Digest, u64, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"a layer that travels to another host".to_vec();
+        let d = Digest::of(&bytes);
+        let p = dir.path().join("blob");
+        std::fs::write(&p, &bytes).unwrap();
+        (dir, d, bytes.len() as u64, p)
+    }
+
+    fn opts() -> ClientOptions {
+        ClientOptions {
+            plain_http: true,
+            retry_base_delay: Duration::from_millis(10),
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(10),
+            mask_tokens: false,
+            ..ClientOptions::default()
+        }
+    }
+
+    #[test]
+    fn fault_upload_location_on_another_host_gets_no_credentials() {
+        let (other_port, seen) = other_host("127.0.0.1:0");
+        // Same machine, but another host name: credentials are scoped to 127.0.0.1:<reg>.
+        let port = fake_registry(format!("http://localhost:{other_port}/upload/session-1"));
+        let c = client_at(
+            &format!("127.0.0.1:{port}"),
+            "app",
+            creds("user", "CANARY-pw"),
+            opts(),
+        );
+        let (_dir, d, size, path) = blob();
+        c.push_blob(&d, size, &path, None).unwrap();
+        let seen = seen.lock().unwrap();
+        assert!(!seen.is_empty(), "the upload never reached the other host");
+        for (line, headers) in seen.iter() {
+            assert!(
+                !headers.iter().any(|(k, _)| k == "authorization"),
+                "{line} carried credentials to another host: {headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fault_upload_location_to_an_internal_ip_of_another_host_is_refused() {
+        // 127.0.0.2 is loopback, but not the registry's host: an SSRF-shaped redirect.
+        let (other_port, seen) = other_host("127.0.0.2:0");
+        let port = fake_registry(format!("http://127.0.0.2:{other_port}/upload/session-1"));
+        let c = client_at(
+            &format!("127.0.0.1:{port}"),
+            "app",
+            creds("user", "CANARY-pw"),
+            opts(),
+        );
+        let (_dir, d, size, path) = blob();
+        let err = c.push_blob(&d, size, &path, None).unwrap_err();
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "a request went to the internal address"
+        );
+        let text = err.to_string();
+        assert!(!text.contains("CANARY-pw"), "{text}");
+        assert!(
+            text.to_lowercase().contains("location") || text.contains("127.0.0.2"),
+            "{text}"
+        );
+    }
+}
