@@ -506,8 +506,10 @@ mod foreign_location {
     use std::net::{TcpListener, TcpStream};
     use std::sync::{Arc, Mutex};
 
+    type Headers = Vec<(String, String)>;
+
     /// Reads one HTTP/1.1 request: (request line, headers lowercased, body).
-    fn read_request(s: &mut TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+    fn read_request(s: &mut TcpStream) -> Option<(String, Headers, Vec<u8>)> {
         let mut r = BufReader::new(s.try_clone().ok()?);
         let mut line = String::new();
         r.read_line(&mut line).ok()?;
@@ -545,7 +547,7 @@ mod foreign_location {
         let _ = s.write_all(out.as_bytes());
     }
 
-    type Seen = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+    type Seen = Arc<Mutex<Vec<(String, Headers)>>>;
 
     /// The other host: answers every request 201 with the digest from the query.
     fn other_host(bind: &str) -> (u16, Seen) {
