@@ -52,7 +52,11 @@ impl Cache {
         if std::fs::create_dir_all(dir).is_err() {
             return;
         }
-        let tmp = self.path.with_extension("tmp");
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let tmp = self
+            .path
+            .with_extension(format!("{}.{seq}.tmp", std::process::id()));
         if let Ok(text) = serde_json::to_vec(&self.entries)
             && std::fs::write(&tmp, text).is_ok()
             && std::fs::rename(&tmp, &self.path).is_ok()

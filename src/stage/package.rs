@@ -88,13 +88,31 @@ fn package_image(
 ) -> Result<PackagedImage> {
     let mut entries = Vec::new();
     let mut platforms = Vec::new();
-    for p in &img.platforms {
-        let (desc, size) = match cfg.package {
-            crate::config::Packager::Docker => {
-                super::package_docker::package_platform(cfg, plan, img, p, layout)?
-            }
-            crate::config::Packager::Native => package_platform(cfg, plan, img, p, layout)?,
-        };
+    // Native images of different platforms are independent: make them side by side (their
+    // blobs land atomically, shared base blobs included); staging tags follow in plan order.
+    let made: Vec<Result<(Descriptor, u64)>> = match cfg.package {
+        crate::config::Packager::Docker => img
+            .platforms
+            .iter()
+            .map(|p| super::package_docker::package_platform(cfg, plan, img, p, layout))
+            .collect(),
+        crate::config::Packager::Native => std::thread::scope(|s| {
+            let handles: Vec<_> = img
+                .platforms
+                .iter()
+                .map(|p| s.spawn(move || package_platform(cfg, plan, img, p, layout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::stage("a packaging thread panicked")))
+                })
+                .collect()
+        }),
+    };
+    for (p, made) in img.platforms.iter().zip(made) {
+        let (desc, size) = made?;
         let staging = format!("{}-{}", staging_ref(img.variant), p.spec.slug());
         layout
             .tag(&staging, &desc)
