@@ -67,17 +67,6 @@ pub fn print_dry_run(plan: &Plan) {
 
 /// Builds every platform of the plan.
 pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
-    run_then(plan, opts, ui, &|_| {})
-}
-
-/// Like [`run`], calling `then` (from the build thread) as soon as each binary is in place, so
-/// that later stages can start on it while other targets still compile.
-pub fn run_then(
-    plan: &Plan,
-    opts: &Options,
-    ui: &Ui,
-    then: &(dyn Fn(&PlatformPlan) + Sync),
-) -> Result<Report> {
     let targets: Vec<&PlatformPlan> = plan.platforms().map(|(_, p)| p).collect();
     if opts.dry_run {
         print_dry_run(plan);
@@ -119,9 +108,6 @@ pub fn run_then(
                     }
                     progress.set(i, "compiling");
                     let r = build_one(plan, p, &stop, &progress, i);
-                    if r.is_ok() {
-                        then(p);
-                    }
                     match &r {
                         Ok(b) => progress.finish(
                             i,

@@ -173,7 +173,7 @@ pub fn oci_platform(p: &PlatformPlan) -> OciPlatform {
     OciPlatform::new(p.spec.os, p.spec.architecture, p.spec.variant)
 }
 
-pub(crate) fn package_platform(
+fn package_platform(
     cfg: &Config,
     plan: &Plan,
     img: &ImagePlan,

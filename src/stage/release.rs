@@ -86,11 +86,11 @@ pub fn release(g: &Global, password: Option<String>, no_push: bool, ui: &Ui) -> 
         keep_going: false,
         dry_run: false,
     };
-    let mut settings = verify_cmd::settings(Some(&cfg), None, g)?;
-    settings.cache = Some(plan.out_dir.clone());
-    build_and_preverify(&cfg, &plan, &opts, &settings, ui)?;
+    build::run(&plan, &opts, ui)?;
     let packaged = package::run(&cfg, &plan, ui)?;
     let items = verify_cmd::packaged_items(&plan)?;
+    let mut settings = verify_cmd::settings(Some(&cfg), None, g)?;
+    settings.cache = Some(plan.out_dir.clone());
     let verified = verify::run(&items, &settings, ui)?;
     if let Some(e) = verify::failure(&verified) {
         if g.json {
@@ -106,69 +106,6 @@ pub fn release(g: &Global, password: Option<String>, no_push: bool, ui: &Ui) -> 
     }
     let published = publish::run(&cfg, &packaged, password, ui)?;
     finish(&plan, &packaged, &verified, &published, started, g, ui)
-}
-
-/// Builds every target and, while the others still compile, packages and verifies each platform
-/// image as soon as its binary is ready (native packager). Passing verifications land in the
-/// verification cache, keyed by the image's digest; packaging is deterministic, so the full
-/// `package` + `verify` that follow find them there and only the last platform waits for QEMU.
-fn build_and_preverify(
-    cfg: &Config,
-    plan: &Plan,
-    opts: &build::Options,
-    settings: &verify::Settings,
-    ui: &Ui,
-) -> Result<()> {
-    if cfg.package != crate::config::Packager::Native {
-        build::run(plan, opts, ui)?;
-        return Ok(());
-    }
-    let layout = crate::oci::layout::Layout::create(&plan.out_dir.join("oci"))
-        .map_err(|e| Error::stage(format!("{e}")))?;
-    let quiet = Ui {
-        quiet: true,
-        bars: false,
-        ..ui.clone()
-    };
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize)>();
-    let tx = std::sync::Mutex::new(Some(tx));
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            for (i, j) in rx {
-                let img = &plan.images[i];
-                let p = &img.platforms[j];
-                // A failure here only loses the head start: package and verify run again after
-                // the build, and report it there.
-                if let Ok((manifest, _)) = package::package_platform(cfg, plan, img, p, &layout) {
-                    let item = verify::Item {
-                        image: format!("{} ({})", img.repository, img.variant),
-                        variant: Some(img.variant),
-                        layout: layout.root().to_path_buf(),
-                        index_platform: manifest.platform.clone(),
-                        manifest,
-                    };
-                    let _ = verify::run(&[item], settings, &quiet);
-                }
-            }
-        });
-        let then = |done: &crate::plan::PlatformPlan| {
-            for (i, img) in plan.images.iter().enumerate() {
-                for (j, p) in img.platforms.iter().enumerate() {
-                    if std::ptr::eq(p, done)
-                        && let Ok(Some(tx)) = tx.lock().as_deref()
-                    {
-                        let _ = tx.send((i, j));
-                    }
-                }
-            }
-        };
-        let built = build::run_then(plan, opts, ui, &then);
-        // Closing the channel lets the packaging thread end once it has caught up.
-        if let Ok(mut t) = tx.lock() {
-            t.take();
-        }
-        built.map(|_| ())
-    })
 }
 
 /// `shipit publish`: pushes what dist/oci holds. It refuses images that were not verified in
