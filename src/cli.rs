@@ -185,6 +185,7 @@ pub fn main() -> i32 {
     match run(&cli, &ui) {
         Ok(()) => 0,
         Err(e) => {
+            ui.end_groups();
             if let Some(sig) = crate::exec::cancelled() {
                 let e = Error::interrupted(sig);
                 ui.error(e.to_string());

@@ -25,7 +25,7 @@ impl Ui {
             verbose,
             json,
             color: tty && !no_color,
-            bars: tty && !quiet && !json && !github && !no_color,
+            bars: tty && !quiet && !verbose && !json && !github && !no_color,
             github,
         }
     }
@@ -45,14 +45,28 @@ impl Ui {
         }
     }
 
-    /// A stage heading.
+    /// A stage heading. In GitHub Actions each stage is a collapsible `::group::` (the previous
+    /// one is closed first).
     pub fn step(&self, msg: impl AsRef<str>) {
+        if self.github {
+            if GROUP_OPEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                print!("{}", crate::ci::github::endgroup());
+            }
+            print!("{}", crate::ci::github::group(msg.as_ref()));
+        }
         if !self.quiet {
             eprintln!(
                 "{} {}",
                 self.paint("1;36", "==>"),
                 self.paint("1", msg.as_ref())
             );
+        }
+    }
+
+    /// Closes the last `::group::` (GitHub Actions), before the summary and errors.
+    pub fn end_groups(&self) {
+        if self.github && GROUP_OPEN.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            print!("{}", crate::ci::github::endgroup());
         }
     }
 
@@ -79,23 +93,12 @@ impl Ui {
     pub fn error(&self, msg: impl AsRef<str>) {
         eprintln!("{} {}", self.paint("1;31", "error:"), msg.as_ref());
     }
-
-    pub fn group_start(&self, name: &str) {
-        if self.github {
-            print!("{}", crate::ci::github::group(name));
-        }
-    }
-
-    pub fn group_end(&self) {
-        if self.github {
-            println!("::endgroup::");
-        }
-    }
 }
+
+/// Whether a `::group::` is open on stdout.
+static GROUP_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Escapes a message for a GitHub workflow command.
 pub fn escape_gh(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    crate::ci::github::escape_data(s)
 }

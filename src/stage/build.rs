@@ -107,6 +107,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                         break;
                     }
                     progress.set(i, "compiling");
+                    ui.verbose(format!("  $ {}", p.build.display()));
                     let r = build_one(plan, p, &stop, &progress, i);
                     match &r {
                         Ok(b) => progress.finish(

@@ -239,6 +239,7 @@ fn finish(
 /// Writes `dist/release.json`, prints the summary (or the JSON), and in GitHub Actions the step
 /// summary and the `digest`/`tags` outputs.
 pub fn write_report(plan: &Plan, report: &ReleaseReport, g: &Global, ui: &Ui) -> Result<()> {
+    ui.end_groups();
     std::fs::create_dir_all(&plan.out_dir)
         .map_err(|e| Error::stage(format!("{}: {e}", plan.out_dir.display())))?;
     let path = plan.out_dir.join("release.json");

@@ -755,6 +755,19 @@ mod live {
             !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
             "no colour or bars in Actions"
         );
+        for group in [
+            "::group::build",
+            "::group::package",
+            "::group::verify",
+            "::group::publish",
+        ] {
+            assert!(stdout.contains(group), "no {group} in stdout:\n{stdout}");
+        }
+        assert_eq!(
+            stdout.matches("::group::").count(),
+            stdout.matches("::endgroup::").count(),
+            "{stdout}"
+        );
         let outputs = std::fs::read_to_string(&output).unwrap();
         let release: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out_dir.join("release.json")).unwrap()).unwrap();
