@@ -497,10 +497,10 @@ fn fault_cancel_during_backoff_stops_without_further_requests() {
     assert_eq!(c.stats().requests, before);
 }
 
-/// A fault-injecting fake registry (a real one cannot be made to answer with a foreign upload
-/// `Location`): Basic auth on `/v2/`, no blob, and every upload session sent to `location`.
-/// A second listener (the "other host") records the requests that reach it.
-mod foreign_location {
+/// Fault-injecting fake registries, for what a real docker-registry cannot be made to do: answer
+/// with an upload `Location` on another host (recorded by a second listener), or expire Bearer
+/// tokens after a few requests.
+mod fake_registry {
     use super::*;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -668,5 +668,137 @@ mod foreign_location {
             text.to_lowercase().contains("location") || text.contains("127.0.0.2"),
             "{text}"
         );
+    }
+
+    /// A Bearer registry whose tokens expire after `uses` requests (answering 401 with a new
+    /// challenge), and its token server, which wants Basic `user:pw` and counts the tokens it
+    /// issues. Returns (registry port, tokens issued).
+    fn expiring_bearer_registry(uses: usize) -> (u16, Arc<Mutex<usize>>) {
+        let tl = TcpListener::bind("127.0.0.1:0").unwrap();
+        let token_port = tl.local_addr().unwrap().port();
+        let issued: Arc<Mutex<usize>> = Arc::default();
+        let count = issued.clone();
+        std::thread::spawn(move || {
+            use base64::Engine as _;
+            let want = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("user:pw")
+            );
+            for mut c in tl.incoming().flatten() {
+                let Some((_, headers, _)) = read_request(&mut c) else {
+                    continue;
+                };
+                if headers
+                    .iter()
+                    .any(|(k, v)| k == "authorization" && *v == want)
+                {
+                    let n = {
+                        let mut n = count.lock().unwrap();
+                        *n += 1;
+                        *n
+                    };
+                    let body = format!("{{\"token\":\"tok-{n}\"}}");
+                    let _ = c.write_all(
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+                    );
+                } else {
+                    respond(&mut c, "401 Unauthorized", &[]);
+                }
+            }
+        });
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let issued2 = issued.clone();
+        std::thread::spawn(move || {
+            let challenge =
+                format!("Bearer realm=\"http://127.0.0.1:{token_port}/token\",service=\"fake\"");
+            let mut used: std::collections::HashMap<String, usize> = Default::default();
+            for mut c in l.incoming().flatten() {
+                let Some((line, headers, _)) = read_request(&mut c) else {
+                    continue;
+                };
+                let token = headers
+                    .iter()
+                    .find(|(k, _)| k == "authorization")
+                    .and_then(|(_, v)| v.strip_prefix("Bearer "))
+                    .map(str::to_string);
+                let latest = format!("tok-{}", *issued2.lock().unwrap());
+                let valid = token.as_deref() == Some(latest.as_str()) && {
+                    let u = used.entry(latest.clone()).or_default();
+                    *u += 1;
+                    *u <= uses
+                };
+                if !valid {
+                    respond(
+                        &mut c,
+                        "401 Unauthorized",
+                        &[("WWW-Authenticate", challenge.clone())],
+                    );
+                } else if line.starts_with("GET /v2/ ") {
+                    respond(&mut c, "200 OK", &[]);
+                } else if line.starts_with("HEAD ") {
+                    respond(&mut c, "404 Not Found", &[]);
+                } else if line.starts_with("POST ") {
+                    respond(
+                        &mut c,
+                        "202 Accepted",
+                        &[("Location", "/v2/app/blobs/uploads/s1".into())],
+                    );
+                } else if line.starts_with("PUT ") {
+                    let digest = line
+                        .split("digest=")
+                        .nth(1)
+                        .and_then(|d| d.split([' ', '&']).next())
+                        .unwrap_or("")
+                        .replace("%3A", ":");
+                    respond(&mut c, "201 Created", &[("Docker-Content-Digest", digest)]);
+                } else {
+                    respond(&mut c, "400 Bad Request", &[]);
+                }
+            }
+        });
+        (port, issued)
+    }
+
+    #[test]
+    fn fault_expired_bearer_token_is_fetched_again_and_the_push_completes() {
+        let (port, issued) = expiring_bearer_registry(2);
+        let c = client_at(
+            &format!("127.0.0.1:{port}"),
+            "app",
+            creds("user", "pw"),
+            opts(),
+        );
+        for content in [b"first blob".as_slice(), b"second blob"] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = Digest::of(content);
+            let p = dir.path().join("b");
+            std::fs::write(&p, content).unwrap();
+            c.push_blob(&d, content.len() as u64, &p, None).unwrap();
+        }
+        let n = *issued.lock().unwrap();
+        assert!(
+            n >= 3,
+            "tokens expire every 2 requests, yet only {n} were fetched"
+        );
+    }
+
+    #[test]
+    fn fault_wrong_password_at_the_token_server_is_an_auth_error() {
+        let (port, issued) = expiring_bearer_registry(100);
+        let c = client_at(
+            &format!("127.0.0.1:{port}"),
+            "app",
+            creds("user", "CANARY-wrong"),
+            opts(),
+        );
+        let (_dir, d, size, path) = blob();
+        let err = c.push_blob(&d, size, &path, None).unwrap_err();
+        assert_eq!(*issued.lock().unwrap(), 0);
+        assert!(
+            matches!(err.kind(), shipit::oci::registry::ErrorKind::Auth),
+            "{err}"
+        );
+        assert!(!format!("{err} {err:?}").contains("CANARY-wrong"));
     }
 }
