@@ -160,7 +160,7 @@ pub struct VerifyArgs {
     /// `oci:DIR[:TAG]` or `REGISTRY/REPO[:TAG|@DIGEST]`: any multi-arch or single image.
     pub image: Option<String>,
     /// A run check: the entrypoint with these arguments (shell-quoted), e.g. --run "--version".
-    #[arg(long, value_name = "ARGS")]
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub run: Option<String>,
     /// With --run: a regex its stdout must match.
     #[arg(long, value_name = "REGEX", requires = "run")]

@@ -1128,3 +1128,60 @@ fn smoke_arm64_on_built_example() {
         "smoke publishes nothing"
     );
 }
+
+/// An index with a buildx-style attestation entry (`unknown/unknown`): verification skips it
+/// and verifies the real platforms (reliab.md I31).
+#[test]
+fn attestation_entries_in_an_index_are_skipped() {
+    use shipit::oci::index::{self, Platform};
+    use shipit::oci::layout::Layout;
+    let _fixture = read_fixture();
+    let src = Layout::open(&crate::support::fixture::example().join("dist/oci")).unwrap();
+    let staged = src.resolve("staging-musl").unwrap();
+    let idx = index::parse(&src.read_blob(&staged, 1 << 20).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = Layout::create(&tmp.path().join("oci")).unwrap();
+    src.copy_image(&dst, &staged).unwrap();
+    let mut entries: Vec<_> = idx
+        .manifests
+        .iter()
+        .map(|m| {
+            let p = m.platform.clone().unwrap();
+            let mut d = m.clone();
+            d.platform = None;
+            (d, p)
+        })
+        .collect();
+    // The attestation "image": any manifest will do, under the platform buildx gives them.
+    let mut att = entries[0].0.clone();
+    att.annotations = Some(BTreeMap::from([(
+        "vnd.docker.reference.type".to_string(),
+        "attestation-manifest".to_string(),
+    )]));
+    entries.push((att, Platform::new("unknown", "unknown", None)));
+    let built = index::build(&entries, &BTreeMap::new()).unwrap();
+    dst.write_index(&built).unwrap();
+    dst.tag("with-attestation", &built.descriptor).unwrap();
+    let out = shipit(tmp.path())
+        .args([
+            "verify",
+            "--json",
+            &format!("oci:{}:with-attestation", tmp.path().join("oci").display()),
+        ])
+        .args(["--run", "--version", "--expect-stdout", "hello-server"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let platforms: Vec<&str> = report["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        platforms,
+        ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6"]
+    );
+}
