@@ -608,4 +608,25 @@ fn doctor_without_qemu_exits_3_and_says_how_to_install_it() {
         stdout.contains("install: apt-get install -y qemu-user-static"),
         "{stdout}"
     );
+
+    // `--fix --dry-run` shows the exact installs it would run (apt, as root here) and runs none.
+    let out = shipit(example())
+        .args(["doctor", "--fix", "--dry-run"])
+        .env("PATH", &stripped)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("$ DEBIAN_FRONTEND=noninteractive apt-get update"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("apt-get install -y --no-install-recommends qemu-user-static"),
+        "{stderr}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "nothing was installed, so it is still missing"
+    );
 }
