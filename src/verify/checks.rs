@@ -493,6 +493,36 @@ pub fn run_check(guest: &Guest, argv: &[String], check: &Check, scratch: &Path) 
     }
 }
 
+/// Starts a check's command in the guest with its stdout and stderr in scratch files; a failure
+/// to do so is the check's result.
+fn start_guest(
+    guest: &Guest,
+    cmd: &crate::exec::Cmd,
+    check: &Check,
+    shown: &str,
+    verb: &str,
+    scratch: &Path,
+    start: Instant,
+) -> Result<(Running, std::path::PathBuf, std::path::PathBuf), CheckResult> {
+    let (out, err, out_p, err_p) = output_files(scratch, &check.name).map_err(|e| {
+        CheckResult::fail(
+            &check.name,
+            start,
+            format!("scratch files: {e}"),
+            "check the temp directory",
+        )
+    })?;
+    let running = Running::start(cmd, out, err).map_err(|e| {
+        CheckResult::fail(
+            &check.name,
+            start,
+            format!("{verb} `{shown}`: {e}"),
+            start_fix(guest, &e),
+        )
+    })?;
+    Ok((running, out_p, err_p))
+}
+
 fn output_files(
     scratch: &Path,
     name: &str,
@@ -581,28 +611,11 @@ fn run_once(
         true,
     );
     let shown = format!("{} {}", argv[0], args.join(" "));
-    let (out, err, out_p, err_p) = match output_files(scratch, &check.name) {
-        Ok(x) => x,
-        Err(e) => {
-            return CheckResult::fail(
-                &check.name,
-                start,
-                format!("scratch files: {e}"),
-                "check the temp directory",
-            );
-        }
-    };
-    let running = match Running::start(&cmd, out, err) {
-        Ok(r) => r,
-        Err(e) => {
-            return CheckResult::fail(
-                &check.name,
-                start,
-                format!("ran `{shown}`: {e}"),
-                start_fix(guest, &e),
-            );
-        }
-    };
+    let (running, out_p, err_p) =
+        match start_guest(guest, &cmd, check, &shown, "ran", scratch, start) {
+            Ok(x) => x,
+            Err(failed) => return failed,
+        };
     let status = running.wait_for(timeout);
     if status.is_none() {
         running.terminate();
@@ -733,28 +746,11 @@ fn serve(
         netns,
     );
     let shown = argv.join(" ");
-    let (out, err, _, err_p) = match output_files(scratch, &check.name) {
-        Ok(x) => x,
-        Err(e) => {
-            return CheckResult::fail(
-                &check.name,
-                start,
-                format!("scratch files: {e}"),
-                "check the temp directory",
-            );
-        }
-    };
-    let running = match Running::start(&cmd, out, err) {
-        Ok(r) => r,
-        Err(e) => {
-            return CheckResult::fail(
-                &check.name,
-                start,
-                format!("started `{shown}`: {e}"),
-                start_fix(guest, &e),
-            );
-        }
-    };
+    let (running, _, err_p) =
+        match start_guest(guest, &cmd, check, &shown, "started", scratch, start) {
+            Ok(x) => x,
+            Err(failed) => return failed,
+        };
     let lines = |p: &Path| tail(p, 10);
     // 1. Wait for the port.
     let deadline = Instant::now() + timeout;

@@ -549,6 +549,15 @@ mod fake_registry {
 
     type Seen = Arc<Mutex<Vec<(String, Headers)>>>;
 
+    /// The `?digest=` of an upload-completing request line.
+    fn upload_digest(line: &str) -> String {
+        line.split("digest=")
+            .nth(1)
+            .and_then(|d| d.split([' ', '&']).next())
+            .unwrap_or("")
+            .replace("%3A", ":")
+    }
+
     /// The other host: answers every request 201 with the digest from the query.
     fn other_host(bind: &str) -> (u16, Seen) {
         let l = TcpListener::bind(bind).unwrap();
@@ -558,12 +567,7 @@ mod fake_registry {
         std::thread::spawn(move || {
             for mut c in l.incoming().flatten() {
                 if let Some((line, headers, _)) = read_request(&mut c) {
-                    let digest = line
-                        .split("digest=")
-                        .nth(1)
-                        .and_then(|d| d.split([' ', '&']).next())
-                        .unwrap_or("")
-                        .replace("%3A", ":");
+                    let digest = upload_digest(&line);
                     s2.lock().unwrap().push((line, headers));
                     respond(&mut c, "201 Created", &[("Docker-Content-Digest", digest)]);
                 }
@@ -745,12 +749,7 @@ mod fake_registry {
                         &[("Location", "/v2/app/blobs/uploads/s1".into())],
                     );
                 } else if line.starts_with("PUT ") {
-                    let digest = line
-                        .split("digest=")
-                        .nth(1)
-                        .and_then(|d| d.split([' ', '&']).next())
-                        .unwrap_or("")
-                        .replace("%3A", ":");
+                    let digest = upload_digest(&line);
                     respond(&mut c, "201 Created", &[("Docker-Content-Digest", digest)]);
                 } else {
                     respond(&mut c, "400 Bad Request", &[]);
