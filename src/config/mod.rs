@@ -4,6 +4,7 @@
 
 pub mod schema;
 pub mod types;
+pub mod values;
 pub mod yaml;
 
 pub use types::*;
