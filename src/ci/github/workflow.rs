@@ -1,0 +1,290 @@
+//! The `release.yml` workflow that `shipit ci github [--matrix]` writes: one job triggered by
+//! version tags, or one job per platform plus a merge job.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The action the generated workflows use to install shipit (owner is a placeholder until the
+/// repository has its public home).
+pub const SHIPIT_ACTION: &str = "shipit-dev/shipit@v1";
+
+/// Where `shipit release` writes its machine-readable report, relative to the workspace.
+pub const RELEASE_JSON: &str = "dist/release.json";
+
+/// What `shipit ci github [--matrix]` generates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowOptions {
+    /// One job per platform and a merge job (else one job does everything).
+    pub matrix: bool,
+    /// OCI platforms, e.g. `linux/arm64` (the plan's; used for the matrix).
+    pub platforms: Vec<String>,
+    /// A runner label for arm64 jobs (e.g. `ubuntu-24.04-arm`); default: every job on ubuntu-latest.
+    pub arm64_runner: Option<String>,
+    /// The registry host the credentials are for (default `ghcr.io`).
+    pub registry_host: Option<String>,
+    /// The pipeline file, relative to the repository root.
+    pub config_path: String,
+}
+
+impl Default for WorkflowOptions {
+    fn default() -> Self {
+        WorkflowOptions {
+            matrix: false,
+            platforms: Vec::new(),
+            arm64_runner: None,
+            registry_host: None,
+            config_path: "pipeline.yaml".into(),
+        }
+    }
+}
+
+/// Quotes a value as a YAML single-quoted scalar (no expression can hide in it unquoted).
+fn yq(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''").replace(['\r', '\n'], " "))
+}
+
+/// The runner label a platform's matrix job uses.
+fn runner_for(platform: &str, arm64_runner: Option<&str>) -> String {
+    match arm64_runner {
+        Some(r) if platform.starts_with("linux/arm64") => r.to_string(),
+        _ => "ubuntu-latest".to_string(),
+    }
+}
+
+/// A platform as an artifact-name fragment: `linux/arm/v7` → `linux-arm-v7`.
+fn platform_slug(p: &str) -> String {
+    p.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The contents of `.github/workflows/release.yml`.
+pub fn generate_workflow(opts: &WorkflowOptions) -> String {
+    let host = opts.registry_host.as_deref().unwrap_or("ghcr.io");
+    // Credentials: only on the steps that push, through the environment, never argv.
+    let creds = format!(
+        "
+          # Credentials for {}: GITHUB_TOKEN with `packages: write`.
+          SHIPIT_REGISTRY_USER: ${{{{ github.actor }}}}
+          SHIPIT_REGISTRY_PASSWORD: ${{{{ secrets.GITHUB_TOKEN }}}}",
+        host.replace(['\r', '\n'], " ")
+    );
+    let mut y = String::new();
+    let _ = write!(
+        y,
+        "# Written by `shipit ci github{matrix}`: releases the image(s) of {config} when a v* tag is
+# pushed (or by hand). Every platform image is built, packaged and run under QEMU before any
+# tag moves. Credentials reach shipit through the environment only, never the command line.
+name: release
+
+on:
+  push:
+    tags: ['v*']
+  workflow_dispatch:
+
+# Two releases of the same ref never race; a newer run waits for the older one to finish.
+concurrency:
+  group: shipit-release-${{{{ github.ref }}}}
+  cancel-in-progress: false
+
+permissions:
+  contents: read
+  packages: write   # push to {host} with GITHUB_TOKEN
+
+env:
+  SHIPIT_CONFIG: {config_q}
+
+jobs:
+",
+        matrix = if opts.matrix { " --matrix" } else { "" },
+        config = opts.config_path.replace(['\r', '\n'], " "),
+        config_q = yq(&opts.config_path),
+        host = host.replace(['\r', '\n'], " "),
+    );
+    if !opts.matrix {
+        let _ = write!(
+            y,
+            "  release:
+    runs-on: ubuntu-latest
+    timeout-minutes: 90
+    steps:
+      - uses: actions/checkout@v4
+      - name: Release (build, package, verify, publish)
+        id: shipit
+        uses: {action}
+        with:
+          config: {config_q}
+          push: 'true'
+          registry: {host_q}
+        env:{creds}
+      - name: Keep the release report
+        if: always()
+        uses: actions/upload-artifact@v4
+        with:
+          name: release-json
+          path: {release_json}
+          if-no-files-found: ignore
+",
+            action = SHIPIT_ACTION,
+            config_q = yq(&opts.config_path),
+            host_q = yq(host),
+            release_json = RELEASE_JSON,
+            creds = creds,
+        );
+        return y;
+    }
+
+    let _ = write!(
+        y,
+        "  platform:
+    name: ${{{{ matrix.platform }}}}
+    runs-on: ${{{{ matrix.runs-on }}}}
+    timeout-minutes: 90
+    strategy:
+      # One failed platform cancels the others, and the merge job never runs: no tag moves.
+      fail-fast: true
+      matrix:
+        include:
+"
+    );
+    for p in &opts.platforms {
+        let _ = write!(
+            y,
+            "          - platform: {}\n            runs-on: {}\n            slug: {}\n",
+            yq(p),
+            yq(&runner_for(p, opts.arm64_runner.as_deref())),
+            yq(&platform_slug(p)),
+        );
+    }
+    let _ = write!(
+        y,
+        "    steps:
+      - uses: actions/checkout@v4
+      - name: Install shipit
+        uses: {action}
+        with:
+          config: {config_q}
+          platforms: ${{{{ matrix.platform }}}}
+          install-only: 'true'
+      - name: Build, package, verify and push ${{{{ matrix.platform }}}} by digest
+        run: shipit release --split --platform \"$PLATFORM\"
+        env:
+          PLATFORM: ${{{{ matrix.platform }}}}{creds}
+      - name: Upload the fragment
+        uses: actions/upload-artifact@v4
+        with:
+          name: shipit-fragment-${{{{ matrix.slug }}}}
+          path: dist/fragments/*.json
+          if-no-files-found: error
+          retention-days: 1
+
+  merge:
+    needs: platform
+    runs-on: ubuntu-latest
+    timeout-minutes: 30
+    steps:
+      - uses: actions/checkout@v4
+      - name: Install shipit
+        uses: {action}
+        with:
+          config: {config_q}
+          install-only: 'true'
+      - name: Download every fragment
+        uses: actions/download-artifact@v4
+        with:
+          pattern: shipit-fragment-*
+          path: fragments
+          merge-multiple: true
+      - name: Assemble the index, check it lists every planned platform, move the tags
+        run: shipit release --merge fragments/*.json
+        env:{creds}
+      - name: Keep the release report
+        if: always()
+        uses: actions/upload-artifact@v4
+        with:
+          name: release-json
+          path: {release_json}
+          if-no-files-found: ignore
+",
+        action = SHIPIT_ACTION,
+        config_q = yq(&opts.config_path),
+        release_json = RELEASE_JSON,
+        creds = creds,
+    );
+    y
+}
+
+/// Writes `release.yml` into `dir` (normally `.github/workflows`, created if missing). An existing
+/// file is kept unless `force`.
+pub fn write_workflow(dir: &Path, opts: &WorkflowOptions, force: bool) -> Result<PathBuf, String> {
+    let path = dir.join("release.yml");
+    if path.exists() && !force {
+        return Err(format!(
+            "{} already exists; shipit keeps it. Use --force to overwrite it.",
+            path.display()
+        ));
+    }
+    if opts.matrix && opts.platforms.is_empty() {
+        return Err(
+            "a --matrix workflow needs at least one platform; list them under `platforms:` in the pipeline"
+                .into(),
+        );
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::write(&path, generate_workflow(opts))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_quotes_values_and_places_runners() {
+        let opts = WorkflowOptions {
+            matrix: true,
+            platforms: vec![
+                "linux/amd64".into(),
+                "linux/arm64".into(),
+                "linux/arm/v7".into(),
+            ],
+            arm64_runner: Some("ubuntu-24.04-arm".into()),
+            registry_host: None,
+            config_path: "deploy/it's.yaml".into(),
+        };
+        let y = generate_workflow(&opts);
+        assert!(y.contains("SHIPIT_CONFIG: 'deploy/it''s.yaml'"), "{y}");
+        assert!(y.contains("- platform: 'linux/arm64'\n            runs-on: 'ubuntu-24.04-arm'"));
+        assert!(y.contains("- platform: 'linux/arm/v7'\n            runs-on: 'ubuntu-latest'\n            slug: 'linux-arm-v7'"));
+        assert!(y.contains("fail-fast: true"));
+        assert!(y.contains("needs: platform"));
+        assert!(!y.contains("--password"));
+        let single = generate_workflow(&WorkflowOptions::default());
+        assert!(single.contains(&format!("uses: {SHIPIT_ACTION}")));
+        assert!(!single.contains("matrix"));
+    }
+
+    #[test]
+    fn write_workflow_refuses_to_overwrite_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let wf = dir.path().join(".github/workflows");
+        let opts = WorkflowOptions::default();
+        let p = write_workflow(&wf, &opts, false).unwrap();
+        assert_eq!(p, wf.join("release.yml"));
+        std::fs::write(&p, "mine\n").unwrap();
+        let err = write_workflow(&wf, &opts, false).unwrap_err();
+        assert!(err.contains("--force"), "{err}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "mine\n");
+        write_workflow(&wf, &opts, true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            generate_workflow(&opts)
+        );
+        let empty_matrix = WorkflowOptions {
+            matrix: true,
+            ..WorkflowOptions::default()
+        };
+        assert!(write_workflow(dir.path(), &empty_matrix, true).is_err());
+    }
+}
