@@ -57,7 +57,7 @@ pub struct Finding {
 }
 
 enum Probe {
-    Binary(&'static str, semver::Version),
+    Binary(String, semver::Version),
     /// cross, probed through rustup's linked toolchain (a bare `cross --version` may make rustup
     /// try to install a toolchain over the network).
     Cross(semver::Version),
@@ -67,7 +67,16 @@ enum Probe {
     RustSrc,
 }
 
+/// Whether one reason for a tool blocks the run without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Necessity {
+    Required,
+    /// An improvement the run can do without (a prebuilt rust-std where -Zbuild-std works too).
+    Optional,
+}
+
 struct Need {
+    /// True when at least one reason needs it (false when every reason is optional).
     required: bool,
     tool: String,
     probe: Probe,
@@ -77,23 +86,26 @@ struct Need {
 
 fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
     let mut needs: BTreeMap<String, Need> = BTreeMap::new();
-    let mut add = |tool: String, probe: Probe, install: Install, why: String| {
+    // `need` is Optional for an improvement the run can do without.
+    let mut add = |tool: String, probe: Probe, install: Install, why: String, need: Necessity| {
         let n = needs.entry(tool.clone()).or_insert(Need {
-            required: true,
+            required: false,
             tool,
             probe,
             install,
             needed_for: Vec::new(),
         });
+        n.required |= need == Necessity::Required;
         if !n.needed_for.contains(&why) {
             n.needed_for.push(why);
         }
     };
     add(
         "cargo".into(),
-        Probe::Binary("cargo", super::cargo::MIN),
+        Probe::Binary("cargo".into(), super::cargo::MIN),
         Install::Manual("install Rust with rustup (https://rustup.rs)".into()),
         "every build".into(),
+        Necessity::Required,
     );
     for (_, p) in plan.platforms() {
         let why = format!("{} ({})", p.platform, p.libc);
@@ -103,12 +115,14 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
                 Probe::RustStd(p.target.clone()),
                 Install::Rustup(vec!["target".into(), "add".into(), p.target.clone()]),
                 format!("{why} (optional: -Zbuild-std builds std instead)"),
+                Necessity::Optional,
             );
             add(
                 "rust-src".into(),
                 Probe::RustSrc,
                 Install::Rustup(vec!["component".into(), "add".into(), "rust-src".into()]),
                 format!("{why}: -Zbuild-std (no rust-std for {})", p.target),
+                Necessity::Required,
             );
         } else if p.target != crate::plan::host_target() {
             add(
@@ -116,14 +130,16 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
                 Probe::RustStd(p.target.clone()),
                 Install::Rustup(vec!["target".into(), "add".into(), p.target.clone()]),
                 why.clone(),
+                Necessity::Required,
             );
         }
         match p.backend {
             Backend::Zigbuild => add(
                 "cargo-zigbuild".into(),
-                Probe::Binary("cargo-zigbuild", super::zigbuild::MIN),
+                Probe::Binary("cargo-zigbuild".into(), super::zigbuild::MIN),
                 Install::Pip(vec!["ziglang".into(), "cargo-zigbuild".into()]),
                 why.clone(),
+                Necessity::Required,
             ),
             Backend::Cross => {
                 add(
@@ -131,12 +147,14 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
                     Probe::Cross(super::cross::MIN),
                     Install::Cargo("cross".into()),
                     why.clone(),
+                    Necessity::Required,
                 );
                 add(
                     "docker".into(),
                     Probe::Docker(super::docker::MIN),
                     Install::Apt("docker.io".into()),
                     why.clone(),
+                    Necessity::Required,
                 );
             }
             Backend::Docker => add(
@@ -144,26 +162,28 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
                 Probe::Docker(super::docker::MIN),
                 Install::Apt("docker.io".into()),
                 why.clone(),
+                Necessity::Required,
             ),
             Backend::Cargo | Backend::Auto => {
                 if let Some(linker) = p.linker.as_deref().filter(|l| *l != "rust-lld") {
-                    let leaked: &'static str = Box::leak(linker.to_string().into_boxed_str());
                     add(
                         linker.to_string(),
-                        Probe::Binary(leaked, semver::Version::new(8, 0, 0)),
+                        Probe::Binary(linker.to_string(), semver::Version::new(8, 0, 0)),
                         Install::Apt(format!("gcc-{}", p.spec.gcc_triple)),
                         why.clone(),
+                        Necessity::Required,
                     );
                 }
             }
         }
         if verify && !p.native {
-            let q: &'static str = Box::leak(p.spec.qemu_static().into_boxed_str());
+            let q = p.spec.qemu_static();
             add(
-                q.to_string(),
+                q.clone(),
                 Probe::Binary(q, super::qemu::MIN),
                 Install::Apt("qemu-user-static".into()),
                 format!("verify {why}"),
+                Necessity::Required,
             );
         }
     }
@@ -173,13 +193,10 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
             Probe::Docker(super::docker::MIN),
             Install::Apt("docker.io".into()),
             "package: docker".into(),
+            Necessity::Required,
         );
     }
-    let mut out: Vec<Need> = needs.into_values().collect();
-    for n in &mut out {
-        n.required = !n.needed_for.iter().all(|w| w.contains("(optional:"));
-    }
-    out
+    needs.into_values().collect()
 }
 
 fn probe(
@@ -192,7 +209,7 @@ fn probe(
             if path.is_none() {
                 return (Status::Missing, None, Some(min.to_string()), None);
             }
-            match super::probe_version(program, &["--version"]) {
+            match super::probe_version(program.as_str(), &["--version"]) {
                 Some(v) if v >= *min => {
                     (Status::Ok, Some(v.to_string()), Some(min.to_string()), path)
                 }
