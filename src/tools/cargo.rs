@@ -3,7 +3,8 @@
 
 use super::{BuildSpec, common_cargo_args, target_env};
 use crate::exec::Cmd;
-use std::path::Path;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 
 pub const MIN: semver::Version = semver::Version::new(1, 75, 0);
 
@@ -30,49 +31,61 @@ pub fn metadata(manifest: &Path) -> Cmd {
     ])
 }
 
+/// The part of `cargo metadata --format-version 1` shipit reads.
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    packages: Vec<Package>,
+    workspace_members: Vec<String>,
+    target_directory: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+struct Package {
+    id: String,
+    name: String,
+    version: String,
+    manifest_path: PathBuf,
+    targets: Vec<Target>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Target {
+    name: String,
+    kind: Vec<String>,
+}
+
+/// Package facts: name, version, binaries, manifest path, target directory.
+pub type Facts = (String, semver::Version, Vec<String>, PathBuf, PathBuf);
+
 /// Reads the package facts the planner needs from `cargo metadata`.
-pub fn facts(
-    manifest: &Path,
-    package: Option<&str>,
-) -> Result<
-    (
-        String,
-        semver::Version,
-        Vec<String>,
-        std::path::PathBuf,
-        std::path::PathBuf,
-    ),
-    String,
-> {
+pub fn facts(manifest: &Path, package: Option<&str>) -> Result<Facts, String> {
     let out = crate::exec::capture(&metadata(manifest), std::time::Duration::from_secs(120))
         .map_err(|e| match e.tail() {
             Some(t) => format!("{e}\n{t}"),
             None => e.to_string(),
         })?;
-    let v: serde_json::Value = serde_json::from_str(&out)
+    parse_facts(&out, manifest, package)
+}
+
+/// The facts of `package` (default: the only member, or the manifest's own package) in the output
+/// of `cargo metadata`.
+fn parse_facts(out: &str, manifest: &Path, package: Option<&str>) -> Result<Facts, String> {
+    let meta: Metadata = serde_json::from_str(out)
         .map_err(|e| format!("cargo metadata printed something unexpected: {e}"))?;
-    let target_dir = v["target_directory"].as_str().unwrap_or("target").into();
-    let members: Vec<&str> = v["workspace_members"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|m| m.as_str()).collect())
-        .unwrap_or_default();
-    let packages: Vec<&serde_json::Value> = v["packages"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|p| members.contains(&p["id"].as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
+    let packages: Vec<&Package> = meta
+        .packages
+        .iter()
+        .filter(|p| meta.workspace_members.contains(&p.id))
+        .collect();
     let manifest_abs = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
-    let chosen = match package {
-        Some(name) => packages.iter().find(|p| p["name"] == name).ok_or_else(|| {
+    let chosen: &Package = match package {
+        Some(name) => packages.iter().find(|p| p.name == name).ok_or_else(|| {
             format!(
                 "project.package: no package `{name}` in {} (it has: {})",
                 manifest.display(),
                 packages
                     .iter()
-                    .filter_map(|p| p["name"].as_str())
+                    .map(|p| p.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             )
@@ -81,9 +94,7 @@ pub fn facts(
             [one] => one,
             many => many
                 .iter()
-                .find(|p| {
-                    p["manifest_path"].as_str().map(Path::new) == Some(manifest_abs.as_path())
-                })
+                .find(|p| p.manifest_path == manifest_abs)
                 .ok_or_else(|| {
                     format!(
                         "{} is a workspace of {} packages: say which one with project.package",
@@ -93,22 +104,57 @@ pub fn facts(
                 })?,
         },
     };
-    let name = chosen["name"].as_str().unwrap_or_default().to_string();
-    let version = semver::Version::parse(chosen["version"].as_str().unwrap_or("0.0.0"))
-        .map_err(|e| format!("package version: {e}"))?;
-    let bins = chosen["targets"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .filter(|t| {
-                    t["kind"]
-                        .as_array()
-                        .is_some_and(|k| k.iter().any(|k| k == "bin"))
-                })
-                .filter_map(|t| t["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let manifest_path = chosen["manifest_path"].as_str().unwrap_or_default().into();
+    let version =
+        semver::Version::parse(&chosen.version).map_err(|e| format!("package version: {e}"))?;
+    let bins = chosen
+        .targets
+        .iter()
+        .filter(|t| t.kind.iter().any(|k| k == "bin"))
+        .map(|t| t.name.clone())
+        .collect();
+    let (name, manifest_path, target_dir) = (
+        chosen.name.clone(),
+        chosen.manifest_path.clone(),
+        meta.target_directory,
+    );
     Ok((name, version, bins, manifest_path, target_dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO: &str = r#"{"packages":[
+        {"id":"a 0.1.0","name":"a","version":"0.1.0","manifest_path":"/w/a/Cargo.toml",
+         "targets":[{"name":"a","kind":["bin"]},{"name":"a","kind":["lib"]}],"extra":1},
+        {"id":"b 2.0.0-rc.1","name":"b","version":"2.0.0-rc.1","manifest_path":"/w/b/Cargo.toml",
+         "targets":[{"name":"b1","kind":["bin"]},{"name":"b2","kind":["bin"]}]},
+        {"id":"dep 1.0.0","name":"dep","version":"1.0.0","manifest_path":"/r/dep/Cargo.toml","targets":[]}],
+      "workspace_members":["a 0.1.0","b 2.0.0-rc.1"],"target_directory":"/w/target","version":1}"#;
+
+    #[test]
+    fn reads_the_named_member_or_the_manifests_own_package() {
+        let (name, version, bins, manifest, target) =
+            parse_facts(TWO, Path::new("/w/Cargo.toml"), Some("b")).unwrap();
+        assert_eq!(name, "b");
+        assert_eq!(version, semver::Version::parse("2.0.0-rc.1").unwrap());
+        assert_eq!(bins, ["b1", "b2"]);
+        assert_eq!(manifest, Path::new("/w/b/Cargo.toml"));
+        assert_eq!(target, Path::new("/w/target"));
+        let own = parse_facts(TWO, Path::new("/w/a/Cargo.toml"), None).unwrap();
+        assert_eq!((own.0.as_str(), own.2), ("a", vec!["a".to_string()]));
+    }
+
+    #[test]
+    fn says_what_is_wrong() {
+        let e = parse_facts(TWO, Path::new("/w/Cargo.toml"), Some("dep")).unwrap_err();
+        assert!(
+            e.contains("no package `dep`") && e.contains("it has: a, b"),
+            "{e}"
+        );
+        let e = parse_facts(TWO, Path::new("/w/Cargo.toml"), None).unwrap_err();
+        assert!(e.contains("a workspace of 2 packages"), "{e}");
+        let e = parse_facts("{}", Path::new("/w/Cargo.toml"), None).unwrap_err();
+        assert!(e.contains("unexpected"), "{e}");
+    }
 }
