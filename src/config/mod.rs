@@ -2,6 +2,7 @@
 //! defaults. A config error names `file:line:col`, says what is wrong and how to fix it, and all
 //! errors of a file are reported at once.
 
+pub mod files;
 pub mod schema;
 pub mod types;
 pub mod values;
@@ -65,39 +66,63 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = shown_path(&self.file);
         let lines: Vec<&str> = self.source_text.lines().collect();
         for (i, d) in self.diagnostics.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
+            let message = printable(&d.message);
             if d.line == 0 {
-                writeln!(f, "{}: error: {}", self.file.display(), d.message)?;
+                writeln!(f, "{file}: error: {message}")?;
             } else {
-                writeln!(
-                    f,
-                    "{}:{}:{}: error: {}",
-                    self.file.display(),
-                    d.line,
-                    d.col,
-                    d.message
-                )?;
+                writeln!(f, "{file}:{}:{}: error: {message}", d.line, d.col)?;
                 if let Some(src) = lines.get(d.line - 1) {
-                    writeln!(f, "{:>5} | {}", d.line, src)?;
+                    writeln!(f, "{:>5} | {}", d.line, printable(src))?;
                     writeln!(f, "      | {}^", " ".repeat(d.col.saturating_sub(1)))?;
                 }
             }
             if let Some(h) = &d.hint {
-                writeln!(f, "      = hint: {h}")?;
+                writeln!(f, "      = hint: {}", printable(h))?;
             }
         }
         let n = self.diagnostics.len();
         write!(
             f,
-            "{} problem{} in {}; nothing was built, written or pushed",
+            "{} problem{} in {file}; nothing was built, written or pushed",
             n,
             if n == 1 { "" } else { "s" },
-            self.file.display()
         )
+    }
+}
+
+/// Text from the config as one printable line: control characters (line breaks, carriage
+/// returns, escape sequences; tabs stay) are shown escaped, so a key holding `\n::warning::x`
+/// cannot start a line of its own (a GitHub workflow command) or move a terminal's cursor.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&c.escape_unicode().to_string())
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path for a diagnostic line: printable, and a relative path starting with `::` gets `./` in
+/// front (the same file), so the line cannot read as a workflow command.
+fn shown_path(p: &Path) -> String {
+    let s = printable(&p.display().to_string());
+    if s.starts_with("::") {
+        format!("./{s}")
+    } else {
+        s
     }
 }
 
@@ -105,28 +130,29 @@ impl std::error::Error for ConfigError {}
 
 /// Reads and validates a pipeline file.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
-    let meta = std::fs::metadata(file).map_err(|e| {
-        ConfigError::single(
+    let bytes = files::read_regular(file, MAX_CONFIG_BYTES).map_err(|e| match e {
+        files::FileError::Open(e) => ConfigError::single(
             file,
             format!("cannot read the pipeline: {e}"),
             Some(
                 "run shipit in the project directory, pass -c PATH (or SHIPIT_CONFIG), or create one with `shipit init`"
                     .into(),
             ),
-        )
-    })?;
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::single(
+        ),
+        files::FileError::NotRegular(kind) => ConfigError::single(
             file,
-            format!(
-                "the file is {} bytes; a pipeline is at most 1 MiB",
-                meta.len()
-            ),
+            format!("the pipeline is a {kind}, not a regular file; shipit reads only regular files"),
+            Some("pass the path of the pipeline file itself with -c PATH".into()),
+        ),
+        files::FileError::TooLarge { .. } => ConfigError::single(
+            file,
+            "the file is larger than 1 MiB; a pipeline is at most 1 MiB".into(),
             None,
-        ));
-    }
-    let bytes = std::fs::read(file)
-        .map_err(|e| ConfigError::single(file, format!("cannot read the pipeline: {e}"), None))?;
+        ),
+        files::FileError::Read(e) => {
+            ConfigError::single(file, format!("cannot read the pipeline: {e}"), None)
+        }
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         ConfigError::single(
             file,

@@ -6,7 +6,7 @@ use super::types::*;
 use super::values::*;
 use super::yaml::{Key, Kind, Node, Pos};
 use crate::platform::{Libc, Platform};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One problem in the config.
@@ -70,6 +70,25 @@ impl<'n> Fields<'n> {
             .map(|(_, v)| v)
             .filter(|v| !v.is_null())
     }
+}
+
+/// A destination inside the image in one spelling: no empty or `.` components, no trailing `/`.
+fn normal_dest(d: &str) -> String {
+    let parts: Vec<&str> = d
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// What the image section is checked against from the other sections.
+struct ImageContext {
+    /// The explicit project version as a tag writes it (`+` as `_`), if the config gives one.
+    version: Option<String>,
+    /// `project.bin`, if given: the default entrypoint is `/usr/local/bin/<bin>`.
+    bin: Option<String>,
+    /// The longest variant tag_suffix.
+    longest_suffix: String,
 }
 
 /// Validates the whole document; `Err` holds every problem found.
@@ -195,6 +214,29 @@ impl Walker<'_> {
             },
         }
         let project = self.project(f.get("project"));
+        if let Some(p) = &project {
+            // `cargo metadata` reads the manifest: a FIFO there would block it. A missing
+            // manifest is left to cargo, which says so.
+            let at = f
+                .get("project")
+                .and_then(|n| match &n.kind {
+                    Kind::Map(e) => e.iter().find(|(k, _)| k.name == "manifest").map(|(_, v)| v),
+                    _ => None,
+                })
+                .map_or(f.pos, |n| n.pos);
+            if let Err(super::files::FileError::NotRegular(kind)) =
+                super::files::open_regular(&p.manifest)
+            {
+                self.err(
+                    at,
+                    format!(
+                        "project.manifest: {} is a {kind}, not a regular file",
+                        p.manifest.display()
+                    ),
+                    Some("point project.manifest at the package's Cargo.toml".into()),
+                );
+            }
+        }
         let build = self.build(f.get("build"));
         let platforms = match f.get("platforms") {
             Some(n) => self.platforms(n, "platforms"),
@@ -206,7 +248,23 @@ impl Walker<'_> {
             ),
         };
         let variants = self.variants(f.get("variants"), platforms.as_deref());
-        let image = self.image(f.get("image"), f.pos);
+        let image = self.image(
+            f.get("image"),
+            f.pos,
+            &ImageContext {
+                version: match project.as_ref().map(|p| &p.version) {
+                    Some(VersionSource::Explicit(v)) => Some(v.to_string().replace('+', "_")),
+                    _ => None,
+                },
+                bin: project.as_ref().and_then(|p| p.bin.clone()),
+                longest_suffix: variants
+                    .iter()
+                    .flatten()
+                    .map(|v| v.tag_suffix.clone())
+                    .max_by_key(String::len)
+                    .unwrap_or_default(),
+            },
+        );
         let package = match f.get("package") {
             None => Some(Packager::Native),
             Some(n) => match self.string(n, "package").as_deref() {
@@ -474,7 +532,7 @@ impl Walker<'_> {
         ok.then_some(out)
     }
 
-    fn image(&mut self, n: Option<&Node>, top: Pos) -> Option<Image> {
+    fn image(&mut self, n: Option<&Node>, top: Pos, ctx: &ImageContext) -> Option<Image> {
         let Some(n) = n else {
             self.err(
                 top,
@@ -518,7 +576,19 @@ impl Walker<'_> {
             None => Some(Vec::new()),
             Some(c) => self.strings(c, "image.cmd"),
         };
-        let workdir = f.get("workdir").map(|w| self.string(w, "image.workdir"));
+        let workdir = f.get("workdir").map(|w| {
+            self.string(w, "image.workdir").filter(|s| {
+                let absolute = s.starts_with('/');
+                if !absolute {
+                    self.err(
+                        w.pos,
+                        format!("image.workdir: `{s}` is not an absolute path"),
+                        Some(format!("write it from the image's root, e.g. /{s}")),
+                    );
+                }
+                absolute
+            })
+        });
         let ports = match f.get("ports") {
             None => Some(Vec::new()),
             Some(p) => match &p.kind {
@@ -537,7 +607,9 @@ impl Walker<'_> {
         };
         let env = match f.get("env") {
             None => Some(Vec::new()),
-            Some(e) => self.string_map(e, "image.env"),
+            Some(e) => self
+                .string_map(e, "image.env")
+                .filter(|_| self.env_names(e)),
         };
         let labels = match f.get("labels") {
             None => Some(Vec::new()),
@@ -557,6 +629,24 @@ impl Walker<'_> {
                         ok = false;
                     }
                     for (tpl, item) in list.iter().zip(items) {
+                        let longest =
+                            worst_case_tag_len(tpl, ctx.version.as_deref(), &ctx.longest_suffix);
+                        if check_template(tpl).is_ok() && longest > MAX_TAG_LEN {
+                            self.err(
+                                item.pos,
+                                format!(
+                                    "image.tags: `{tpl}` can make a tag of {longest} characters; a tag is at most {MAX_TAG_LEN}"
+                                ),
+                                Some(format!(
+                                    "counted with the longest values: {{version}} {}, {{major}}/{{minor}}/{{patch}} 20 digits, {{sha}} 64, plus the longest tag_suffix; shorten the template",
+                                    match &ctx.version {
+                                        Some(v) => format!("`{v}`"),
+                                        None => "62 characters".to_string(),
+                                    }
+                                )),
+                            );
+                            ok = false;
+                        }
                         if let Err(e) = check_template(tpl) {
                             self.err(
                                 item.pos,
@@ -579,7 +669,13 @@ impl Walker<'_> {
         };
         let files = match f.get("files") {
             None => Some(Vec::new()),
-            Some(fl) => self.files(fl),
+            Some(fl) => {
+                let entry = match &entrypoint {
+                    Some(Some(e)) => e.first().cloned(),
+                    _ => ctx.bin.as_ref().map(|b| format!("/usr/local/bin/{b}")),
+                };
+                self.files(fl, entry.as_deref())
+            }
         };
         if workdir.as_ref().is_some_and(|w| w.is_none()) {
             ok = false;
@@ -601,7 +697,29 @@ impl Walker<'_> {
         })
     }
 
-    fn files(&mut self, n: &Node) -> Option<Vec<ExtraFile>> {
+    /// Names in `image.env` must be non-empty and hold no `=` (or NUL).
+    fn env_names(&mut self, n: &Node) -> bool {
+        let Kind::Map(entries) = &n.kind else {
+            return false;
+        };
+        let mut ok = true;
+        for (k, _) in entries {
+            if k.name.is_empty() || k.name.contains(['=', '\0']) {
+                self.err(
+                    k.pos,
+                    format!(
+                        "image.env: `{}` is not a variable name (empty, or holds `=`)",
+                        k.name
+                    ),
+                    Some("use a name like RUST_LOG; the value goes after the colon".into()),
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    fn files(&mut self, n: &Node, entrypoint: Option<&str>) -> Option<Vec<ExtraFile>> {
         let Kind::Seq(items) = &n.kind else {
             self.err(
                 n.pos,
@@ -612,6 +730,7 @@ impl Walker<'_> {
         };
         let mut out = Vec::new();
         let mut ok = true;
+        let mut dests: Vec<String> = Vec::new();
         for item in items {
             let Some(f) = self.fields(item, "image.files entry", FILE) else {
                 ok = false;
@@ -619,16 +738,42 @@ impl Walker<'_> {
             };
             let src = f.get("src").and_then(|s| {
                 let t = self.string(s, "image.files.src")?;
-                self.path(s, &t, "image.files.src")
+                let path = self.path(s, &t, "image.files.src")?;
+                self.project_file(s, &t, &path)
             });
             let dest = f.get("dest").and_then(|d| {
                 let t = self.string(d, "image.files.dest")?;
-                if t.starts_with('/') && !t.split('/').any(|c| c == "..") {
-                    Some(t)
-                } else {
+                if !t.starts_with('/') || t.split('/').any(|c| c == "..") {
                     self.err(d.pos, format!("image.files.dest: `{t}` must be an absolute path inside the image without `..`"), None);
-                    None
+                    return None;
                 }
+                let normal = normal_dest(&t);
+                if normal == "/" {
+                    self.err(
+                        d.pos,
+                        format!("image.files.dest: `{t}` is the image's root directory"),
+                        Some("name the file, e.g. /etc/app.toml".into()),
+                    );
+                    return None;
+                }
+                if entrypoint.is_some_and(|e| normal_dest(e) == normal) {
+                    self.err(
+                        d.pos,
+                        format!("image.files.dest: `{t}` is the entrypoint; this file would replace the binary"),
+                        Some("put the file somewhere else, or change image.entrypoint".into()),
+                    );
+                    return None;
+                }
+                if dests.contains(&normal) {
+                    self.err(
+                        d.pos,
+                        format!("image.files.dest: `{t}` is the destination of an earlier entry too"),
+                        Some("give each file its own destination".into()),
+                    );
+                    return None;
+                }
+                dests.push(normal);
+                Some(t)
             });
             let mode =
                 match f.get("mode") {
@@ -658,6 +803,49 @@ impl Walker<'_> {
             }
         }
         ok.then_some(out)
+    }
+
+    /// An `image.files` source: resolved through every symbolic link, it must stay inside the
+    /// project directory and be a regular file (not a directory, FIFO or device). Returns the
+    /// resolved path, which the packagers then read.
+    fn project_file(&mut self, n: &Node, text: &str, path: &Path) -> Option<PathBuf> {
+        let resolved = match std::fs::canonicalize(path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.err(
+                    n.pos,
+                    format!("image.files.src: cannot read `{text}`: {e}"),
+                    Some("paths are relative to the directory of the pipeline file".into()),
+                );
+                return None;
+            }
+        };
+        let root = std::fs::canonicalize(self.root).unwrap_or_else(|_| self.root.to_path_buf());
+        if !resolved.starts_with(&root) {
+            self.err(
+                n.pos,
+                format!(
+                    "image.files.src: `{text}` resolves to {}, outside the project directory",
+                    resolved.display()
+                ),
+                Some(
+                    "copy the file into the project; shipit bakes only project files into images"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        match super::files::open_regular(&resolved) {
+            Ok(_) => Some(resolved),
+            Err(e) => {
+                self.err(
+                    n.pos,
+                    format!("image.files.src: `{text}`: {e}"),
+                    Some("list each file on its own; a directory, FIFO or device cannot be copied into the image".into()),
+                );
+                None
+            }
+        }
     }
 
     fn verify(&mut self, n: Option<&Node>) -> Option<Verify> {

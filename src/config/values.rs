@@ -10,6 +10,13 @@ use crate::platform::Platform;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+/// The shortest and longest duration a config may give (timeouts, stop.within).
+pub const MIN_DURATION: Duration = Duration::from_millis(1);
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest tag a registry accepts (the OCI distribution spec's tag grammar).
+pub const MAX_TAG_LEN: usize = 128;
+
 pub(super) const PLACEHOLDERS: &[&str] = &["version", "major", "minor", "patch", "sha"];
 
 /// YAML 1.1 spellings of booleans: as a bare value where a string is meant they are ambiguous
@@ -133,11 +140,11 @@ impl Walker<'_> {
     pub(super) fn duration(&mut self, n: &Node, what: &str) -> Option<Duration> {
         let text = self.string(n, what)?;
         match parse_duration(&text) {
-            Some(d) if d > Duration::ZERO && d <= Duration::from_secs(3600) => Some(d),
+            Some(d) if (MIN_DURATION..=MAX_DURATION).contains(&d) => Some(d),
             _ => {
                 self.err(
                     n.pos,
-                    format!("{what}: `{text}` is not a duration between 1ms and 1h"),
+                    format!("{what}: `{text}` is not a duration between 1ms and 24h"),
                     Some("write it like 500ms, 10s or 2m".into()),
                 );
                 None
@@ -254,6 +261,17 @@ impl Walker<'_> {
             );
             return None;
         }
+        if let Err(e) = crate::oci::registry::Reference::parse(&s) {
+            self.err(
+                n.pos,
+                format!("{what}: {e}"),
+                Some(
+                    "write scratch, oci:PATH[:TAG] or an image reference like debian:bookworm-slim"
+                        .into(),
+                ),
+            );
+            return None;
+        }
         Some(Base::Registry(s))
     }
 
@@ -304,10 +322,12 @@ pub(super) fn valid_repository(s: &str) -> bool {
         })
 }
 
+/// `UID[:GID]`, each a number that fits an unsigned 32-bit id (at most 4294967295).
 pub(super) fn valid_user(s: &str) -> bool {
     let mut parts = s.split(':');
-    let ok =
-        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()) && p.parse::<u32>().is_ok())
+    };
     let uid = parts.next();
     match (uid, parts.next(), parts.next()) {
         (u, None, None) => ok(u),
@@ -361,7 +381,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(secs))
+    // Checked: a huge number (99999999999999999999s) is an error, not a panic.
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 pub fn parse_size(s: &str) -> Option<u64> {
@@ -387,4 +408,23 @@ pub(super) fn parse_glibc(s: &str) -> Option<(u32, u32)> {
     let major: u32 = a.parse().ok()?;
     let minor: u32 = b.parse().ok()?;
     (major == 2 && (17..=99).contains(&minor)).then_some((major, minor))
+}
+
+/// The longest tag a template can make: each placeholder at its longest (`{major}`, `{minor}`,
+/// `{patch}`: 20 digits, the largest u64; `{version}`: the explicit version when the config gives
+/// one, else three 20-digit numbers; `{sha}`: 64 hex digits, a SHA-256 repository), plus `suffix`.
+pub fn worst_case_tag_len(template: &str, version: Option<&str>, suffix: &str) -> usize {
+    let version_len = version.map_or(20 * 3 + 2, str::len);
+    let mut len = template.len() + suffix.len();
+    for (name, longest) in [
+        ("{version}", version_len),
+        ("{major}", 20),
+        ("{minor}", 20),
+        ("{patch}", 20),
+        ("{sha}", 64),
+    ] {
+        let n = template.matches(name).count();
+        len = len - n * name.len() + n * longest;
+    }
+    len
 }
