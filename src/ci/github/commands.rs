@@ -20,6 +20,25 @@ pub fn escape_data(s: &str) -> String {
         .replace('\n', "%0A")
 }
 
+/// Makes text inert as log lines under Actions (for what goes to stdout or stderr that is not a
+/// workflow command): a bare `\r`, which the runner reads as a line break, is shown as `\r`,
+/// and a line that starts with `::` after blanks (the runner trims them) gets its first colon
+/// escaped as `%3A`, so no value can smuggle in a command.
+pub fn inert_lines(s: &str) -> String {
+    let s = s.replace("\r\n", "\n").replace('\r', "\\r");
+    s.split('\n')
+        .map(|line| {
+            let blanks = line.len() - line.trim_start().len();
+            if line[blanks..].starts_with("::") {
+                format!("{}%3A{}", &line[..blanks], &line[blanks + 1..])
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Escapes a property value (`file=`, `title=` ...) of a workflow command.
 pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
@@ -176,6 +195,17 @@ mod tests {
         assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
         // `%` first, so an escape sequence in the input survives literally.
         assert_eq!(escape_data("%0A"), "%250A");
+    }
+
+    #[test]
+    fn log_lines_cannot_become_commands() {
+        assert_eq!(
+            inert_lines("key `x\n::warning::pwned`"),
+            "key `x\n%3A:warning::pwned`"
+        );
+        assert_eq!(inert_lines("  \t::error::x"), "  \t%3A:error::x");
+        assert_eq!(inert_lines("a\r::notice::b"), "a\\r::notice::b");
+        assert_eq!(inert_lines("a\r\nb: c::d"), "a\nb: c::d");
     }
 
     #[test]
