@@ -563,7 +563,7 @@ impl Walker<'_> {
                 if valid_user(&s) {
                     Some(s)
                 } else {
-                    self.err(u.pos, format!("image.user: `{s}` is not `UID[:GID]`"), Some("use numbers, e.g. \"10001:10001\"; \"0:0\" (root) must be asked for explicitly with verify.allow_root".into()));
+                    self.err(u.pos, format!("image.user: `{s}` is not `UID[:GID]`"), Some("use numbers up to 4294967295, e.g. \"10001:10001\"; \"0:0\" (root) must be asked for explicitly with verify.allow_root".into()));
                     None
                 }
             }),

@@ -3,6 +3,7 @@
 
 use crate::support::{shipit, write};
 use std::path::Path;
+use std::process::Command;
 
 /// A minimal valid pipeline the cases below break in one place each.
 const GOOD: &str = r#"version: 1
@@ -188,7 +189,129 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "pipeline.yaml:3:",
             "invalid YAML",
         ),
+        // Checked at config time, not after the build (issue 11, items 10 and 16).
+        (
+            "duration_too_large_is_no_panic",
+            format!("{g}{}", check_timeout("99999999999999999999s")),
+            "pipeline.yaml:13:16",
+            "is not a duration between 1ms and 24h",
+        ),
+        (
+            "duration_below_1ms",
+            format!("{g}{}", check_timeout("0.5ms")),
+            "pipeline.yaml:13:16",
+            "is not a duration between 1ms and 24h",
+        ),
+        (
+            "duration_above_24h",
+            format!("{g}{}", check_timeout("25h")),
+            "pipeline.yaml:13:16",
+            "is not a duration between 1ms and 24h",
+        ),
+        (
+            "env_name_with_equals",
+            format!("{g}  env: {{ \"A=B\": x }}\n"),
+            "pipeline.yaml:10:10",
+            "`A=B` is not a variable name",
+        ),
+        (
+            "env_name_empty",
+            format!("{g}  env: {{ \"\": x }}\n"),
+            "pipeline.yaml:10:10",
+            "`` is not a variable name",
+        ),
+        (
+            "files_dest_root",
+            format!("{g}  files: [{{ src: Cargo.toml, dest: / }}]\n"),
+            "pipeline.yaml:10:36",
+            "is the image's root directory",
+        ),
+        (
+            "files_dest_twice",
+            format!(
+                "{g}  files: [{{ src: Cargo.toml, dest: /etc/a }}, {{ src: Cargo.toml, dest: /etc//a/ }}]\n"
+            ),
+            "pipeline.yaml:10:71",
+            "is the destination of an earlier entry too",
+        ),
+        (
+            "files_dest_is_the_entrypoint",
+            format!("{g}  entrypoint: [\"/app\"]\n  files: [{{ src: Cargo.toml, dest: /app }}]\n"),
+            "pipeline.yaml:11:36",
+            "is the entrypoint",
+        ),
+        (
+            "files_src_is_a_directory",
+            format!("{g}  files: [{{ src: src, dest: /x }}]\n"),
+            "pipeline.yaml:10:18",
+            "it is a directory, not a regular file",
+        ),
+        (
+            "files_src_missing",
+            format!("{g}  files: [{{ src: nope.toml, dest: /x }}]\n"),
+            "pipeline.yaml:10:18",
+            "cannot read `nope.toml`",
+        ),
+        (
+            "base_oci_without_path",
+            g.replace("base: scratch", "base: \"oci:\""),
+            "pipeline.yaml:6:17",
+            "names no directory",
+        ),
+        (
+            "base_registry_reference_invalid",
+            g.replace("base: scratch", "base: \"localhost:5000/UPPER:1\""),
+            "pipeline.yaml:6:17",
+            "invalid image reference",
+        ),
+        (
+            "tag_longer_than_128",
+            g.replace("latest]", "LONG_TAG]")
+                .replace("LONG_TAG", LONG_TAG),
+            "pipeline.yaml:9:23",
+            "can make a tag of 129 characters; a tag is at most 128",
+        ),
+        (
+            "tag_template_too_long_at_worst_case",
+            g.replace("latest]", "\"{sha}-{version}-{major}.{minor}.{patch}\"]"),
+            "pipeline.yaml:9:23",
+            "can make a tag of 190 characters",
+        ),
+        (
+            "tag_too_long_with_suffix",
+            g.replace("latest]", "\"LONG_TAG\"]")
+                .replace("LONG_TAG", &LONG_TAG[..120])
+                .replace("base: scratch", "base: scratch, tag_suffix: -musl-x-y"),
+            "pipeline.yaml:9:23",
+            "can make a tag of 129 characters",
+        ),
+        (
+            "uid_above_u32",
+            format!("{g}  user: \"4294967296:1\"\n"),
+            "pipeline.yaml:10:9",
+            "is not `UID[:GID]`",
+        ),
+        (
+            "gid_above_u32",
+            format!("{g}  user: \"1:99999999999\"\n"),
+            "pipeline.yaml:10:9",
+            "is not `UID[:GID]`",
+        ),
+        (
+            "workdir_relative",
+            format!("{g}  workdir: app\n"),
+            "pipeline.yaml:10:12",
+            "is not an absolute path",
+        ),
     ]
+}
+
+/// 129 tag characters: one more than a registry accepts.
+const LONG_TAG: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// A `verify:` section with one check whose timeout is `t` (line 13, column 16 after GOOD).
+fn check_timeout(t: &str) -> String {
+    format!("verify:\n  checks:\n    - run: [\"--version\"]\n      timeout: {t}\n")
 }
 
 #[test]
@@ -351,4 +474,159 @@ fn plan_json_of_the_example() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs `shipit ARGS` in a project made by `setup`; returns (exit code, stderr), after checking
+/// that nothing was written. A 20 s timeout turns a hang into a failure.
+fn run_in(setup: impl Fn(&Path), args: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), GOOD);
+    setup(dir.path());
+    let before = listing(dir.path());
+    let mut child = shipit(dir.path())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("shipit {args:?} hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(before, listing(dir.path()), "a config error wrote files");
+    (status.code().unwrap_or(-1), stderr)
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(ok.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_pipeline_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let (code, stderr) = run_in(
+        |d| mkfifo(&d.join("fifo.yaml")),
+        &["-c", "fifo.yaml", "plan"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr
+            .contains("fifo.yaml: error: the pipeline is a FIFO (named pipe), not a regular file"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_in(|_| {}, &["-c", "/dev/zero", "plan"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is a character device, not a regular file"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("nothing was built, written or pushed"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_in(|_| {}, &["-c", "src", "plan"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is a directory, not a regular file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_pipeline_over_1_mib_is_refused() {
+    let (code, stderr) = run_in(
+        |d| {
+            let mut text = GOOD.to_string();
+            text.push_str(&"# padding\n".repeat(110_000));
+            write(&d.join("big.yaml"), &text);
+        },
+        &["-c", "big.yaml", "plan"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("a pipeline is at most 1 MiB"), "{stderr}");
+}
+
+#[test]
+fn a_manifest_that_is_a_fifo_is_refused_before_cargo_reads_it() {
+    let pipeline = GOOD.replace(
+        "  version: cargo",
+        "  version: cargo\n  manifest: pipe/Cargo.toml",
+    );
+    let (code, stderr) = run_in(
+        |d| {
+            std::fs::create_dir(d.join("pipe")).unwrap();
+            mkfifo(&d.join("pipe/Cargo.toml"));
+            write(&d.join("pipeline.yaml"), &pipeline);
+        },
+        &["plan"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("pipeline.yaml:4:13: error: project.manifest:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("is a FIFO (named pipe), not a regular file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn image_files_may_not_leave_the_project_or_be_special_files() {
+    let pipeline = format!(
+        "{GOOD}  files: [{{ src: shadow, dest: /etc/x }}, {{ src: conf/pipe, dest: /y }}, {{ src: {outside}, dest: /z }}]\n",
+        outside = "/etc/hostname"
+    );
+    for cmd in ["plan", "package"] {
+        let (code, stderr) = run_in(
+            |d| {
+                std::os::unix::fs::symlink("/etc/shadow", d.join("shadow")).unwrap();
+                std::fs::create_dir(d.join("conf")).unwrap();
+                mkfifo(&d.join("conf/pipe"));
+                write(&d.join("pipeline.yaml"), &pipeline);
+            },
+            &[cmd],
+        );
+        assert_eq!(code, 2, "{cmd}: {stderr}");
+        for want in [
+            "pipeline.yaml:10:18: error: image.files.src: `shadow` resolves to /etc/shadow, outside the project directory",
+            "pipeline.yaml:10:49: error: image.files.src: `conf/pipe`: it is a FIFO (named pipe), not a regular file",
+            "pipeline.yaml:10:79: error: image.files.src: `/etc/hostname` resolves to /etc/hostname, outside the project directory",
+            "3 problems in pipeline.yaml; nothing was built, written or pushed",
+        ] {
+            assert!(
+                stderr.contains(want),
+                "{cmd}: missing {want:?} in:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_in_project_symlink_to_a_project_file_is_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        &format!("{GOOD}  files: [{{ src: link, dest: /etc/app.toml }}]\n"),
+    );
+    write(&dir.path().join("conf/app.toml"), "x = 1\n");
+    std::os::unix::fs::symlink("conf/app.toml", dir.path().join("link")).unwrap();
+    let out = shipit(dir.path())
+        .args(["plan", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
