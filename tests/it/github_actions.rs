@@ -668,6 +668,78 @@ fn action_release_step_passes_credentials_through_env_not_argv() {
 
 // ---- shipit itself under GITHUB_ACTIONS=true, and split/merge across processes ------------
 
+/// A project with a valid pipeline (`pipeline.yaml` is `pipeline`).
+fn small_project(pipeline: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |p: &str, t: &str| std::fs::write(dir.path().join(p), t).unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    w(
+        "Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"1.2.3\"\nedition = \"2021\"\n[workspace]\n",
+    );
+    w("src/main.rs", "fn main() {}\n");
+    w("pipeline.yaml", pipeline);
+    dir
+}
+
+const SMALL: &str = "version: 1\nplatforms: [linux/amd64]\nimage:\n  repository: localhost/app\n";
+
+#[test]
+fn plan_json_stdout_is_one_document_in_github_actions() {
+    let dir = small_project(SMALL);
+    let out = crate::support::shipit(dir.path())
+        .args(["plan", "--json"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+}
+
+/// No line that shipit prints, on either stream, may be a workflow command it did not mean:
+/// a config key holding a line break and `::warning::` stays inside its diagnostic.
+#[test]
+fn a_value_cannot_inject_a_workflow_command() {
+    let dir = small_project(&format!("{SMALL}  \"x\\n::warning::pwned\": 1\n"));
+    for json in [false, true] {
+        let mut c = crate::support::shipit(dir.path());
+        c.arg("plan").env("GITHUB_ACTIONS", "true");
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for line in stdout.lines().chain(stderr.lines()) {
+            let line = line.trim_start();
+            assert!(
+                !line.starts_with("::warning") && !line.starts_with("::notice"),
+                "an injected command: {line:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            );
+            for part in line.split('\r') {
+                assert!(
+                    !part.trim_start().starts_with("::") || part == line,
+                    "a carriage return starts a command: {line:?}"
+                );
+            }
+        }
+        assert!(
+            stderr.contains("unknown key `x\\n::warning::pwned`"),
+            "the key is shown escaped:\n{stderr}"
+        );
+    }
+}
+
 mod live {
     use crate::support::fixture::{EPOCH, example, example_pipeline};
     use crate::support::registry::TestRegistry;
@@ -783,6 +855,42 @@ mod live {
             md.contains("| linux/amd64 |") && md.contains("0.3.1-musl"),
             "{md}"
         );
+    }
+
+    /// Under `--json` stdout is the JSON document only, in Actions too: every workflow command
+    /// (`::group::` per stage) goes to stderr, where the runner reads it as well.
+    #[test]
+    fn json_stdout_is_one_document_in_github_actions() {
+        let dir = example();
+        let name = "gh-json";
+        std::fs::write(
+            dir.join(format!("pipeline-{name}.yaml")),
+            pipeline("localhost/x", "oci:dist/oci"),
+        )
+        .unwrap();
+        let out_dir = dir.join(format!("dist-{name}"));
+        let cfg = format!("pipeline-{name}.yaml");
+        let out = out_dir.to_str().unwrap();
+        let base = ["-c", cfg.as_str(), "--out", out, "--json"];
+        for cmd in [
+            &["release", "--no-push", "--platform", "linux/amd64"][..],
+            &["verify", "--platform", "linux/amd64"][..],
+        ] {
+            let args: Vec<&str> = base.iter().chain(cmd).copied().collect();
+            let (code, stdout, stderr) = run(dir, &args, &[("GITHUB_ACTIONS", "true")]);
+            assert_eq!(code, 0, "{args:?}:\n{stdout}\n{stderr}");
+            serde_json::from_str::<serde_json::Value>(&stdout).unwrap_or_else(|e| {
+                panic!("{args:?}: stdout is not one JSON document ({e}):\n{stdout}")
+            });
+            assert!(
+                !stdout.contains("::"),
+                "{args:?}: a workflow command on stdout:\n{stdout}"
+            );
+            assert!(
+                stderr.contains("::group::"),
+                "{args:?}: no group on stderr:\n{stderr}"
+            );
+        }
     }
 
     #[test]
