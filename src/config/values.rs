@@ -428,3 +428,38 @@ pub fn worst_case_tag_len(template: &str, version: Option<&str>, suffix: &str) -
     }
     len
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_checked_not_panicking() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0.5ms"), Some(Duration::from_micros(500)));
+        assert_eq!(parse_duration("99999999999999999999s"), None);
+        assert_eq!(parse_duration("1e400h"), None);
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+
+    #[test]
+    fn users_fit_32_bits() {
+        assert!(valid_user("10001:10001"));
+        assert!(valid_user("4294967295"));
+        assert!(!valid_user("4294967296"));
+        assert!(!valid_user("1:99999999999"));
+        assert!(!valid_user("1:"));
+        assert!(!valid_user("-1"));
+    }
+
+    #[test]
+    fn tag_templates_at_their_longest() {
+        assert_eq!(worst_case_tag_len("latest", None, ""), 6);
+        assert_eq!(worst_case_tag_len("{version}", None, "-musl"), 67);
+        assert_eq!(worst_case_tag_len("{version}", Some("1.4.0-rc.1"), ""), 10);
+        assert_eq!(worst_case_tag_len("{major}.{minor}", None, ""), 41);
+        assert_eq!(worst_case_tag_len("sha-{sha}", None, ""), 68);
+    }
+}
