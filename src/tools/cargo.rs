@@ -44,11 +44,16 @@ pub fn facts(
     ),
     String,
 > {
-    let out = crate::exec::capture(&metadata(manifest), std::time::Duration::from_secs(120))
-        .map_err(|e| match e.tail() {
-            Some(t) => format!("{e}\n{t}"),
-            None => e.to_string(),
-        })?;
+    let out = crate::exec::capture(
+        &metadata(manifest),
+        std::time::Duration::from_secs(120),
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
+    )
+    .map_err(|e| match e.tail() {
+        Some(t) => format!("{e}\n{t}"),
+        None => e.to_string(),
+    })?;
     let v: serde_json::Value = serde_json::from_str(&out)
         .map_err(|e| format!("cargo metadata printed something unexpected: {e}"))?;
     let target_dir = v["target_directory"].as_str().unwrap_or("target").into();

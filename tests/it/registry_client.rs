@@ -3,6 +3,7 @@
 
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::TestRegistry;
+use shipit::exec::Cancel;
 use shipit::oci::digest::Digest;
 use shipit::oci::json::canonical;
 use shipit::oci::media;
@@ -10,7 +11,6 @@ use shipit::oci::registry::{
     BlobOutcome, ClientOptions, Credentials, ErrorKind, Reference, RegistryClient, Secret,
 };
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const CANARY: &str = "CANARY-pw-7d41e2";
@@ -94,8 +94,18 @@ fn client_at(
     creds: Option<Credentials>,
     opts: ClientOptions,
 ) -> RegistryClient {
+    client_cancelled_by(addr, repo, creds, opts, &Cancel::new())
+}
+
+fn client_cancelled_by(
+    addr: &str,
+    repo: &str,
+    creds: Option<Credentials>,
+    opts: ClientOptions,
+    cancel: &Cancel,
+) -> RegistryClient {
     let r = Reference::parse(&format!("{addr}/{repo}")).unwrap();
-    RegistryClient::new(&r, creds, opts).unwrap()
+    RegistryClient::new(&r, creds, opts, cancel).unwrap()
 }
 
 fn client(reg: &TestRegistry, repo: &str, creds: Option<Credentials>) -> RegistryClient {
@@ -288,7 +298,9 @@ fn plain_http_to_a_remote_host_is_refused_before_any_connection() {
         plain_http: true,
         ..ClientOptions::default()
     };
-    let e = RegistryClient::new(&r, None, opts).err().unwrap();
+    let e = RegistryClient::new(&r, None, opts, &Cancel::new())
+        .err()
+        .unwrap();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(
         e.to_string()
@@ -463,8 +475,14 @@ fn fault_cancel_during_backoff_stops_without_further_requests() {
     );
     let img = image(1000);
     let opts = fast_opts(&reg);
-    let cancel = opts.cancel.clone();
-    let c = client_at(&proxy.addr.to_string(), "shipit/cancel", None, opts);
+    let cancel = Cancel::new();
+    let c = client_cancelled_by(
+        &proxy.addr.to_string(),
+        "shipit/cancel",
+        None,
+        opts,
+        &cancel,
+    );
     let (d, s, p) = put_blob_files(&img)[0];
     let seen_before = std::thread::scope(|scope| {
         let waiter = scope.spawn(|| {
@@ -474,7 +492,7 @@ fn fault_cancel_during_backoff_stops_without_further_requests() {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let n = proxy.seen().len();
-            cancel.store(true, Ordering::SeqCst);
+            cancel.cancel(libc::SIGTERM);
             n
         });
         let t = Instant::now();
