@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use ureq::http;
 
-/// How requests to the registry authenticate, learnt from the `/v2/` ping.
+/// How requests to the registry authenticate, learnt from the `/v2/` ping (or from a later
+/// challenge that asks for more).
 #[derive(Clone, Debug)]
 pub(super) enum AuthMode {
     Anonymous,
@@ -22,6 +23,31 @@ pub(super) enum AuthMode {
         realm: String,
         service: Option<String>,
     },
+}
+
+impl AuthMode {
+    fn from_challenge(c: Challenge) -> AuthMode {
+        match c {
+            Challenge::Basic { .. } => AuthMode::Basic,
+            Challenge::Bearer { realm, service, .. } => AuthMode::Bearer { realm, service },
+        }
+    }
+
+    /// Whether a challenge asks for what this mode already answers (an expired Bearer token
+    /// challenges again with the same realm).
+    fn answers(&self, asked: &AuthMode) -> bool {
+        match (self, asked) {
+            (AuthMode::Basic, AuthMode::Basic) => true,
+            (
+                AuthMode::Bearer { realm, service },
+                AuthMode::Bearer {
+                    realm: r2,
+                    service: s2,
+                },
+            ) => realm == r2 && service == s2,
+            _ => false,
+        }
+    }
 }
 
 impl RegistryClient {
@@ -236,8 +262,9 @@ impl RegistryClient {
     /// (GET/HEAD only) without credentials to other hosts.
     pub(super) fn send(&self, req: Req<'_>) -> Result<http::Response<ureq::Body>, RegistryError> {
         self.check_cancel(req.what)?;
-        let mode = self.auth_mode(req.what)?;
+        let mut mode = self.auth_mode(req.what)?;
         let mut reauthed = false;
+        let mut answered = false;
         let mut target = req.target.clone();
         let mut redirects = 0;
         loop {
@@ -260,6 +287,22 @@ impl RegistryClient {
             )?;
             let status = resp.status().as_u16();
             if status == 401 && on_registry {
+                let asked = header(&resp, "www-authenticate")
+                    .and_then(|h| auth::parse_challenge(&h))
+                    .map(AuthMode::from_challenge);
+                if let Some(asked) = asked
+                    && !answered
+                    && !mode.answers(&asked)
+                    && (self.credentials.is_some() || matches!(asked, AuthMode::Bearer { .. }))
+                {
+                    // The repository asks for more than `/v2/` did (an anonymous ping, then a
+                    // Basic or Bearer challenge here): answer it, once for this request, and
+                    // answer it up front from now on.
+                    *self.lock_mode() = Some(asked.clone());
+                    mode = asked;
+                    answered = true;
+                    continue;
+                }
                 if let (AuthMode::Bearer { .. }, false) = (&mode, reauthed) {
                     // An expired token: forget it and fetch a fresh one, once.
                     self.lock_tokens().remove(&req.scopes.join(" "));
