@@ -766,10 +766,13 @@ mod fake_registry {
         );
     }
 
+    /// Request lines a fake registry saw, and whether each carried `Authorization`.
+    type Requests = Arc<Mutex<Vec<(String, bool)>>>;
+
     /// A registry whose `/v2/` answers 200 to anyone while its repositories want Basic `user:pw`
     /// (401 with a Basic challenge otherwise). Returns (port, requests seen: line and whether
     /// it carried `Authorization`).
-    fn repository_basic_registry() -> (u16, Arc<Mutex<Vec<(String, bool)>>>) {
+    fn repository_basic_registry() -> (u16, Requests) {
         use base64::Engine as _;
         let want = format!(
             "Basic {}",
@@ -777,7 +780,7 @@ mod fake_registry {
         );
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let seen: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+        let seen: Requests = Arc::default();
         let s2 = seen.clone();
         std::thread::spawn(move || {
             for mut c in l.incoming().flatten() {
