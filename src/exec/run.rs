@@ -302,6 +302,16 @@ fn spawn(cmd: &Cmd, expr: &duct::Expression) -> Result<duct::Handle, ExecError> 
                 std::thread::sleep(Duration::from_millis(5) * attempt * attempt);
             }
             Err(source) => {
+                let source = if source.raw_os_error() == Some(libc::ETXTBSY) {
+                    io::Error::new(
+                        source.kind(),
+                        format!(
+                            "{source}: still busy after {BUSY_RETRIES} retries; another process holds the program open for writing"
+                        ),
+                    )
+                } else {
+                    source
+                };
                 return Err(ExecError::Spawn {
                     purpose: cmd.purpose.clone(),
                     program: cmd.program.clone(),
