@@ -404,6 +404,38 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_run_stops_a_hanging_helper_and_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("grandchild.pid");
+        let hang = script(
+            dir.path(),
+            "docker-credential-hang",
+            &format!("sleep 300 & echo $! > {}; wait", pidfile.display()),
+        );
+        let cancel = Cancel::new();
+        let token = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            token.cancel(libc::SIGINT);
+        });
+        let t = Instant::now();
+        let e = run_helper(&hang, "r.example", Duration::from_secs(60), &cancel).unwrap_err();
+        assert!(matches!(e, CredentialError::Cancelled(libc::SIGINT)), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // The helper's own child went with its process group.
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false);
+        assert!(!alive, "the helper's child {pid} survived the cancellation");
+    }
+
+    #[test]
     fn cred_helpers_win_over_auths() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.json");
