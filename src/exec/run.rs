@@ -165,7 +165,11 @@ impl Running {
         cancel: &Cancel,
     ) -> Result<Running, ExecError> {
         cancelled_before(cmd, cancel)?;
-        let handle = spawn(cmd, &cmd.duct().stdout_file(stdout).stderr_file(stderr))?;
+        let handle = spawn(
+            cmd,
+            &cmd.duct().stdout_file(stdout).stderr_file(stderr),
+            cancel,
+        )?;
         let pid = handle.pids().first().copied().unwrap_or(0) as i32;
         Ok(Running {
             handle,
@@ -290,7 +294,7 @@ const BUSY_RETRIES: u32 = 12;
 /// child holds copies of them between its fork and its exec, so a binary unpacked and closed a
 /// moment ago can still be "busy" for that instant. Such a spawn is retried with a short,
 /// growing pause (about 2 s in all) before it is reported.
-fn spawn(cmd: &Cmd, expr: &duct::Expression) -> Result<duct::Handle, ExecError> {
+fn spawn(cmd: &Cmd, expr: &duct::Expression, cancel: &Cancel) -> Result<duct::Handle, ExecError> {
     let mut attempt = 0;
     loop {
         match expr.start() {
@@ -299,7 +303,12 @@ fn spawn(cmd: &Cmd, expr: &duct::Expression) -> Result<duct::Handle, ExecError> 
                 if source.raw_os_error() == Some(libc::ETXTBSY) && attempt < BUSY_RETRIES =>
             {
                 attempt += 1;
-                std::thread::sleep(Duration::from_millis(5) * attempt * attempt);
+                if let Err(c) = cancel.sleep(Duration::from_millis(5) * attempt * attempt) {
+                    return Err(ExecError::Cancelled {
+                        purpose: cmd.purpose.clone(),
+                        signal: c.0,
+                    });
+                }
             }
             Err(source) => {
                 let source = if source.raw_os_error() == Some(libc::ETXTBSY) {
@@ -334,7 +343,7 @@ fn wait(
 ) -> Result<Finished, ExecError> {
     cancelled_before(cmd, cancel)?;
     let start = Instant::now();
-    let handle = spawn(cmd, expr)?;
+    let handle = spawn(cmd, expr, cancel)?;
     let pid = handle.pids().first().copied().unwrap_or(0) as i32;
     let guard = cancel.register(pid);
     let deadline = timeout.map(|t| start + t);
