@@ -874,6 +874,11 @@ mod fake_registry {
     /// challenge), and its token server, which wants Basic `user:pw` and counts the tokens it
     /// issues. Returns (registry port, tokens issued).
     fn expiring_bearer_registry(uses: usize) -> (u16, Arc<Mutex<usize>>) {
+        bearer_registry(uses, false)
+    }
+
+    /// [`expiring_bearer_registry`], whose `/v2/` answers 200 to anyone when `anonymous_ping`.
+    fn bearer_registry(uses: usize, anonymous_ping: bool) -> (u16, Arc<Mutex<usize>>) {
         let tl = TcpListener::bind("127.0.0.1:0").unwrap();
         let token_port = tl.local_addr().unwrap().port();
         let issued: Arc<Mutex<usize>> = Arc::default();
@@ -928,7 +933,9 @@ mod fake_registry {
                     *u += 1;
                     *u <= uses
                 };
-                if !valid {
+                if anonymous_ping && line.starts_with("GET /v2/ ") {
+                    respond(&mut c, "200 OK", &[]);
+                } else if !valid {
                     respond(
                         &mut c,
                         "401 Unauthorized",
@@ -976,6 +983,25 @@ mod fake_registry {
             n >= 3,
             "tokens expire every 2 requests, yet only {n} were fetched"
         );
+    }
+
+    /// `/v2/` is anonymous but the repository answers 401 with a Bearer challenge: the token is
+    /// fetched with the credentials and the push completes.
+    #[test]
+    fn fault_repository_bearer_challenge_after_an_anonymous_ping_is_answered() {
+        let (port, issued) = bearer_registry(100, true);
+        let c = client_at(
+            &format!("127.0.0.1:{port}"),
+            "app",
+            creds("user", "pw"),
+            opts(),
+        );
+        let (_dir, d, size, path) = blob();
+        assert_eq!(
+            c.push_blob(&d, size, &path, None).unwrap(),
+            BlobOutcome::Uploaded
+        );
+        assert!(*issued.lock().unwrap() >= 1);
     }
 
     #[test]
