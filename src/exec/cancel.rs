@@ -78,6 +78,7 @@ impl Cancel {
         }
     }
 
+    /// Whether the run is cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.signal().is_some()
     }
@@ -137,13 +138,13 @@ impl Cancel {
     }
 
     /// Registers a live process group until the guard drops. A group registered after the
-    /// run was cancelled is terminated at once (the signal may have come between the check
-    /// before the spawn and this call).
+    /// run was cancelled (the signal came between the check before the spawn and this call) is
+    /// killed at once: it never got to do anything worth a grace period.
     pub(super) fn register(&self, pgid: i32) -> GroupGuard {
         let mut groups = self.lock();
         groups.push(pgid);
         if self.is_cancelled() {
-            kill_all(&[pgid], libc::SIGTERM);
+            kill_all(&[pgid], libc::SIGKILL);
         }
         GroupGuard {
             cancel: self.clone(),
