@@ -175,7 +175,7 @@ pub struct VerifyArgs {
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> i32 {
-    crate::exec::install_signal_handlers();
+    crate::exec::Cancel::install_signal_handlers();
     let cli = Cli::parse();
     let ui = Ui::new(
         cli.global.quiet,

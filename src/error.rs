@@ -102,6 +102,12 @@ impl From<crate::exec::ExecError> for Error {
     }
 }
 
+impl From<crate::exec::Cancelled> for Error {
+    fn from(c: crate::exec::Cancelled) -> Error {
+        Error::interrupted(c.0)
+    }
+}
+
 impl From<crate::plan::PlanError> for Error {
     fn from(e: crate::plan::PlanError) -> Error {
         Error::config(e.to_string())

@@ -190,21 +190,27 @@ fn build_one(
     let start = Instant::now();
     let _ = std::fs::remove_file(&p.log);
     progress.set_log(i, &p.log);
-    exec::run_logged_until(&p.build, &p.log, Some(BUILD_TIMEOUT), Some(stop)).map_err(
-        |e| match e {
-            ExecError::Stopped { .. } => Error::stage(e.to_string()),
-            other => {
-                let err: Error = other.into();
-                Error {
-                    message: format!(
-                        "build of {} ({}) failed: {}",
-                        p.platform, p.libc, err.message
-                    ),
-                    ..err
-                }
+    exec::run_logged_until(
+        &p.build,
+        &p.log,
+        Some(BUILD_TIMEOUT),
+        Some(stop),
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
+    )
+    .map_err(|e| match e {
+        ExecError::Stopped { .. } => Error::stage(e.to_string()),
+        other => {
+            let err: Error = other.into();
+            Error {
+                message: format!(
+                    "build of {} ({}) failed: {}",
+                    p.platform, p.libc, err.message
+                ),
+                ..err
             }
-        },
-    )?;
+        }
+    })?;
     let log = std::fs::read_to_string(&p.log).unwrap_or_default();
     let compiled = log
         .lines()

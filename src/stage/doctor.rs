@@ -27,7 +27,13 @@ pub fn run(cfg: &Config, plan: &Plan, fix: bool, g: &Global, ui: &Ui) -> Result<
                 continue;
             }
             let log = g.out.join("logs/doctor.log");
-            match crate::exec::run_logged(cmd, &log, Some(std::time::Duration::from_secs(1800))) {
+            match crate::exec::run_logged(
+                cmd,
+                &log,
+                Some(std::time::Duration::from_secs(1800)),
+                // TODO(session): take the token from the Session
+                &crate::exec::Cancel::current(),
+            ) {
                 Ok(_) => {}
                 // A rust-std that rustup does not serve is fine: -Zbuild-std covers it.
                 Err(e)

@@ -83,14 +83,26 @@ pub fn package_platform(
     let archive = work.path().join("image.tar");
     let saved = run(&docker::save(&tag, &archive), &log);
     // The tag was only a handle for `docker save`; the image's layers stay cached in dockerd.
-    let _ = exec::run_logged(&docker::remove_image(&tag), &log, Some(DOCKER_TIMEOUT));
+    let _ = exec::run_logged(
+        &docker::remove_image(&tag),
+        &log,
+        Some(DOCKER_TIMEOUT),
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
+    );
     saved?;
     import_archive(&archive, &work.path().join("saved"), layout, p)
         .map_err(|e| Error::stage(format!("{what}: importing `docker save` output: {e}")))
 }
 
 fn run(cmd: &Cmd, log: &Path) -> Result<()> {
-    exec::run_logged(cmd, log, Some(DOCKER_TIMEOUT))?;
+    exec::run_logged(
+        cmd,
+        log,
+        Some(DOCKER_TIMEOUT),
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
+    )?;
     Ok(())
 }
 
@@ -255,7 +267,14 @@ fn load_base(
     let from = Layout::open(path).map_err(|e| base_err(&e))?;
     let selected = from.select_platform(tag, &want).map_err(|e| base_err(&e))?;
     let name = format!("shipit-base:{}", selected.descriptor.digest.hex());
-    if exec::capture(&docker::image_id(&name), Duration::from_secs(60)).is_ok() {
+    if exec::capture(
+        &docker::image_id(&name),
+        Duration::from_secs(60),
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
+    )
+    .is_ok()
+    {
         return Ok(name);
     }
     let work = tempfile::Builder::new()

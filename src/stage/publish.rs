@@ -16,8 +16,6 @@ use crate::ui::Ui;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{RecvTimeoutError, channel};
-use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Published {
@@ -82,11 +80,10 @@ pub fn run(
     }
 }
 
+/// `Err(interrupted)` once the run is cancelled.
 fn check_cancel() -> Result<()> {
-    match crate::exec::cancelled() {
-        Some(sig) => Err(Error::interrupted(sig)),
-        None => Ok(()),
-    }
+    // TODO(session): take the token from the Session
+    Ok(crate::exec::Cancel::current().check()?)
 }
 
 fn to_layout(packaged: &Packaged, path: &Path, ui: &Ui) -> Result<Published> {
@@ -136,6 +133,8 @@ pub fn registry_client(
 ) -> Result<Arc<RegistryClient>> {
     let reference = Reference::parse(&cfg.image.repository)
         .map_err(|e| Error::config(format!("image.repository: {e}")))?;
+    // TODO(session): take the token from the Session
+    let cancel = crate::exec::Cancel::current();
     match password_stdin {
         Some(pw) => {
             let user = std::env::var("SHIPIT_REGISTRY_USER").map_err(|_| {
@@ -148,36 +147,23 @@ pub fn registry_client(
             RegistryClient::new(
                 &reference,
                 Some(creds),
-                super::pull::client_options(&reference, cfg.publish.insecure),
+                super::pull::client_options(&reference, cfg.publish.insecure)?,
+                &cancel,
             )
             .map(Arc::new)
             .map_err(super::pull::registry_error)
         }
-        None => super::pull::client(&reference, cfg.publish.insecure).map(Arc::new),
+        None => super::pull::client(&reference, cfg.publish.insecure, &cancel).map(Arc::new),
     }
 }
 
-/// Runs one registry call on a worker thread and waits for it while watching for a signal:
-/// a call can block in a socket read for the whole I/O timeout (a stalled registry), and an
-/// interrupted run must stop at once. The abandoned call dies with the process; nothing after
-/// it (in particular no tag) is sent.
-pub fn interruptible<T: Send + 'static>(
-    f: impl FnOnce() -> std::result::Result<T, RegistryError> + Send + 'static,
-) -> Result<T> {
+/// Runs one registry call, after checking the run is not cancelled. The client itself stops
+/// within a moment of a signal (its socket reads look at the cancel token, see
+/// `oci::registry::transport`), so a stalled registry cannot hold an interrupted run; nothing
+/// after the call (in particular no tag) is sent.
+pub fn interruptible<T>(f: impl FnOnce() -> std::result::Result<T, RegistryError>) -> Result<T> {
     check_cancel()?;
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    loop {
-        match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(r) => return r.map_err(super::pull::registry_error),
-            Err(RecvTimeoutError::Timeout) => check_cancel()?,
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(Error::stage("the registry call ended without a result"));
-            }
-        }
-    }
+    f().map_err(super::pull::registry_error)
 }
 
 /// Pushes one platform image: its config and layers (HEAD first), then its manifest by digest.

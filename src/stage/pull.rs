@@ -3,51 +3,78 @@
 
 use super::verify::Item;
 use crate::error::{Error, Result};
+use crate::exec::Cancel;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index;
 use crate::oci::layout::Layout;
-use crate::oci::registry::{ClientOptions, Reference, RegistryClient, credentials::Credentials};
+use crate::oci::registry::credentials::{CredentialError, Credentials};
+use crate::oci::registry::{ClientOptions, Reference, RegistryClient};
 use crate::ui::Ui;
 use std::path::Path;
 
 const MAX_JSON: u64 = 4 << 20;
 const MAX_BLOB: u64 = 8 << 30;
 
-/// Client options for a registry: plain http only for loopback hosts or when insecure.
-pub fn client_options(reference: &Reference, insecure: bool) -> ClientOptions {
+/// Overrides the registry request deadline ([`ClientOptions::request_deadline`]), in seconds.
+pub const DEADLINE_ENV: &str = "SHIPIT_REGISTRY_DEADLINE";
+
+/// Client options for a registry: plain http only for loopback hosts or when insecure; the
+/// request deadline from `SHIPIT_REGISTRY_DEADLINE` when set.
+pub fn client_options(reference: &Reference, insecure: bool) -> Result<ClientOptions> {
     let mut opts = ClientOptions::default();
     let ca = std::env::var_os("SHIPIT_REGISTRY_CA_FILE").map(std::path::PathBuf::from);
     opts.plain_http = ca.is_none() && (reference.is_loopback() || insecure);
     opts.insecure = insecure;
     opts.ca_file = ca;
-    opts.cancel = crate::exec::cancel_flag();
-    opts
+    if let Some(v) = std::env::var_os(DEADLINE_ENV) {
+        let v = v.to_string_lossy();
+        opts.request_deadline = v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.001 && *s <= 86_400.0)
+            .map(std::time::Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "{DEADLINE_ENV}={v:?}: expected a number of seconds between 0.001 and 86400"
+                ))
+            })?;
+    }
+    Ok(opts)
 }
 
-pub fn client(reference: &Reference, insecure: bool) -> Result<RegistryClient> {
+pub fn client(reference: &Reference, insecure: bool, cancel: &Cancel) -> Result<RegistryClient> {
     let creds = Credentials::resolve(
         &reference.registry,
         crate::oci::registry::credentials::HELPER_TIMEOUT,
+        cancel,
     )
-    .map_err(|e| Error::env(format!("credentials for {}: {e}", reference.registry)))?;
-    RegistryClient::new(reference, creds, client_options(reference, insecure))
-        .map_err(registry_error)
+    .map_err(|e| match e {
+        CredentialError::Cancelled(sig) => Error::interrupted(sig),
+        e => Error::env(format!("credentials for {}: {e}", reference.registry)),
+    })?;
+    RegistryClient::new(
+        reference,
+        creds,
+        client_options(reference, insecure)?,
+        cancel,
+    )
+    .map_err(registry_error)
 }
 
 pub fn registry_error(e: crate::oci::registry::RegistryError) -> Error {
     use crate::oci::registry::ErrorKind;
     match e.kind() {
         ErrorKind::Auth | ErrorKind::Config => Error::env(e.to_string()),
-        ErrorKind::Cancelled => {
-            Error::interrupted(crate::exec::cancelled().unwrap_or(libc::SIGINT))
-        }
+        ErrorKind::Cancelled => Error::interrupted(e.cancelled_by().unwrap_or(libc::SIGINT)),
         _ => Error::stage(e.to_string()),
     }
 }
 
 pub fn pull(spec: &str, dir: &Path, insecure: bool, ui: &Ui) -> Result<Vec<Item>> {
     let reference = Reference::parse(spec).map_err(|e| Error::config(format!("{spec}: {e}")))?;
-    let client = client(&reference, insecure)?;
+    // TODO(session): take the token from the Session
+    let client = client(&reference, insecure, &Cancel::current())?;
     let layout = Layout::create(dir).map_err(|e| Error::stage(format!("{e}")))?;
     ui.step(format!("pull {spec}"));
     let (bytes, media_type, digest) = client
@@ -127,7 +154,8 @@ pub fn pull_base(
         .unwrap_or_else(std::env::temp_dir)
         .join("shipit/bases");
     let layout = Layout::create(&cache).map_err(|e| Error::stage(format!("{e}")))?;
-    let client = client(&reference, insecure)?;
+    // TODO(session): take the token from the Session
+    let client = client(&reference, insecure, &Cancel::current())?;
     let (bytes, media_type, digest) = client
         .get_manifest(&reference.tag_or_digest())
         .map_err(registry_error)?;

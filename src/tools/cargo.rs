@@ -59,11 +59,16 @@ pub type Facts = (String, semver::Version, Vec<String>, PathBuf, PathBuf);
 
 /// Reads the package facts the planner needs from `cargo metadata`.
 pub fn facts(manifest: &Path, package: Option<&str>) -> Result<Facts, String> {
-    let out = crate::exec::capture(&metadata(manifest), std::time::Duration::from_secs(120))
-        .map_err(|e| match e.tail() {
-            Some(t) => format!("{e}\n{t}"),
-            None => e.to_string(),
-        })?;
+    let out = crate::exec::capture(
+        &metadata(manifest),
+        std::time::Duration::from_secs(120),
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
+    )
+    .map_err(|e| match e.tail() {
+        Some(t) => format!("{e}\n{t}"),
+        None => e.to_string(),
+    })?;
     parse_facts(&out, manifest, package)
 }
 

@@ -27,7 +27,8 @@ pub fn version() -> Option<semver::Version> {
     let cmd = Cmd::new(path.display().to_string(), "probe cross")
         .arg("--version")
         .env("RUSTUP_TOOLCHAIN", TOOLCHAIN);
-    let out = crate::exec::capture(&cmd, super::PROBE_TIMEOUT).ok()?;
+    let out = // TODO(session): take the token from the Session
+    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, &crate::exec::Cancel::current()).ok()?;
     let line = out.lines().find(|l| l.starts_with("cross "))?;
     super::first_version(line)
 }

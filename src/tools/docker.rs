@@ -59,7 +59,8 @@ fn can_buildkit(program: &str) -> bool {
         return true;
     }
     let cmd = Cmd::new(program, "probe docker").arg("--version");
-    crate::exec::capture(&cmd, super::PROBE_TIMEOUT)
+    // TODO(session): take the token from the Session
+    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, &crate::exec::Cancel::current())
         .ok()
         .and_then(|out| super::first_version(&out))
         .is_some_and(|v| v.major < BUILDX_REQUIRED_FROM)
@@ -67,13 +68,15 @@ fn can_buildkit(program: &str) -> bool {
 
 fn has_buildx_at(program: &str) -> bool {
     let cmd = Cmd::new(program, "probe docker buildx").args(["buildx", "version"]);
-    crate::exec::capture(&cmd, super::PROBE_TIMEOUT).is_ok()
+    // TODO(session): take the token from the Session
+    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, &crate::exec::Cancel::current()).is_ok()
 }
 
 /// The client version of the docker CLI shipit will run.
 pub fn client_version() -> Option<semver::Version> {
     let cmd = Cmd::new(program(), "probe docker").arg("--version");
-    let out = crate::exec::capture(&cmd, super::PROBE_TIMEOUT).ok()?;
+    let out = // TODO(session): take the token from the Session
+    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, &crate::exec::Cancel::current()).ok()?;
     super::first_version(&out)
 }
 

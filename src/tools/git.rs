@@ -11,6 +11,8 @@ pub fn facts(dir: &Path) -> GitFacts {
                 .args(args.iter().copied())
                 .cwd(dir),
             super::PROBE_TIMEOUT,
+            // TODO(session): take the token from the Session
+            &crate::exec::Cancel::current(),
         )
         .ok()
         .map(|s| s.trim().to_string())

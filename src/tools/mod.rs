@@ -124,7 +124,8 @@ pub fn probe_version(program: &str, args: &[&str]) -> Option<semver::Version> {
     let path = which::which(program).ok()?;
     let cmd =
         Cmd::new(path.display().to_string(), format!("probe {program}")).args(args.iter().copied());
-    let out = crate::exec::capture(&cmd, PROBE_TIMEOUT).ok()?;
+    let out = // TODO(session): take the token from the Session
+    crate::exec::capture(&cmd, PROBE_TIMEOUT, &crate::exec::Cancel::current()).ok()?;
     first_version(&out)
 }
 

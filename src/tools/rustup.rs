@@ -10,11 +10,15 @@ pub fn installed() -> Option<(BTreeSet<String>, bool)> {
     let targets = crate::exec::capture(
         &Cmd::new("rustup", "list installed targets").args(["target", "list", "--installed"]),
         super::PROBE_TIMEOUT,
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
     )
     .ok()?;
     let components = crate::exec::capture(
         &Cmd::new("rustup", "list installed components").args(["component", "list", "--installed"]),
         super::PROBE_TIMEOUT,
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
     )
     .unwrap_or_default();
     Some((

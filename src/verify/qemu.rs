@@ -42,7 +42,12 @@ impl Isolation {
                 new_netns: true,
                 workdir: "/".into(),
             });
-            match crate::exec::capture(&probe, std::time::Duration::from_secs(5)) {
+            match crate::exec::capture(
+                &probe,
+                std::time::Duration::from_secs(5),
+                // TODO(session): take the token from the Session
+                &crate::exec::Cancel::current(),
+            ) {
                 Ok(_) => Isolation::UserNamespace,
                 Err(_) => Isolation::Prefix,
             }

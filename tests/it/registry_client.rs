@@ -3,6 +3,7 @@
 
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::TestRegistry;
+use shipit::exec::Cancel;
 use shipit::oci::digest::Digest;
 use shipit::oci::json::canonical;
 use shipit::oci::media;
@@ -10,7 +11,6 @@ use shipit::oci::registry::{
     BlobOutcome, ClientOptions, Credentials, ErrorKind, Reference, RegistryClient, Secret,
 };
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const CANARY: &str = "CANARY-pw-7d41e2";
@@ -94,8 +94,18 @@ fn client_at(
     creds: Option<Credentials>,
     opts: ClientOptions,
 ) -> RegistryClient {
+    client_cancelled_by(addr, repo, creds, opts, &Cancel::new())
+}
+
+fn client_cancelled_by(
+    addr: &str,
+    repo: &str,
+    creds: Option<Credentials>,
+    opts: ClientOptions,
+    cancel: &Cancel,
+) -> RegistryClient {
     let r = Reference::parse(&format!("{addr}/{repo}")).unwrap();
-    RegistryClient::new(&r, creds, opts).unwrap()
+    RegistryClient::new(&r, creds, opts, cancel).unwrap()
 }
 
 fn client(reg: &TestRegistry, repo: &str, creds: Option<Credentials>) -> RegistryClient {
@@ -288,7 +298,9 @@ fn plain_http_to_a_remote_host_is_refused_before_any_connection() {
         plain_http: true,
         ..ClientOptions::default()
     };
-    let e = RegistryClient::new(&r, None, opts).err().unwrap();
+    let e = RegistryClient::new(&r, None, opts, &Cancel::new())
+        .err()
+        .unwrap();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(
         e.to_string()
@@ -463,8 +475,14 @@ fn fault_cancel_during_backoff_stops_without_further_requests() {
     );
     let img = image(1000);
     let opts = fast_opts(&reg);
-    let cancel = opts.cancel.clone();
-    let c = client_at(&proxy.addr.to_string(), "shipit/cancel", None, opts);
+    let cancel = Cancel::new();
+    let c = client_cancelled_by(
+        &proxy.addr.to_string(),
+        "shipit/cancel",
+        None,
+        opts,
+        &cancel,
+    );
     let (d, s, p) = put_blob_files(&img)[0];
     let seen_before = std::thread::scope(|scope| {
         let waiter = scope.spawn(|| {
@@ -474,7 +492,7 @@ fn fault_cancel_during_backoff_stops_without_further_requests() {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let n = proxy.seen().len();
-            cancel.store(true, Ordering::SeqCst);
+            cancel.cancel(libc::SIGTERM);
             n
         });
         let t = Instant::now();
@@ -495,6 +513,80 @@ fn fault_cancel_during_backoff_stops_without_further_requests() {
     let before = c.stats().requests;
     assert_eq!(c.blob_exists(d).unwrap_err().kind(), ErrorKind::Cancelled);
     assert_eq!(c.stats().requests, before);
+}
+
+/// A registry that trickles one header line every 300 ms never trips the per-read timeout; the
+/// request deadline ends the call, once (a trickling registry would trickle again), naming the
+/// registry.
+#[test]
+fn fault_trickling_answer_fails_at_the_request_deadline_without_retries() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![Rule {
+            method: "HEAD",
+            path_contains: "/blobs/".into(),
+            nth: 1,
+            fault: Fault::Trickle(Duration::from_millis(300)),
+        }],
+    );
+    let opts = ClientOptions {
+        request_deadline: Duration::from_secs(2),
+        ..fast_opts(&reg)
+    };
+    let c = client_at(&proxy.addr.to_string(), "shipit/trickle", None, opts);
+    let img = image(100);
+    let t = Instant::now();
+    let e = c.blob_exists(&img.blobs[0].0).unwrap_err();
+    let took = t.elapsed();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("request deadline"), "{text}");
+    assert!(text.contains(&proxy.addr.to_string()), "{text}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert_eq!(proxy.count("HEAD", "/blobs/"), 1, "{:?}", proxy.seen());
+}
+
+/// A cancelled run does not wait out a blocked socket read (a 60 s per-read timeout here): the
+/// call returns `Cancelled` within a moment of the cancellation, from the same thread.
+#[test]
+fn fault_cancel_during_a_stalled_read_returns_at_once() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![Rule {
+            method: "HEAD",
+            path_contains: "/blobs/".into(),
+            nth: 1,
+            fault: Fault::Trickle(Duration::from_secs(30)),
+        }],
+    );
+    let opts = ClientOptions {
+        io_timeout: Duration::from_secs(60),
+        ..fast_opts(&reg)
+    };
+    let cancel = Cancel::new();
+    let c = client_cancelled_by(&proxy.addr.to_string(), "shipit/stall", None, opts, &cancel);
+    let img = image(100);
+    let token = cancel.clone();
+    let cancelled_at = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        token.cancel(libc::SIGTERM);
+        Instant::now()
+    });
+    let e = c.blob_exists(&img.blobs[0].0).unwrap_err();
+    let returned = Instant::now();
+    let cancelled_at = cancelled_at.join().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+    assert_eq!(e.cancelled_by(), Some(libc::SIGTERM));
+    assert!(
+        returned.duration_since(cancelled_at) < Duration::from_secs(1),
+        "returned {:?} after the cancellation",
+        returned.duration_since(cancelled_at)
+    );
 }
 
 /// Fault-injecting fake registries, for what a real docker-registry cannot be made to do: answer
@@ -674,10 +766,119 @@ mod fake_registry {
         );
     }
 
+    /// Request lines a fake registry saw, and whether each carried `Authorization`.
+    type Requests = Arc<Mutex<Vec<(String, bool)>>>;
+
+    /// A registry whose `/v2/` answers 200 to anyone while its repositories want Basic `user:pw`
+    /// (401 with a Basic challenge otherwise). Returns (port, requests seen: line and whether
+    /// it carried `Authorization`).
+    fn repository_basic_registry() -> (u16, Requests) {
+        use base64::Engine as _;
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("user:pw")
+        );
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen: Requests = Arc::default();
+        let s2 = seen.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let Some((line, headers, _)) = read_request(&mut c) else {
+                    continue;
+                };
+                let auth = headers.iter().find(|(k, _)| k == "authorization");
+                s2.lock().unwrap().push((line.clone(), auth.is_some()));
+                if line.starts_with("GET /v2/ ") {
+                    respond(&mut c, "200 OK", &[]);
+                } else if auth.is_none_or(|(_, v)| *v != want) {
+                    respond(
+                        &mut c,
+                        "401 Unauthorized",
+                        &[("WWW-Authenticate", "Basic realm=\"repo\"".into())],
+                    );
+                } else if line.starts_with("HEAD ") {
+                    respond(&mut c, "404 Not Found", &[]);
+                } else if line.starts_with("POST ") {
+                    respond(
+                        &mut c,
+                        "202 Accepted",
+                        &[("Location", "/v2/app/blobs/uploads/s1".into())],
+                    );
+                } else if line.starts_with("PUT ") {
+                    let digest = upload_digest(&line);
+                    respond(&mut c, "201 Created", &[("Docker-Content-Digest", digest)]);
+                } else {
+                    respond(&mut c, "400 Bad Request", &[]);
+                }
+            }
+        });
+        (port, seen)
+    }
+
+    /// `/v2/` is anonymous but the repository answers 401 with a Basic challenge: the challenge
+    /// is answered with the credentials (once), and the rest of the push sends them at once.
+    #[test]
+    fn fault_repository_basic_challenge_after_an_anonymous_ping_is_answered() {
+        let (port, seen) = repository_basic_registry();
+        let c = client_at(
+            &format!("127.0.0.1:{port}"),
+            "app",
+            creds("user", "pw"),
+            opts(),
+        );
+        let (_dir, d, size, path) = blob();
+        assert_eq!(
+            c.push_blob(&d, size, &path, None).unwrap(),
+            BlobOutcome::Uploaded
+        );
+        let seen = seen.lock().unwrap().clone();
+        let unauthenticated: Vec<_> = seen
+            .iter()
+            .filter(|(l, a)| !a && !l.starts_with("GET /v2/ "))
+            .collect();
+        assert_eq!(unauthenticated.len(), 1, "{seen:?}");
+        assert!(
+            seen.iter().any(|(l, a)| *a && l.starts_with("PUT ")),
+            "{seen:?}"
+        );
+    }
+
+    /// The same registry with a wrong password: one answer to the challenge, then an auth error
+    /// (no loop), and the password appears nowhere.
+    #[test]
+    fn fault_repository_basic_challenge_with_a_wrong_password_is_an_auth_error() {
+        let (port, seen) = repository_basic_registry();
+        let c = client_at(
+            &format!("127.0.0.1:{port}"),
+            "app",
+            creds("user", "CANARY-wrong"),
+            opts(),
+        );
+        let (_dir, d, size, path) = blob();
+        let err = c.push_blob(&d, size, &path, None).unwrap_err();
+        assert!(
+            matches!(err.kind(), shipit::oci::registry::ErrorKind::Auth),
+            "{err}"
+        );
+        assert!(!format!("{err} {err:?}").contains("CANARY-wrong"));
+        let seen = seen.lock().unwrap().clone();
+        let heads = seen.iter().filter(|(l, _)| l.starts_with("HEAD ")).count();
+        assert_eq!(
+            heads, 2,
+            "one plain HEAD, one answering the challenge: {seen:?}"
+        );
+    }
+
     /// A Bearer registry whose tokens expire after `uses` requests (answering 401 with a new
     /// challenge), and its token server, which wants Basic `user:pw` and counts the tokens it
     /// issues. Returns (registry port, tokens issued).
     fn expiring_bearer_registry(uses: usize) -> (u16, Arc<Mutex<usize>>) {
+        bearer_registry(uses, false)
+    }
+
+    /// [`expiring_bearer_registry`], whose `/v2/` answers 200 to anyone when `anonymous_ping`.
+    fn bearer_registry(uses: usize, anonymous_ping: bool) -> (u16, Arc<Mutex<usize>>) {
         let tl = TcpListener::bind("127.0.0.1:0").unwrap();
         let token_port = tl.local_addr().unwrap().port();
         let issued: Arc<Mutex<usize>> = Arc::default();
@@ -732,7 +933,9 @@ mod fake_registry {
                     *u += 1;
                     *u <= uses
                 };
-                if !valid {
+                if anonymous_ping && line.starts_with("GET /v2/ ") {
+                    respond(&mut c, "200 OK", &[]);
+                } else if !valid {
                     respond(
                         &mut c,
                         "401 Unauthorized",
@@ -780,6 +983,25 @@ mod fake_registry {
             n >= 3,
             "tokens expire every 2 requests, yet only {n} were fetched"
         );
+    }
+
+    /// `/v2/` is anonymous but the repository answers 401 with a Bearer challenge: the token is
+    /// fetched with the credentials and the push completes.
+    #[test]
+    fn fault_repository_bearer_challenge_after_an_anonymous_ping_is_answered() {
+        let (port, issued) = bearer_registry(100, true);
+        let c = client_at(
+            &format!("127.0.0.1:{port}"),
+            "app",
+            creds("user", "pw"),
+            opts(),
+        );
+        let (_dir, d, size, path) = blob();
+        assert_eq!(
+            c.push_blob(&d, size, &path, None).unwrap(),
+            BlobOutcome::Uploaded
+        );
+        assert!(*issued.lock().unwrap() >= 1);
     }
 
     #[test]

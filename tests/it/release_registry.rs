@@ -869,6 +869,57 @@ fn fault_registry_killed_mid_push_then_rerun_uploads_only_the_rest() {
     assert_eq!(posts, 2, "{:?}", reg.requests());
 }
 
+/// A registry that trickles one response header every 2 s (here: its answer to the first blob
+/// HEAD) never trips the per-read timeout; the request deadline (3 s through
+/// `SHIPIT_REGISTRY_DEADLINE`) fails the publish with an error naming the registry, exit 1, no
+/// manifest pushed and no tag moved.
+#[test]
+fn fault_trickling_registry_fails_publish_at_the_request_deadline_and_moves_no_tag() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![Rule {
+            method: "HEAD",
+            path_contains: "/blobs/".into(),
+            nth: 1,
+            fault: Fault::Trickle(Duration::from_secs(2)),
+        }],
+    );
+    let dir = packaged(&pipeline(&proxy.addr.to_string(), "", None), &MUSL2);
+    let t = Instant::now();
+    let out = publish(dir.path(), &MUSL2, &[("SHIPIT_REGISTRY_DEADLINE", "3")]);
+    let took = t.elapsed();
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("request deadline"), "{err}");
+    assert!(err.contains(&proxy.addr.to_string()), "{err}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(
+        proxy
+            .seen()
+            .iter()
+            .any(|s| s.outcome.starts_with("trickle")),
+        "{:?}",
+        proxy.seen()
+    );
+    assert_eq!(proxy.count("PUT", "/manifests/"), 0, "{:?}", proxy.seen());
+    for tag in MUSL_TAGS {
+        assert_eq!(head_tag(reg.addr, tag), None, "{tag}");
+    }
+    assert!(!dir.path().join("dist/release.json").exists());
+
+    // A deadline that is not a number of seconds is a configuration error, before any request.
+    let before = proxy.seen().len();
+    let out = publish(dir.path(), &MUSL2, &[("SHIPIT_REGISTRY_DEADLINE", "soon")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("SHIPIT_REGISTRY_DEADLINE"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(proxy.seen().len(), before);
+}
+
 /// SIGTERM while a blob upload is held: exit 143 promptly, no manifest or tag PUT, nothing left
 /// running; a rerun completes.
 #[test]

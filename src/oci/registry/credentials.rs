@@ -3,17 +3,16 @@
 //! Order: `SHIPIT_REGISTRY_USER` + `SHIPIT_REGISTRY_PASSWORD`; else docker's `config.json`
 //! (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`): `credHelpers[host]`, then
 //! `auths[host]` (`identitytoken`, or `auth` = base64 `user:password`), then `credsStore`.
-//! Helpers (`docker-credential-<name> get`, server on stdin) run with a timeout and their output
-//! never reaches an error message. Every secret lives in a [`Secret`], whose `Debug` and
+//! Helpers (`docker-credential-<name> get`, server on stdin) run through `exec` (own process
+//! group, a timeout, the run's cancel token) and their output never reaches an error message. Every secret lives in a [`Secret`], whose `Debug` and
 //! `Display` print `***`.
 
 use super::reference::DOCKER_HUB;
+use crate::exec::Cancel;
 use base64::Engine as _;
 use std::fmt;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Default time a credential helper gets before it is killed.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,6 +69,8 @@ pub enum CredentialError {
         "SHIPIT_REGISTRY_USER is set but SHIPIT_REGISTRY_PASSWORD is not (or the reverse): set both or neither"
     )]
     HalfEnv,
+    #[error("looking up registry credentials was cancelled by {}", crate::exec::signal_name(*.0))]
+    Cancelled(i32),
 }
 
 impl Credentials {
@@ -78,6 +79,7 @@ impl Credentials {
     pub fn resolve(
         registry: &str,
         helper_timeout: Duration,
+        cancel: &Cancel,
     ) -> Result<Option<Credentials>, CredentialError> {
         let user = std::env::var("SHIPIT_REGISTRY_USER")
             .ok()
@@ -108,7 +110,7 @@ impl Credentials {
         if !path.exists() {
             return Ok(None);
         }
-        from_docker_config(&path, registry, helper_timeout)
+        from_docker_config(&path, registry, helper_timeout, cancel)
     }
 }
 
@@ -144,6 +146,7 @@ pub fn from_docker_config(
     path: &Path,
     registry: &str,
     helper_timeout: Duration,
+    cancel: &Cancel,
 ) -> Result<Option<Credentials>, CredentialError> {
     let cfg_err = |reason: String| CredentialError::Config {
         path: path.to_path_buf(),
@@ -165,7 +168,7 @@ pub fn from_docker_config(
         .and_then(|h| keys.iter().find_map(|k| h.get(k)))
         .and_then(|v| v.as_str())
     {
-        return run_helper(&helper_program(name), &server, helper_timeout);
+        return run_helper(&helper_program(name), &server, helper_timeout, cancel);
     }
     let auths = cfg.get("auths").and_then(|v| v.as_object());
     if let Some(entry) = auths.and_then(|a| keys.iter().find_map(|k| a.get(k))) {
@@ -202,7 +205,7 @@ pub fn from_docker_config(
         .and_then(|v| v.as_str())
         .filter(|s| !s.is_empty())
     {
-        return run_helper(&helper_program(store), &server, helper_timeout);
+        return run_helper(&helper_program(store), &server, helper_timeout, cancel);
     }
     Ok(None)
 }
@@ -218,6 +221,7 @@ pub fn run_helper(
     program: &Path,
     server: &str,
     timeout: Duration,
+    cancel: &Cancel,
 ) -> Result<Option<Credentials>, CredentialError> {
     let name = program
         .file_name()
@@ -228,46 +232,31 @@ pub fn run_helper(
         host: server.to_string(),
         reason,
     };
-    let mut child = Command::new(program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("cannot start it: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits without reading stdin gives EPIPE: its exit status tells.
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| fail("no stdout".into()))?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.by_ref().take(1 << 20).read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!("timed out after {}s", timeout.as_secs_f32())));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
+    let cmd = crate::exec::Cmd::new(
+        program.display().to_string(),
+        format!("credential helper {name} for {server}"),
+    )
+    .arg("get")
+    .stdin(server);
+    // Through exec: its own process group, the timeout, the run's cancel token. Its stderr is
+    // dropped and its stdout (which may hold the secret, or echo it on failure) is parsed and
+    // never copied into an error.
+    let out = crate::exec::output(&cmd, timeout, 1 << 20, cancel).map_err(|e| match e {
+        crate::exec::ExecError::Spawn { source, .. } => fail(format!("cannot start it: {source}")),
+        crate::exec::ExecError::Timeout { .. } => {
+            fail(format!("timed out after {}s", timeout.as_secs_f32()))
         }
-    };
-    let out = reader.join().unwrap_or_default();
+        crate::exec::ExecError::Cancelled { signal, .. } => CredentialError::Cancelled(signal),
+        other => fail(format!("cannot run it: {other}")),
+    })?;
+    let (status, out) = (out.status, out.stdout);
     if !status.success() {
         if String::from_utf8_lossy(&out).contains("credentials not found") {
             return Ok(None);
         }
         return Err(fail(format!(
-            "exit status {status}; its output is not shown because it may hold a secret"
+            "exit status {}; its output is not shown because it may hold a secret",
+            crate::exec::describe_status(&status)
         )));
     }
     #[derive(serde::Deserialize)]
@@ -295,6 +284,7 @@ pub fn run_helper(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
 
     const CANARY: &str = "CANARY-5f1d2c";
 
@@ -327,7 +317,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let c = from_docker_config(&cfg, "127.0.0.1:5000", HELPER_TIMEOUT)
+        let c = from_docker_config(&cfg, "127.0.0.1:5000", HELPER_TIMEOUT, &Cancel::new())
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -337,15 +327,16 @@ mod tests {
                 password: Secret::new(CANARY)
             }
         );
-        let c = from_docker_config(&cfg, DOCKER_HUB, HELPER_TIMEOUT)
+        let c = from_docker_config(&cfg, DOCKER_HUB, HELPER_TIMEOUT, &Cancel::new())
             .unwrap()
             .unwrap();
         assert_eq!(c, Credentials::IdentityToken(Secret::new("idt")));
         assert_eq!(
-            from_docker_config(&cfg, "other.example", HELPER_TIMEOUT).unwrap(),
+            from_docker_config(&cfg, "other.example", HELPER_TIMEOUT, &Cancel::new()).unwrap(),
             None
         );
-        let e = from_docker_config(&cfg, "bad.example", HELPER_TIMEOUT).unwrap_err();
+        let e =
+            from_docker_config(&cfg, "bad.example", HELPER_TIMEOUT, &Cancel::new()).unwrap_err();
         assert!(e.to_string().contains("not base64"), "{e}");
     }
 
@@ -360,7 +351,7 @@ mod tests {
             ),
         );
         assert_eq!(
-            run_helper(&ok, "r.example", HELPER_TIMEOUT).unwrap(),
+            run_helper(&ok, "r.example", HELPER_TIMEOUT, &Cancel::new()).unwrap(),
             Some(Credentials::Basic {
                 username: "ann".into(),
                 password: Secret::new(CANARY)
@@ -372,7 +363,7 @@ mod tests {
             r#"echo '{"Username":"<token>","Secret":"rt"}'"#,
         );
         assert_eq!(
-            run_helper(&tok, "r.example", HELPER_TIMEOUT).unwrap(),
+            run_helper(&tok, "r.example", HELPER_TIMEOUT, &Cancel::new()).unwrap(),
             Some(Credentials::IdentityToken(Secret::new("rt")))
         );
         let nf = script(
@@ -380,7 +371,10 @@ mod tests {
             "docker-credential-nf",
             "echo 'credentials not found in native keychain'; exit 1",
         );
-        assert_eq!(run_helper(&nf, "r.example", HELPER_TIMEOUT).unwrap(), None);
+        assert_eq!(
+            run_helper(&nf, "r.example", HELPER_TIMEOUT, &Cancel::new()).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -391,16 +385,54 @@ mod tests {
             "docker-credential-bad",
             &format!("echo {CANARY}; exit 1"),
         );
-        let e = run_helper(&bad, "r.example", HELPER_TIMEOUT).unwrap_err();
+        let e = run_helper(&bad, "r.example", HELPER_TIMEOUT, &Cancel::new()).unwrap_err();
         assert!(!e.to_string().contains(CANARY), "{e}");
         assert!(!format!("{e:?}").contains(CANARY));
         assert!(e.to_string().contains("docker-credential-bad"), "{e}");
 
         let hang = script(dir.path(), "docker-credential-hang", "exec sleep 30");
         let t = Instant::now();
-        let e = run_helper(&hang, "r.example", Duration::from_millis(300)).unwrap_err();
+        let e = run_helper(
+            &hang,
+            "r.example",
+            Duration::from_millis(300),
+            &Cancel::new(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("timed out"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_cancelled_run_stops_a_hanging_helper_and_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("grandchild.pid");
+        let hang = script(
+            dir.path(),
+            "docker-credential-hang",
+            &format!("sleep 300 & echo $! > {}; wait", pidfile.display()),
+        );
+        let cancel = Cancel::new();
+        let token = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            token.cancel(libc::SIGINT);
+        });
+        let t = Instant::now();
+        let e = run_helper(&hang, "r.example", Duration::from_secs(60), &cancel).unwrap_err();
+        assert!(matches!(e, CredentialError::Cancelled(libc::SIGINT)), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // The helper's own child went with its process group.
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false);
+        assert!(!alive, "the helper's child {pid} survived the cancellation");
     }
 
     #[test]
@@ -410,7 +442,7 @@ mod tests {
         // credHelpers is consulted first: a helper that is not on PATH is an error, not a
         // silent fall-through to auths.
         std::fs::write(&cfg, r#"{"credHelpers":{"r.example":"shipit-test-absent"},"auths":{"r.example":{"auth":"dTpw"}}}"#).unwrap();
-        let e = from_docker_config(&cfg, "r.example", HELPER_TIMEOUT).unwrap_err();
+        let e = from_docker_config(&cfg, "r.example", HELPER_TIMEOUT, &Cancel::new()).unwrap_err();
         assert!(
             e.to_string()
                 .contains("docker-credential-shipit-test-absent"),

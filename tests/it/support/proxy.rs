@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP/1.1 proxy in front of a test registry (std threads only). It serves
 //! one request per connection (forwarded upstream with `Connection: close`) and, on the Nth
-//! request matching a rule, answers a status itself (503, 429 + `Retry-After`) or resets the
-//! connection after N bytes of the request body. Tests using it are named `fault_*`.
+//! request matching a rule, answers a status itself (503, 429 + `Retry-After`), resets the
+//! connection after N bytes of the request body, or trickles an answer that never ends (one
+//! header line every interval). Tests using it are named `fault_*`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -20,6 +21,9 @@ pub enum Fault {
     },
     /// Read this many body bytes, then reset the connection (RST, `SO_LINGER` 0).
     ResetAfterBody(usize),
+    /// Answer `200 OK`, then one more header line every this often, never ending the headers
+    /// (for two minutes at most, or until the client hangs up).
+    Trickle(Duration),
 }
 
 /// Apply `fault` to the `nth` (1-based) request whose method is `method` and whose path
@@ -178,6 +182,23 @@ fn handle(
             )?;
             record(format!("reset after {n} body bytes"));
             reset(&client_w);
+            Ok(())
+        }
+        Some(Fault::Trickle(every)) => {
+            std::io::copy(
+                &mut (&mut reader).take(content_length as u64),
+                &mut std::io::sink(),
+            )?;
+            record(format!("trickle every {every:?}"));
+            client_w.write_all(b"HTTP/1.1 200 OK\r\n")?;
+            let until = std::time::Instant::now() + Duration::from_secs(120);
+            let mut n = 0;
+            while std::time::Instant::now() < until {
+                client_w.flush()?;
+                std::thread::sleep(every);
+                n += 1;
+                write!(client_w, "X-Trickle-{n}: {n}\r\n")?;
+            }
             Ok(())
         }
         None => {

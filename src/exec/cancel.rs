@@ -1,0 +1,235 @@
+//! The run's cancel token. One [`Cancel`] is made where the signal handlers are installed
+//! (`cli::main`) and handed down to everything that can block: exec's run functions, the
+//! registry client, the credential-helper runner. It holds the signal that cancelled the run and
+//! the process groups of the live children, so that cancelling terminates them all (TERM, then
+//! KILL after [`GRACE`]); a second signal kills them at once. Signals are received by one
+//! blocking `signal_hook` thread; nothing polls.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+/// How long a process group gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(3);
+
+/// The cancel token of a run. Cheap to clone (all clones are the same token).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The signal that cancelled the run (0 while not cancelled).
+    signal: AtomicI32,
+    /// Process groups of live children, terminated on cancellation.
+    groups: Mutex<Vec<i32>>,
+    /// Notified (with `groups` as its lock) when the run is cancelled, waking [`Cancel::sleep`].
+    woken: Condvar,
+}
+
+/// The run was cancelled by this signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cancelled by {}", signal_name(self.0))]
+pub struct Cancelled(pub i32);
+
+/// The token wired to the signal handlers, once installed.
+static INSTALLED: OnceLock<Cancel> = OnceLock::new();
+
+impl Cancel {
+    /// A token no signal reaches (tests, library callers); [`Cancel::cancel`] still works.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Installs the SIGINT/SIGTERM/SIGHUP handlers (once; later calls return the same token)
+    /// and returns the token they cancel.
+    pub fn install_signal_handlers() -> Cancel {
+        INSTALLED
+            .get_or_init(|| {
+                use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+                let cancel = Cancel::new();
+                if let Ok(mut signals) =
+                    signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+                {
+                    let token = cancel.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("signals".into())
+                        .spawn(move || {
+                            for sig in signals.forever() {
+                                token.cancel(sig);
+                            }
+                        });
+                }
+                cancel
+            })
+            .clone()
+    }
+
+    /// The token installed by [`Cancel::install_signal_handlers`], or a fresh one no signal
+    /// reaches. A bridge for call sites that do not get the token passed yet.
+    pub fn current() -> Cancel {
+        INSTALLED.get().cloned().unwrap_or_default()
+    }
+
+    /// The signal that cancelled the run, if any.
+    pub fn signal(&self) -> Option<i32> {
+        match self.0.signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// Whether the run is cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.signal().is_some()
+    }
+
+    /// `Err` once the run is cancelled: call before starting anything.
+    pub fn check(&self) -> Result<(), Cancelled> {
+        match self.signal() {
+            None => Ok(()),
+            Some(s) => Err(Cancelled(s)),
+        }
+    }
+
+    /// Sleeps for `d`, waking at once (with `Err`) when the run is cancelled.
+    pub fn sleep(&self, d: Duration) -> Result<(), Cancelled> {
+        let deadline = std::time::Instant::now() + d;
+        let mut groups = self.lock();
+        loop {
+            self.check()?;
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            groups = match self.0.woken.wait_timeout(groups, deadline - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Cancels the run by `sig`. The first cancellation sends SIGTERM to every registered
+    /// process group and SIGKILL to what is left after [`GRACE`]; a later one sends SIGKILL
+    /// at once.
+    pub fn cancel(&self, sig: i32) {
+        let (first, groups) = {
+            let groups = self.lock();
+            let first = self
+                .0
+                .signal
+                .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            self.0.woken.notify_all();
+            (first, groups.clone())
+        };
+        if first {
+            kill_all(&groups, libc::SIGTERM);
+            let token = self.clone();
+            let _ = std::thread::Builder::new()
+                .name("cancel-grace".into())
+                .spawn(move || {
+                    std::thread::sleep(GRACE);
+                    let groups = token.lock().clone();
+                    kill_all(&groups, libc::SIGKILL);
+                });
+        } else {
+            kill_all(&groups, libc::SIGKILL);
+        }
+    }
+
+    /// Registers a live process group until the guard drops. A group registered after the
+    /// run was cancelled (the signal came between the check before the spawn and this call) is
+    /// killed at once: it never got to do anything worth a grace period.
+    pub(super) fn register(&self, pgid: i32) -> GroupGuard {
+        let mut groups = self.lock();
+        groups.push(pgid);
+        if self.is_cancelled() {
+            kill_all(&[pgid], libc::SIGKILL);
+        }
+        GroupGuard {
+            cancel: self.clone(),
+            pgid,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<i32>> {
+        self.0.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The signal that cancelled the run, read from [`Cancel::current`].
+// TODO(session): callers take the token from the Session instead.
+pub fn cancelled() -> Option<i32> {
+    Cancel::current().signal()
+}
+
+fn kill_all(groups: &[i32], sig: i32) {
+    for &pgid in groups.iter().filter(|p| **p > 0) {
+        // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which is harmless.
+        unsafe {
+            libc::killpg(pgid, sig);
+        }
+    }
+}
+
+/// A registered process group: killed (with whatever grandchildren are left in it) and
+/// unregistered when dropped.
+pub(super) struct GroupGuard {
+    cancel: Cancel,
+    pgid: i32,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_all(&[self.pgid], libc::SIGKILL);
+        self.cancel.lock().retain(|p| *p != self.pgid);
+    }
+}
+
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGILL => "SIGILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        _ => "a signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_records_the_first_signal() {
+        let c = Cancel::new();
+        let other = c.clone();
+        assert_eq!(c.check(), Ok(()));
+        other.cancel(libc::SIGTERM);
+        other.cancel(libc::SIGINT);
+        assert_eq!(c.signal(), Some(libc::SIGTERM));
+        assert_eq!(c.check(), Err(Cancelled(libc::SIGTERM)));
+        assert!(!Cancel::new().is_cancelled());
+    }
+
+    #[test]
+    fn sleep_wakes_on_cancel() {
+        let c = Cancel::new();
+        let token = c.clone();
+        let t = std::time::Instant::now();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            token.cancel(libc::SIGINT);
+        });
+        assert_eq!(
+            c.sleep(Duration::from_secs(30)),
+            Err(Cancelled(libc::SIGINT))
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(Cancel::new().sleep(Duration::from_millis(10)), Ok(()));
+    }
+}
