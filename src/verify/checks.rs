@@ -264,20 +264,9 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
         elf::LibcKind::Musl => Some(Libc::Musl),
         _ => None,
     });
-    let Some(mut expect) = elf::ElfExpect::for_platform(s.platform.name) else {
-        out.push(CheckResult::fail(
-            "elf",
-            start,
-            format!("no ELF expectations for {}", s.platform.name),
-            "report this",
-        ));
-        return (out, false);
-    };
+    let mut expect = elf::ElfExpect::for_platform(s.platform);
     if let Some(l) = libc {
-        expect = expect.with_libc(match l {
-            Libc::Gnu => elf::Libc::Gnu,
-            Libc::Musl => elf::Libc::Musl,
-        });
+        expect = expect.with_libc(l);
     }
     let findings = elf::check(&facts, &expect);
     let errors: Vec<&elf::Finding> = findings
@@ -579,7 +568,7 @@ fn diagnose(guest: &Guest, status: Option<std::process::ExitStatus>, stderr: &st
     }
     match status.map(|s| (s.code(), s.signal())) {
         Some((_, Some(4))) | Some((Some(132), _)) => format!(
-            "illegal instruction on {cpu}: the binary uses instructions {} devices lack (for linux/arm/v6 build genuine ARMv6 code: arm-unknown-linux-musleabihf with cargo-zigbuild)",
+            "illegal instruction on {cpu}: the binary uses instructions that the platform's devices lack ({}) (for linux/arm/v6 build genuine ARMv6 code: arm-unknown-linux-musleabihf with cargo-zigbuild)",
             guest.platform.devices
         ),
         Some((_, Some(11))) | Some((Some(139), _)) => {
