@@ -6,8 +6,14 @@ use super::dynamic::read_dynamic;
 use super::versions::GlibcVersion;
 use super::{Context, ElfClass, ElfError, ElfFacts, RiscvFacts, RiscvFloatAbi, malformed};
 use object::elf;
-use object::read::elf::{FileHeader, ProgramHeader as _};
+use object::read::ReadRef;
+use object::read::elf::{FileHeader, ProgramHeader as _, SectionHeader as _};
 use object::{Endianness, FileKind};
+use std::mem::size_of;
+
+fn invalid(what: impl Into<String>) -> ElfError {
+    ElfError::Invalid { what: what.into() }
+}
 
 /// Reads the facts of one ELF executable. Never panics on bad input; truncated, garbage and
 /// non-ELF bytes give an [`ElfError`].
@@ -72,9 +78,11 @@ fn inspect_as<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFa
     let machine = header.e_machine(endian).0;
     let flags = header.e_flags(endian).0;
     let file_type = header.e_type(endian).0;
+    check_header_tables(header, endian, data)?;
     let phdrs = header
         .program_headers(endian, data)
         .ctx("program headers")?;
+    check_segments::<Elf>(endian, data, phdrs)?;
 
     let mut interpreter = None;
     for ph in phdrs {
@@ -132,4 +140,132 @@ fn inspect_as<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFa
         version_needs: dynamic.version_needs,
         max_glibc,
     })
+}
+
+/// Checks what the file header says about its tables against the file itself, before any of
+/// them is read: entry sizes, counts (with the extended numbering of PN_XNUM and `e_shnum` 0)
+/// and extents. `object` takes `e_phnum = 0xffff` as "the count is in section 0" and, finding 0
+/// there, reads no program headers at all: without this check such a file looked like a static
+/// binary and only failed when it ran.
+fn check_header_tables<Elf: FileHeader<Endian = Endianness>>(
+    header: &Elf,
+    endian: Endianness,
+    data: &[u8],
+) -> Result<(), ElfError> {
+    let len = data.len() as u64;
+    let ehsize = usize::from(header.e_ehsize(endian));
+    if ehsize != size_of::<Elf>() {
+        return Err(invalid(format!(
+            "e_ehsize is {ehsize}, not the {} bytes of an ELF{} header",
+            size_of::<Elf>(),
+            if header.is_type_64() { 64 } else { 32 }
+        )));
+    }
+    // Section headers first: the extended counts live in section 0.
+    let shoff: u64 = header.e_shoff(endian).into();
+    let mut section_0 = None;
+    let mut shnum = u64::from(header.e_shnum(endian));
+    if shoff != 0 {
+        let entsize = usize::from(header.e_shentsize(endian));
+        if entsize != size_of::<Elf::SectionHeader>() {
+            return Err(invalid(format!(
+                "e_shentsize is {entsize}, not the {} bytes of a section header",
+                size_of::<Elf::SectionHeader>()
+            )));
+        }
+        let s0: &Elf::SectionHeader = data.read_at(shoff).map_err(|()| {
+            invalid(format!(
+                "the section header table (e_shoff 0x{shoff:x}) starts past the end of the {len}-byte file"
+            ))
+        })?;
+        if shnum == 0 {
+            shnum = s0.sh_size(endian).into();
+        }
+        section_0 = Some(s0);
+        let end = shnum
+            .checked_mul(entsize as u64)
+            .and_then(|size| size.checked_add(shoff));
+        if end.is_none_or(|end| end > len) {
+            return Err(invalid(format!(
+                "{shnum} section headers at 0x{shoff:x} run past the end of the {len}-byte file"
+            )));
+        }
+    }
+    let e_phnum = header.e_phnum(endian);
+    let phnum = if e_phnum == elf::PN_XNUM {
+        // Extended numbering: the real count is in section 0's sh_info, and is only used when
+        // it does not fit in e_phnum.
+        let real = section_0.map(|s0| s0.sh_info(endian));
+        match real {
+            Some(n) if n >= u32::from(elf::PN_XNUM) => u64::from(n),
+            Some(n) => {
+                return Err(invalid(format!(
+                    "e_phnum is 0xffff (PN_XNUM: count in section 0) but section 0 gives {n} \
+                     program headers, which would have fit in e_phnum"
+                )));
+            }
+            None => {
+                return Err(invalid(
+                    "e_phnum is 0xffff (PN_XNUM: count in section 0) but the file has no \
+                     section headers",
+                ));
+            }
+        }
+    } else {
+        u64::from(e_phnum)
+    };
+    let file_type = elf::FileType(header.e_type(endian).0);
+    if phnum == 0 {
+        if file_type == elf::ET_EXEC || file_type == elf::ET_DYN {
+            return Err(invalid(
+                "an executable with no program headers (e_phnum 0): the kernel cannot load it",
+            ));
+        }
+        return Ok(());
+    }
+    let entsize = usize::from(header.e_phentsize(endian));
+    if entsize != size_of::<Elf::ProgramHeader>() {
+        return Err(invalid(format!(
+            "e_phentsize is {entsize}, not the {} bytes of a program header",
+            size_of::<Elf::ProgramHeader>()
+        )));
+    }
+    let phoff: u64 = header.e_phoff(endian).into();
+    let end = phnum
+        .checked_mul(entsize as u64)
+        .and_then(|size| size.checked_add(phoff));
+    if end.is_none_or(|end| end > len) {
+        return Err(invalid(format!(
+            "e_phnum {phnum} program headers at 0x{phoff:x} run past the end of the {len}-byte \
+             file"
+        )));
+    }
+    Ok(())
+}
+
+/// Every segment the loader maps must lie inside the file: a PT_LOAD or PT_INTERP past the end
+/// is a truncated or corrupted file, whatever the headers promise.
+fn check_segments<Elf: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    data: &[u8],
+    phdrs: &[Elf::ProgramHeader],
+) -> Result<(), ElfError> {
+    let len = data.len() as u64;
+    for (i, ph) in phdrs.iter().enumerate() {
+        let kind = match ph.p_type(endian) {
+            elf::PT_LOAD => "PT_LOAD",
+            elf::PT_INTERP => "PT_INTERP",
+            elf::PT_DYNAMIC => "PT_DYNAMIC",
+            _ => continue,
+        };
+        let offset: u64 = ph.p_offset(endian).into();
+        let size: u64 = ph.p_filesz(endian).into();
+        if offset.checked_add(size).is_none_or(|end| end > len) {
+            return Err(invalid(format!(
+                "program header {i} ({kind}) covers 0x{offset:x}..+0x{size:x}, past the end of \
+                 the {len}-byte file"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -65,6 +65,16 @@ pub enum ElfError {
         /// Which field was wrong.
         what: String,
     },
+    /// The file header contradicts the file: impossible counts, entry sizes or extents of the
+    /// header tables (no linker writes these; the loader would refuse the file).
+    #[error(
+        "not a valid ELF file: {what}; no linker writes this, so the file is corrupt or was \
+         altered: rebuild it and check the copy into the image"
+    )]
+    Invalid {
+        /// What the header claims and why it cannot be.
+        what: String,
+    },
     /// Headers or tables point outside the file or are inconsistent.
     #[error(
         "malformed ELF file: {what}; the file is truncated or corrupted, rebuild it and check the \

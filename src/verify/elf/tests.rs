@@ -707,3 +707,51 @@ fn armv7_fp_ceiling_is_vfpv4_and_a_higher_tag_fails() {
         assert!(f.message.contains("SIGILL"), "{}", f.message);
     }
 }
+
+/// A real binary with one header field patched: the reader refuses it as "not a valid ELF file"
+/// instead of reading no program headers and calling it static (issue 11, item 17).
+#[test]
+fn impossible_header_counts_are_not_a_valid_elf() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = compile(dir.path(), "cc", &["-O1", "-lm"], HELLO, "h");
+    let arm = compile(
+        dir.path(),
+        "arm-linux-gnueabihf-gcc",
+        &["-O1", "-static", "-nostdlib", "-marm", "-march=armv7-a+fp"],
+        ARM_START,
+        "arm",
+    );
+    assert!(inspect(&good).unwrap().interpreter.is_some());
+    let patch = |bytes: &[u8], at: usize, value: u16| {
+        let mut copy = bytes.to_vec();
+        copy[at..at + 2].copy_from_slice(&value.to_le_bytes());
+        copy
+    };
+    let invalid = |bytes: &[u8], needle: &str| {
+        let e = inspect(bytes).unwrap_err();
+        assert!(matches!(e, ElfError::Invalid { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.starts_with("not a valid ELF file: "), "{text}");
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    };
+    // ELF64 (x86-64): e_phentsize at 54, e_phnum 56, e_shentsize 58, e_shnum 60.
+    invalid(&patch(&good, 56, 0xffff), "e_phnum is 0xffff (PN_XNUM");
+    invalid(&patch(&good, 56, 0xfffe), "e_phnum 65534 program headers");
+    invalid(&patch(&good, 56, 0), "no program headers");
+    invalid(&patch(&good, 54, 32), "e_phentsize is 32");
+    invalid(&patch(&good, 60, 0xfff0), "65520 section headers");
+    invalid(&patch(&good, 58, 1), "e_shentsize is 1");
+    // ELF32 (ARM): e_phnum at 44.
+    invalid(&patch(&arm, 44, 0xffff), "e_phnum is 0xffff (PN_XNUM");
+    // PN_XNUM without section headers (e_shoff 0, as sstrip leaves it).
+    let mut no_sections = patch(&good, 56, 0xffff);
+    no_sections[40..48].fill(0);
+    no_sections[60..62].fill(0);
+    invalid(&no_sections, "no section headers");
+    // A truncated file without section headers: its program headers fit, a PT_LOAD does not.
+    let mut stripped = good.clone();
+    stripped[40..48].fill(0);
+    stripped[60..64].fill(0);
+    assert!(inspect(&stripped).is_ok());
+    invalid(&stripped[..good.len() / 2], "(PT_LOAD) covers");
+}
