@@ -40,9 +40,10 @@ pub struct Settings {
     pub cpu: CpuMode,
     pub jobs: usize,
     /// The output dir whose `cache/verified.json` remembers passed verifications, keyed by the
-    /// manifest digest and everything that decides the outcome (checks, policy, CPU mode,
-    /// sandbox, shipit version). Same bytes + same checks = same answer, so `release` reuses it;
-    /// `shipit verify` always runs afresh (None).
+    /// manifest digest, what the pipeline says the image is (variant, index platform) and
+    /// everything that decides the outcome (checks, policy, CPU mode, sandbox, shipit version).
+    /// Same bytes + same checks = same answer, so `release` and `publish` reuse it and report it
+    /// as cached without running anything; `shipit verify` always runs afresh (None).
     pub cache: Option<std::path::PathBuf>,
 }
 
@@ -75,6 +76,32 @@ pub struct PlatformReport {
     /// Reused from an earlier verification of the same bytes with the same settings.
     #[serde(default)]
     pub cached: bool,
+}
+
+impl PlatformReport {
+    /// A report read from the cache, shown for `item`: marked cached, each check too.
+    fn reused(mut self, item: &Item) -> PlatformReport {
+        self.cached = true;
+        self.image = item.image.clone();
+        for c in &mut self.checks {
+            c.cached = true;
+        }
+        self
+    }
+}
+
+/// The cache key of an item: the manifest digest (the image's bytes: config and layers are
+/// addressed by it), what the pipeline says the image is (its variant and the index entry's
+/// platform, which the static checks compare against), and the settings' fingerprint.
+fn cache_key(item: &Item, fingerprint: &str) -> String {
+    format!(
+        "{}|{}|{}|{fingerprint}",
+        item.manifest.digest,
+        item.variant.map_or("-", |v| v.name()),
+        item.index_platform
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |p| p.to_string()),
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -187,34 +214,32 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         .cache
         .as_ref()
         .map(|out| crate::cache::Cache::open(out, "verified"));
-    let key = |item: &Item| format!("{}|{fingerprint}", item.manifest.digest);
-    let next = AtomicUsize::new(0);
+    let key = |item: &Item| cache_key(item, &fingerprint);
     let results: Mutex<Vec<(usize, PlatformReport)>> = Mutex::new(Vec::new());
+    // Reuse what passed before with the same bytes and the same checks; verify the rest.
     let mut todo: Vec<usize> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match cache
             .as_ref()
             .and_then(|c| c.get::<PlatformReport>(&key(item)))
         {
-            Some(mut r) if r.passed => {
-                r.cached = true;
-                r.image = item.image.clone();
+            Some(r) if r.passed && r.digest == item.manifest.digest.as_str() => {
+                let r = r.reused(item);
                 print_platform(&r, ui);
                 results.lock().map(|mut v| v.push((i, r))).ok();
             }
             _ => todo.push(i),
         }
     }
+    let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
-        for _ in 0..settings.jobs.clamp(1, items.len().max(1)) {
+        for _ in 0..settings.jobs.clamp(1, todo.len().max(1)) {
             s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(item) = items.get(i) else { break };
+                while let Some(&i) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
                     if crate::exec::cancelled().is_some() {
                         break;
                     }
-                    let r = verify_one(item, settings, isolation);
+                    let r = verify_one(&items[i], settings, isolation, ui);
                     print_platform(&r, ui);
                     results.lock().map(|mut v| v.push((i, r))).ok();
                 }
@@ -264,6 +289,7 @@ fn failed(
             seconds: start.elapsed().as_secs_f64(),
             detail: Some(detail),
             fix: Some(fix.into()),
+            cached: false,
         }],
     }
 }
@@ -292,7 +318,7 @@ fn read_image(
     Ok((layout, manifest, config))
 }
 
-fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> PlatformReport {
+fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -> PlatformReport {
     let start = Instant::now();
     let claimed = item
         .index_platform
@@ -374,6 +400,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
                     "the image's layers break the unpack rules: rebuild it from trusted inputs"
                         .into(),
                 ),
+                cached: false,
             });
             report.seconds = start.elapsed().as_secs_f64();
             return report;
@@ -399,6 +426,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
         seconds: t.elapsed().as_secs_f64(),
         detail: Some(detail),
         fix: None,
+        cached: false,
     });
     let subject = Subject {
         platform,
@@ -439,9 +467,16 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
                 seconds: 0.0,
                 detail: Some(e),
                 fix: Some("run `shipit doctor --fix`".into()),
+                cached: false,
             });
         } else {
             for c in &settings.checks {
+                ui.verbose(format!(
+                    "  $ {}    # check `{}` on {}",
+                    checks::check_command(&guest, &argv, c).display(),
+                    c.name,
+                    platform.name
+                ));
                 report
                     .checks
                     .push(checks::run_check(&guest, &argv, c, parent.path()));
@@ -475,7 +510,7 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
         return;
     }
     let mark = match (r.passed, r.cached) {
-        (true, true) => "ok (verified before: same bytes, same checks)",
+        (true, true) => "ok (cached: verified before with the same bytes and checks)",
         (true, false) => "ok",
         _ => "FAILED",
     };

@@ -28,6 +28,10 @@ pub struct CheckResult {
     /// What to do about a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// Reused from an earlier verification of the same image bytes with the same checks
+    /// (`dist/cache/verified.json`): nothing ran this time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 impl CheckResult {
@@ -38,6 +42,7 @@ impl CheckResult {
             seconds: start.elapsed().as_secs_f64(),
             detail,
             fix: None,
+            cached: false,
         }
     }
     fn fail(name: &str, start: Instant, detail: String, fix: impl Into<String>) -> CheckResult {
@@ -47,6 +52,7 @@ impl CheckResult {
             seconds: start.elapsed().as_secs_f64(),
             detail: Some(detail),
             fix: Some(fix.into()),
+            cached: false,
         }
     }
 }
@@ -439,6 +445,24 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
+/// The command a dynamic check runs in the guest: the entrypoint with the check's arguments
+/// (`run`), or the entrypoint alone (`serve`, in its own network namespace unless the guest has
+/// no sandbox).
+pub fn check_command(guest: &Guest, argv: &[String], check: &Check) -> exec::Cmd {
+    let purpose = format!("check `{}` on {}", check.name, guest.platform.name);
+    match &check.kind {
+        CheckKind::Run { args, .. } => {
+            let mut full = argv.to_vec();
+            full.extend(args.iter().cloned());
+            guest.command(&full, purpose, true)
+        }
+        CheckKind::Serve { .. } => {
+            let netns = guest.isolation != super::qemu::Isolation::Prefix;
+            guest.command(argv, purpose, netns)
+        }
+    }
+}
+
 /// Runs one dynamic check in the guest.
 pub fn run_check(guest: &Guest, argv: &[String], check: &Check, scratch: &Path) -> CheckResult {
     match &check.kind {
@@ -592,13 +616,7 @@ fn run_once(
     scratch: &Path,
 ) -> CheckResult {
     let start = Instant::now();
-    let mut full = argv.to_vec();
-    full.extend(args.iter().cloned());
-    let cmd = guest.command(
-        &full,
-        format!("check `{}` on {}", check.name, guest.platform.name),
-        true,
-    );
+    let cmd = check_command(guest, argv, check);
     let shown = format!("{} {}", argv[0], args.join(" "));
     let (running, out_p, err_p) =
         match start_guest(guest, &cmd, check, &shown, "ran", scratch, start) {
@@ -729,11 +747,7 @@ fn serve(
 ) -> CheckResult {
     let start = Instant::now();
     let netns = guest.isolation != super::qemu::Isolation::Prefix;
-    let cmd = guest.command(
-        argv,
-        format!("check `{}` on {}", check.name, guest.platform.name),
-        netns,
-    );
+    let cmd = check_command(guest, argv, check);
     let shown = argv.join(" ");
     let (running, _, err_p) =
         match start_guest(guest, &cmd, check, &shown, "started", scratch, start) {

@@ -1185,3 +1185,169 @@ fn attestation_entries_in_an_index_are_skipped() {
         ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The verification cache (dist/cache/verified.json)
+
+/// `shipit publish --json -v ARGS` in `dir` with `path` first on PATH (when given).
+fn publish(dir: &Path, path: Option<&Path>) -> Output {
+    let mut c = shipit(dir);
+    c.args(["publish", "--json", "-v"]);
+    if let Some(p) = path {
+        c.env(
+            "PATH",
+            format!("{}:{}", p.display(), std::env::var("PATH").unwrap()),
+        );
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "publish failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The release report's checks: `(platform, check name) -> cached`.
+fn cached_checks(out: &Output) -> BTreeMap<(String, String), bool> {
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report on stdout ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let mut m = BTreeMap::new();
+    for img in report["images"].as_array().unwrap() {
+        for p in img["platforms"].as_array().unwrap() {
+            for c in p["checks"].as_array().unwrap() {
+                assert_eq!(c["passed"], true, "{c}");
+                m.insert(
+                    (
+                        p["platform"].as_str().unwrap().to_string(),
+                        c["name"].as_str().unwrap().to_string(),
+                    ),
+                    c["cached"].as_bool().unwrap_or(false),
+                );
+            }
+        }
+    }
+    m
+}
+
+/// The guest commands `-v` printed (`  $ … # check `NAME` on PLATFORM`).
+fn guest_commands(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("  $ ") && l.contains("# check `"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A second `publish` of the same bytes with the same checks reuses the first verification: it
+/// says so (human and JSON output) and runs no guest at all. Evidence at the exec level: `-v`
+/// prints every guest command before it runs (native amd64 and QEMU alike), and for the second
+/// run wrapper scripts first on PATH stand in for `qemu-*-static`: one that ran would log its
+/// call (qemu `-L` mode) or, copied into a scratch rootfs without a shell (chroot mode), fail the
+/// check and so the publish. A changed check (another stdout pattern) defeats the cache.
+#[test]
+fn rerun_with_same_bytes_and_checks_is_cached_and_runs_no_guest() {
+    let _fixture = read_fixture();
+    let platforms = "linux/amd64, linux/arm64, linux/arm/v7";
+    let with_checks = |checks: &str| {
+        pipeline("musl: { base: scratch }", platforms, USER, checks)
+            + "publish:\n  to: oci:dist/oci\n"
+    };
+    let tmp = example_copy(Some(&with_checks(VERSION_CHECK)));
+    let dir = tmp.path();
+    let package = || {
+        run_ok(
+            shipit(dir)
+                .args(["package", "-q"])
+                .env("SOURCE_DATE_EPOCH", EPOCH),
+        )
+    };
+    package();
+    let expected: Vec<(String, String)> = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+        .iter()
+        .map(|p| (p.to_string(), "version".to_string()))
+        .collect();
+
+    // First run: verified for real, every guest command shown.
+    let first = publish(dir, None);
+    let checks = cached_checks(&first);
+    for key in &expected {
+        assert_eq!(checks.get(key), Some(&false), "{key:?} in {checks:?}");
+    }
+    let ran = guest_commands(&first);
+    assert_eq!(ran.len(), 3, "one version check per platform: {ran:#?}");
+    assert!(
+        ran.iter().any(|c| c.contains("qemu-aarch64-static")),
+        "{ran:#?}"
+    );
+    assert!(
+        ran.iter().any(|c| c.contains("qemu-arm-static")),
+        "{ran:#?}"
+    );
+    assert!(dir.join("dist/cache/verified.json").is_file());
+
+    // Second run, same bytes and checks, with logging QEMU wrappers first on PATH.
+    let wrappers = tempfile::tempdir().unwrap();
+    let log = wrappers.path().join("qemu-calls.log");
+    for qemu in [
+        "qemu-aarch64-static",
+        "qemu-arm-static",
+        "qemu-x86_64-static",
+    ] {
+        let real = which::which(qemu).unwrap_or_else(|e| panic!("{qemu}: {e}"));
+        let script = wrappers.path().join(qemu);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"{qemu} $*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let second = publish(dir, Some(wrappers.path()));
+    let checks = cached_checks(&second);
+    for key in &expected {
+        assert_eq!(checks.get(key), Some(&true), "{key:?} in {checks:?}");
+    }
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(
+        stderr.matches("ok (cached: verified before").count(),
+        3,
+        "each platform reported as cached:\n{stderr}"
+    );
+    assert_eq!(guest_commands(&second), Vec::<String>::new(), "{stderr}");
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(calls, "", "QEMU ran although the verification was cached");
+
+    // A different stdout pattern: same bytes, other checks, so everything runs again.
+    std::fs::write(
+        dir.join("pipeline.yaml"),
+        with_checks(&VERSION_CHECK.replace(r"\d+\.\d+\.\d+", r"\d+\.\d+")),
+    )
+    .unwrap();
+    assert_ne!(
+        std::fs::read_to_string(dir.join("pipeline.yaml")).unwrap(),
+        with_checks(VERSION_CHECK)
+    );
+    package();
+    let third = publish(dir, None);
+    let checks = cached_checks(&third);
+    for key in &expected {
+        assert_eq!(checks.get(key), Some(&false), "{key:?} in {checks:?}");
+    }
+    assert_eq!(
+        guest_commands(&third).len(),
+        3,
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+}
