@@ -7,6 +7,7 @@
 
 use crate::config::{Check, CpuMode};
 use crate::error::{Error, Result};
+use crate::oci::digest::Digest;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index::{self, Platform as OciPlatform};
 use crate::oci::layout::Layout;
@@ -294,10 +295,12 @@ fn failed(
     }
 }
 
+/// What `read_image` hands on: the layout, the manifest, the config and its `rootfs.diff_ids`
+/// (one per layer, checked).
+type ImageParts = (Layout, image::Manifest, serde_json::Value, Vec<Digest>);
+
 /// The layout, manifest and config of an item, each checked; on failure (what, what to do).
-fn read_image(
-    item: &Item,
-) -> std::result::Result<(Layout, image::Manifest, serde_json::Value), (String, &'static str)> {
+fn read_image(item: &Item) -> std::result::Result<ImageParts, (String, &'static str)> {
     let layout =
         Layout::open(&item.layout).map_err(|e| (e.to_string(), "check the layout path"))?;
     let bytes = layout.read_blob(&item.manifest, MAX_JSON).map_err(|e| {
@@ -315,7 +318,42 @@ fn read_image(
         .map_err(|e| e.to_string())
         .and_then(|b| image::parse_config(&b).map_err(|e| e.to_string()))
         .map_err(|e| (e, "the config blob is missing or corrupt"))?;
-    Ok((layout, manifest, config))
+    let diff_ids = config_rootfs(&config, manifest.layers.len()).map_err(|e| {
+        (
+            format!("image config {}: {e}", manifest.config.digest),
+            "the config does not describe the manifest's layers (runtimes refuse such an image; \
+             umoci panics on it): rebuild the image",
+        )
+    })?;
+    Ok((layout, manifest, config, diff_ids))
+}
+
+/// The config's `rootfs`, checked against the manifest: `type` must be `layers` and `diff_ids`
+/// must list one uncompressed digest per manifest layer, in order, since that is how a runtime
+/// pairs each layer with the digest its unpacked tar must have.
+fn config_rootfs(
+    config: &serde_json::Value,
+    layers: usize,
+) -> std::result::Result<Vec<Digest>, String> {
+    let rootfs = &config["rootfs"];
+    match rootfs["type"].as_str() {
+        Some("layers") => {}
+        Some(other) => return Err(format!("rootfs.type is {other:?}, not \"layers\"")),
+        None => return Err("rootfs.type is missing (it must be \"layers\")".into()),
+    }
+    if rootfs.get("diff_ids").is_none_or(|d| d.is_null()) {
+        return Err("rootfs.diff_ids is missing".into());
+    }
+    let diff_ids = image::config_diff_ids(config).map_err(|e| e.to_string())?;
+    if diff_ids.len() != layers {
+        return Err(format!(
+            "rootfs.diff_ids lists {} layer digest{} but the manifest has {layers} layer{}",
+            diff_ids.len(),
+            if diff_ids.len() == 1 { "" } else { "s" },
+            if layers == 1 { "" } else { "s" },
+        ));
+    }
+    Ok(diff_ids)
 }
 
 fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -> PlatformReport {
@@ -325,7 +363,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into());
-    let (layout, manifest, config) = match read_image(item) {
+    let (layout, manifest, config, diff_ids) = match read_image(item) {
         Ok(x) => x,
         Err((detail, fix)) => return failed(item, &claimed, start, "image", detail, fix),
     };
@@ -346,15 +384,14 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
     };
     let compressed_size =
         manifest.layers.iter().map(|l| l.size).sum::<u64>() + manifest.config.size;
-    let diff_ids = image::config_diff_ids(&config).unwrap_or_default();
     let mut layers = Vec::new();
-    for (i, l) in manifest.layers.iter().enumerate() {
+    for (l, diff_id) in manifest.layers.iter().zip(diff_ids) {
         layers.push(LayerInput {
             digest: l.digest.clone(),
             size: l.size,
             media_type: l.media_type.clone(),
             blob: layout.blob_path(&l.digest),
-            diff_id: diff_ids.get(i).cloned(),
+            diff_id: Some(diff_id),
         });
     }
     let mut report = PlatformReport {
