@@ -1351,3 +1351,155 @@ fn rerun_with_same_bytes_and_checks_is_cached_and_runs_no_guest() {
         String::from_utf8_lossy(&third.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Image configs that contradict their manifest
+
+/// An image config whose `rootfs` does not describe the manifest's layers: `diff_ids` empty, one
+/// entry too many, or `type` other than `layers` (umoci panics on these). Each is a real layout
+/// written with shipit's own oci code, then its config blob edited and re-hashed (and the
+/// manifest with it). Verification refuses each in the `image` check, exit 1, naming the field;
+/// the untouched image passes.
+#[test]
+fn config_rootfs_that_does_not_match_the_layers_fails() {
+    use shipit::oci::image::{ImageSpec, build};
+    use shipit::oci::index::Platform;
+    use shipit::oci::layer::Entry;
+    use shipit::oci::layout::Layout;
+
+    let _fixture = read_fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    let layout = Layout::create(&dir).unwrap();
+    let (_, layer) = layout
+        .write_layer(
+            &[
+                Entry::dir("usr", 0o755),
+                Entry::dir("usr/local", 0o755),
+                Entry::dir("usr/local/bin", 0o755),
+                Entry::host_file(
+                    "usr/local/bin/hello-server",
+                    built("musl", "linux-amd64"),
+                    0o755,
+                ),
+            ],
+            1_700_000_000,
+        )
+        .unwrap();
+    let spec = ImageSpec {
+        platform: Platform::new("linux", "amd64", None),
+        user: Some("10001:10001".into()),
+        entrypoint: Some(vec!["/usr/local/bin/hello-server".into()]),
+        epoch: 1_700_000_000,
+        ..ImageSpec::default()
+    };
+    let img = build(None, &[layer], &spec).unwrap();
+    layout.write_image(&img).unwrap();
+    layout.tag("good", &img.descriptor).unwrap();
+
+    let tamper = |tag: &str, edit: &dyn Fn(&mut Value)| {
+        let mut config: Value = serde_json::from_slice(&img.config_bytes).unwrap();
+        edit(&mut config);
+        let config_desc = layout
+            .write_blob(
+                &img.config.media_type,
+                &serde_json::to_vec(&config).unwrap(),
+            )
+            .unwrap();
+        let mut manifest: Value = serde_json::from_slice(&img.manifest_bytes).unwrap();
+        manifest["config"]["digest"] = config_desc.digest.to_string().into();
+        manifest["config"]["size"] = config_desc.size.into();
+        let mut desc = layout
+            .write_blob(
+                &img.descriptor.media_type,
+                &serde_json::to_vec(&manifest).unwrap(),
+            )
+            .unwrap();
+        desc.platform = img.descriptor.platform.clone();
+        layout.tag(tag, &desc).unwrap();
+    };
+    tamper("empty-diff-ids", &|c| {
+        c["rootfs"]["diff_ids"] = serde_json::json!([])
+    });
+    tamper("extra-diff-id", &|c| {
+        let first = c["rootfs"]["diff_ids"][0].clone();
+        c["rootfs"]["diff_ids"].as_array_mut().unwrap().push(first);
+    });
+    tamper("bogus-type", &|c| c["rootfs"]["type"] = "bogus".into());
+
+    let image = |tag: &str| format!("oci:{}:{tag}", dir.display());
+    let good = verify(
+        tmp.path(),
+        &[
+            &image("good"),
+            "--run=--version",
+            "--expect-stdout",
+            "hello-server",
+        ],
+        &[],
+    );
+    assert!(good.status.success(), "the untouched image passes");
+    for (tag, needle) in [
+        (
+            "empty-diff-ids",
+            "rootfs.diff_ids lists 0 layer digests but the manifest has 1 layer",
+        ),
+        (
+            "extra-diff-id",
+            "rootfs.diff_ids lists 2 layer digests but the manifest has 1 layer",
+        ),
+        ("bogus-type", "rootfs.type is \"bogus\", not \"layers\""),
+    ] {
+        let out = verify(
+            tmp.path(),
+            &[
+                &image(tag),
+                "--run=--version",
+                "--expect-stdout",
+                "hello-server",
+            ],
+            &[],
+        );
+        assert_failed(&out, "?", "image", &[needle, "rebuild the image"]);
+    }
+}
+
+/// The example's real binary with `e_phnum` patched to 0xffff (PN_XNUM without the extended
+/// count): the ELF check calls it not a valid ELF file and names it, and no run check follows to
+/// blame a missing loader (issue 11, item 17).
+#[test]
+fn binary_with_impossible_phnum_is_not_a_valid_elf() {
+    let _fixture = read_fixture();
+    let p = pipeline(
+        "musl: { base: scratch }",
+        "linux/amd64",
+        USER,
+        VERSION_CHECK,
+    );
+    let dir = example_copy(Some(&p));
+    let mut bytes = std::fs::read(built("musl", "linux-amd64")).unwrap();
+    assert_eq!(&bytes[..5], b"\x7fELF\x02", "an ELF64 binary");
+    bytes[56..58].copy_from_slice(&0xffffu16.to_le_bytes()); // e_phnum
+    let patched = dir.path().join("patched");
+    std::fs::write(&patched, &bytes).unwrap();
+    replace_binary(dir.path(), "musl", "linux-amd64", &patched);
+    let out = package_and_verify(
+        dir.path(),
+        &["--platform", "linux/amd64", "--variant", "musl"],
+    );
+    assert_failed(
+        &out,
+        "linux/amd64",
+        "elf",
+        &[
+            "/usr/local/bin/hello-server: not a valid ELF file",
+            "e_phnum is 0xffff",
+        ],
+    );
+    let all = checks(&out);
+    assert!(
+        !all.contains_key(&("linux/amd64".to_string(), "version".to_string())),
+        "nothing runs a binary that is not a valid ELF: {all:#?}"
+    );
+    assert_only_staging(dir.path());
+}
