@@ -147,7 +147,7 @@ fn inspect_as<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFa
 /// and extents. `object` takes `e_phnum = 0xffff` as "the count is in section 0" and, finding 0
 /// there, reads no program headers at all: without this check such a file looked like a static
 /// binary and only failed when it ran.
-fn check_header_tables<Elf: FileHeader<Endian = Endianness>>(
+pub(super) fn check_header_tables<Elf: FileHeader<Endian = Endianness>>(
     header: &Elf,
     endian: Endianness,
     data: &[u8],

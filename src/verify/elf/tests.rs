@@ -741,6 +741,11 @@ fn impossible_header_counts_are_not_a_valid_elf() {
     invalid(&patch(&good, 54, 32), "e_phentsize is 32");
     invalid(&patch(&good, 60, 0xfff0), "65520 section headers");
     invalid(&patch(&good, 58, 1), "e_shentsize is 1");
+    // The same rules hold when reading a base image's libc.so.6.
+    assert!(matches!(
+        glibc_provided(&patch(&good, 60, 0xfff0)),
+        Err(ElfError::Invalid { .. })
+    ));
     // ELF32 (ARM): e_phnum at 44.
     invalid(&patch(&arm, 44, 0xffff), "e_phnum is 0xffff (PN_XNUM");
     // PN_XNUM without section headers (e_shoff 0, as sstrip leaves it).

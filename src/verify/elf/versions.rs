@@ -2,7 +2,7 @@
 //! highest one a base image's `libc.so.6` defines (`.gnu.version_d`).
 
 use super::dynamic::MAX_ENTRIES;
-use super::header::{identify, with_aligned};
+use super::header::{check_header_tables, identify, with_aligned};
 use super::{Context, ElfError, malformed};
 use object::elf;
 use object::read::elf::FileHeader;
@@ -89,6 +89,7 @@ fn glibc_provided_as<Elf: FileHeader<Endian = Endianness>>(
 ) -> Result<Option<GlibcVersion>, ElfError> {
     let header = Elf::parse(data).ctx("ELF header")?;
     let endian = header.endian().ctx("ELF byte order")?;
+    check_header_tables(header, endian, data)?;
     let sections = header.sections(endian, data).ctx("section headers")?;
     let Some((mut verdefs, link)) = sections.gnu_verdef(endian, data).ctx(".gnu.version_d")? else {
         return Ok(None);
