@@ -3,8 +3,10 @@
 //! buildah/skopeo), never a mock: wrong architecture, ARMv7 code on ARMv6 (statically and by
 //! SIGILL under `-cpu arm1176`), glibc on scratch, a missing libssl, a too-new glibc on bullseye,
 //! a server that never answers /health, one that ignores SIGTERM, a program that hangs (killed,
-//! no process left behind), a root user, and malicious layers (refused, nothing outside touched).
-//! Every failure must exit 1, name the check and the cause, and leave only staging refs.
+//! no process left behind), a root user, and malicious layers (refused, nothing outside touched),
+//! a config whose rootfs contradicts its layers, a binary with an impossible ELF header.
+//! Every failure must exit 1, name the check and the cause, and leave only staging refs. And the
+//! verification cache: a rerun of the same bytes with the same checks runs no guest.
 
 use crate::support::fixture::{
     EPOCH, built, debian_base, example, example_copy, example_pipeline, example_variant, repo,
