@@ -1,5 +1,6 @@
 //! The one platform table: OCI platform ↔ Rust target per libc ↔ QEMU binary and strict CPU ↔
-//! the ELF facts a binary for it must show. Everything platform-specific in shipit reads it here.
+//! the ELF facts a binary for it must show (machine, class, float ABI, the ARM ISA ceiling, from
+//! which `verify::elf::ElfExpect` is derived). Everything platform-specific in shipit reads it here.
 
 use serde::Serialize;
 use std::fmt;
@@ -47,17 +48,40 @@ pub mod machine {
     pub const RISCV: u16 = 243;
 }
 
-/// What the ARM build attributes of a binary for this platform may show at most.
+/// How a platform's loader and libraries pass floating-point values: what `e_flags` (and for ARM
+/// `Tag_ABI_VFP_args`) of every binary for it must show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum FloatConvention {
+    /// The ISA has a single convention (x86-64, AArch64): nothing to check.
+    Native,
+    /// armhf: EABI5 hard-float, floats in VFP registers (soft-float binaries cannot link).
+    ArmHard,
+    /// lp64d: RISC-V double-float, the Linux distribution ABI.
+    RiscvDouble,
+}
+
+/// What the ARM build attributes (`.ARM.attributes`) of a binary for this platform may show at
+/// most. Values are the ARM ABI addenda's (AAELF "Build attributes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ArmProfile {
-    /// Highest `Tag_CPU_arch` allowed (6 = v6, 7 = v6KZ, 10 = v7).
+    /// Highest `Tag_CPU_arch` allowed (6 = v6, 7 = v6KZ, 10 = v7, 14 = v8).
     pub max_cpu_arch: u8,
     /// Thumb-2 allowed (`Tag_THUMB_ISA_use` = 2).
     pub allow_thumb2: bool,
-    /// Highest `Tag_FP_arch` allowed (2 = VFPv2, 3 = VFPv3, 4 = VFPv3-D16, ...).
+    /// Highest `Tag_FP_arch` allowed (2 = VFPv2, 3 = VFPv3, 4 = VFPv3-D16, 5 = VFPv4,
+    /// 6 = VFPv4-D16, 7 = ARMv8 FP, 8 = ARMv8 FP-D16). A D32 value admits its D16 subset and
+    /// the older versions, so the ceiling is the device's own FPU.
     pub max_fp_arch: u8,
-    /// Advanced SIMD (NEON) allowed.
-    pub allow_neon: bool,
+    /// Highest `Tag_Advanced_SIMD_arch` allowed: 0 = no NEON, 1 = NEONv1, 2 = NEONv1 with FMA
+    /// (the NEON of VFPv4 cores), 3 = ARMv8 NEON.
+    pub max_simd_arch: u8,
+}
+
+impl ArmProfile {
+    /// Whether NEON (Advanced SIMD) code is allowed at all.
+    pub fn allows_neon(&self) -> bool {
+        self.max_simd_arch > 0
+    }
 }
 
 /// One row of the table.
@@ -69,7 +93,8 @@ pub struct Platform {
     pub architecture: &'static str,
     /// The OCI variant written into image configs and index entries.
     pub variant: Option<&'static str>,
-    /// Devices this platform is for, for humans.
+    /// Devices this platform is for (their oldest CPU first where it sets the ceiling), for humans
+    /// and for messages such as "it would die with SIGILL on ...".
     pub devices: &'static str,
     pub gnu_target: &'static str,
     pub musl_target: &'static str,
@@ -77,8 +102,13 @@ pub struct Platform {
     pub qemu: &'static str,
     /// The oldest CPU of the platform, passed as `-cpu` in strict mode.
     pub strict_cpu: Option<&'static str>,
+    /// ELF `e_machine` of its binaries.
     pub elf_machine: u16,
+    /// ELFCLASS64 (else ELFCLASS32). Every platform of the table is little-endian.
     pub elf_64: bool,
+    /// The float ABI its binaries must use.
+    pub float_abi: FloatConvention,
+    /// The ISA ceiling of 32-bit ARM platforms (`None` elsewhere).
     pub arm: Option<ArmProfile>,
     /// Dynamic loaders.
     pub gnu_interp: &'static str,
@@ -97,13 +127,14 @@ pub static PLATFORMS: [Platform; 5] = [
         os: "linux",
         architecture: "amd64",
         variant: None,
-        devices: "PCs, servers",
+        devices: "x86-64 PCs and servers",
         gnu_target: "x86_64-unknown-linux-gnu",
         musl_target: "x86_64-unknown-linux-musl",
         qemu: "qemu-x86_64",
         strict_cpu: None,
         elf_machine: machine::X86_64,
         elf_64: true,
+        float_abi: FloatConvention::Native,
         arm: None,
         gnu_interp: "/lib64/ld-linux-x86-64.so.2",
         musl_interp: "/lib/ld-musl-x86_64.so.1",
@@ -123,6 +154,7 @@ pub static PLATFORMS: [Platform; 5] = [
         strict_cpu: Some("cortex-a53"),
         elf_machine: machine::AARCH64,
         elf_64: true,
+        float_abi: FloatConvention::Native,
         arm: None,
         gnu_interp: "/lib/ld-linux-aarch64.so.1",
         musl_interp: "/lib/ld-musl-aarch64.so.1",
@@ -135,18 +167,26 @@ pub static PLATFORMS: [Platform; 5] = [
         os: "linux",
         architecture: "arm",
         variant: Some("v7"),
-        devices: "Pi 2/3/4/5 on a 32-bit OS",
+        devices: "Cortex-A7 and newer: Pi 2/3/4/5 on a 32-bit OS",
         gnu_target: "armv7-unknown-linux-gnueabihf",
         musl_target: "armv7-unknown-linux-musleabihf",
         qemu: "qemu-arm",
         strict_cpu: Some("cortex-a7"),
         elf_machine: machine::ARM,
         elf_64: false,
+        float_abi: FloatConvention::ArmHard,
+        // The oldest device is the Pi 2 (BCM2836, Cortex-A7): ARMv7-A, Thumb-2, and the Cortex-A7
+        // NEON unit, which is VFPv4 with 32 double registers plus Advanced SIMDv2 (NEON with
+        // FMA). So the FP ceiling is Tag_FP_arch 5 (VFPv4), which admits 3 (VFPv3), 4 (VFPv3-D16,
+        // what the armv7 Rust targets emit) and 6 (VFPv4-D16); it refuses 7 and 8 (ARMv8 FP,
+        // which has instructions a Cortex-A7 lacks). 6 would be wrong: VFPv4-D16 is a subset
+        // that refuses VFPv3 and VFPv4 code using d16-d31, which a Pi 2 runs
+        // (`-mfpu=neon-vfpv4`). CPU arch 10 = v7: ARMv8 AArch32 code (14) SIGILLs on a Pi 2.
         arm: Some(ArmProfile {
             max_cpu_arch: 10,
             allow_thumb2: true,
-            max_fp_arch: 6,
-            allow_neon: true,
+            max_fp_arch: 5,
+            max_simd_arch: 2,
         }),
         gnu_interp: "/lib/ld-linux-armhf.so.3",
         musl_interp: "/lib/ld-musl-armhf.so.1",
@@ -159,18 +199,20 @@ pub static PLATFORMS: [Platform; 5] = [
         os: "linux",
         architecture: "arm",
         variant: Some("v6"),
-        devices: "Pi Zero, Zero W, Pi 1",
+        devices: "ARM1176: Pi Zero, Zero W, Pi 1",
         gnu_target: "arm-unknown-linux-gnueabihf",
         musl_target: "arm-unknown-linux-musleabihf",
         qemu: "qemu-arm",
         strict_cpu: Some("arm1176"),
         elf_machine: machine::ARM,
         elf_64: false,
+        float_abi: FloatConvention::ArmHard,
+        // BCM2835, ARM1176JZF-S: ARMv6KZ (Tag_CPU_arch 7), Thumb-1 only, VFPv2, no NEON.
         arm: Some(ArmProfile {
             max_cpu_arch: 7,
             allow_thumb2: false,
             max_fp_arch: 2,
-            allow_neon: false,
+            max_simd_arch: 0,
         }),
         gnu_interp: "/lib/ld-linux-armhf.so.3",
         musl_interp: "/lib/ld-musl-armhf.so.1",
@@ -183,13 +225,14 @@ pub static PLATFORMS: [Platform; 5] = [
         os: "linux",
         architecture: "riscv64",
         variant: None,
-        devices: "RISC-V boards",
+        devices: "RISC-V boards (RV64GC)",
         gnu_target: "riscv64gc-unknown-linux-gnu",
         musl_target: "riscv64gc-unknown-linux-musl",
         qemu: "qemu-riscv64",
         strict_cpu: None,
         elf_machine: machine::RISCV,
         elf_64: true,
+        float_abi: FloatConvention::RiscvDouble,
         arm: None,
         gnu_interp: "/lib/ld-linux-riscv64-lp64d.so.1",
         musl_interp: "/lib/ld-musl-riscv64.so.1",
@@ -307,7 +350,7 @@ mod tests {
         assert_eq!((v6.qemu, v6.strict_cpu), ("qemu-arm", Some("arm1176")));
         assert_eq!(v6.variant, Some("v6"));
         let arm = v6.arm.unwrap();
-        assert!(!arm.allow_thumb2 && !arm.allow_neon && arm.max_fp_arch == 2);
+        assert!(!arm.allow_thumb2 && !arm.allows_neon() && arm.max_fp_arch == 2);
         let v7 = Platform::parse("linux/arm/v7").unwrap();
         assert_eq!(v7.gnu_target, "armv7-unknown-linux-gnueabihf");
         assert_eq!(v7.strict_cpu, Some("cortex-a7"));

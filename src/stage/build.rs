@@ -278,16 +278,7 @@ pub fn check_binary(
     facts: &elf::ElfFacts,
 ) -> (Vec<String>, Vec<String>) {
     let _ = plan;
-    let Some(mut expect) = elf::ElfExpect::for_platform(p.platform) else {
-        return (
-            Vec::new(),
-            vec![format!("no ELF expectations for {}", p.platform)],
-        );
-    };
-    expect = expect.with_libc(match p.libc {
-        Libc::Gnu => elf::Libc::Gnu,
-        Libc::Musl => elf::Libc::Musl,
-    });
+    let expect = elf::ElfExpect::for_platform(p.spec).with_libc(p.libc);
     let findings = elf::check(facts, &expect);
     let mut errors = Vec::new();
     let mut warnings = Vec::new();

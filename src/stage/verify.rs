@@ -7,6 +7,7 @@
 
 use crate::config::{Check, CpuMode};
 use crate::error::{Error, Result};
+use crate::oci::digest::Digest;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index::{self, Platform as OciPlatform};
 use crate::oci::layout::Layout;
@@ -40,9 +41,10 @@ pub struct Settings {
     pub cpu: CpuMode,
     pub jobs: usize,
     /// The output dir whose `cache/verified.json` remembers passed verifications, keyed by the
-    /// manifest digest and everything that decides the outcome (checks, policy, CPU mode,
-    /// sandbox, shipit version). Same bytes + same checks = same answer, so `release` reuses it;
-    /// `shipit verify` always runs afresh (None).
+    /// manifest digest, what the pipeline says the image is (variant, index platform) and
+    /// everything that decides the outcome (checks, policy, CPU mode, sandbox, shipit version).
+    /// Same bytes + same checks = same answer, so `release` and `publish` reuse it and report it
+    /// as cached without running anything; `shipit verify` always runs afresh (None).
     pub cache: Option<std::path::PathBuf>,
 }
 
@@ -75,6 +77,32 @@ pub struct PlatformReport {
     /// Reused from an earlier verification of the same bytes with the same settings.
     #[serde(default)]
     pub cached: bool,
+}
+
+impl PlatformReport {
+    /// A report read from the cache, shown for `item`: marked cached, each check too.
+    fn reused(mut self, item: &Item) -> PlatformReport {
+        self.cached = true;
+        self.image = item.image.clone();
+        for c in &mut self.checks {
+            c.cached = true;
+        }
+        self
+    }
+}
+
+/// The cache key of an item: the manifest digest (the image's bytes: config and layers are
+/// addressed by it), what the pipeline says the image is (its variant and the index entry's
+/// platform, which the static checks compare against), and the settings' fingerprint.
+fn cache_key(item: &Item, fingerprint: &str) -> String {
+    format!(
+        "{}|{}|{}|{fingerprint}",
+        item.manifest.digest,
+        item.variant.map_or("-", |v| v.name()),
+        item.index_platform
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |p| p.to_string()),
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -187,34 +215,32 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         .cache
         .as_ref()
         .map(|out| crate::cache::Cache::open(out, "verified"));
-    let key = |item: &Item| format!("{}|{fingerprint}", item.manifest.digest);
-    let next = AtomicUsize::new(0);
+    let key = |item: &Item| cache_key(item, &fingerprint);
     let results: Mutex<Vec<(usize, PlatformReport)>> = Mutex::new(Vec::new());
+    // Reuse what passed before with the same bytes and the same checks; verify the rest.
     let mut todo: Vec<usize> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match cache
             .as_ref()
             .and_then(|c| c.get::<PlatformReport>(&key(item)))
         {
-            Some(mut r) if r.passed => {
-                r.cached = true;
-                r.image = item.image.clone();
+            Some(r) if r.passed && r.digest == item.manifest.digest.as_str() => {
+                let r = r.reused(item);
                 print_platform(&r, ui);
                 results.lock().map(|mut v| v.push((i, r))).ok();
             }
             _ => todo.push(i),
         }
     }
+    let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
-        for _ in 0..settings.jobs.clamp(1, items.len().max(1)) {
+        for _ in 0..settings.jobs.clamp(1, todo.len().max(1)) {
             s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(item) = items.get(i) else { break };
+                while let Some(&i) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
                     if crate::exec::cancelled().is_some() {
                         break;
                     }
-                    let r = verify_one(item, settings, isolation);
+                    let r = verify_one(&items[i], settings, isolation, ui);
                     print_platform(&r, ui);
                     results.lock().map(|mut v| v.push((i, r))).ok();
                 }
@@ -264,14 +290,17 @@ fn failed(
             seconds: start.elapsed().as_secs_f64(),
             detail: Some(detail),
             fix: Some(fix.into()),
+            cached: false,
         }],
     }
 }
 
+/// What `read_image` hands on: the layout, the manifest, the config and its `rootfs.diff_ids`
+/// (one per layer, checked).
+type ImageParts = (Layout, image::Manifest, serde_json::Value, Vec<Digest>);
+
 /// The layout, manifest and config of an item, each checked; on failure (what, what to do).
-fn read_image(
-    item: &Item,
-) -> std::result::Result<(Layout, image::Manifest, serde_json::Value), (String, &'static str)> {
+fn read_image(item: &Item) -> std::result::Result<ImageParts, (String, &'static str)> {
     let layout =
         Layout::open(&item.layout).map_err(|e| (e.to_string(), "check the layout path"))?;
     let bytes = layout.read_blob(&item.manifest, MAX_JSON).map_err(|e| {
@@ -289,17 +318,52 @@ fn read_image(
         .map_err(|e| e.to_string())
         .and_then(|b| image::parse_config(&b).map_err(|e| e.to_string()))
         .map_err(|e| (e, "the config blob is missing or corrupt"))?;
-    Ok((layout, manifest, config))
+    let diff_ids = config_rootfs(&config, manifest.layers.len()).map_err(|e| {
+        (
+            format!("image config {}: {e}", manifest.config.digest),
+            "the config does not describe the manifest's layers (runtimes refuse such an image; \
+             umoci panics on it): rebuild the image",
+        )
+    })?;
+    Ok((layout, manifest, config, diff_ids))
 }
 
-fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> PlatformReport {
+/// The config's `rootfs`, checked against the manifest: `type` must be `layers` and `diff_ids`
+/// must list one uncompressed digest per manifest layer, in order, since that is how a runtime
+/// pairs each layer with the digest its unpacked tar must have.
+fn config_rootfs(
+    config: &serde_json::Value,
+    layers: usize,
+) -> std::result::Result<Vec<Digest>, String> {
+    let rootfs = &config["rootfs"];
+    match rootfs["type"].as_str() {
+        Some("layers") => {}
+        Some(other) => return Err(format!("rootfs.type is {other:?}, not \"layers\"")),
+        None => return Err("rootfs.type is missing (it must be \"layers\")".into()),
+    }
+    if rootfs.get("diff_ids").is_none_or(|d| d.is_null()) {
+        return Err("rootfs.diff_ids is missing".into());
+    }
+    let diff_ids = image::config_diff_ids(config).map_err(|e| e.to_string())?;
+    if diff_ids.len() != layers {
+        return Err(format!(
+            "rootfs.diff_ids lists {} layer digest{} but the manifest has {layers} layer{}",
+            diff_ids.len(),
+            if diff_ids.len() == 1 { "" } else { "s" },
+            if layers == 1 { "" } else { "s" },
+        ));
+    }
+    Ok(diff_ids)
+}
+
+fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -> PlatformReport {
     let start = Instant::now();
     let claimed = item
         .index_platform
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into());
-    let (layout, manifest, config) = match read_image(item) {
+    let (layout, manifest, config, diff_ids) = match read_image(item) {
         Ok(x) => x,
         Err((detail, fix)) => return failed(item, &claimed, start, "image", detail, fix),
     };
@@ -320,15 +384,14 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
     };
     let compressed_size =
         manifest.layers.iter().map(|l| l.size).sum::<u64>() + manifest.config.size;
-    let diff_ids = image::config_diff_ids(&config).unwrap_or_default();
     let mut layers = Vec::new();
-    for (i, l) in manifest.layers.iter().enumerate() {
+    for (l, diff_id) in manifest.layers.iter().zip(diff_ids) {
         layers.push(LayerInput {
             digest: l.digest.clone(),
             size: l.size,
             media_type: l.media_type.clone(),
             blob: layout.blob_path(&l.digest),
-            diff_id: diff_ids.get(i).cloned(),
+            diff_id: Some(diff_id),
         });
     }
     let mut report = PlatformReport {
@@ -374,6 +437,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
                     "the image's layers break the unpack rules: rebuild it from trusted inputs"
                         .into(),
                 ),
+                cached: false,
             });
             report.seconds = start.elapsed().as_secs_f64();
             return report;
@@ -399,6 +463,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
         seconds: t.elapsed().as_secs_f64(),
         detail: Some(detail),
         fix: None,
+        cached: false,
     });
     let subject = Subject {
         platform,
@@ -439,9 +504,16 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation) -> Platfor
                 seconds: 0.0,
                 detail: Some(e),
                 fix: Some("run `shipit doctor --fix`".into()),
+                cached: false,
             });
         } else {
             for c in &settings.checks {
+                ui.verbose(format!(
+                    "  $ {}    # check `{}` on {}",
+                    checks::check_command(&guest, &argv, c).display(),
+                    c.name,
+                    platform.name
+                ));
                 report
                     .checks
                     .push(checks::run_check(&guest, &argv, c, parent.path()));
@@ -475,7 +547,7 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
         return;
     }
     let mark = match (r.passed, r.cached) {
-        (true, true) => "ok (verified before: same bytes, same checks)",
+        (true, true) => "ok (cached: verified before with the same bytes and checks)",
         (true, false) => "ok",
         _ => "FAILED",
     };

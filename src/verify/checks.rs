@@ -28,6 +28,10 @@ pub struct CheckResult {
     /// What to do about a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// Reused from an earlier verification of the same image bytes with the same checks
+    /// (`dist/cache/verified.json`): nothing ran this time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 impl CheckResult {
@@ -38,6 +42,7 @@ impl CheckResult {
             seconds: start.elapsed().as_secs_f64(),
             detail,
             fix: None,
+            cached: false,
         }
     }
     fn fail(name: &str, start: Instant, detail: String, fix: impl Into<String>) -> CheckResult {
@@ -47,6 +52,7 @@ impl CheckResult {
             seconds: start.elapsed().as_secs_f64(),
             detail: Some(detail),
             fix: Some(fix.into()),
+            cached: false,
         }
     }
 }
@@ -264,20 +270,9 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
         elf::LibcKind::Musl => Some(Libc::Musl),
         _ => None,
     });
-    let Some(mut expect) = elf::ElfExpect::for_platform(s.platform.name) else {
-        out.push(CheckResult::fail(
-            "elf",
-            start,
-            format!("no ELF expectations for {}", s.platform.name),
-            "report this",
-        ));
-        return (out, false);
-    };
+    let mut expect = elf::ElfExpect::for_platform(s.platform);
     if let Some(l) = libc {
-        expect = expect.with_libc(match l {
-            Libc::Gnu => elf::Libc::Gnu,
-            Libc::Musl => elf::Libc::Musl,
-        });
+        expect = expect.with_libc(l);
     }
     let findings = elf::check(&facts, &expect);
     let errors: Vec<&elf::Finding> = findings
@@ -450,6 +445,24 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
+/// The command a dynamic check runs in the guest: the entrypoint with the check's arguments
+/// (`run`), or the entrypoint alone (`serve`, in its own network namespace unless the guest has
+/// no sandbox).
+pub fn check_command(guest: &Guest, argv: &[String], check: &Check) -> exec::Cmd {
+    let purpose = format!("check `{}` on {}", check.name, guest.platform.name);
+    match &check.kind {
+        CheckKind::Run { args, .. } => {
+            let mut full = argv.to_vec();
+            full.extend(args.iter().cloned());
+            guest.command(&full, purpose, true)
+        }
+        CheckKind::Serve { .. } => {
+            let netns = guest.isolation != super::qemu::Isolation::Prefix;
+            guest.command(argv, purpose, netns)
+        }
+    }
+}
+
 /// Runs one dynamic check in the guest.
 pub fn run_check(guest: &Guest, argv: &[String], check: &Check, scratch: &Path) -> CheckResult {
     match &check.kind {
@@ -579,7 +592,7 @@ fn diagnose(guest: &Guest, status: Option<std::process::ExitStatus>, stderr: &st
     }
     match status.map(|s| (s.code(), s.signal())) {
         Some((_, Some(4))) | Some((Some(132), _)) => format!(
-            "illegal instruction on {cpu}: the binary uses instructions {} devices lack (for linux/arm/v6 build genuine ARMv6 code: arm-unknown-linux-musleabihf with cargo-zigbuild)",
+            "illegal instruction on {cpu}: the binary uses instructions that the platform's devices lack ({}) (for linux/arm/v6 build genuine ARMv6 code: arm-unknown-linux-musleabihf with cargo-zigbuild)",
             guest.platform.devices
         ),
         Some((_, Some(11))) | Some((Some(139), _)) => {
@@ -603,13 +616,7 @@ fn run_once(
     scratch: &Path,
 ) -> CheckResult {
     let start = Instant::now();
-    let mut full = argv.to_vec();
-    full.extend(args.iter().cloned());
-    let cmd = guest.command(
-        &full,
-        format!("check `{}` on {}", check.name, guest.platform.name),
-        true,
-    );
+    let cmd = check_command(guest, argv, check);
     let shown = format!("{} {}", argv[0], args.join(" "));
     let (running, out_p, err_p) =
         match start_guest(guest, &cmd, check, &shown, "ran", scratch, start) {
@@ -707,8 +714,15 @@ fn start_fix(guest: &Guest, e: &exec::ExecError) -> String {
         // Native runs exec the binary itself: ENOENT for a file that exists means its loader
         // (ELF interpreter) is missing from the image.
         "the program or its loader (ELF interpreter) is missing from the image: a glibc binary needs a glibc base; for scratch build the static musl variant".into()
-    } else {
+    } else if matches!(e, exec::ExecError::Spawn { source, .. } if source.raw_os_error() == Some(libc::ETXTBSY))
+    {
+        "the program stayed open for writing by another process (Text file busy) through every retry: another tool is writing the unpacked image; run again, and report it if it repeats".into()
+    } else if not_found {
         "is qemu-user-static installed? run `shipit doctor --fix`".into()
+    } else {
+        format!(
+            "the guest could not be started ({e}); check that qemu-user-static works: `shipit doctor`"
+        )
     }
 }
 
@@ -740,11 +754,7 @@ fn serve(
 ) -> CheckResult {
     let start = Instant::now();
     let netns = guest.isolation != super::qemu::Isolation::Prefix;
-    let cmd = guest.command(
-        argv,
-        format!("check `{}` on {}", check.name, guest.platform.name),
-        netns,
-    );
+    let cmd = check_command(guest, argv, check);
     let shown = argv.join(" ");
     let (running, _, err_p) =
         match start_guest(guest, &cmd, check, &shown, "started", scratch, start) {

@@ -3,8 +3,10 @@
 //! buildah/skopeo), never a mock: wrong architecture, ARMv7 code on ARMv6 (statically and by
 //! SIGILL under `-cpu arm1176`), glibc on scratch, a missing libssl, a too-new glibc on bullseye,
 //! a server that never answers /health, one that ignores SIGTERM, a program that hangs (killed,
-//! no process left behind), a root user, and malicious layers (refused, nothing outside touched).
-//! Every failure must exit 1, name the check and the cause, and leave only staging refs.
+//! no process left behind), a root user, and malicious layers (refused, nothing outside touched),
+//! a config whose rootfs contradicts its layers, a binary with an impossible ELF header.
+//! Every failure must exit 1, name the check and the cause, and leave only staging refs. And the
+//! verification cache: a rerun of the same bytes with the same checks runs no guest.
 
 use crate::support::fixture::{
     EPOCH, built, debian_base, example, example_copy, example_pipeline, example_variant, repo,
@@ -1254,4 +1256,322 @@ fn parallel_native_verifications_never_see_text_file_busy() {
         "{ROUNDS} rounds of 8 parallel verifications in {:?}",
         start.elapsed()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verification cache (dist/cache/verified.json)
+
+/// `shipit publish --json -v ARGS` in `dir` with `path` first on PATH (when given).
+fn publish(dir: &Path, path: Option<&Path>) -> Output {
+    let mut c = shipit(dir);
+    c.args(["publish", "--json", "-v"]);
+    if let Some(p) = path {
+        c.env(
+            "PATH",
+            format!("{}:{}", p.display(), std::env::var("PATH").unwrap()),
+        );
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "publish failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The release report's checks: `(platform, check name) -> cached`.
+fn cached_checks(out: &Output) -> BTreeMap<(String, String), bool> {
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report on stdout ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let mut m = BTreeMap::new();
+    for img in report["images"].as_array().unwrap() {
+        for p in img["platforms"].as_array().unwrap() {
+            for c in p["checks"].as_array().unwrap() {
+                assert_eq!(c["passed"], true, "{c}");
+                m.insert(
+                    (
+                        p["platform"].as_str().unwrap().to_string(),
+                        c["name"].as_str().unwrap().to_string(),
+                    ),
+                    c["cached"].as_bool().unwrap_or(false),
+                );
+            }
+        }
+    }
+    m
+}
+
+/// The guest commands `-v` printed (`  $ … # check `NAME` on PLATFORM`).
+fn guest_commands(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("  $ ") && l.contains("# check `"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A second `publish` of the same bytes with the same checks reuses the first verification: it
+/// says so (human and JSON output) and runs no guest at all. Evidence at the exec level: `-v`
+/// prints every guest command before it runs (native amd64 and QEMU alike), and for the second
+/// run wrapper scripts first on PATH stand in for `qemu-*-static`: one that ran would log its
+/// call (qemu `-L` mode) or, copied into a scratch rootfs without a shell (chroot mode), fail the
+/// check and so the publish. A changed check (another stdout pattern) defeats the cache.
+#[test]
+fn rerun_with_same_bytes_and_checks_is_cached_and_runs_no_guest() {
+    let _fixture = read_fixture();
+    let platforms = "linux/amd64, linux/arm64, linux/arm/v7";
+    let with_checks = |checks: &str| {
+        pipeline("musl: { base: scratch }", platforms, USER, checks)
+            + "publish:\n  to: oci:dist/oci\n"
+    };
+    let tmp = example_copy(Some(&with_checks(VERSION_CHECK)));
+    let dir = tmp.path();
+    let package = || {
+        run_ok(
+            shipit(dir)
+                .args(["package", "-q"])
+                .env("SOURCE_DATE_EPOCH", EPOCH),
+        )
+    };
+    package();
+    let expected: Vec<(String, String)> = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+        .iter()
+        .map(|p| (p.to_string(), "version".to_string()))
+        .collect();
+
+    // First run: verified for real, every guest command shown.
+    let first = publish(dir, None);
+    let checks = cached_checks(&first);
+    for key in &expected {
+        assert_eq!(checks.get(key), Some(&false), "{key:?} in {checks:?}");
+    }
+    let ran = guest_commands(&first);
+    assert_eq!(ran.len(), 3, "one version check per platform: {ran:#?}");
+    assert!(
+        ran.iter().any(|c| c.contains("qemu-aarch64-static")),
+        "{ran:#?}"
+    );
+    assert!(
+        ran.iter().any(|c| c.contains("qemu-arm-static")),
+        "{ran:#?}"
+    );
+    assert!(dir.join("dist/cache/verified.json").is_file());
+
+    // Second run, same bytes and checks, with logging QEMU wrappers first on PATH.
+    let wrappers = tempfile::tempdir().unwrap();
+    let log = wrappers.path().join("qemu-calls.log");
+    for qemu in [
+        "qemu-aarch64-static",
+        "qemu-arm-static",
+        "qemu-x86_64-static",
+    ] {
+        let real = which::which(qemu).unwrap_or_else(|e| panic!("{qemu}: {e}"));
+        let script = wrappers.path().join(qemu);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"{qemu} $*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let second = publish(dir, Some(wrappers.path()));
+    let checks = cached_checks(&second);
+    for key in &expected {
+        assert_eq!(checks.get(key), Some(&true), "{key:?} in {checks:?}");
+    }
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(
+        stderr.matches("ok (cached: verified before").count(),
+        3,
+        "each platform reported as cached:\n{stderr}"
+    );
+    assert_eq!(guest_commands(&second), Vec::<String>::new(), "{stderr}");
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(calls, "", "QEMU ran although the verification was cached");
+
+    // A different stdout pattern: same bytes, other checks, so everything runs again.
+    std::fs::write(
+        dir.join("pipeline.yaml"),
+        with_checks(&VERSION_CHECK.replace(r"\d+\.\d+\.\d+", r"\d+\.\d+")),
+    )
+    .unwrap();
+    assert_ne!(
+        std::fs::read_to_string(dir.join("pipeline.yaml")).unwrap(),
+        with_checks(VERSION_CHECK)
+    );
+    package();
+    let third = publish(dir, None);
+    let checks = cached_checks(&third);
+    for key in &expected {
+        assert_eq!(checks.get(key), Some(&false), "{key:?} in {checks:?}");
+    }
+    assert_eq!(
+        guest_commands(&third).len(),
+        3,
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Image configs that contradict their manifest
+
+/// An image config whose `rootfs` does not describe the manifest's layers: `diff_ids` empty, one
+/// entry too many, or `type` other than `layers` (umoci panics on these). Each is a real layout
+/// written with shipit's own oci code, then its config blob edited and re-hashed (and the
+/// manifest with it). Verification refuses each in the `image` check, exit 1, naming the field;
+/// the untouched image passes.
+#[test]
+fn config_rootfs_that_does_not_match_the_layers_fails() {
+    use shipit::oci::image::{ImageSpec, build};
+    use shipit::oci::index::Platform;
+    use shipit::oci::layer::Entry;
+    use shipit::oci::layout::Layout;
+
+    let _fixture = read_fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    let layout = Layout::create(&dir).unwrap();
+    let (_, layer) = layout
+        .write_layer(
+            &[
+                Entry::dir("usr", 0o755),
+                Entry::dir("usr/local", 0o755),
+                Entry::dir("usr/local/bin", 0o755),
+                Entry::host_file(
+                    "usr/local/bin/hello-server",
+                    built("musl", "linux-amd64"),
+                    0o755,
+                ),
+            ],
+            1_700_000_000,
+        )
+        .unwrap();
+    let spec = ImageSpec {
+        platform: Platform::new("linux", "amd64", None),
+        user: Some("10001:10001".into()),
+        entrypoint: Some(vec!["/usr/local/bin/hello-server".into()]),
+        epoch: 1_700_000_000,
+        ..ImageSpec::default()
+    };
+    let img = build(None, &[layer], &spec).unwrap();
+    layout.write_image(&img).unwrap();
+    layout.tag("good", &img.descriptor).unwrap();
+
+    let tamper = |tag: &str, edit: &dyn Fn(&mut Value)| {
+        let mut config: Value = serde_json::from_slice(&img.config_bytes).unwrap();
+        edit(&mut config);
+        let config_desc = layout
+            .write_blob(
+                &img.config.media_type,
+                &serde_json::to_vec(&config).unwrap(),
+            )
+            .unwrap();
+        let mut manifest: Value = serde_json::from_slice(&img.manifest_bytes).unwrap();
+        manifest["config"]["digest"] = config_desc.digest.to_string().into();
+        manifest["config"]["size"] = config_desc.size.into();
+        let mut desc = layout
+            .write_blob(
+                &img.descriptor.media_type,
+                &serde_json::to_vec(&manifest).unwrap(),
+            )
+            .unwrap();
+        desc.platform = img.descriptor.platform.clone();
+        layout.tag(tag, &desc).unwrap();
+    };
+    tamper("empty-diff-ids", &|c| {
+        c["rootfs"]["diff_ids"] = serde_json::json!([])
+    });
+    tamper("extra-diff-id", &|c| {
+        let first = c["rootfs"]["diff_ids"][0].clone();
+        c["rootfs"]["diff_ids"].as_array_mut().unwrap().push(first);
+    });
+    tamper("bogus-type", &|c| c["rootfs"]["type"] = "bogus".into());
+
+    let image = |tag: &str| format!("oci:{}:{tag}", dir.display());
+    let good = verify(
+        tmp.path(),
+        &[
+            &image("good"),
+            "--run=--version",
+            "--expect-stdout",
+            "hello-server",
+        ],
+        &[],
+    );
+    assert!(good.status.success(), "the untouched image passes");
+    for (tag, needle) in [
+        (
+            "empty-diff-ids",
+            "rootfs.diff_ids lists 0 layer digests but the manifest has 1 layer",
+        ),
+        (
+            "extra-diff-id",
+            "rootfs.diff_ids lists 2 layer digests but the manifest has 1 layer",
+        ),
+        ("bogus-type", "rootfs.type is \"bogus\", not \"layers\""),
+    ] {
+        let out = verify(
+            tmp.path(),
+            &[
+                &image(tag),
+                "--run=--version",
+                "--expect-stdout",
+                "hello-server",
+            ],
+            &[],
+        );
+        assert_failed(&out, "?", "image", &[needle, "rebuild the image"]);
+    }
+}
+
+/// The example's real binary with `e_phnum` patched to 0xffff (PN_XNUM without the extended
+/// count): the ELF check calls it not a valid ELF file and names it, and no run check follows to
+/// blame a missing loader (issue 11, item 17).
+#[test]
+fn binary_with_impossible_phnum_is_not_a_valid_elf() {
+    let _fixture = read_fixture();
+    let p = pipeline(
+        "musl: { base: scratch }",
+        "linux/amd64",
+        USER,
+        VERSION_CHECK,
+    );
+    let dir = example_copy(Some(&p));
+    let mut bytes = std::fs::read(built("musl", "linux-amd64")).unwrap();
+    assert_eq!(&bytes[..5], b"\x7fELF\x02", "an ELF64 binary");
+    bytes[56..58].copy_from_slice(&0xffffu16.to_le_bytes()); // e_phnum
+    let patched = dir.path().join("patched");
+    std::fs::write(&patched, &bytes).unwrap();
+    replace_binary(dir.path(), "musl", "linux-amd64", &patched);
+    let out = package_and_verify(
+        dir.path(),
+        &["--platform", "linux/amd64", "--variant", "musl"],
+    );
+    assert_failed(
+        &out,
+        "linux/amd64",
+        "elf",
+        &[
+            "/usr/local/bin/hello-server: not a valid ELF file",
+            "e_phnum is 0xffff",
+        ],
+    );
+    let all = checks(&out);
+    assert!(
+        !all.contains_key(&("linux/amd64".to_string(), "version".to_string())),
+        "nothing runs a binary that is not a valid ELF: {all:#?}"
+    );
+    assert_only_staging(dir.path());
 }
