@@ -203,25 +203,72 @@ fn dpkg_status_parse_matches_dpkg_query() {
     assert_eq!(ours, theirs);
 }
 
-/// Builds the project with `cargo auditable` (once per test run) and returns the binary.
-fn auditable_binary() -> PathBuf {
+/// Builds `package` of `manifest` with `cargo auditable` (debug, for [`TARGET`]) and returns
+/// the binary.
+fn auditable_binary(manifest: &Path, package: &str) -> PathBuf {
     need("cargo-auditable");
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest-auditable");
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("attest-{package}"));
     run_ok(
         Command::new("cargo")
             .args(["auditable", "build", "--locked", "--target", TARGET])
             .arg("--manifest-path")
-            .arg(project_manifest())
+            .arg(manifest)
             .arg("--target-dir")
             .arg(&target_dir),
     );
-    target_dir.join(TARGET).join("debug/sbom-app")
+    target_dir.join(TARGET).join("debug").join(package)
+}
+
+/// `name@version` of the crates syft finds in `bin` (from its cargo-auditable data).
+fn syft_crates(bin: &Path) -> BTreeSet<String> {
+    let out = run_ok(
+        Command::new(need("syft"))
+            .args(["scan", "-q", "-o", "json"])
+            .arg(format!("file:{}", bin.display())),
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "rust-crate")
+        .map(|a| {
+            format!(
+                "{}@{} {}",
+                a["name"].as_str().unwrap(),
+                a["version"].as_str().unwrap(),
+                a["purl"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// `name@version purl` of the crates of `graph` linked into the binary.
+fn runtime_crates(graph: &sbom::CargoGraph) -> BTreeSet<String> {
+    std::iter::once(&graph.root)
+        .chain(graph.crates.iter().filter(|c| !c.build_only))
+        .map(|c| format!("{}@{} {}", c.name, c.version, c.purl()))
+        .collect()
+}
+
+#[test]
+fn example_sbom_matches_syft() {
+    let manifest = repo().join("examples/hello-server/Cargo.toml");
+    let graph = sbom::cargo_graph(&manifest, TARGET, &[], "hello-server").unwrap();
+    let bin = auditable_binary(&manifest, "hello-server");
+    assert_eq!(runtime_crates(&graph), syft_crates(&bin));
+    assert!(graph.crates.iter().any(|c| c.name == "libc"));
 }
 
 #[test]
 fn sbom_crates_match_syft_and_cargo_auditable() {
-    let bin = auditable_binary();
+    let bin = auditable_binary(&project_manifest(), "sbom-app");
     let s = project_sbom(vec![]);
+    assert_eq!(
+        runtime_crates(&s.cargo),
+        syft_crates(&bin),
+        "runtime crates: shipit vs syft"
+    );
     let ours_runtime: BTreeSet<String> = std::iter::once(&s.cargo.root)
         .chain(s.cargo.crates.iter().filter(|c| !c.build_only))
         .map(|c| format!("{}@{}", c.name, c.version))
@@ -233,41 +280,6 @@ fn sbom_crates_match_syft_and_cargo_auditable() {
         .filter(|c| c.build_only)
         .map(|c| format!("{}@{}", c.name, c.version))
         .collect();
-
-    // syft reads the crates linked into the binary from the audit data.
-    let out = run_ok(
-        Command::new(need("syft"))
-            .args(["scan", "-q", "-o", "json"])
-            .arg(format!("file:{}", bin.display())),
-    );
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let syft: BTreeSet<String> = v["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["type"] == "rust-crate")
-        .map(|a| {
-            format!(
-                "{}@{}",
-                a["name"].as_str().unwrap(),
-                a["version"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(ours_runtime, syft, "runtime crates: shipit vs syft");
-    let purls: BTreeSet<&str> = v["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["purl"].as_str())
-        .collect();
-    for c in s.cargo.crates.iter().filter(|c| !c.build_only) {
-        assert!(
-            purls.contains(c.purl().as_str()),
-            "syft has no {}",
-            c.purl()
-        );
-    }
 
     // cargo-auditable's own record: kind build for build scripts' deps and proc-macros.
     let mut audit_runtime = BTreeSet::new();
