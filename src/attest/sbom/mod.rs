@@ -28,6 +28,12 @@ pub enum SbomError {
     },
 }
 
+impl From<SbomError> for crate::error::Error {
+    fn from(e: SbomError) -> Self {
+        crate::error::Error::stage(format!("SBOM: {e}"))
+    }
+}
+
 /// One crate of the resolved graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crate {
@@ -314,8 +320,18 @@ pub fn resolve(metadata: &Value, lock: &str, package: &str) -> Result<CargoGraph
         .collect();
     edge_list.sort();
     edge_list.dedup();
-    let mut crates: Vec<Crate> = by_id.into_values().collect();
-    crates.sort_by_key(Crate::purl);
+    // The same name and version from two sources (a registry and a git fork) is one purl, so
+    // one component: linked into the binary if either is.
+    let mut by_purl: BTreeMap<String, Crate> = BTreeMap::new();
+    for c in by_id.into_values() {
+        by_purl
+            .entry(c.purl())
+            .and_modify(|seen| seen.build_only &= c.build_only)
+            .or_insert(c);
+    }
+    by_purl.remove(&root.purl());
+    let crates: Vec<Crate> = by_purl.into_values().collect();
+    edge_list.retain(|e| e.from != e.to);
     Ok(CargoGraph {
         root,
         crates,
