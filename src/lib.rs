@@ -5,6 +5,7 @@
 //! commands as data) → `exec` (the one place processes run) → `stage` (build, package,
 //! verify, publish) → `report`.
 
+pub mod attest;
 pub mod cache;
 pub mod ci;
 pub mod cli;
