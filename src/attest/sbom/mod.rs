@@ -172,6 +172,8 @@ pub fn cargo_graph(
     let out = crate::exec::capture(
         &metadata_cmd(manifest, target, features),
         Duration::from_secs(300),
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
     )
     .map_err(|e| {
         SbomError::Cargo(match e.tail() {
