@@ -249,11 +249,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         Command::Package => {
             let s = session(opts)?;
             if s.opts.dry_run {
-                let steps = [stage::Step {
-                    stage: stage::Stage::Package,
-                    skip: None,
-                }];
-                stage::dry_run::print(&s.config, &s.plan, Mode::Release, &steps);
+                let steps = stage::steps(Mode::Package);
+                stage::dry_run::print(&s.config, &s.plan, Mode::Package, &steps);
                 return Ok(());
             }
             let packaged = stage::package::run(&s.config, &s.plan, ui)?;

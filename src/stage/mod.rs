@@ -1,7 +1,8 @@
 //! The stages, and the one order they run in. `RELEASE` below is that order, a line per stage;
 //! `release`, `publish`, `release --split` and `smoke` all walk it (`pipeline::run`), each
-//! skipping some stages with a reason that the summary prints, and every `--dry-run` describes
-//! it from the Plan (`dry_run`). No tag moves unless every platform image passed verification.
+//! skipping some stages with a reason that the summary prints, and their `--dry-run` (and
+//! `package --dry-run`) describes it from the Plan (`dry_run`). No tag moves unless every
+//! platform image passed verification.
 
 pub mod build;
 pub mod doctor;
@@ -63,6 +64,8 @@ pub enum Mode {
     Split,
     /// `shipit smoke`: one platform built, packaged and verified; nothing published.
     Smoke,
+    /// `shipit package`: the package stage alone.
+    Package,
 }
 
 impl Mode {
@@ -72,6 +75,7 @@ impl Mode {
             Mode::Publish => "publish",
             Mode::Split => "release --split",
             Mode::Smoke => "smoke",
+            Mode::Package => "package",
         }
     }
 }
@@ -106,6 +110,12 @@ fn skip_reason(mode: Mode, stage: Stage) -> Option<&'static str> {
         }
         (Mode::Split, Stage::Report) => Some("the merge job writes release.json"),
         (Mode::Smoke, Stage::Publish | Stage::Report) => Some("smoke publishes nothing"),
+        (Mode::Package, Stage::Doctor | Stage::Build) => {
+            Some("package packs what `shipit build` made in dist/bin")
+        }
+        (Mode::Package, Stage::Verify | Stage::Publish | Stage::Report) => {
+            Some("package stops at dist/oci (staging refs, no release tag)")
+        }
         _ => None,
     }
 }
@@ -116,7 +126,13 @@ mod tests {
 
     #[test]
     fn every_command_walks_the_one_order() {
-        for mode in [Mode::Release, Mode::Publish, Mode::Split, Mode::Smoke] {
+        for mode in [
+            Mode::Release,
+            Mode::Publish,
+            Mode::Split,
+            Mode::Smoke,
+            Mode::Package,
+        ] {
             let order: Vec<Stage> = steps(mode).iter().map(|s| s.stage).collect();
             assert_eq!(order, RELEASE, "{mode:?}");
         }
