@@ -1,9 +1,10 @@
 //! The shape of `src/`: the file-level module graph has no cycle, and nothing below the command
 //! line imports it. The graph is read from the sources: each file is a module path
 //! (`src/oci/image.rs` is `oci::image`, `src/stage/mod.rs` is `stage`), and every `crate::…`,
-//! `super::…` and `self::…` path in it (also inside `use crate::{a, b::{c, d}}` groups) is an
-//! edge to the longest module prefix that is a file. Comments and `#[cfg(test)]` modules at the
-//! end of a file are left out: they are not part of the layering.
+//! `super::…` and `self::…` path in it (also inside `use crate::{a, b::{c, d}}` groups), and every
+//! `use child::…` of a child module, is an edge to the longest module prefix that is a file.
+//! Comments and a `#[cfg(test)]` module at the end of a file are left out: they are not part of
+//! the layering.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -154,6 +155,15 @@ fn references(module: &str, code: &str) -> Vec<Vec<String>> {
             continue;
         }
         let rest = &code[pos..];
+        // `use child::Item` (2018 paths): a path from this module to its child module.
+        if let Some(path) = rest.strip_prefix("use ")
+            && !["crate::", "super::", "self::", "::"]
+                .iter()
+                .any(|p| path.trim_start().starts_with(p))
+        {
+            path_tree(path.trim_start(), &here, &mut out);
+            continue;
+        }
         let (base, len) = if rest.starts_with("crate::") {
             (Vec::new(), "crate::".len())
         } else if rest.starts_with("self::") {
@@ -285,7 +295,7 @@ fn only_main_and_lib_name_the_cli() {
 fn the_graph_reader_sees_groups_super_and_cycles() {
     let refs = references(
         "stage::split",
-        "use crate::{cli::{Global, jobs}, oci::image::Descriptor};\nuse super::{build, package};\nlet x = super::super::lib::f();",
+        "use crate::{cli::{Global, jobs}, oci::image::Descriptor};\nuse super::{build, package};\nlet x = super::super::lib::f();\npub use child::Item;",
     );
     for want in [
         vec!["cli", "Global"],
@@ -294,6 +304,7 @@ fn the_graph_reader_sees_groups_super_and_cycles() {
         vec!["stage", "build"],
         vec!["stage", "package"],
         vec!["lib", "f"],
+        vec!["stage", "split", "child", "Item"],
     ] {
         assert!(
             refs.iter().any(|r| r == &want),
