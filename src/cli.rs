@@ -244,7 +244,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         }
         Command::Doctor { fix } => {
             let s = session(opts)?;
-            stage::doctor::run(&s.config, &s.plan, *fix, &s.opts, ui)
+            stage::doctor::run(&s, *fix, ui)
         }
         Command::Package => {
             let s = session(opts)?;
