@@ -1,10 +1,10 @@
-//! The command line: clap definitions and the dispatch to stages. `main` stays thin; every
-//! command returns `error::Result`, mapped to the documented exit codes here.
+//! The command line: clap definitions, turned into plain `session::RunOptions` and handed to the
+//! stages (nothing below this module imports it). `main` stays thin; every command returns
+//! `error::Result`, mapped to the documented exit codes here.
 
-use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::plan::{self, Facts, Plan};
-use crate::platform::Libc;
+use crate::session::{RunOptions, Session};
+use crate::stage::{self, Mode};
 use crate::ui::Ui;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -205,33 +205,56 @@ pub fn main() -> i32 {
     }
 }
 
+impl Global {
+    /// The run options below the command line.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            config: self.config.clone(),
+            platforms: self.platforms.clone(),
+            variant: self.variant.clone(),
+            dry_run: self.dry_run,
+            json: self.json,
+            verbose: self.verbose,
+            quiet: self.quiet,
+            jobs: self.jobs,
+            out: self.out.clone(),
+        }
+    }
+}
+
+impl VerifyArgs {
+    fn options(&self) -> stage::verify_cmd::VerifyOptions {
+        stage::verify_cmd::VerifyOptions {
+            image: self.image.clone(),
+            run: self.run.clone(),
+            expect_stdout: self.expect_stdout.clone(),
+            allow_root: self.allow_root,
+            insecure: self.insecure,
+        }
+    }
+}
+
 fn run(cli: &Cli, ui: &Ui) -> Result<()> {
+    let opts = cli.global.run_options();
+    let session = |opts: RunOptions| Session::load(opts, ui);
     match &cli.command {
         Command::Plan => {
-            let (_, plan) = load_plan(&cli.global, ui)?;
-            crate::report::print_plan(&plan, ui);
+            crate::report::print_plan(&session(opts)?.plan, ui);
             Ok(())
         }
         Command::Doctor { fix } => {
-            let (cfg, plan) = load_plan(&cli.global, ui)?;
-            crate::stage::doctor::run(&cfg, &plan, *fix, &cli.global, ui)
+            let s = session(opts)?;
+            stage::doctor::run(&s, *fix, ui)
         }
         Command::Package => {
-            let (cfg, plan) = load_plan(&cli.global, ui)?;
-            if cli.global.dry_run {
-                for (img, p) in plan.platforms() {
-                    println!(
-                        "# package {} ({}) on {} into {}",
-                        p.platform,
-                        img.variant,
-                        img.base,
-                        plan.out_dir.join("oci").display()
-                    );
-                }
+            let s = session(opts)?;
+            if s.opts.dry_run {
+                let steps = stage::steps(Mode::Package);
+                stage::dry_run::print(&s.config, &s.plan, Mode::Package, &steps);
                 return Ok(());
             }
-            let packaged = crate::stage::package::run(&cfg, &plan, ui)?;
-            if cli.global.json {
+            let packaged = stage::package::run(&s.config, &s.plan, ui)?;
+            if s.opts.json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&packaged).unwrap_or_default()
@@ -239,10 +262,18 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
             }
             Ok(())
         }
-        Command::Verify(args) => crate::stage::verify_cmd::run(&cli.global, args, ui),
-        Command::Smoke => crate::stage::verify_cmd::smoke(&cli.global, ui),
+        Command::Verify(args) => stage::verify_cmd::run(&opts, &args.options(), ui),
+        Command::Smoke => {
+            let mut opts = opts;
+            if opts.platforms.is_empty() {
+                opts.platforms.push("linux/arm64".into());
+            }
+            stage::pipeline::run(Mode::Smoke, &session(opts)?, None, ui)
+        }
         Command::Publish { password_stdin } => {
-            crate::stage::release::publish_only(&cli.global, *password_stdin, ui)
+            let s = session(opts)?;
+            let password = stage::release::read_password_stdin(*password_stdin)?;
+            stage::pipeline::run(Mode::Publish, &s, password, ui)
         }
         Command::Release {
             password_stdin,
@@ -250,13 +281,17 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
             split,
             merge,
         } => {
-            let password = crate::stage::release::read_password_stdin(*password_stdin)?;
+            let password = stage::release::read_password_stdin(*password_stdin)?;
             if *split {
-                crate::stage::split::split(&cli.global, password, ui)
+                stage::pipeline::run(Mode::Split, &session(opts)?, password, ui)
             } else if !merge.is_empty() {
-                crate::stage::split::merge(&cli.global, merge, password, ui)
+                stage::split::merge(&session(opts)?, merge, password, ui)
             } else {
-                crate::stage::release::release(&cli.global, password, *no_push, ui)
+                let mut s = session(opts)?;
+                if *no_push {
+                    s.config.publish.to = crate::config::PublishTo::Oci(s.plan.out_dir.join("oci"));
+                }
+                stage::pipeline::run(Mode::Release, &s, password, ui)
             }
         }
         Command::Ci(CiCommand::Github {
@@ -264,7 +299,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
             arm64_runner,
             force,
         }) => {
-            let (cfg, plan) = load_plan(&cli.global, ui)?;
+            let s = session(opts)?;
+            let (cfg, plan) = (&s.config, &s.plan);
             let mut platforms: Vec<String> = Vec::new();
             for (_, p) in plan.platforms() {
                 if !platforms.iter().any(|x| x == p.platform) {
@@ -283,7 +319,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
                 platforms,
                 arm64_runner: arm64_runner.clone(),
                 registry_host,
-                config_path: cli.global.config.display().to_string(),
+                config_path: s.opts.config.display().to_string(),
             };
             let path = crate::ci::github::write_workflow(
                 &cfg.root.join(".github/workflows"),
@@ -297,17 +333,17 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         Command::Init { force } => {
             let dir = std::env::current_dir()
                 .map_err(|e| Error::env(format!("current directory: {e}")))?;
-            crate::stage::init::run(&dir, *force, ui)
+            stage::init::run(&dir, *force, ui)
         }
         Command::Build { keep_going } => {
-            let (_, plan) = load_plan(&cli.global, ui)?;
-            let opts = crate::stage::build::Options {
-                jobs: jobs(&cli.global),
+            let s = session(opts)?;
+            let build_opts = stage::build::Options {
+                jobs: s.opts.jobs(),
                 keep_going: *keep_going,
-                dry_run: cli.global.dry_run,
+                dry_run: s.opts.dry_run,
             };
-            let report = crate::stage::build::run(&plan, &opts, ui)?;
-            if cli.global.json {
+            let report = stage::build::run(&s.plan, &build_opts, ui)?;
+            if s.opts.json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
@@ -316,67 +352,4 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
             Ok(())
         }
     }
-}
-
-pub fn jobs(g: &Global) -> usize {
-    g.jobs.filter(|j| *j > 0).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    })
-}
-
-/// Loads and validates the config; a config error exits 2 (with GitHub annotations in Actions).
-pub fn load_config(g: &Global, ui: &Ui) -> Result<Config> {
-    config::load(&g.config).map_err(|e| {
-        if ui.github {
-            print!("{}", e.github_annotations());
-        }
-        Error::config(e.to_string())
-    })
-}
-
-/// Config + facts + plan: what every pipeline command starts with.
-pub fn load_plan(g: &Global, ui: &Ui) -> Result<(Config, Plan)> {
-    let cfg = load_config(g, ui)?;
-    // cargo metadata, git and the tool probes are independent processes: run them side by side.
-    let (cargo_facts, git, tools) = std::thread::scope(|s| {
-        let git = s.spawn(|| crate::tools::git::facts(&cfg.root));
-        let tools = s.spawn(|| crate::tools::inventory_for(&cfg));
-        let cargo_facts =
-            crate::tools::cargo::facts(&cfg.project.manifest, cfg.project.package.as_deref());
-        (
-            cargo_facts,
-            git.join().unwrap_or_default(),
-            tools.join().unwrap_or_default(),
-        )
-    });
-    let (package, package_version, bins, manifest_path, target_dir) = cargo_facts
-        .map_err(|e| Error::config(format!("{}: {e}", cfg.project.manifest.display())))?;
-    let facts = Facts {
-        package,
-        package_version,
-        bins,
-        manifest_path,
-        target_dir,
-        git,
-        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|s| s.trim().parse().ok()),
-        tools,
-    };
-    let out_dir = if g.out.is_absolute() {
-        g.out.clone()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(&g.out))
-            .unwrap_or_else(|_| g.out.clone())
-    };
-    let opts = plan::Options {
-        platforms: g.platforms.clone(),
-        variant: g.variant.as_deref().and_then(Libc::parse),
-        out_dir,
-    };
-    let plan = plan::make(&cfg, &facts, &opts)?;
-    Ok((cfg, plan))
 }

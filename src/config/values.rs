@@ -234,21 +234,27 @@ impl Walker<'_> {
         if s == "scratch" {
             return Some(Base::Scratch);
         }
-        if let Some(rest) = s.strip_prefix("oci:") {
-            let (p, tag) = split_oci(rest);
-            if p.is_empty() {
-                self.err(
-                    n.pos,
-                    format!("{what}: `{s}` names no directory"),
-                    Some("write oci:PATH or oci:PATH:TAG".into()),
-                );
-                return None;
-            }
-            let path = self.path(n, p, what)?;
-            return Some(Base::Oci {
-                path,
-                tag: tag.map(str::to_string),
-            });
+        if s.starts_with("oci:") {
+            // The one `oci:PATH[:TAG]` parser (the path ends at the first `:`, as in skopeo).
+            let r = match crate::oci::layout::parse_oci_ref(&s) {
+                Ok(r) => r,
+                Err(e) => {
+                    let why = match e {
+                        crate::oci::layout::LayoutError::BadRef(_) => {
+                            format!("`{s}` names no directory")
+                        }
+                        e => format!("`{s}`: {e}"),
+                    };
+                    self.err(
+                        n.pos,
+                        format!("{what}: {why}"),
+                        Some("write oci:PATH or oci:PATH:TAG".into()),
+                    );
+                    return None;
+                }
+            };
+            let path = self.path(n, &r.path.to_string_lossy(), what)?;
+            return Some(Base::Oci { path, tag: r.tag });
         }
         if s.is_empty() || s.contains(char::is_whitespace) {
             self.err(
@@ -293,14 +299,6 @@ impl Walker<'_> {
 
 pub(super) fn unreachable_seq() -> ! {
     unreachable!("platforms() only succeeds on a sequence")
-}
-
-/// Splits `PATH[:TAG]` (the part after `oci:`).
-pub fn split_oci(rest: &str) -> (&str, Option<&str>) {
-    match rest.rsplit_once(':') {
-        Some((p, t)) if !t.contains('/') && !t.is_empty() => (p, Some(t)),
-        _ => (rest, None),
-    }
 }
 
 pub(super) fn valid_repository(s: &str) -> bool {

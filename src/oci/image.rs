@@ -4,16 +4,81 @@
 //!
 //! The base config is edited as a `serde_json::Value`, never re-modelled, so nothing a base
 //! carries (Docker's `container_config`, `Healthcheck`, `StopSignal`, unknown future fields) is
-//! lost. Manifests and configs from Docker tooling (Docker media types) are read as well.
+//! lost. Manifests and configs from Docker tooling (Docker media types) are read as well. Also
+//! the OCI `platform` object (descriptors, configs and indexes share it) and the rules for when
+//! two platforms are the same (arm64 = arm64/v8, arm = arm/v7).
 
 use crate::oci::digest::Digest;
-use crate::oci::index::Platform;
 use crate::oci::json::canonical;
 use crate::oci::layer::LayerDigests;
 use crate::oci::media;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::fmt;
+
+/// The OCI `platform` object of a descriptor (and the platform fields of an image config).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// Fields shipit does not model (`os.version`, `os.features`, `features`), kept as read.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Platform {
+    /// `linux`, `arm64`, `None` and so on.
+    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
+        Platform {
+            architecture: architecture.to_string(),
+            os: os.to_string(),
+            variant: variant.filter(|v| !v.is_empty()).map(str::to_string),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Parses `os/arch[/variant]`, e.g. `linux/arm/v7`.
+    pub fn parse(s: &str) -> Option<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Some(Platform::new(os, arch, None)),
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
+                Some(Platform::new(os, arch, Some(v)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The variant with the implied defaults filled in: arm64 means v8, arm means v7.
+    pub fn normalised_variant(&self) -> Option<&str> {
+        match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("arm64", None | Some("")) => Some("v8"),
+            ("arm", None | Some("")) => Some("v7"),
+            (_, Some("")) => None,
+            (_, v) => v,
+        }
+    }
+
+    /// True when the two name the same platform (os, architecture, normalised variant).
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && self.normalised_variant() == other.normalised_variant()
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
+}
 
 /// An OCI content descriptor: what a blob is, its digest and size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,6 @@
 //! Image indexes: the multi-arch entry point that lists one manifest per platform, in the order
 //! the plan gives. Written as OCI (`application/vnd.oci.image.index.v1+json`) in canonical JSON;
-//! read as OCI or as a Docker manifest list. Also the OCI `platform` object and the rules for
-//! when two platforms are the same (arm64 = arm64/v8, arm = arm/v7).
+//! read as OCI or as a Docker manifest list.
 
 use crate::oci::digest::Digest;
 use crate::oci::image::Descriptor;
@@ -10,70 +9,10 @@ use crate::oci::media;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// The OCI `platform` object of a descriptor (and the platform fields of an image config).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Platform {
-    pub architecture: String,
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    /// Fields shipit does not model (`os.version`, `os.features`, `features`), kept as read.
-    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<String, Value>,
-}
-
-impl Platform {
-    /// `linux`, `arm64`, `None` and so on.
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
-        Platform {
-            architecture: architecture.to_string(),
-            os: os.to_string(),
-            variant: variant.filter(|v| !v.is_empty()).map(str::to_string),
-            extra: BTreeMap::new(),
-        }
-    }
-
-    /// Parses `os/arch[/variant]`, e.g. `linux/arm/v7`.
-    pub fn parse(s: &str) -> Option<Platform> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Some(Platform::new(os, arch, None)),
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
-                Some(Platform::new(os, arch, Some(v)))
-            }
-            _ => None,
-        }
-    }
-
-    /// The variant with the implied defaults filled in: arm64 means v8, arm means v7.
-    pub fn normalised_variant(&self) -> Option<&str> {
-        match (self.architecture.as_str(), self.variant.as_deref()) {
-            ("arm64", None | Some("")) => Some("v8"),
-            ("arm", None | Some("")) => Some("v7"),
-            (_, Some("")) => None,
-            (_, v) => v,
-        }
-    }
-
-    /// True when the two name the same platform (os, architecture, normalised variant).
-    pub fn matches(&self, other: &Platform) -> bool {
-        self.os == other.os
-            && self.architecture == other.architecture
-            && self.normalised_variant() == other.normalised_variant()
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        match &self.variant {
-            Some(v) => write!(f, "/{v}"),
-            None => Ok(()),
-        }
-    }
-}
+/// The OCI `platform` object lives with the image (its config carries the same fields); indexes
+/// list one per manifest.
+pub use crate::oci::image::Platform;
 
 /// An image index (OCI) or manifest list (Docker), as read or written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -134,7 +134,8 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayoutErro
     move |source| LayoutError::Io { op, path, source }
 }
 
-/// Parses `oci:PATH[:TAG]` (the path ends at the first `:` after `oci:`, as in skopeo).
+/// Parses `oci:PATH[:TAG]` (the path ends at the first `:` after `oci:`, as in skopeo): the one
+/// parser for bases in the pipeline, `shipit verify oci:…` and the tests.
 pub fn parse_oci_ref(s: &str) -> Result<OciRef, LayoutError> {
     let rest = s
         .strip_prefix("oci:")
@@ -762,6 +763,22 @@ mod tests {
 
     #[test]
     fn oci_refs() {
+        let r = |path: &str, tag: Option<&str>| OciRef {
+            path: path.into(),
+            tag: tag.map(str::to_string),
+        };
+        assert_eq!(parse_oci_ref("oci:dir").unwrap(), r("dir", None));
+        assert_eq!(parse_oci_ref("oci:dir:tag").unwrap(), r("dir", Some("tag")));
+        assert_eq!(
+            parse_oci_ref("oci:/abs/dir:tag").unwrap(),
+            r("/abs/dir", Some("tag"))
+        );
+        assert!(matches!(
+            parse_oci_ref("oci:dir:"),
+            Err(LayoutError::BadTag(_))
+        ));
+        // The path ends at the first colon: a second one is part of the tag, which rejects it.
+        assert!(parse_oci_ref("oci:a:b:c").is_err());
         assert_eq!(
             parse_oci_ref("oci:dist/oci:1.2.3").unwrap(),
             OciRef {

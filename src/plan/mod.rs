@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// What the plan reads besides the config. Gathered by `tools::gather_facts`.
+/// What the plan reads besides the config. Gathered by `session::Session::load`.
 #[derive(Debug, Clone)]
 pub struct Facts {
     pub package: String,
@@ -48,6 +48,23 @@ pub struct Inventory {
     pub rust_src: bool,
     /// Cross gcc triples found (`aarch64-linux-gnu` for `aarch64-linux-gnu-gcc`).
     pub gcc: BTreeSet<String>,
+}
+
+/// Everything a backend needs to make its build command.
+/// The planner fills it; `tools::build_command` spells the command (the plan names no tool
+/// module: tools read plan types, not the other way round).
+pub struct BuildSpec<'a> {
+    pub backend: Backend,
+    pub target: &'a str,
+    pub libc: Libc,
+    pub glibc: Option<(u32, u32)>,
+    pub build_std: bool,
+    pub linker: Option<&'a str>,
+    pub project: &'a ProjectPlan,
+    pub manifest: &'a Path,
+    /// CARGO_TARGET_DIR for this target (one per target, so targets build in parallel).
+    pub target_dir: &'a Path,
+    pub platform: &'static Platform,
 }
 
 /// Filters and locations from the command line.
@@ -165,7 +182,12 @@ impl Plan {
 }
 
 /// Makes the plan. Pure: no filesystem, process or network access.
-pub fn make(cfg: &Config, facts: &Facts, opts: &Options) -> Result<Plan, PlanError> {
+pub fn make(
+    cfg: &Config,
+    facts: &Facts,
+    opts: &Options,
+    build_command: fn(&BuildSpec) -> Cmd,
+) -> Result<Plan, PlanError> {
     let version = match &cfg.project.version {
         crate::config::VersionSource::Cargo => facts.package_version.clone(),
         crate::config::VersionSource::Explicit(v) => v.clone(),
@@ -253,7 +275,7 @@ pub fn make(cfg: &Config, facts: &Facts, opts: &Options) -> Result<Plan, PlanErr
             .platforms
             .iter()
             .filter(|p| wanted.contains(p))
-            .map(|p| platform_plan(cfg, facts, opts, &project, p, variant.libc))
+            .map(|p| platform_plan(cfg, facts, opts, build_command, &project, p, variant.libc))
             .collect();
         if platforms.is_empty() {
             continue;
@@ -467,6 +489,7 @@ fn platform_plan(
     cfg: &Config,
     facts: &Facts,
     opts: &Options,
+    build_command: fn(&BuildSpec) -> Cmd,
     project: &ProjectPlan,
     p: &'static Platform,
     libc: Libc,
@@ -475,7 +498,7 @@ fn platform_plan(
     let build_std = !facts.tools.rust_std.contains(&target);
     let choice = choose(cfg, &facts.tools, p, libc, &target, build_std);
     let shipit_target_dir = facts.target_dir.join("shipit");
-    let build = crate::tools::build_command(&crate::tools::BuildSpec {
+    let build = build_command(&BuildSpec {
         backend: choice.backend,
         target: &target,
         libc,

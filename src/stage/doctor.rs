@@ -1,13 +1,13 @@
 //! `shipit doctor [--fix]`: report the tools the plan needs, install what can be installed.
 
-use crate::cli::Global;
-use crate::config::{Config, Packager};
+use crate::config::Packager;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::session::Session;
 use crate::tools::doctor::{self, Status};
 use crate::ui::Ui;
 
-pub fn run(cfg: &Config, plan: &Plan, fix: bool, g: &Global, ui: &Ui) -> Result<()> {
+pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
+    let (cfg, plan, g) = (&s.config, &s.plan, &s.opts);
     let docker_packager = cfg.package == Packager::Docker;
     let mut findings = doctor::check(plan, true, docker_packager);
     if fix {

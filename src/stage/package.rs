@@ -6,10 +6,11 @@
 //! index, `staging-<libc>-<os>-<arch>[-<variant>]` per platform); `publish` adds the release tags
 //! after every platform passed verification. `dist/package.json` records every digest.
 
+use super::image_rules::{image_labels, index_annotations, oci_platform, passwd_group};
 use crate::config::{Base, Config};
 use crate::error::{Error, Result};
 use crate::oci::image::{self, Descriptor, ImageSpec};
-use crate::oci::index::{self, Platform as OciPlatform};
+use crate::oci::index;
 use crate::oci::layer::Entry;
 use crate::oci::layout::Layout;
 use crate::plan::{ImagePlan, Plan, PlatformPlan};
@@ -133,15 +134,7 @@ fn package_image(
             compressed_size: size,
         });
     }
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        "org.opencontainers.image.version".to_string(),
-        plan.version.to_string(),
-    );
-    if let Some(rev) = &plan.revision {
-        annotations.insert("org.opencontainers.image.revision".to_string(), rev.clone());
-    }
-    let built = index::build(&entries, &annotations)
+    let built = index::build(&entries, &index_annotations(plan))
         .map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
     layout
         .write_index(&built)
@@ -167,10 +160,6 @@ fn package_image(
         index: built.descriptor,
         platforms,
     })
-}
-
-pub fn oci_platform(p: &PlatformPlan) -> OciPlatform {
-    OciPlatform::new(p.spec.os, p.spec.architecture, p.spec.variant)
 }
 
 fn package_platform(
@@ -232,18 +221,8 @@ fn package_platform(
         &p.binary,
         0o755,
     )];
-    let (uid, gid) = parse_user(&cfg.image.user);
     if !base_has_passwd {
-        let mut passwd = String::from("root:x:0:0:root:/root:/sbin/nologin\n");
-        let mut group = String::from("root:x:0:\n");
-        if uid != 0 {
-            passwd.push_str(&format!(
-                "app:x:{uid}:{gid}:app:/nonexistent:/sbin/nologin\n"
-            ));
-            if gid != 0 {
-                group.push_str(&format!("app:x:{gid}:\n"));
-            }
-        }
+        let (passwd, group) = passwd_group(&cfg.image.user);
         entries.push(Entry::file("etc/passwd", passwd, 0o644));
         entries.push(Entry::file("etc/group", group, 0o644));
     }
@@ -294,35 +273,6 @@ fn package_platform(
         .map_err(|e| Error::stage(format!("{e}")))?;
     let size = built.manifest.layers.iter().map(|l| l.size).sum::<u64>() + built.config.size;
     Ok((built.descriptor, size))
-}
-
-/// The image labels: the pipeline's, then `org.opencontainers.image.{version,title,created,
-/// revision}` (shared by the native and the docker packager).
-pub fn image_labels(cfg: &Config, plan: &Plan, epoch: u64) -> BTreeMap<String, String> {
-    let mut labels: BTreeMap<String, String> = cfg.image.labels.iter().cloned().collect();
-    labels.insert(
-        "org.opencontainers.image.version".into(),
-        plan.version.to_string(),
-    );
-    labels.insert(
-        "org.opencontainers.image.title".into(),
-        plan.project.package.clone(),
-    );
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        image::rfc3339(epoch),
-    );
-    if let Some(rev) = &plan.revision {
-        labels.insert("org.opencontainers.image.revision".into(), rev.clone());
-    }
-    labels
-}
-
-/// `UID[:GID]` from a validated `image.user`.
-pub fn parse_user(user: &str) -> (u32, u32) {
-    let mut it = user.split(':').map(|s| s.parse::<u32>().unwrap_or(0));
-    let uid = it.next().unwrap_or(0);
-    (uid, it.next().unwrap_or(uid))
 }
 
 /// Whether a base layer holds `etc/passwd`, remembered per layer digest in `dist/cache`.

@@ -145,17 +145,7 @@ fn write_context(
     put_file(&p.binary, &context.join("bin"), 0o755, epoch)?;
     copies.push(("bin".to_string(), format!("/usr/local/bin/{bin}")));
     if base == "scratch" {
-        let (uid, gid) = crate::stage::package::parse_user(&cfg.image.user);
-        let mut passwd = String::from("root:x:0:0:root:/root:/sbin/nologin\n");
-        let mut group = String::from("root:x:0:\n");
-        if uid != 0 {
-            passwd.push_str(&format!(
-                "app:x:{uid}:{gid}:app:/nonexistent:/sbin/nologin\n"
-            ));
-            if gid != 0 {
-                group.push_str(&format!("app:x:{gid}:\n"));
-            }
-        }
+        let (passwd, group) = super::image_rules::passwd_group(&cfg.image.user);
         for (name, text) in [("passwd", passwd), ("group", group)] {
             let path = context.join(name);
             fs::write(&path, text)?;
@@ -168,7 +158,7 @@ fn write_context(
         put_file(&f.src, &context.join(&name), f.mode, epoch)?;
         copies.push((name, f.dest.clone()));
     }
-    let labels = super::package::image_labels(cfg, plan, epoch);
+    let labels = super::image_rules::image_labels(cfg, plan, epoch);
     Ok(dockerfile(&DockerfileSpec {
         base,
         copies: &copies,
@@ -261,7 +251,7 @@ fn load_base(
     p: &PlatformPlan,
     log: &Path,
 ) -> Result<String> {
-    let want = crate::stage::package::oci_platform(p);
+    let want = super::image_rules::oci_platform(p);
     let base_err =
         |e: &dyn std::fmt::Display| Error::config(format!("{} base {shown}: {e}", p.platform));
     let from = Layout::open(path).map_err(|e| base_err(&e))?;
@@ -381,7 +371,7 @@ fn import_archive(
     let config_bytes = fs::read(inside(config_path)?).map_err(|e| format!("{config_path}: {e}"))?;
     let mut config =
         image::parse_config(&config_bytes).map_err(|e| format!("{config_path}: {e}"))?;
-    let want = crate::stage::package::oci_platform(p);
+    let want = super::image_rules::oci_platform(p);
     let actual = image::config_platform(&config).map_err(|e| e.to_string())?;
     if !actual.matches(&want) {
         return Err(format!(

@@ -1,12 +1,12 @@
-//! `shipit release` and `shipit publish`: the whole pipeline, in the order the design fixes —
-//! doctor, build, package, verify, publish, report — so that no tag moves unless every platform
-//! of every image passed verification. Writes `dist/release.json` and a summary table.
+//! The release's ends: the doctor gate before anything is built, and the report after the
+//! push (`dist/release.json`, the summary table, GitHub Actions outputs). The stages in between
+//! run in the one order of `stage::RELEASE`, walked by `stage::pipeline`.
 
-use super::{build, package, publish, verify, verify_cmd};
-use crate::cli::{Global, jobs, load_plan};
+use super::{package, publish, verify};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::session::Session;
 use crate::ui::Ui;
 use serde::Serialize;
 use std::io::Read;
@@ -59,7 +59,8 @@ pub fn read_password_stdin(wanted: bool) -> Result<Option<String>> {
     Ok(Some(pw))
 }
 
-fn doctor_gate(cfg: &Config, plan: &Plan) -> Result<()> {
+/// Every tool the plan needs is here (exit 3 before anything is built, when not).
+pub fn doctor_gate(cfg: &Config, plan: &Plan) -> Result<()> {
     let findings =
         crate::tools::doctor::check(plan, true, cfg.package == crate::config::Packager::Docker);
     let blocking = crate::tools::doctor::blocking(&findings);
@@ -71,124 +72,16 @@ fn doctor_gate(cfg: &Config, plan: &Plan) -> Result<()> {
     ))
 }
 
-pub fn release(g: &Global, password: Option<String>, no_push: bool, ui: &Ui) -> Result<()> {
-    let started = Instant::now();
-    let (mut cfg, plan) = load_plan(g, ui)?;
-    if no_push {
-        cfg.publish.to = crate::config::PublishTo::Oci(plan.out_dir.join("oci"));
-    }
-    if g.dry_run {
-        return dry_run(&cfg, &plan);
-    }
-    doctor_gate(&cfg, &plan)?;
-    let opts = build::Options {
-        jobs: jobs(g),
-        keep_going: false,
-        dry_run: false,
-    };
-    build::run(&plan, &opts, ui)?;
-    let packaged = package::run(&cfg, &plan, ui)?;
-    let items = verify_cmd::packaged_items(&plan)?;
-    let mut settings = verify_cmd::settings(Some(&cfg), None, g)?;
-    settings.cache = Some(plan.out_dir.clone());
-    let verified = verify::run(&items, &settings, ui)?;
-    if let Some(e) = verify::failure(&verified) {
-        if g.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&verified).unwrap_or_default()
-            );
-        }
-        return Err(Error {
-            message: format!("{}; nothing was published and no tag moved", e.message),
-            ..e
-        });
-    }
-    let published = publish::run(&cfg, &packaged, password, ui)?;
-    finish(&plan, &packaged, &verified, &published, started, g, ui)
-}
-
-/// `shipit publish`: pushes what dist/oci holds. It refuses images that were not verified in
-/// this output directory (dist/verified.json must list every platform as passed).
-pub fn publish_only(g: &Global, password_stdin: bool, ui: &Ui) -> Result<()> {
-    let started = Instant::now();
-    let (cfg, plan) = load_plan(g, ui)?;
-    let password = read_password_stdin(password_stdin)?;
-    let packaged = package::load(&plan.out_dir)?;
-    if g.dry_run {
-        for l in publish::describe(&cfg, &packaged) {
-            println!("{l}");
-        }
-        return Ok(());
-    }
-    let items = verify_cmd::packaged_items(&plan)?;
-    let mut settings = verify_cmd::settings(Some(&cfg), None, g)?;
-    settings.cache = Some(plan.out_dir.clone());
-    let verified = verify::run(&items, &settings, ui)?;
-    if let Some(e) = verify::failure(&verified) {
-        return Err(Error {
-            message: format!("{}; nothing was published and no tag moved", e.message),
-            ..e
-        });
-    }
-    let published = publish::run(&cfg, &packaged, password, ui)?;
-    finish(&plan, &packaged, &verified, &published, started, g, ui)
-}
-
-fn dry_run(cfg: &Config, plan: &Plan) -> Result<()> {
-    println!(
-        "# shipit release {} (dry run: nothing is built, written or pushed)",
-        plan.version
-    );
-    build::print_dry_run(plan);
-    for img in &plan.images {
-        for p in &img.platforms {
-            println!(
-                "# package {} ({}) on {} into {}",
-                p.platform,
-                img.variant,
-                img.base,
-                plan.out_dir.join("oci").display()
-            );
-            println!(
-                "# verify {} ({}) under {} -cpu {}",
-                p.platform,
-                img.variant,
-                p.qemu,
-                p.cpu.as_deref().unwrap_or("max")
-            );
-        }
-    }
-    let target = match &cfg.publish.to {
-        crate::config::PublishTo::Oci(p) => format!("oci:{}", p.display()),
-        crate::config::PublishTo::Registry => cfg.image.repository.clone(),
-    };
-    for img in &plan.images {
-        for p in &img.platforms {
-            println!(
-                "push {} ({}) blobs and manifest by digest to {target}",
-                p.platform, img.variant
-            );
-        }
-        println!("push {} index by digest to {target}", img.variant);
-    }
-    for img in &plan.images {
-        for t in &img.tags {
-            println!("tag {target}:{t}");
-        }
-    }
-    Ok(())
-}
-
-fn finish(
-    plan: &Plan,
+/// The release report of what this run packaged, verified and published.
+pub fn finish(
+    s: &Session,
     packaged: &package::Packaged,
     verified: &verify::Report,
     published: &publish::Published,
     started: Instant,
-    g: &Global,
     ui: &Ui,
 ) -> Result<()> {
+    let plan = &s.plan;
     let images = packaged
         .images
         .iter()
@@ -233,12 +126,12 @@ fn finish(
         blobs_uploaded: published.blobs_uploaded,
         blobs_skipped: published.blobs_skipped,
     };
-    write_report(plan, &report, g, ui)
+    write_report(plan, &report, s.opts.json, ui)
 }
 
 /// Writes `dist/release.json`, prints the summary (or the JSON), and in GitHub Actions the step
 /// summary and the `digest`/`tags` outputs.
-pub fn write_report(plan: &Plan, report: &ReleaseReport, g: &Global, ui: &Ui) -> Result<()> {
+pub fn write_report(plan: &Plan, report: &ReleaseReport, json: bool, ui: &Ui) -> Result<()> {
     ui.end_groups();
     std::fs::create_dir_all(&plan.out_dir)
         .map_err(|e| Error::stage(format!("{}: {e}", plan.out_dir.display())))?;
@@ -246,7 +139,7 @@ pub fn write_report(plan: &Plan, report: &ReleaseReport, g: &Global, ui: &Ui) ->
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::stage(e.to_string()))?;
     std::fs::write(&path, text.clone() + "\n")
         .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
-    if g.json {
+    if json {
         println!("{text}");
     } else {
         print_summary(report);

@@ -5,13 +5,13 @@
 //! registry, then pushes the indexes and moves the tags. A missing or failed fragment moves no tag.
 //! The index is the one a single-machine release would have made (same bytes, same digest).
 
-use super::{build, package, publish, verify, verify_cmd};
-use crate::cli::{Global, jobs, load_plan};
+use super::{image_rules, package, publish, verify};
 use crate::config::{Config, PublishTo};
 use crate::error::{Error, Result};
 use crate::oci::image::Descriptor;
 use crate::oci::index;
 use crate::platform::Libc;
+use crate::session::Session;
 use crate::ui::Ui;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -44,40 +44,29 @@ fn need_registry(cfg: &Config, what: &str) -> Result<()> {
     }
 }
 
-pub fn split(g: &Global, password: Option<String>, ui: &Ui) -> Result<()> {
-    if g.platforms.is_empty() {
+/// `--split` needs the job's platform and a registry the jobs share.
+pub fn check_job(s: &Session) -> Result<()> {
+    if s.opts.platforms.is_empty() {
         return Err(Error::config(
             "--split needs --platform P: the platform this job builds",
         ));
     }
-    let (cfg, plan) = load_plan(g, ui)?;
-    need_registry(&cfg, "--split")?;
-    let build_opts = build::Options {
-        jobs: jobs(g),
-        keep_going: false,
-        dry_run: g.dry_run,
-    };
-    build::run(&plan, &build_opts, ui)?;
-    if g.dry_run {
-        for (img, p) in plan.platforms() {
-            println!(
-                "push {} ({}) blobs and manifest by digest to {}; write {}",
-                p.platform,
-                img.variant,
-                cfg.image.repository,
-                fragment_path(&plan.out_dir, img.variant, p.spec.slug()).display()
-            );
-        }
-        return Ok(());
-    }
-    let packaged = package::run(&cfg, &plan, ui)?;
-    let items = verify_cmd::packaged_items(&plan)?;
-    let mut settings = verify_cmd::settings(Some(&cfg), None, g)?;
-    settings.cache = Some(plan.out_dir.clone());
-    let verified = verify::run(&items, &settings, ui)?;
-    let failed = verify::failure(&verified);
+    need_registry(&s.config, "--split")
+}
+
+/// The publish stage of a matrix job: each platform that passed is pushed by digest (no index,
+/// no tag), and every platform gets its fragment, passed or not.
+pub fn push_and_write_fragments(
+    s: &Session,
+    packaged: &package::Packaged,
+    verified: &verify::Report,
+    password: Option<String>,
+    ui: &Ui,
+) -> Result<()> {
+    let (cfg, plan) = (&s.config, &s.plan);
+    let failed = verify::failure(verified);
     let client = if failed.is_none() {
-        Some(publish::registry_client(&cfg, password)?)
+        Some(publish::registry_client(cfg, password)?)
     } else {
         None
     };
@@ -132,10 +121,7 @@ pub fn split(g: &Global, password: Option<String>, ui: &Ui) -> Result<()> {
             }
         }
     }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 pub fn fragment_path(out: &Path, libc: Libc, slug: String) -> PathBuf {
@@ -143,15 +129,17 @@ pub fn fragment_path(out: &Path, libc: Libc, slug: String) -> PathBuf {
         .join(format!("{}-{slug}.json", libc.name()))
 }
 
-pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -> Result<()> {
-    if !g.platforms.is_empty() {
+/// `--merge`: the final job (see the module comment). Its index bytes are those of
+/// `package` (`image_rules`).
+pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) -> Result<()> {
+    if !s.opts.platforms.is_empty() {
         return Err(Error::config(
             "--merge takes no --platform: it assembles every planned platform",
         ));
     }
     let started = std::time::Instant::now();
-    let (cfg, plan) = load_plan(g, ui)?;
-    need_registry(&cfg, "--merge")?;
+    let (cfg, plan) = (&s.config, &s.plan);
+    need_registry(cfg, "--merge")?;
     let mut fragments: BTreeMap<(Libc, String), Fragment> = BTreeMap::new();
     for path in paths {
         let text = std::fs::read_to_string(path)
@@ -200,7 +188,7 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
             problems.join("\n  ")
         )));
     }
-    let client = publish::registry_client(&cfg, password)?;
+    let client = publish::registry_client(cfg, password)?;
     ui.step(format!(
         "merge {} fragments into {}",
         fragments.len(),
@@ -221,14 +209,7 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
         }
     }
     // Indexes by digest, all of them, then tags.
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        "org.opencontainers.image.version".to_string(),
-        plan.version.to_string(),
-    );
-    if let Some(rev) = &plan.revision {
-        annotations.insert("org.opencontainers.image.revision".to_string(), rev.clone());
-    }
+    let annotations = image_rules::index_annotations(plan);
     let mut built = Vec::new();
     for img in &plan.images {
         let entries: Vec<(Descriptor, index::Platform)> = img
@@ -238,10 +219,7 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
                 let f = &fragments[&(img.variant, p.platform.to_string())];
                 let mut d = f.manifest.clone();
                 d.platform = None;
-                (
-                    d,
-                    index::Platform::new(p.spec.os, p.spec.architecture, p.spec.variant),
-                )
+                (d, image_rules::oci_platform(p))
             })
             .collect();
         let idx = index::build(&entries, &annotations)
@@ -313,5 +291,5 @@ pub fn merge(g: &Global, paths: &[PathBuf], password: Option<String>, ui: &Ui) -
         blobs_uploaded: 0,
         blobs_skipped: 0,
     };
-    super::release::write_report(&plan, &report, g, ui)
+    super::release::write_report(plan, &report, s.opts.json, ui)
 }

@@ -1,17 +1,35 @@
-//! The `verify` and `smoke` commands: where the images come from, which checks apply, and how
-//! the report is shown. The verification itself is `stage::verify`.
+//! The `verify` command: where the images come from, which checks apply, and how the report is
+//! shown; also the settings and items the pipeline's verify stage uses. The verification itself
+//! is `stage::verify`.
 
 use super::verify::{self as v, Item, Settings};
-use crate::cli::{Global, VerifyArgs, jobs, load_config, load_plan};
 use crate::config::{Check, CheckKind, Config, CpuMode};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::session::{RunOptions, Session, load_config};
 use crate::ui::Ui;
 use crate::verify::checks::Policy;
 use std::time::Duration;
 
+/// What `shipit verify` was asked, as plain values.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// `oci:DIR[:TAG]` or `REGISTRY/REPO[:TAG|@DIGEST]`; `None`: what `package` made.
+    pub image: Option<String>,
+    /// A run check: the entrypoint with these arguments (shell-quoted).
+    pub run: Option<String>,
+    /// With `run`: a regex its stdout must match.
+    pub expect_stdout: Option<String>,
+    pub allow_root: bool,
+    pub insecure: bool,
+}
+
 /// Settings from the pipeline (if any) and the command line.
-pub fn settings(cfg: Option<&Config>, args: Option<&VerifyArgs>, g: &Global) -> Result<Settings> {
+pub fn settings(
+    cfg: Option<&Config>,
+    args: Option<&VerifyOptions>,
+    jobs: usize,
+) -> Result<Settings> {
     let mut checks: Vec<Check> = cfg.map(|c| c.verify.checks.clone()).unwrap_or_default();
     if let Some(run) = args.and_then(|a| a.run.as_deref()) {
         let argv = shlex::split(run)
@@ -39,7 +57,7 @@ pub fn settings(cfg: Option<&Config>, args: Option<&VerifyArgs>, g: &Global) -> 
             max_size: cfg.and_then(|c| c.verify.max_size),
         },
         cpu: cfg.map(|c| c.verify.cpu).unwrap_or(CpuMode::Strict),
-        jobs: jobs(g),
+        jobs,
         cache: None,
     })
 }
@@ -73,12 +91,12 @@ pub fn packaged_items(plan: &Plan) -> Result<Vec<Item>> {
     Ok(items)
 }
 
-pub fn run(g: &Global, args: &VerifyArgs, ui: &Ui) -> Result<()> {
+pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
     let (cfg, items) = match &args.image {
         None => {
-            let (cfg, plan) = load_plan(g, ui)?;
-            let items = packaged_items(&plan)?;
-            (Some(cfg), items)
+            let s = Session::load(g.clone(), ui)?;
+            let items = packaged_items(&s.plan)?;
+            (Some(s.config), items)
         }
         Some(image) => {
             // The pipeline's checks apply when there is one; flags override.
@@ -97,7 +115,7 @@ pub fn run(g: &Global, args: &VerifyArgs, ui: &Ui) -> Result<()> {
             (cfg, items)
         }
     };
-    let settings = settings(cfg.as_ref(), Some(args), g)?;
+    let settings = settings(cfg.as_ref(), Some(args), g.jobs())?;
     if settings.checks.is_empty() {
         ui.warn("no run or serve checks: only static checks (add verify.checks to the pipeline, or --run ARGS)");
     }
@@ -115,7 +133,7 @@ pub fn run(g: &Global, args: &VerifyArgs, ui: &Ui) -> Result<()> {
         }
         return Ok(());
     }
-    finish(v::run(&items, &settings, ui)?, g)
+    finish(v::run(&items, &settings, ui)?, g.json)
 }
 
 fn filter(items: Vec<Item>, platforms: &[String]) -> Result<Vec<Item>> {
@@ -147,8 +165,8 @@ fn filter(items: Vec<Item>, platforms: &[String]) -> Result<Vec<Item>> {
 }
 
 /// Prints the report and turns failures into exit 1.
-pub fn finish(report: v::Report, g: &Global) -> Result<()> {
-    if g.json {
+pub fn finish(report: v::Report, json: bool) -> Result<()> {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
@@ -158,26 +176,4 @@ pub fn finish(report: v::Report, g: &Global) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-/// `shipit smoke`: build + package + verify one platform, nothing published.
-pub fn smoke(g: &Global, ui: &Ui) -> Result<()> {
-    let mut g = g.clone();
-    if g.platforms.is_empty() {
-        g.platforms.push("linux/arm64".into());
-    }
-    let (cfg, plan) = load_plan(&g, ui)?;
-    let opts = super::build::Options {
-        jobs: jobs(&g),
-        keep_going: false,
-        dry_run: g.dry_run,
-    };
-    super::build::run(&plan, &opts, ui)?;
-    if g.dry_run {
-        return Ok(());
-    }
-    super::package::run(&cfg, &plan, ui)?;
-    let items = packaged_items(&plan)?;
-    let settings = settings(Some(&cfg), None, &g)?;
-    finish(v::run(&items, &settings, ui)?, &g)
 }

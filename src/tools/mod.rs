@@ -14,30 +14,15 @@ pub mod zigbuild;
 
 use crate::config::Backend;
 use crate::exec::Cmd;
-use crate::plan::{Inventory, ProjectPlan};
-use crate::platform::{Libc, Platform};
-use std::path::Path;
+use crate::plan::Inventory;
 use std::time::Duration;
 
 /// How long a `--version` probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Everything a backend needs to make its build command.
-pub struct BuildSpec<'a> {
-    pub backend: Backend,
-    pub target: &'a str,
-    pub libc: Libc,
-    pub glibc: Option<(u32, u32)>,
-    pub build_std: bool,
-    pub linker: Option<&'a str>,
-    pub project: &'a ProjectPlan,
-    pub manifest: &'a Path,
-    /// CARGO_TARGET_DIR for this target (one per target, so targets build in parallel).
-    pub target_dir: &'a Path,
-    pub platform: &'static Platform,
-}
+pub use crate::plan::BuildSpec;
 
-/// The build command for one target, as data.
+/// The build command for one target, as data (handed to `plan::make`, which decides the spec).
 pub fn build_command(s: &BuildSpec) -> Cmd {
     match s.backend {
         Backend::Auto | Backend::Cargo => cargo::build(s),

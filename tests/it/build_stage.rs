@@ -146,7 +146,7 @@ fn every_target_builds_and_runs_under_its_strict_cpu() {
 
 /// The plan shipit itself makes for the example, restricted to one platform and variant.
 fn example_plan(platform: &str, variant: &str, out: &Path) -> shipit::plan::Plan {
-    let g = shipit::cli::Global {
+    let opts = shipit::session::RunOptions {
         config: example().join("pipeline.yaml"),
         platforms: vec![platform.to_string()],
         variant: Some(variant.to_string()),
@@ -154,8 +154,9 @@ fn example_plan(platform: &str, variant: &str, out: &Path) -> shipit::plan::Plan
         ..Default::default()
     };
     let ui = shipit::ui::Ui::new(true, false, false);
-    let (_, plan) = shipit::cli::load_plan(&g, &ui).unwrap_or_else(|e| panic!("plan: {e}"));
-    plan
+    shipit::session::Session::load(opts, &ui)
+        .unwrap_or_else(|e| panic!("plan: {e}"))
+        .plan
 }
 
 #[test]

@@ -1274,3 +1274,44 @@ fn release_dry_run_lists_pushes_and_tags_and_does_nothing() {
     assert_eq!(reg.log_text(), log_before, "the registry saw a request");
     assert!(!out_dir.exists(), "--dry-run wrote {}", out_dir.display());
 }
+
+/// `release --dry-run` and `publish --dry-run` describe the same push in the same words: one
+/// renderer, driven by the plan, prints both (each also says which stages it skips and why).
+#[test]
+fn release_and_publish_dry_runs_print_the_same_push_and_tag_lines() {
+    let reg = TestRegistry::anonymous();
+    let flags = example_variant("publish-dry", &pipeline(&reg.addr.to_string(), "", None));
+    let out_dir = PathBuf::from(&flags[3]);
+    let push_and_tag_lines = |command: &str| {
+        let out = shipit(example())
+            .args([command, "--dry-run"])
+            .args(&flags)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<String> = stdout
+            .lines()
+            .filter(|l| l.starts_with("push ") || l.starts_with("tag "))
+            .map(str::to_string)
+            .collect();
+        (stdout, lines)
+    };
+    let (release_out, release) = push_and_tag_lines("release");
+    let (publish_out, publish) = push_and_tag_lines("publish");
+    // 7 platform manifests, 2 indexes and every tag of both variants.
+    assert_eq!(
+        release.len(),
+        7 + 2 + GNU_TAGS.len() + MUSL_TAGS.len(),
+        "{release_out}"
+    );
+    assert_eq!(
+        release, publish,
+        "release:\n{release_out}\npublish:\n{publish_out}"
+    );
+    assert!(
+        publish_out.contains("# skip build: ") && !publish_out.contains("# build "),
+        "{publish_out}"
+    );
+    assert!(!out_dir.exists(), "--dry-run wrote {}", out_dir.display());
+}

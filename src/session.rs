@@ -1,0 +1,116 @@
+//! One run of shipit below the command line: the plain run options (`RunOptions`, no clap
+//! types), the loaded and validated `Config`, the `Facts` gathered from the machine and the
+//! `Plan` made from them. The CLI builds a `RunOptions` from its arguments and hands it over;
+//! every stage reads what it needs from a `Session`, never from the CLI.
+
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+use crate::plan::{self, Facts, Plan};
+use crate::platform::Libc;
+use crate::ui::Ui;
+use std::path::PathBuf;
+
+/// The options every command shares, as plain values.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The pipeline file.
+    pub config: PathBuf,
+    /// `--platform` filters (empty: every planned platform).
+    pub platforms: Vec<String>,
+    /// Only this libc variant (`gnu` or `musl`).
+    pub variant: Option<String>,
+    /// Say what would be done, do none of it.
+    pub dry_run: bool,
+    /// Machine-readable output on stdout.
+    pub json: bool,
+    pub verbose: bool,
+    pub quiet: bool,
+    /// How many targets build or verify at once (`None` or 0: the number of cores).
+    pub jobs: Option<usize>,
+    /// Where binaries, images, logs and reports go (relative to the current directory).
+    pub out: PathBuf,
+}
+
+impl RunOptions {
+    /// How many targets build or verify at once.
+    pub fn jobs(&self) -> usize {
+        self.jobs.filter(|j| *j > 0).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+    }
+}
+
+/// Config + facts + plan + run options: what every pipeline command starts with.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub opts: RunOptions,
+    pub config: Config,
+    pub facts: Facts,
+    pub plan: Plan,
+}
+
+impl Session {
+    /// Loads the config, gathers the facts (cargo metadata, git and the tool probes side by
+    /// side) and makes the plan.
+    pub fn load(opts: RunOptions, ui: &Ui) -> Result<Session> {
+        let config = load_config(&opts, ui)?;
+        let (cargo_facts, git, tools) = std::thread::scope(|s| {
+            let git = s.spawn(|| crate::tools::git::facts(&config.root));
+            let tools = s.spawn(|| crate::tools::inventory_for(&config));
+            let cargo_facts = crate::tools::cargo::facts(
+                &config.project.manifest,
+                config.project.package.as_deref(),
+            );
+            (
+                cargo_facts,
+                git.join().unwrap_or_default(),
+                tools.join().unwrap_or_default(),
+            )
+        });
+        let (package, package_version, bins, manifest_path, target_dir) = cargo_facts
+            .map_err(|e| Error::config(format!("{}: {e}", config.project.manifest.display())))?;
+        let facts = Facts {
+            package,
+            package_version,
+            bins,
+            manifest_path,
+            target_dir,
+            git,
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|s| s.trim().parse().ok()),
+            tools,
+        };
+        let out_dir = if opts.out.is_absolute() {
+            opts.out.clone()
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(&opts.out))
+                .unwrap_or_else(|_| opts.out.clone())
+        };
+        let plan_opts = plan::Options {
+            platforms: opts.platforms.clone(),
+            variant: opts.variant.as_deref().and_then(Libc::parse),
+            out_dir,
+        };
+        let plan = plan::make(&config, &facts, &plan_opts, crate::tools::build_command)?;
+        Ok(Session {
+            opts,
+            config,
+            facts,
+            plan,
+        })
+    }
+}
+
+/// Loads and validates the config; a config error exits 2 (with GitHub annotations in Actions).
+pub fn load_config(opts: &RunOptions, ui: &Ui) -> Result<Config> {
+    config::load(&opts.config).map_err(|e| {
+        if ui.github {
+            print!("{}", e.github_annotations());
+        }
+        Error::config(e.to_string())
+    })
+}

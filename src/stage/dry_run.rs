@@ -1,0 +1,103 @@
+//! `--dry-run`: what a command would do, described from the Plan alone, stage by stage in the
+//! pipeline's one order. `release`, `publish`, `release --split`, `smoke` and `package` print
+//! through here, so the same push is described in the same words whichever command would do it.
+
+use super::{Mode, Stage, Step};
+use crate::config::{Config, PublishTo};
+use crate::plan::Plan;
+
+/// Where publish pushes: `oci:PATH` or the image repository.
+pub fn target(cfg: &Config) -> String {
+    match &cfg.publish.to {
+        PublishTo::Oci(p) => format!("oci:{}", p.display()),
+        PublishTo::Registry => cfg.image.repository.clone(),
+    }
+}
+
+/// Prints the dry run of `steps` (as `mode` runs them) on stdout.
+pub fn print(cfg: &Config, plan: &Plan, mode: Mode, steps: &[Step]) {
+    println!(
+        "# shipit {} {} (dry run: nothing is built, written or pushed)",
+        mode.command(),
+        plan.version
+    );
+    for step in steps {
+        if let Some(why) = step.skip {
+            println!("# skip {}: {why}", step.stage.name());
+            continue;
+        }
+        if step.stage == Stage::Build {
+            // The build commands, exactly as `shipit build --dry-run` prints them.
+            super::build::print_dry_run(plan);
+            continue;
+        }
+        for line in lines(cfg, plan, mode, step.stage) {
+            println!("{line}");
+        }
+    }
+}
+
+/// The lines describing one stage (the build stage is `build::print_dry_run`).
+pub fn lines(cfg: &Config, plan: &Plan, mode: Mode, stage: Stage) -> Vec<String> {
+    let mut out = Vec::new();
+    let target = target(cfg);
+    match stage {
+        Stage::Doctor => out.push("# doctor: check every tool the plan needs".to_string()),
+        Stage::Build => {}
+        Stage::Package => {
+            for (img, p) in plan.platforms() {
+                out.push(format!(
+                    "# package {} ({}) on {} into {}",
+                    p.platform,
+                    img.variant,
+                    img.base,
+                    plan.out_dir.join("oci").display()
+                ));
+            }
+        }
+        Stage::Verify => {
+            for (img, p) in plan.platforms() {
+                out.push(format!(
+                    "# verify {} ({}) under {} -cpu {}",
+                    p.platform,
+                    img.variant,
+                    p.qemu,
+                    p.cpu.as_deref().unwrap_or("max")
+                ));
+            }
+        }
+        Stage::Publish => {
+            // Every blob, manifest and index by digest, then every tag.
+            for img in &plan.images {
+                for p in &img.platforms {
+                    out.push(format!(
+                        "push {} ({}) blobs and manifest by digest to {target}",
+                        p.platform, img.variant
+                    ));
+                    if mode == Mode::Split {
+                        out.push(format!(
+                            "# write {}",
+                            super::split::fragment_path(&plan.out_dir, img.variant, p.spec.slug())
+                                .display()
+                        ));
+                    }
+                }
+                if mode != Mode::Split {
+                    out.push(format!("push {} index by digest to {target}", img.variant));
+                }
+            }
+            if mode != Mode::Split {
+                for img in &plan.images {
+                    for t in &img.tags {
+                        out.push(format!("tag {target}:{t}"));
+                    }
+                }
+            }
+        }
+        Stage::Report => out.push(format!(
+            "# report {}",
+            plan.out_dir.join("release.json").display()
+        )),
+    }
+    out
+}

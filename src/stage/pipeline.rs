@@ -1,0 +1,149 @@
+//! Walks `stage::RELEASE` for a command (`Mode`): each stage runs, or is skipped with its
+//! reason, in the one order. The stages' own work lives in their modules; this is where
+//! `release`, `publish`, `release --split` and `smoke` differ, stage by stage, in one match.
+
+use super::{
+    Mode, Stage, Step, build, dry_run, package, publish, release, split, verify, verify_cmd,
+};
+use crate::error::{Error, Result};
+use crate::session::Session;
+use crate::ui::Ui;
+use std::time::Instant;
+
+/// What the stages made so far.
+#[derive(Default)]
+struct Made {
+    packaged: Option<package::Packaged>,
+    verified: Option<verify::Report>,
+    published: Option<publish::Published>,
+    /// A verification failure that `release --split` reports after writing its fragments.
+    failed: Option<Error>,
+}
+
+/// Runs `mode`'s walk of the pipeline (or, with `--dry-run`, describes it).
+pub fn run(mode: Mode, s: &Session, password: Option<String>, ui: &Ui) -> Result<()> {
+    let started = Instant::now();
+    let steps = super::steps(mode);
+    if mode == Mode::Split {
+        split::check_job(s)?;
+    }
+    if s.opts.dry_run {
+        dry_run::print(&s.config, &s.plan, mode, &steps);
+        return Ok(());
+    }
+    let mut made = Made::default();
+    let mut password = password;
+    for step in &steps {
+        if step.skip.is_some() {
+            continue;
+        }
+        run_stage(mode, step.stage, s, &mut made, &mut password, started, ui)?;
+    }
+    for Step { stage, skip } in &steps {
+        if let Some(why) = skip {
+            ui.info(format!("skipped {}: {why}", stage.name()));
+        }
+    }
+    match made.failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn run_stage(
+    mode: Mode,
+    stage: Stage,
+    s: &Session,
+    made: &mut Made,
+    password: &mut Option<String>,
+    started: Instant,
+    ui: &Ui,
+) -> Result<()> {
+    let (cfg, plan) = (&s.config, &s.plan);
+    match stage {
+        Stage::Doctor => release::doctor_gate(cfg, plan),
+        Stage::Build => {
+            let opts = build::Options {
+                jobs: s.opts.jobs(),
+                keep_going: false,
+                dry_run: false,
+            };
+            build::run(plan, &opts, ui).map(drop)
+        }
+        Stage::Package => {
+            made.packaged = Some(package::run(cfg, plan, ui)?);
+            Ok(())
+        }
+        Stage::Verify => {
+            let items = verify_cmd::packaged_items(plan)?;
+            let mut settings = verify_cmd::settings(Some(cfg), None, s.opts.jobs())?;
+            // The verification cache (identical bytes, identical checks); smoke always runs.
+            if mode != Mode::Smoke {
+                settings.cache = Some(plan.out_dir.clone());
+            }
+            let verified = verify::run(&items, &settings, ui)?;
+            let failure = verify::failure(&verified);
+            if s.opts.json && (mode == Mode::Smoke || (mode == Mode::Release && failure.is_some()))
+            {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&verified).unwrap_or_default()
+                );
+            }
+            made.verified = Some(verified);
+            match (mode, failure) {
+                (_, None) => Ok(()),
+                (Mode::Split, Some(e)) => {
+                    // Each platform's fragment says whether it passed; the job fails after them.
+                    made.failed = Some(e);
+                    Ok(())
+                }
+                (Mode::Smoke, Some(e)) => Err(e),
+                (_, Some(e)) => Err(Error {
+                    message: format!("{}; nothing was published and no tag moved", e.message),
+                    ..e
+                }),
+            }
+        }
+        Stage::Publish => {
+            let packaged = packaged(made, s)?;
+            let verified = made.verified.as_ref().ok_or_else(not_verified)?;
+            if mode == Mode::Split {
+                return split::push_and_write_fragments(
+                    s,
+                    &packaged,
+                    verified,
+                    password.take(),
+                    ui,
+                );
+            }
+            made.published = Some(publish::run(cfg, &packaged, password.take(), ui)?);
+            Ok(())
+        }
+        Stage::Report => {
+            let packaged = packaged(made, s)?;
+            let verified = made.verified.as_ref().ok_or_else(not_verified)?;
+            let published = made
+                .published
+                .as_ref()
+                .ok_or_else(|| Error::stage("report: nothing was published"))?;
+            release::finish(s, &packaged, verified, published, started, ui)
+        }
+    }
+}
+
+/// What `package` made in this run, or (`shipit publish`) what dist/package.json records.
+fn packaged(made: &mut Made, s: &Session) -> Result<package::Packaged> {
+    match &made.packaged {
+        Some(p) => Ok(p.clone()),
+        None => {
+            let p = package::load(&s.plan.out_dir)?;
+            made.packaged = Some(p.clone());
+            Ok(p)
+        }
+    }
+}
+
+fn not_verified() -> Error {
+    Error::stage("publish: no verification ran in this pipeline")
+}
