@@ -43,7 +43,7 @@ pub use fetch::{Cache, LocalDeb, Progress, fetch};
 pub use lock::Lock;
 pub use mirror::{Http, Mirror};
 pub use release::{Archive, Release};
-pub use resolve::{Pkg, Request, Resolution, resolve, resolve_locked};
+pub use resolve::{Pkg, Request, Resolution, resolve, resolve_each, resolve_locked};
 pub use rootfs::{Rootfs, RootfsOptions, assemble};
 
 use crate::platform::Platform;
@@ -125,6 +125,13 @@ pub enum DebError {
         arch: String,
         hint: Option<String>,
     },
+    #[error("package {package:?} has no build for {arch} in Debian {suite} (it is built for {})", built_for.join(", "))]
+    NoBuild {
+        package: String,
+        suite: String,
+        arch: String,
+        built_for: Vec<String>,
+    },
     #[error("{platform} has no Debian architecture: {why}")]
     NoDebianArch { platform: String, why: &'static str },
     #[error("the Debian archive keyring is missing ({}); install the debian-archive-keyring package", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
@@ -175,6 +182,7 @@ impl DebError {
             DebError::UnknownSuite { .. }
             | DebError::UnknownPackage { .. }
             | DebError::Unsatisfiable { .. }
+            | DebError::NoBuild { .. }
             | DebError::NoDebianArch { .. }
             | DebError::Lock { .. }
             | DebError::NotLocked { .. } => Kind::Config,

@@ -40,8 +40,19 @@ impl Stanza {
 
 /// Parses deb822 text into stanzas. Comment lines (`#`) are skipped, as apt does in `.sources`.
 pub fn parse_stanzas(text: &str, what: &str) -> Result<Vec<Stanza>, DebError> {
+    parse_stanzas_keeping(text, what, &|_| true)
+}
+
+/// The same, keeping only the fields `keep` accepts (an index's long descriptions are skipped
+/// without being copied).
+fn parse_stanzas_keeping(
+    text: &str,
+    what: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Stanza>, DebError> {
     let mut out = Vec::new();
     let mut cur = Stanza::default();
+    let mut keeping = true;
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             if !cur.fields.is_empty() {
@@ -53,6 +64,9 @@ pub fn parse_stanzas(text: &str, what: &str) -> Result<Vec<Stanza>, DebError> {
             continue;
         }
         if line.starts_with([' ', '\t']) {
+            if !keeping {
+                continue;
+            }
             let Some((_, v)) = cur.fields.last_mut() else {
                 return Err(DebError::format(
                     format!("{what}:{}", n + 1),
@@ -75,8 +89,11 @@ pub fn parse_stanzas(text: &str, what: &str) -> Result<Vec<Stanza>, DebError> {
                 format!("bad field name {:?}", truncate(name)),
             ));
         }
-        cur.fields
-            .push((name.to_string(), value.trim().to_string()));
+        keeping = keep(name);
+        if keeping {
+            cur.fields
+                .push((name.to_string(), value.trim().to_string()));
+        }
     }
     if !cur.fields.is_empty() {
         out.push(cur);
@@ -294,7 +311,21 @@ impl Index {
             arch: arch.to_string(),
             ..Index::default()
         };
-        for s in parse_stanzas(text, what)? {
+        const USED: [&str; 11] = [
+            "Package",
+            "Version",
+            "Architecture",
+            "Depends",
+            "Pre-Depends",
+            "Provides",
+            "Filename",
+            "Size",
+            "SHA256",
+            "Multi-Arch",
+            "Essential",
+        ];
+        let keep = |name: &str| USED.iter().any(|u| u.eq_ignore_ascii_case(name));
+        for s in parse_stanzas_keeping(text, what, &keep)? {
             let p = Package::from_stanza(&s, what)?;
             if p.architecture != arch && p.architecture != "all" {
                 continue;

@@ -126,6 +126,23 @@ impl Release {
                 ),
             });
         }
+        if let Some(until) = s.get("Valid-Until") {
+            let t = parse_date(until)
+                .ok_or_else(|| DebError::format(url, format!("bad Valid-Until {until:?}")))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            if now > t {
+                return Err(DebError::Integrity {
+                    what: "InRelease".into(),
+                    url: url.into(),
+                    why: format!(
+                        "it expired on {until} (Valid-Until): the mirror serves a stale or replayed release"
+                    ),
+                });
+            }
+        }
         let mut files = BTreeMap::new();
         for line in s.get("SHA256").unwrap_or("").lines() {
             let w: Vec<&str> = line.split_whitespace().collect();
@@ -220,6 +237,51 @@ impl Release {
             .map_err(|_| DebError::format(&what, "the index is not UTF-8"))?;
         Index::parse(&text, &self.suite, arch, &what)
     }
+}
+
+/// Seconds since the epoch of a release date (`Sat, 11 Jul 2026 10:16:37 UTC`, RFC 2822 with
+/// `UTC`, `GMT`, `Z` or a numeric offset).
+pub fn parse_date(s: &str) -> Option<i64> {
+    let w: Vec<&str> = s.split_whitespace().collect();
+    let w = if w.first().is_some_and(|d| d.ends_with(',')) {
+        &w[1..]
+    } else {
+        &w[..]
+    };
+    let [day, mon, year, time, zone] = w else {
+        return None;
+    };
+    let day: i64 = day.parse().ok()?;
+    let year: i64 = year.parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == mon)? as i64
+        + 1;
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else { return None };
+    let offset = match *zone {
+        "UTC" | "GMT" | "Z" => 0,
+        z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+            let v: i64 = z[1..].parse().ok()?;
+            let secs = (v / 100) * 3600 + (v % 100) * 60;
+            if z.starts_with('-') { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + m * 60 + sec - offset)
 }
 
 /// How a file is compressed.
@@ -322,6 +384,26 @@ SHA256:
         assert_eq!(r.architectures, ["all", "amd64", "arm64", "armhf"]);
         let e = Release::parse(text, &m, "trixie", "u").unwrap_err();
         assert!(e.to_string().contains("not \"trixie\""), "{e}");
+    }
+
+    #[test]
+    fn release_dates_parse_and_expired_releases_are_refused() {
+        assert_eq!(parse_date("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            parse_date("Sat, 11 Jul 2026 10:16:37 UTC"),
+            Some(1_783_764_997)
+        );
+        assert_eq!(
+            parse_date("Tue, 29 Feb 2000 12:00:00 +0100"),
+            Some(951_822_000)
+        );
+        assert_eq!(parse_date("11 Jul 2026"), None);
+        let m = Mirror::new("http://deb.example/debian").unwrap();
+        let text = "Codename: bookworm-security\nValid-Until: Sat, 01 Jan 2000 00:00:00 UTC\nSHA256:\n 9e0b5aabb2465b3d2e7a7fe27f9913846277833f7a2826e7767acccff5b588c5 1 main/x\n";
+        let e = Release::parse(text, &m, "bookworm-security", "u").unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
+        let fresh = text.replace("2000", "2999");
+        assert!(Release::parse(&fresh, &m, "bookworm-security", "u").is_ok());
     }
 
     #[test]

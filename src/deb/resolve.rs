@@ -236,6 +236,54 @@ pub fn resolve(index: &Index, request: &Request) -> Result<Resolution, DebError>
     })
 }
 
+/// Resolves the same packages for several architectures of one suite (one index each, in the
+/// order given). A package missing from one architecture's index but present in another's is
+/// [`DebError::NoBuild`], naming the architectures that have it.
+pub fn resolve_each(
+    indexes: &[&Index],
+    suite: &str,
+    packages: &[impl AsRef<str>],
+) -> Result<Vec<Resolution>, DebError> {
+    let mut out = Vec::new();
+    for index in indexes {
+        match resolve(index, &Request::new(suite, &index.arch, packages)) {
+            Ok(r) => out.push(r),
+            Err(DebError::UnknownPackage {
+                package,
+                suite,
+                arch,
+                component,
+                hint,
+            }) => {
+                let name = package.split('=').next().unwrap_or(&package);
+                let built_for: Vec<String> = indexes
+                    .iter()
+                    .filter(|i| i.packages.contains_key(name))
+                    .map(|i| i.arch.clone())
+                    .collect();
+                return Err(if built_for.is_empty() {
+                    DebError::UnknownPackage {
+                        package,
+                        suite,
+                        arch,
+                        component,
+                        hint,
+                    }
+                } else {
+                    DebError::NoBuild {
+                        package,
+                        suite,
+                        arch,
+                        built_for,
+                    }
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// The package a requested name stands for: the real package (its highest version, or the
 /// exact version asked for), else the only provider of a virtual name.
 fn root<'a>(
@@ -533,6 +581,27 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("libc6 2.36-9 is already chosen"), "{msg}");
+    }
+
+    #[test]
+    fn a_package_missing_from_one_architecture_names_it() {
+        let amd64 = index();
+        let text = "Package: libc6\nVersion: 2.36-9\nArchitecture: arm64\nFilename: pool/l/libc6.deb\nSize: 1\nSHA256: 00000000000000000000000000000000000000000000000000000000000000aa\n\nPackage: libgcc-s1\nVersion: 12\nArchitecture: arm64\nFilename: pool/l/libgcc.deb\nSize: 1\nSHA256: 00000000000000000000000000000000000000000000000000000000000000bb\n";
+        let arm64 = Index::parse(text, "bookworm", "arm64", "t").unwrap();
+        let e = resolve_each(&[&amd64, &arm64], "bookworm", &["libssl3"]).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(
+                "\"libssl3\" has no build for arm64 in Debian bookworm (it is built for amd64)"
+            ),
+            "{msg}"
+        );
+        assert_eq!(e.kind(), crate::error::Kind::Config);
+        let e = resolve_each(&[&amd64, &arm64], "bookworm", &["nope-nope"]).unwrap_err();
+        assert!(matches!(e, DebError::UnknownPackage { .. }), "{e}");
+        let rs = resolve_each(&[&amd64, &arm64], "bookworm", &[] as &[&str]).unwrap();
+        assert_eq!(rs[1].arch, "arm64");
+        assert_eq!(rs[1].packages.len(), 2);
     }
 
     #[test]
