@@ -227,7 +227,13 @@ pub fn fetch(
         if r.is_err() {
             bytes.fetch_sub(got, Ordering::SeqCst);
         }
-        r
+        r.map_err(|e| match e {
+            DebError::Http { status: 404, url } => DebError::Gone {
+                what: format!("{} {}", p.name, p.version),
+                url,
+            },
+            e => e,
+        })
     };
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, 16).min(pkgs.len().max(1)) {

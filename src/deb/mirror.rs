@@ -302,6 +302,15 @@ deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian/ bookworm main co
     }
 
     #[test]
+    fn a_cancelled_client_downloads_nothing() {
+        let flag = Arc::new(AtomicBool::new(true));
+        let http = Http::new(flag);
+        let e = http.get_bytes("http://127.0.0.1:9/never", 10).unwrap_err();
+        assert!(matches!(e, DebError::Cancelled), "{e}");
+        assert_eq!(e.kind(), crate::error::Kind::Interrupted(libc::SIGINT));
+    }
+
+    #[test]
     fn this_machines_apt_config_is_read() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sources.list.d")).unwrap();

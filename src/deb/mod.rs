@@ -146,6 +146,10 @@ pub enum DebError {
     },
     #[error("{path}: {why}")]
     Lock { path: PathBuf, why: String },
+    #[error(
+        "{what} is no longer on the mirror ({url}: 404); Debian drops superseded versions at point releases: run `shipit lock --update`, or set SHIPIT_DEBIAN_MIRROR to a snapshot such as https://snapshot.debian.org/archive/debian/20250520T000000Z"
+    )]
+    Gone { what: String, url: String },
     #[error("the lock has no entry for {package:?} in {suite}/{arch}; run `shipit lock --update`")]
     NotLocked {
         package: String,
@@ -178,6 +182,7 @@ impl DebError {
             DebError::Unreachable { .. }
             | DebError::Http { .. }
             | DebError::NoKeyring { .. }
+            | DebError::Gone { .. }
             | DebError::Tool(_) => Kind::Environment,
             DebError::UnknownSuite { .. }
             | DebError::UnknownPackage { .. }
@@ -223,6 +228,65 @@ impl From<DebError> for crate::error::Error {
             detail: None,
         }
     }
+}
+
+/// How a run treats `pipeline.lock` (cargo's `--locked` and `update`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Use the lock where it covers the request; resolve from the archive (and record it) where
+    /// it does not.
+    Use,
+    /// The lock must cover the request: anything missing is [`DebError::NotLocked`].
+    Locked,
+    /// Resolve from the archive and replace the lock's entries for these architectures.
+    Update,
+}
+
+/// The packages of one suite for several architectures, as the lock and `mode` say: with a lock
+/// that covers the request no index is downloaded (no network at all when the `.deb`s are
+/// cached); otherwise the suite's `InRelease` is verified, the indexes downloaded and checked, and
+/// the result merged into `lock`. Returns the resolutions (in `arches` order) and whether the lock
+/// changed (the caller writes it, or fails under `--locked`).
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_with_lock(
+    http: &Http,
+    mirror: &Mirror,
+    cache: &Cache,
+    lock: &mut Lock,
+    suite: &str,
+    arches: &[&str],
+    packages: &[impl AsRef<str>],
+    mode: LockMode,
+) -> Result<(Vec<Resolution>, bool), DebError> {
+    if mode != LockMode::Update {
+        let locked: Result<Vec<Resolution>, DebError> = arches
+            .iter()
+            .map(|a| resolve_locked(lock, &Request::new(suite, a, packages)))
+            .collect();
+        match locked {
+            Ok(rs) => return Ok((rs, false)),
+            Err(e @ DebError::NotLocked { .. }) if mode == LockMode::Locked => return Err(e),
+            Err(DebError::NotLocked { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let release = Archive::open(http, mirror, suite)?;
+    let indexes = arches
+        .iter()
+        .map(|a| release.index(http, cache, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rs = resolve_each(&indexes.iter().collect::<Vec<_>>(), suite, packages)?;
+    let before = lock.clone();
+    for r in &rs {
+        if mode == LockMode::Update
+            && let Some(a) = lock.suites.get_mut(suite)
+        {
+            a.remove(&r.arch);
+        }
+        lock.merge(r);
+    }
+    let changed = lock.suites != before.suites;
+    Ok((rs, changed))
 }
 
 /// `true` for 64 lowercase hex digits (how Debian writes SHA256 sums).

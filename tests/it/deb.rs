@@ -369,6 +369,94 @@ fn a_lock_resolves_and_assembles_without_index_or_network() {
     );
 }
 
+/// `resolve_with_lock`, the one call a release makes per suite: a missing lock is written from
+/// the archive, a covering lock needs no network, `--locked` refuses what the lock lacks, and
+/// `lock --update` against an unchanged archive changes nothing.
+#[test]
+fn resolve_with_lock_writes_uses_and_enforces_the_lock() {
+    use deb::LockMode::{Locked, Update, Use};
+    let arches = ["amd64", "armhf"];
+    let mut lock = Lock::default();
+    let (rs, changed) = deb::resolve_with_lock(
+        &http(),
+        &mirror(),
+        &cache(),
+        &mut lock,
+        SUITE,
+        &arches,
+        &PACKAGES,
+        Use,
+    )
+    .unwrap();
+    assert!(changed);
+    assert_eq!(rs[1].arch, "armhf");
+    assert_eq!(rs[0], resolution("amd64"));
+    assert!(
+        lock.entries(SUITE, "armhf")
+            .unwrap()
+            .contains_key("libssl3")
+    );
+    let dead = Mirror::new("http://127.0.0.1:9/debian").unwrap();
+    for mode in [Use, Locked] {
+        let (again, changed) = deb::resolve_with_lock(
+            &http(),
+            &dead,
+            &cache(),
+            &mut lock,
+            SUITE,
+            &arches,
+            &PACKAGES,
+            mode,
+        )
+        .unwrap();
+        assert!(!changed, "{mode:?}");
+        assert_eq!(again, rs);
+    }
+    let e = deb::resolve_with_lock(
+        &http(),
+        &dead,
+        &cache(),
+        &mut lock,
+        SUITE,
+        &arches,
+        &["libssl3", "zlib1g"],
+        Locked,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("\"zlib1g\"") && e.to_string().contains(SUITE),
+        "{e}"
+    );
+    assert_eq!(shipit::error::Error::from(e).exit_code(), 2);
+    let e = deb::resolve_with_lock(
+        &http(),
+        &dead,
+        &cache(),
+        &mut lock,
+        SUITE,
+        &arches,
+        &PACKAGES,
+        Update,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("127.0.0.1:9"), "{e}");
+    assert_eq!(shipit::error::Error::from(e).exit_code(), 3);
+    let before = lock.render();
+    let (_, changed) = deb::resolve_with_lock(
+        &http(),
+        &mirror(),
+        &cache(),
+        &mut lock,
+        SUITE,
+        &arches,
+        &PACKAGES,
+        Update,
+    )
+    .unwrap();
+    assert!(!changed);
+    assert_eq!(lock.render(), before);
+}
+
 #[test]
 fn unknown_package_names_package_and_suite() {
     let index = release().index(&http(), &cache(), "armhf").unwrap();
@@ -528,6 +616,15 @@ fn fault_tampered_deb_in_the_cache_is_downloaded_again_and_from_a_mirror_refused
     let e = deb::fetch(&http(), &m, &one, &fresh, 2, &|_: &Progress| {}).unwrap_err();
     assert!(e.to_string().contains("more than"), "{e}");
     assert!(walk(&fresh.root).is_empty());
+    // A locked version the mirror no longer has: a 404 that says what to do.
+    let fake = FakeMirror::start(BTreeMap::new());
+    let m = Mirror::new(&fake.url).unwrap();
+    let e = deb::fetch(&http(), &m, &one, &fresh, 2, &|_: &Progress| {}).unwrap_err();
+    assert!(
+        e.to_string().contains("no longer on the mirror")
+            && e.to_string().contains("lock --update"),
+        "{e}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
