@@ -207,13 +207,23 @@ impl Release {
             })?;
         let (size, sha) = &self.files[&name];
         let dir = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-        let path = if self.by_hash {
-            format!("{dir}/by-hash/SHA256/{sha}")
-        } else {
-            name.clone()
-        };
-        let url = self.mirror.url_of(&format!("dists/{}/{path}", self.suite));
-        let file = cache.get_or_download(http, "indexes", &url, &name, *size, sha, &mut |_| {})?;
+        // By hash when the archive offers it (no race with a mirror update), else by name; a
+        // mirror without by-hash directories falls back to the name.
+        let by_name = self.mirror.url_of(&format!("dists/{}/{name}", self.suite));
+        let mut url = by_name.clone();
+        if self.by_hash {
+            url = self
+                .mirror
+                .url_of(&format!("dists/{}/{dir}/by-hash/SHA256/{sha}", self.suite));
+        }
+        let file =
+            match cache.get_or_download(http, "indexes", &url, &name, *size, sha, &mut |_| {}) {
+                Err(DebError::Http { status: 404, .. }) if url != by_name => {
+                    url = by_name;
+                    cache.get_or_download(http, "indexes", &url, &name, *size, sha, &mut |_| {})?
+                }
+                r => r?,
+            };
         let what = format!("{} {name}", self.suite);
         let f = std::fs::File::open(&file).map_err(DebError::io(&file))?;
         let mut text = Vec::new();

@@ -532,6 +532,34 @@ fn download(url: &str) -> Vec<u8> {
     http().get_bytes(url, 1 << 30).unwrap()
 }
 
+/// A mirror without `by-hash` directories (a plain copy, a caching proxy): indexes come by name,
+/// still checked against the signed list. The fake serves the archive's real bytes.
+#[test]
+fn a_mirror_without_by_hash_serves_indexes_by_name() {
+    let real = mirror();
+    let name = "main/binary-armhf/Packages.xz";
+    let inrelease = download(&real.url_of(&format!("dists/{SUITE}/InRelease")));
+    let index = download(&real.url_of(&format!("dists/{SUITE}/{name}")));
+    let fake = FakeMirror::start(BTreeMap::from([
+        (format!("dists/{SUITE}/InRelease"), inrelease),
+        (format!("dists/{SUITE}/{name}"), index),
+    ]));
+    let m = Mirror::new(&fake.url).unwrap();
+    let release = Archive::open(&http(), &m, SUITE).unwrap();
+    assert!(release.by_hash);
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = release
+        .index(&http(), &Cache::new(tmp.path()), "armhf")
+        .unwrap();
+    assert!(idx.packages.contains_key("libssl3"));
+    let hits = fake.hits.lock().unwrap().clone();
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    assert!(
+        hits[1].contains("/by-hash/SHA256/") && hits[2].ends_with(name),
+        "{hits:?}"
+    );
+}
+
 #[test]
 fn fault_tampered_inrelease_from_a_loopback_mirror_is_refused() {
     let real = mirror();
