@@ -5,28 +5,49 @@
 //!
 //! The flow, one file per concern:
 //!
-//! 1. [`mirror`]: where the archive is (`SHIPIT_DEBIAN_MIRROR`, else the machine's apt source) and
-//!    bounded, cancellable HTTP downloads.
+//! 1. [`mirror`]: where the archive is (`SHIPIT_DEBIAN_MIRROR`, else the machine's apt source,
+//!    `Mirror::from_env_or_apt()`) and bounded, cancellable HTTP downloads (`Http::new(cancel)`).
 //! 2. [`release`]: `Archive::open(&http, &mirror, suite)` downloads `dists/SUITE/InRelease`,
 //!    verifies its OpenPGP signature with `gpgv` against the Debian archive keyring
-//!    (`tools::gpgv`), and keeps the signed `SHA256:` list. `Release::index(&http, &cache, arch)`
-//!    downloads `main/binary-ARCH/Packages.xz`, checks size and SHA256 against that list before
-//!    decompressing, and parses it ([`packages`]).
-//! 3. [`resolve`]: `resolve(&index, &request, lock)` closes `libc6`, `libgcc-s1` and the requested
-//!    packages under `Depends`/`Pre-Depends` (alternatives, version relations with dpkg's
-//!    comparison in [`version`], `Provides`, `:any`), in a deterministic order. With a [`lock::Lock`]
-//!    `resolve_locked` needs no index at all.
-//! 4. [`fetch`]: `fetch(&http, &mirror, &resolution, &cache, jobs, progress)` downloads the `.deb`s
-//!    in parallel into the content-addressed [`fetch::Cache`] (`~/.cache/shipit/debs/sha256/<hex>`),
-//!    checking size and SHA256; cached files are re-hashed before use.
+//!    (`tools::gpgv`), and keeps the signed `SHA256:` list. `release.index(&http, &cache, arch)`
+//!    downloads `main/binary-ARCH/Packages.xz` (by hash), checks size and SHA256 against that list
+//!    before decompressing, and parses it ([`packages`]).
+//! 3. [`resolve`]: `resolve(&index, &Request::new(suite, arch, &pkgs))` closes `libc6`,
+//!    `libgcc-s1` and the requested packages (`name` or `name=version`) under
+//!    `Depends`/`Pre-Depends` (alternatives, version relations with dpkg's order in [`version`],
+//!    `Provides`, `:any`), deterministically; `resolve_each` does several architectures and names
+//!    an architecture without a build; `resolve_locked(&lock, &request)` needs no index at all.
+//! 4. [`fetch`]: `fetch(&http, &mirror, &resolution, &cache, jobs, &progress)` makes the `.deb`s
+//!    local, in parallel, through the content-addressed [`fetch::Cache`]
+//!    (`~/.cache/shipit/debs/sha256/<hex>`), checking size and SHA256; cached files are re-hashed.
 //! 5. [`debfile`] reads a `.deb` (ar + control/data tar, xz/zstd/gz) as hostile input, and
-//!    [`rootfs::assemble`] unions the packages into one deterministic layer (merged `/usr`, the dpkg
-//!    database, `/etc/passwd`/`group`, the CA bundle and hash links from [`cacerts`]).
-//! 6. [`lock`]: `pipeline.lock`, per suite → architecture → package: version, filename, SHA256,
-//!    size and the resolved dependency edges (so a lock alone can be resolved).
+//!    `assemble(&debs, &RootfsOptions { arch, epoch, user })` unions the packages into a
+//!    [`Rootfs`]: layer entries (for `oci::layer`) with merged `/usr`, the dpkg database,
+//!    `/etc/passwd`/`group`, the CA bundle and hash links from [`cacerts`].
+//! 6. [`lock`]: `pipeline.lock` (`Lock::{read, parse, render, write, merge}`), per suite →
+//!    architecture → package: version, filename, SHA256, size and the resolved dependency edges.
+//!
+//! How a release uses it (one suite, the platforms of a `deb:SUITE` variant):
+//!
+//! ```text
+//! let arches: Vec<&str> = platforms.iter().map(|p| deb::debian_arch(p)).collect()?; // arm/v6: error
+//! let mut lock = Lock::read(&dir.join("pipeline.lock"))?.unwrap_or_default();
+//! let (resolutions, changed) = deb::resolve_with_lock(&http, &mirror, &cache, &mut lock,
+//!     suite, &arches, &cfg.image.packages, LockMode::Use /* Locked for --locked, Update for lock --update */)?;
+//! if changed { lock.write(&lock_path)? }          // under --locked resolve_with_lock already failed
+//! for r in &resolutions {
+//!     let debs = deb::fetch(&http, &mirror, r, &cache, jobs, &|p| bar.set(p.bytes_done))?;
+//!     let rootfs = deb::assemble(&debs, &RootfsOptions { arch: r.arch.clone(), epoch, user })?;
+//!     // rootfs.entries → the base layer (layout.write_layer(&rootfs.entries, epoch)); the base
+//!     // already has /etc/passwd, so the app layer adds only the binary.
+//! }
+//! ```
+//! `shipit plan` can show `resolve_locked(&lock, &request)`'s packages and versions without any
+//! network; `--dry-run` downloads nothing.
 //!
 //! Errors are one [`DebError`]; `From<DebError> for crate::error::Error` maps it onto the exit
-//! codes (bad signature or checksum 1, unknown package or suite 2, unreachable mirror 3).
+//! codes (bad signature or checksum 1, unknown package, suite or lock entry 2, unreachable mirror
+//! or missing keyring 3).
 
 pub mod cacerts;
 pub mod debfile;
