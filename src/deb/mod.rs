@@ -12,12 +12,12 @@
 //!    (`tools::gpgv`), and keeps the signed `SHA256:` list. `release.index(&http, &cache, arch)`
 //!    downloads `main/binary-ARCH/Packages.xz` (by hash), checks size and SHA256 against that list
 //!    before decompressing, and parses it ([`packages`]).
-//! 3. [`resolve`]: `resolve(&index, &Request::new(suite, arch, &pkgs))` closes `libc6`,
+//! 3. [`mod@resolve`]: `resolve(&index, &Request::new(suite, arch, &pkgs))` closes `libc6`,
 //!    `libgcc-s1` and the requested packages (`name` or `name=version`) under
 //!    `Depends`/`Pre-Depends` (alternatives, version relations with dpkg's order in [`version`],
 //!    `Provides`, `:any`), deterministically; `resolve_each` does several architectures and names
 //!    an architecture without a build; `resolve_locked(&lock, &request)` needs no index at all.
-//! 4. [`fetch`]: `fetch(&http, &mirror, &resolution, &cache, jobs, &progress)` makes the `.deb`s
+//! 4. [`mod@fetch`]: `fetch(&http, &mirror, &resolution, &cache, jobs, &progress)` makes the `.deb`s
 //!    local, in parallel, through the content-addressed [`fetch::Cache`]
 //!    (`~/.cache/shipit/debs/sha256/<hex>`), checking size and SHA256; cached files are re-hashed.
 //! 5. [`debfile`] reads a `.deb` (ar + control/data tar, xz/zstd/gz) as hostile input, and
