@@ -16,8 +16,8 @@ use std::path::Path;
 const MAX_DEB: u64 = 1 << 30;
 /// The largest decompressed control archive.
 const MAX_CONTROL: u64 = 64 << 20;
-/// The largest decompressed data archive of one package.
-const MAX_DATA: u64 = 4 << 30;
+/// The largest decompressed data archive of one package (held in memory while assembling).
+const MAX_DATA: u64 = 2 << 30;
 /// The most entries one data archive may have.
 const MAX_ENTRIES: usize = 500_000;
 

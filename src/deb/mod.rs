@@ -292,10 +292,16 @@ pub fn resolve_with_lock(
         }
     }
     let release = Archive::open(http, mirror, suite)?;
-    let indexes = arches
-        .iter()
-        .map(|a| release.index(http, cache, a))
-        .collect::<Result<Vec<_>, _>>()?;
+    // One index per architecture, downloaded and parsed side by side.
+    let indexes = std::thread::scope(|s| {
+        let jobs: Vec<_> = arches
+            .iter()
+            .map(|a| s.spawn(|| release.index(http, cache, a)))
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().expect("index threads do not panic"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
     let rs = resolve_each(&indexes.iter().collect::<Vec<_>>(), suite, packages)?;
     let before = lock.clone();
     for r in &rs {
