@@ -153,6 +153,12 @@ pub enum DebError {
         arch: String,
         built_for: Vec<String>,
     },
+    #[error("Debian {suite} has no {arch} port (it has {}); use another suite or base", ports.join(", "))]
+    NoPort {
+        suite: String,
+        arch: String,
+        ports: Vec<String>,
+    },
     #[error("{platform} has no Debian architecture: {why}")]
     NoDebianArch { platform: String, why: &'static str },
     #[error("the Debian archive keyring is missing ({}); install the debian-archive-keyring package", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
@@ -209,6 +215,7 @@ impl DebError {
             | DebError::UnknownPackage { .. }
             | DebError::Unsatisfiable { .. }
             | DebError::NoBuild { .. }
+            | DebError::NoPort { .. }
             | DebError::NoDebianArch { .. }
             | DebError::Lock { .. }
             | DebError::NotLocked { .. } => Kind::Config,
@@ -327,4 +334,21 @@ pub(crate) fn is_sha256_hex(s: &str) -> bool {
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::PLATFORMS;
+
+    #[test]
+    fn platforms_map_to_debian_architectures_and_armv6_says_why_not() {
+        let arch = |name: &str| debian_arch(PLATFORMS.iter().find(|p| p.name == name).unwrap());
+        assert_eq!(arch("linux/amd64").unwrap(), "amd64");
+        assert_eq!(arch("linux/arm64").unwrap(), "arm64");
+        assert_eq!(arch("linux/arm/v7").unwrap(), "armhf");
+        let e = arch("linux/arm/v6").unwrap_err();
+        assert!(e.to_string().contains("ARMv7"), "{e}");
+        assert_eq!(e.kind(), crate::error::Kind::Config);
+    }
 }

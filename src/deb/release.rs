@@ -182,16 +182,15 @@ impl Release {
     /// Downloads (or takes from the cache), checks and parses `main/binary-ARCH/Packages`.
     pub fn index(&self, http: &Http, cache: &Cache, arch: &str) -> Result<Index, DebError> {
         if !self.architectures.iter().any(|a| a == arch) {
-            return Err(DebError::UnknownPackage {
-                package: format!("(any package for {arch})"),
+            return Err(DebError::NoPort {
                 suite: self.suite.clone(),
                 arch: arch.to_string(),
-                component: COMPONENT,
-                hint: Some(format!(
-                    "Debian {} has no {arch} architecture (it has {})",
-                    self.suite,
-                    self.architectures.join(" ")
-                )),
+                ports: self
+                    .architectures
+                    .iter()
+                    .filter(|a| *a != "all")
+                    .cloned()
+                    .collect(),
             });
         }
         let base = format!("{COMPONENT}/binary-{arch}/Packages");

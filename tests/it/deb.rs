@@ -471,6 +471,13 @@ fn unknown_package_names_package_and_suite() {
         "{msg}"
     );
     assert_eq!(shipit::error::Error::from(e).exit_code(), 2);
+    let e = release().index(&http(), &cache(), "riscv64").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Debian bookworm has no riscv64 port"),
+        "{e}"
+    );
+    assert_eq!(shipit::error::Error::from(e).exit_code(), 2);
     let e = Archive::open(&http(), &mirror(), "bookwurm").unwrap_err();
     assert!(e.to_string().contains("bookwurm"), "{e}");
 }
