@@ -270,7 +270,9 @@ pub fn fetch(
         }
     }
     if out.len() != pkgs.len() {
-        return Err(DebError::Cancelled);
+        return Err(DebError::Cancelled(
+            http.cancel().signal().unwrap_or(libc::SIGINT),
+        ));
     }
     Ok(out)
 }

@@ -10,10 +10,9 @@
 
 use super::DebError;
 use super::packages::parse_stanzas;
+use crate::exec::Cancel;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The environment variable that overrides the apt source.
@@ -140,12 +139,12 @@ pub fn main_archive_in_one_line(text: &str) -> Option<String> {
 #[derive(Clone)]
 pub struct Http {
     agent: ureq::Agent,
-    cancel: Arc<AtomicBool>,
+    cancel: Cancel,
 }
 
 impl Http {
-    /// A client that stops (with [`DebError::Cancelled`]) once `cancel` is set.
-    pub fn new(cancel: Arc<AtomicBool>) -> Http {
+    /// A client that stops (with [`DebError::Cancelled`]) once the run is cancelled.
+    pub fn new(cancel: &Cancel) -> Http {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(5)
@@ -155,11 +154,23 @@ impl Http {
             .proxy(ureq::Proxy::try_from_env())
             .build()
             .new_agent();
-        Http { agent, cancel }
+        Http {
+            agent,
+            cancel: cancel.clone(),
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
+        self.cancel.is_cancelled()
+    }
+
+    /// The run's cancel token (for the child processes the archive client starts).
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+
+    fn cancelled(&self) -> DebError {
+        DebError::Cancelled(self.cancel.signal().unwrap_or(libc::SIGINT))
     }
 
     /// Downloads `url` into `out`, at most `limit` bytes (more is an error), calling `progress`
@@ -172,7 +183,7 @@ impl Http {
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, DebError> {
         if self.is_cancelled() {
-            return Err(DebError::Cancelled);
+            return Err(self.cancelled());
         }
         let resp = self.agent.get(url).call().map_err(|e| net_error(url, e))?;
         let status = resp.status().as_u16();
@@ -196,7 +207,7 @@ impl Http {
         let mut total = 0u64;
         loop {
             if self.is_cancelled() {
-                return Err(DebError::Cancelled);
+                return Err(self.cancelled());
             }
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
@@ -303,10 +314,11 @@ deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian/ bookworm main co
 
     #[test]
     fn a_cancelled_client_downloads_nothing() {
-        let flag = Arc::new(AtomicBool::new(true));
-        let http = Http::new(flag);
+        let cancel = Cancel::new();
+        cancel.cancel(libc::SIGINT);
+        let http = Http::new(&cancel);
         let e = http.get_bytes("http://127.0.0.1:9/never", 10).unwrap_err();
-        assert!(matches!(e, DebError::Cancelled), "{e}");
+        assert!(matches!(e, DebError::Cancelled(_)), "{e}");
         assert_eq!(e.kind(), crate::error::Kind::Interrupted(libc::SIGINT));
     }
 

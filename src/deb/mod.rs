@@ -186,7 +186,7 @@ pub enum DebError {
     #[error("{0}")]
     Layer(#[from] crate::oci::layer::LayerError),
     #[error("download cancelled")]
-    Cancelled,
+    Cancelled(i32),
 }
 
 fn detail_line(d: &str) -> String {
@@ -219,7 +219,7 @@ impl DebError {
             | DebError::NoDebianArch { .. }
             | DebError::Lock { .. }
             | DebError::NotLocked { .. } => Kind::Config,
-            DebError::Cancelled => Kind::Interrupted(libc::SIGINT),
+            DebError::Cancelled(sig) => Kind::Interrupted(*sig),
             DebError::BadSignature { .. }
             | DebError::Integrity { .. }
             | DebError::Format { .. }

@@ -81,13 +81,18 @@ impl Archive {
             }
             r => r?,
         };
-        let text = verify(&keyrings, &signed, &url)?;
+        let text = verify(&keyrings, &signed, &url, http.cancel())?;
         Release::parse(&text, mirror, suite, &url)
     }
 }
 
 /// Runs gpgv on the signed bytes in a private temp dir; returns the signed text only.
-fn verify(keyrings: &[std::path::PathBuf], signed: &[u8], url: &str) -> Result<String, DebError> {
+fn verify(
+    keyrings: &[std::path::PathBuf],
+    signed: &[u8],
+    url: &str,
+    cancel: &crate::exec::Cancel,
+) -> Result<String, DebError> {
     let dir = tempfile::tempdir().map_err(DebError::io(std::env::temp_dir()))?;
     let input = dir.path().join("InRelease");
     let output = dir.path().join("Release");
@@ -98,7 +103,7 @@ fn verify(keyrings: &[std::path::PathBuf], signed: &[u8], url: &str) -> Result<S
         url: url.to_string(),
         detail,
     };
-    match capture(&cmd, GPGV_TIMEOUT) {
+    match capture(&cmd, GPGV_TIMEOUT, cancel) {
         Ok(status) if gpgv::status_is_good(&status) => {}
         Ok(status) => return Err(bad(status)),
         Err(crate::exec::ExecError::Failed { tail, .. }) => return Err(bad(tail)),

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 const SUITE: &str = "bookworm";
@@ -20,7 +20,7 @@ const PACKAGES: [&str; 2] = ["ca-certificates", "libssl3"];
 const EPOCH: u64 = 1_700_000_000;
 
 fn http() -> Http {
-    Http::new(Arc::new(AtomicBool::new(false)))
+    Http::new(&shipit::exec::Cancel::new())
 }
 
 fn mirror() -> Mirror {
