@@ -69,6 +69,9 @@ pub struct Global {
         value_name = "DIR"
     )]
     pub out: PathBuf,
+    /// Fail (exit 2) instead of changing pipeline.lock, as `cargo --locked`.
+    #[arg(long, global = true)]
+    pub locked: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,6 +138,15 @@ pub enum Command {
         /// Build the other targets when one fails (default: stop them).
         #[arg(long)]
         keep_going: bool,
+    },
+    /// Write or refresh pipeline.lock (beside pipeline.yaml) for the `deb:SUITE` bases: every
+    /// Debian package of each suite and architecture with its version, filename and SHA256.
+    /// Builds nothing; downloads only the signed indexes.
+    Lock {
+        /// Resolve again from the archive and replace the locked versions (default: keep
+        /// what the lock has and add what it lacks).
+        #[arg(long)]
+        update: bool,
     },
 }
 
@@ -218,6 +230,7 @@ impl Global {
             quiet: self.quiet,
             jobs: self.jobs,
             out: self.out.clone(),
+            locked: self.locked,
         }
     }
 }
@@ -253,7 +266,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
                 stage::dry_run::print(&s.config, &s.plan, Mode::Package, &steps);
                 return Ok(());
             }
-            let packaged = stage::package::run(&s.config, &s.plan, ui)?;
+            let packaged = stage::package::run(&s.config, &s.plan, s.opts.lock_mode(), ui)?;
             if s.opts.json {
                 println!(
                     "{}",
@@ -334,6 +347,15 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
             let dir = std::env::current_dir()
                 .map_err(|e| Error::env(format!("current directory: {e}")))?;
             stage::init::run(&dir, *force, ui)
+        }
+        Command::Lock { update } => {
+            let s = session(opts)?;
+            let mode = if *update {
+                crate::deb::LockMode::Update
+            } else {
+                s.opts.lock_mode()
+            };
+            stage::deb_base::run_lock(&s.config, &s.plan, mode, ui)
         }
         Command::Build { keep_going } => {
             let s = session(opts)?;

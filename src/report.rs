@@ -83,6 +83,32 @@ pub fn print_plan(plan: &Plan, ui: &Ui) {
                     p.missing.join(", ")
                 );
             }
+            if let (Some(d), Some(img)) = (&p.deb, &image.deb) {
+                match &d.locked {
+                    Some(pkgs) => println!(
+                        "      base deb:{} {} from {}: {}",
+                        img.suite,
+                        d.arch,
+                        d.source,
+                        pkgs.iter()
+                            .map(|p| format!("{} {}", p.name, p.version))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => println!(
+                        "      base deb:{} {}: {} + {}, {}",
+                        img.suite,
+                        d.arch,
+                        crate::deb::BASE_PACKAGES.join(", "),
+                        if img.packages.is_empty() {
+                            "no image.packages".to_string()
+                        } else {
+                            img.packages.join(", ")
+                        },
+                        d.source
+                    ),
+                }
+            }
         }
     }
 }

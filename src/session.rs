@@ -29,9 +29,21 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// Where binaries, images, logs and reports go (relative to the current directory).
     pub out: PathBuf,
+    /// `--locked`: `pipeline.lock` must not change (as `cargo --locked`).
+    pub locked: bool,
 }
 
 impl RunOptions {
+    /// How `deb:` bases treat `pipeline.lock` in this run (`shipit lock --update` asks for
+    /// `LockMode::Update` itself).
+    pub fn lock_mode(&self) -> crate::deb::LockMode {
+        if self.locked {
+            crate::deb::LockMode::Locked
+        } else {
+            crate::deb::LockMode::Use
+        }
+    }
+
     /// How many targets build or verify at once.
     pub fn jobs(&self) -> usize {
         self.jobs.filter(|j| *j > 0).unwrap_or_else(|| {
@@ -82,6 +94,7 @@ impl Session {
                 .ok()
                 .and_then(|s| s.trim().parse().ok()),
             tools,
+            deb_lock: read_deb_lock(&config)?,
         };
         let out_dir = if opts.out.is_absolute() {
             opts.out.clone()
@@ -103,6 +116,19 @@ impl Session {
             plan,
         })
     }
+}
+
+/// `pipeline.lock` beside the pipeline, when a variant's base is `deb:SUITE` (a bad lock is a
+/// config error, exit 2).
+fn read_deb_lock(config: &Config) -> Result<Option<crate::deb::Lock>> {
+    if !config
+        .variants
+        .iter()
+        .any(|v| matches!(v.base, config::Base::Deb { .. }))
+    {
+        return Ok(None);
+    }
+    Ok(crate::deb::Lock::read(&config.root.join("pipeline.lock"))?)
 }
 
 /// Loads and validates the config; a config error exits 2 (with GitHub annotations in Actions).

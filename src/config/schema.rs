@@ -29,7 +29,7 @@ const TOP: &[&str] = &[
     "publish",
 ];
 const PROJECT: &[&str] = &["manifest", "package", "bin", "version"];
-const BUILD: &[&str] = &["backend", "profile", "features", "glibc"];
+const BUILD: &[&str] = &["backend", "profile", "features", "glibc", "packages"];
 const VARIANT: &[&str] = &["base", "tag_suffix", "platforms"];
 const IMAGE: &[&str] = &[
     "repository",
@@ -42,6 +42,7 @@ const IMAGE: &[&str] = &[
     "labels",
     "tags",
     "files",
+    "packages",
 ];
 const FILE: &[&str] = &["src", "dest", "mode"];
 const VERIFY: &[&str] = &["cpu", "max_size", "allow_root", "checks"];
@@ -265,6 +266,26 @@ impl Walker<'_> {
                     .unwrap_or_default(),
             },
         );
+        if let (Some(img), Some(vs)) = (&image, &variants)
+            && !img.packages.is_empty()
+            && !vs.iter().any(|v| matches!(v.base, Base::Deb { .. }))
+        {
+            let at = f
+                .get("image")
+                .and_then(|n| match &n.kind {
+                    Kind::Map(e) => e
+                        .iter()
+                        .find(|(k, _)| k.name == "packages")
+                        .map(|(k, _)| k.pos),
+                    _ => None,
+                })
+                .unwrap_or(f.pos);
+            self.err(
+                at,
+                "image.packages: Debian packages need a Debian base, and no variant has one",
+                Some("set a variant's base to deb:bookworm (or deb:bullseye, deb:trixie), e.g. `gnu: { base: \"deb:bookworm\" }`".into()),
+            );
+        }
         let package = match f.get("package") {
             None => Some(Packager::Native),
             Some(n) => match self.string(n, "package").as_deref() {
@@ -347,6 +368,7 @@ impl Walker<'_> {
             profile: "release".into(),
             features: Vec::new(),
             glibc: None,
+            packages: Vec::new(),
         };
         let Some(n) = n else { return Some(b) };
         let f = self.fields(n, "build", BUILD)?;
@@ -390,6 +412,12 @@ impl Walker<'_> {
         if let Some(v) = f.get("features") {
             match self.strings(v, "build.features") {
                 Some(list) => b.features = list,
+                None => ok = false,
+            }
+        }
+        if let Some(v) = f.get("packages") {
+            match self.deb_packages(v, "build.packages") {
+                Some(list) => b.packages = list,
                 None => ok = false,
             }
         }
@@ -508,6 +536,21 @@ impl Walker<'_> {
                     listed.map(|l| all.iter().copied().filter(|p| l.contains(p)).collect())
                 }
             };
+            if let (Some(Base::Deb { suite }), Some(plats), Some(b)) =
+                (&base, &plats, f.get("base"))
+                && let Some(p) = plats.iter().find(|p| crate::deb::debian_arch(p).is_err())
+                && let Err(e) = crate::deb::debian_arch(p)
+            {
+                self.err(
+                    b.pos,
+                    format!("{what}.base: deb:{suite} cannot hold {}: {e}", p.name),
+                    Some(format!(
+                        "give {what} a `platforms:` list without {}, or add a musl variant on scratch for it",
+                        p.name
+                    )),
+                );
+                ok = false;
+            }
             match (base, tag_suffix, plats) {
                 (Some(base), Some(tag_suffix), Some(platforms)) => out.push(Variant {
                     libc,
@@ -677,6 +720,10 @@ impl Walker<'_> {
                 self.files(fl, entry.as_deref())
             }
         };
+        let packages = match f.get("packages") {
+            None => Some(Vec::new()),
+            Some(p) => self.deb_packages(p, "image.packages"),
+        };
         if workdir.as_ref().is_some_and(|w| w.is_none()) {
             ok = false;
         }
@@ -694,6 +741,7 @@ impl Walker<'_> {
             labels: labels?,
             tags: tags?,
             files: files?,
+            packages: packages?,
         })
     }
 

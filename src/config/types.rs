@@ -72,6 +72,9 @@ pub struct Build {
     pub features: Vec<String>,
     /// The oldest glibc the gnu binaries must run on, as (major, minor).
     pub glibc: Option<(u32, u32)>,
+    /// Debian packages (`name` or `name=version`) for the gnu targets' sysroot: used by the
+    /// sysroot (the libraries a build links against), never put in an image.
+    pub packages: Vec<String>,
 }
 
 /// Where an image's base comes from.
@@ -85,6 +88,10 @@ pub enum Base {
     },
     /// An image reference pulled over the registry API.
     Registry(String),
+    /// A base shipit assembles from the Debian archive (`deb:SUITE`, one of `deb::SUITES`).
+    Deb {
+        suite: String,
+    },
 }
 
 impl Base {
@@ -104,6 +111,7 @@ impl Base {
                 }
             }
             Base::Registry(r) => r.clone(),
+            Base::Deb { suite } => format!("deb:{suite}"),
         }
     }
 }
@@ -139,6 +147,9 @@ pub struct Image {
     pub labels: Vec<(String, String)>,
     pub tags: Vec<String>,
     pub files: Vec<ExtraFile>,
+    /// Debian packages (`name` or `name=version`) added to every image whose base is
+    /// `deb:SUITE`, with their `Depends`/`Pre-Depends`.
+    pub packages: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -234,6 +234,23 @@ impl Walker<'_> {
         if s == "scratch" {
             return Some(Base::Scratch);
         }
+        if let Some(suite) = s.strip_prefix("deb:") {
+            if crate::deb::SUITES.contains(&suite) {
+                return Some(Base::Deb {
+                    suite: suite.to_string(),
+                });
+            }
+            let hint = match suggest(suite, &crate::deb::SUITES) {
+                Some(k) => format!("did you mean `deb:{k}`? the suites are {}", deb_suites()),
+                None => format!("the suites are {}", deb_suites()),
+            };
+            self.err(
+                n.pos,
+                format!("{what}: `{s}` is not a Debian suite shipit assembles"),
+                hint,
+            );
+            return None;
+        }
         if s.starts_with("oci:") {
             // The one `oci:PATH[:TAG]` parser (the path ends at the first `:`, as in skopeo).
             let r = match crate::oci::layout::parse_oci_ref(&s) {
@@ -281,6 +298,37 @@ impl Walker<'_> {
         Some(Base::Registry(s))
     }
 
+    /// A list of Debian package names, each `name` or `name=version`.
+    pub(super) fn deb_packages(&mut self, n: &Node, what: &str) -> Option<Vec<String>> {
+        let list = self.strings(n, what)?;
+        let Kind::Seq(items) = &n.kind else {
+            unreachable_seq()
+        };
+        let mut ok = true;
+        for (spec, item) in list.iter().zip(items) {
+            let (name, version) = match spec.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (spec.as_str(), None),
+            };
+            if !crate::deb::packages::valid_name(name) {
+                self.err(
+                    item.pos,
+                    format!("{what}: `{spec}` is not a Debian package name"),
+                    Some("write the binary package's name as apt shows it, e.g. libssl3 or ca-certificates=20230311; lowercase letters, digits, + - .".into()),
+                );
+                ok = false;
+            } else if version.is_some_and(|v| v.is_empty() || v.contains(char::is_whitespace)) {
+                self.err(
+                    item.pos,
+                    format!("{what}: `{spec}` has no usable version after `=`"),
+                    Some("write name=VERSION with the exact Debian version, e.g. libssl3=3.0.15-1~deb12u1, or just the name".into()),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(list)
+    }
+
     pub(super) fn regex(&mut self, n: &Node, what: &str) -> Option<String> {
         let s = self.string(n, what)?;
         match regex::Regex::new(&s) {
@@ -295,6 +343,15 @@ impl Walker<'_> {
             }
         }
     }
+}
+
+/// `deb:bullseye, deb:bookworm, deb:trixie`.
+fn deb_suites() -> String {
+    crate::deb::SUITES
+        .iter()
+        .map(|s| format!("deb:{s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(super) fn unreachable_seq() -> ! {

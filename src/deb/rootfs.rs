@@ -353,13 +353,16 @@ fn check_no_path_through_symlink(tree: &BTreeMap<String, Node>) -> Result<(), De
     Ok(())
 }
 
-/// `/etc/passwd` and `/etc/group`: root, and the image user when it is not root.
+/// `/etc/passwd` and `/etc/group`: root, and the image user when it is not root. The one
+/// builder of these files: scratch and registry bases without them get the same lines
+/// (`stage::image_rules::passwd_group`). The shell is `/sbin/nologin` (through the merged
+/// `/usr` of a `deb:` base, Debian's `/usr/sbin/nologin` when `login` is installed).
 pub fn passwd_group(user: Option<&ImageUser>) -> (String, String) {
-    let mut passwd = String::from("root:x:0:0:root:/root:/usr/sbin/nologin\n");
+    let mut passwd = String::from("root:x:0:0:root:/root:/sbin/nologin\n");
     let mut group = String::from("root:x:0:\n");
     if let Some(u) = user.filter(|u| u.uid != 0) {
         passwd.push_str(&format!(
-            "{}:x:{}:{}:{}:/nonexistent:/usr/sbin/nologin\n",
+            "{}:x:{}:{}:{}:/nonexistent:/sbin/nologin\n",
             u.name, u.uid, u.gid, u.name
         ));
         if u.gid != 0 {

@@ -27,6 +27,8 @@ pub struct Facts {
     /// SOURCE_DATE_EPOCH from the environment, if set.
     pub source_date_epoch: Option<i64>,
     pub tools: Inventory,
+    /// `pipeline.lock` beside the pipeline file, when a `deb:` base needs it and it exists.
+    pub deb_lock: Option<crate::deb::Lock>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -113,7 +115,36 @@ pub struct ImagePlan {
     #[serde(skip)]
     pub base_ref: Base,
     pub entrypoint: Vec<String>,
+    /// The `deb:SUITE` base and the packages asked for (None for the other bases).
+    pub deb: Option<DebBasePlan>,
     pub platforms: Vec<PlatformPlan>,
+}
+
+/// A `deb:SUITE` base as the plan records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebBasePlan {
+    pub suite: String,
+    /// `image.packages` as written (`name` or `name=version`), beyond `deb::BASE_PACKAGES`.
+    pub packages: Vec<String>,
+    /// `pipeline.lock`, beside the pipeline file.
+    pub lock: PathBuf,
+}
+
+/// What a platform's `deb:` base will hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebPlatformPlan {
+    /// The Debian architecture (`deb::debian_arch`).
+    pub arch: String,
+    /// The packages and versions from `pipeline.lock`; `None` until the lock covers them.
+    pub locked: Option<Vec<DebPackagePlan>>,
+    /// Where the versions come from, in words.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DebPackagePlan {
+    pub name: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +169,8 @@ pub struct PlatformPlan {
     pub qemu: String,
     pub cpu: Option<String>,
     pub native: bool,
+    /// The platform's `deb:` base (None for the other bases).
+    pub deb: Option<DebPlatformPlan>,
 }
 
 /// Why no plan could be made from this config and command line (exit 2).
@@ -271,11 +304,24 @@ pub fn make(
         if opts.variant.is_some_and(|v| v != variant.libc) {
             continue;
         }
+        let deb = match &variant.base {
+            Base::Deb { suite } => Some(DebBasePlan {
+                suite: suite.clone(),
+                packages: cfg.image.packages.clone(),
+                lock: cfg.root.join("pipeline.lock"),
+            }),
+            _ => None,
+        };
         let platforms: Vec<PlatformPlan> = variant
             .platforms
             .iter()
             .filter(|p| wanted.contains(p))
-            .map(|p| platform_plan(cfg, facts, opts, build_command, &project, p, variant.libc))
+            .map(|p| {
+                let mut pp =
+                    platform_plan(cfg, facts, opts, build_command, &project, p, variant.libc);
+                pp.deb = deb.as_ref().map(|d| deb_platform(d, facts, p));
+                pp
+            })
             .collect();
         if platforms.is_empty() {
             continue;
@@ -287,6 +333,7 @@ pub fn make(
             base: variant.base.display(&cfg.root),
             base_ref: variant.base.clone(),
             entrypoint: entrypoint.clone(),
+            deb,
             platforms,
         });
     }
@@ -555,6 +602,46 @@ fn platform_plan(
         },
         cpu,
         native,
+        deb: None,
+    }
+}
+
+/// What a platform's `deb:` base will hold, read from the lock (no network): the lock's
+/// packages when it covers the request, else "resolved at package time".
+fn deb_platform(d: &DebBasePlan, facts: &Facts, p: &'static Platform) -> DebPlatformPlan {
+    // The config refused platforms without a Debian architecture.
+    let arch = crate::deb::debian_arch(p)
+        .unwrap_or(p.debian_arch)
+        .to_string();
+    let request = crate::deb::Request::new(&d.suite, &arch, &d.packages);
+    let (locked, source) = match &facts.deb_lock {
+        None => (
+            None,
+            "resolved at package time (no pipeline.lock yet)".to_string(),
+        ),
+        Some(lock) => match crate::deb::resolve_locked(lock, &request) {
+            Ok(r) => (
+                Some(
+                    r.packages
+                        .iter()
+                        .map(|p| DebPackagePlan {
+                            name: p.name.clone(),
+                            version: p.version.clone(),
+                        })
+                        .collect(),
+                ),
+                "pipeline.lock".to_string(),
+            ),
+            Err(e) => (
+                None,
+                format!("resolved at package time (pipeline.lock does not cover it: {e})"),
+            ),
+        },
+    };
+    DebPlatformPlan {
+        arch,
+        locked,
+        source,
     }
 }
 

@@ -3,6 +3,7 @@
 //! release makes, and the two packagers write the same labels and users.
 
 use crate::config::Config;
+use crate::deb::rootfs::ImageUser;
 use crate::oci::image::{self, Platform as OciPlatform};
 use crate::plan::{Plan, PlatformPlan};
 use std::collections::BTreeMap;
@@ -54,21 +55,22 @@ pub fn parse_user(user: &str) -> (u32, u32) {
     (uid, it.next().unwrap_or(uid))
 }
 
-/// `/etc/passwd` and `/etc/group` for a base that has none: root, plus `app` for a non-root
-/// `image.user`.
-pub fn passwd_group(user: &str) -> (String, String) {
+/// The image user as the rootfs builder takes it: `app` with `image.user`'s ids (`None` for
+/// root).
+pub fn image_user(user: &str) -> Option<ImageUser> {
     let (uid, gid) = parse_user(user);
-    let mut passwd = String::from("root:x:0:0:root:/root:/sbin/nologin\n");
-    let mut group = String::from("root:x:0:\n");
-    if uid != 0 {
-        passwd.push_str(&format!(
-            "app:x:{uid}:{gid}:app:/nonexistent:/sbin/nologin\n"
-        ));
-        if gid != 0 {
-            group.push_str(&format!("app:x:{gid}:\n"));
-        }
-    }
-    (passwd, group)
+    (uid != 0).then(|| ImageUser {
+        name: "app".into(),
+        uid,
+        gid,
+    })
+}
+
+/// `/etc/passwd` and `/etc/group` for a base that has none: root, plus `app` for a non-root
+/// `image.user`. The one builder is `deb::rootfs::passwd_group` (a `deb:` base gets the same
+/// lines).
+pub fn passwd_group(user: &str) -> (String, String) {
+    crate::deb::rootfs::passwd_group(image_user(user).as_ref())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! platform image passed verification.
 
 pub mod build;
+pub mod deb_base;
 pub mod doctor;
 pub mod dry_run;
 pub mod image_rules;

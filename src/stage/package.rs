@@ -6,6 +6,7 @@
 //! index, `staging-<libc>-<os>-<arch>[-<variant>]` per platform); `publish` adds the release tags
 //! after every platform passed verification. `dist/package.json` records every digest.
 
+use super::deb_base::DebBases;
 use super::image_rules::{image_labels, index_annotations, oci_platform, passwd_group};
 use crate::config::{Base, Config};
 use crate::error::{Error, Result};
@@ -48,6 +49,9 @@ pub struct PackagedPlatform {
     pub manifest: Descriptor,
     /// Layers + config, as a pull downloads them.
     pub compressed_size: u64,
+    /// The `deb:SUITE` base: suite, architecture, installed packages and the lock's digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deb_base: Option<super::deb_base::DebBaseRecord>,
 }
 
 /// The staging ref of an image variant's index.
@@ -55,7 +59,9 @@ pub fn staging_ref(libc: Libc) -> String {
     format!("staging-{}", libc.name())
 }
 
-pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
+/// Packages every planned image; `lock` says how `deb:` bases treat `pipeline.lock`.
+pub fn run(cfg: &Config, plan: &Plan, lock: crate::deb::LockMode, ui: &Ui) -> Result<Packaged> {
+    let bases = super::deb_base::prepare(cfg, plan, lock, ui)?;
     let layout_dir = plan.out_dir.join("oci");
     let layout = Layout::create(&layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
     ui.step(format!(
@@ -66,7 +72,7 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
     ));
     let mut images = Vec::new();
     for img in &plan.images {
-        images.push(package_image(cfg, plan, img, &layout, ui)?);
+        images.push(package_image(cfg, plan, img, &layout, &bases, ui)?);
     }
     let packaged = Packaged {
         version: plan.version.to_string(),
@@ -85,6 +91,7 @@ fn package_image(
     plan: &Plan,
     img: &ImagePlan,
     layout: &Layout,
+    bases: &DebBases,
     ui: &Ui,
 ) -> Result<PackagedImage> {
     let mut entries = Vec::new();
@@ -95,13 +102,13 @@ fn package_image(
         crate::config::Packager::Docker => img
             .platforms
             .iter()
-            .map(|p| super::package_docker::package_platform(cfg, plan, img, p, layout))
+            .map(|p| super::package_docker::package_platform(cfg, plan, img, p, layout, bases))
             .collect(),
         crate::config::Packager::Native => std::thread::scope(|s| {
             let handles: Vec<_> = img
                 .platforms
                 .iter()
-                .map(|p| s.spawn(move || package_platform(cfg, plan, img, p, layout)))
+                .map(|p| s.spawn(move || package_platform(cfg, plan, img, p, layout, bases)))
                 .collect();
             handles
                 .into_iter()
@@ -132,6 +139,7 @@ fn package_image(
             staging_ref: staging,
             manifest: desc,
             compressed_size: size,
+            deb_base: bases.record(img, p),
         });
     }
     let built = index::build(&entries, &index_annotations(plan))
@@ -168,6 +176,7 @@ fn package_platform(
     img: &ImagePlan,
     p: &PlatformPlan,
     layout: &Layout,
+    bases: &DebBases,
 ) -> Result<(Descriptor, u64)> {
     if !p.binary.exists() {
         return Err(Error::stage(format!(
@@ -183,6 +192,7 @@ fn package_platform(
     let local: Option<(std::path::PathBuf, Option<String>)> = match &img.base_ref {
         Base::Scratch => None,
         Base::Oci { path, tag } => Some((path.clone(), tag.clone())),
+        Base::Deb { .. } => Some(bases.require(img, p)?),
         Base::Registry(r) => Some(
             super::pull::pull_base(r, &want, cfg.publish.insecure).map_err(|e| Error {
                 message: format!("{} base {}: {}", p.platform, r, e.message),

@@ -42,6 +42,7 @@ pub fn package_platform(
     img: &ImagePlan,
     p: &PlatformPlan,
     layout: &Layout,
+    bases: &super::deb_base::DebBases,
 ) -> Result<(Descriptor, u64)> {
     let what = format!("{} ({})", p.platform, p.libc);
     if !p.binary.exists() {
@@ -59,6 +60,10 @@ pub fn package_platform(
     let base = match &img.base_ref {
         Base::Scratch => "scratch".to_string(),
         Base::Oci { path, tag } => load_base(path, tag.as_deref(), &img.base, p, &log)?,
+        Base::Deb { .. } => {
+            let (path, tag) = bases.require(img, p)?;
+            load_base(&path, tag.as_deref(), &img.base, p, &log)?
+        }
         Base::Registry(r) => {
             return Err(Error::config(format!(
                 "base `{r}`: the docker packager cannot pull from a registry here; use \

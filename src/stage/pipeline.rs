@@ -71,7 +71,7 @@ fn run_stage(
             build::run(plan, &opts, ui).map(drop)
         }
         Stage::Package => {
-            made.packaged = Some(package::run(cfg, plan, ui)?);
+            made.packaged = Some(package::run(cfg, plan, s.opts.lock_mode(), ui)?);
             Ok(())
         }
         Stage::Verify => {
