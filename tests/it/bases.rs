@@ -17,7 +17,7 @@ fn a_registry_base_is_pulled_cached_and_verified() {
         &format!("docker://{}/debian:bookworm", reg.host_port()),
     ]));
     let pipeline = example_pipeline().replace(
-        "base: \"oci:base/bookworm\"",
+        "base: \"deb:bookworm\"",
         &format!("base: \"{}/debian:bookworm\"", reg.host_port()),
     );
     let project = example_copy(Some(&pipeline));

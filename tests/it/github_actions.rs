@@ -750,7 +750,7 @@ mod live {
     fn pipeline(repo: &str, to: &str) -> String {
         example_pipeline()
             .replace("platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6]", "platforms: [linux/amd64, linux/arm64, linux/arm/v7]")
-            .replace("  gnu:  { base: \"oci:base/bookworm\", platforms: [linux/amd64, linux/arm64, linux/arm/v7] }\n", "")
+            .replace("  gnu:  { base: \"deb:bookworm\", platforms: [linux/amd64, linux/arm64, linux/arm/v7] }\n", "")
             .replace("repository: localhost/hello-server", &format!("repository: {repo}"))
             .replace("to: oci:dist/oci", &format!("to: {to}"))
     }

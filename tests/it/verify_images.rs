@@ -452,7 +452,7 @@ fn glibc_binary_on_scratch_fails() {
 fn missing_libssl_on_debian_base_fails() {
     let _fixture = read_fixture();
     let p = pipeline(
-        "gnu: { base: \"oci:base/bookworm\" }",
+        "gnu: { base: \"deb:bookworm\" }",
         "linux/amd64",
         USER,
         "    - name: version

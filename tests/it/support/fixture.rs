@@ -62,18 +62,80 @@ pub fn run_ok(cmd: &mut Command) -> String {
     stdout
 }
 
-/// Makes a Debian base layout with scripts/make-base.sh (cached under ~/.cache/shipit-bases).
+/// Makes a Debian base layout with shipit's own Debian engine (`shipit::deb`): one image per
+/// Debian architecture of `archs`, tagged `<suite>-<arch>` (e.g. bookworm-arm64), holding the
+/// rootfs a `deb:SUITE` base with `image.packages: include` gets for the user 10001:10001 at
+/// SOURCE_DATE_EPOCH=EPOCH (so its layer is the one `shipit package` makes for the example),
+/// pinned by the example's pipeline.lock where that covers the request. The `.deb`s come from
+/// ~/.cache/shipit (or the machine's mirror). Tags already in `out` are replaced.
 pub fn debian_base(out: &Path, suite: &str, archs: &str, include: &str) {
-    run_ok(Command::new(repo().join("scripts/make-base.sh")).args([
-        "--out",
-        out.to_str().unwrap(),
-        "--suite",
+    use shipit::deb::{self, Cache, Http, Lock, LockMode, Mirror, RootfsOptions};
+    use shipit::oci::image::{self, ImageSpec};
+    use shipit::oci::layout::Layout;
+    let epoch: u64 = EPOCH.parse().unwrap();
+    let arches: Vec<&str> = archs.split(',').collect();
+    let packages: Vec<&str> = include
+        .split(',')
+        .filter(|p| !p.is_empty() && !deb::BASE_PACKAGES.contains(p))
+        .collect();
+    let http = Http::new(&shipit::exec::Cancel::new());
+    let mirror = Mirror::from_env_or_apt().expect("a Debian mirror");
+    let cache = Cache::default_location().unwrap();
+    let mut lock = Lock::read(&repo().join("examples/hello-server/pipeline.lock"))
+        .unwrap()
+        .unwrap_or_default();
+    let (resolutions, _) = deb::resolve_with_lock(
+        &http,
+        &mirror,
+        &cache,
+        &mut lock,
         suite,
-        "--arch",
-        archs,
-        "--include",
-        include,
-    ]));
+        &arches,
+        &packages,
+        LockMode::Use,
+    )
+    .unwrap_or_else(|e| panic!("deb:{suite} {archs} {include}: {e}"));
+    let layout = Layout::create(out).unwrap();
+    for r in resolutions {
+        let tag = format!("{suite}-{}", r.arch);
+        let debs = deb::fetch(&http, &mirror, &r, &cache, 4, &|_| {}).unwrap();
+        let rootfs = deb::assemble(
+            &debs,
+            &RootfsOptions {
+                arch: r.arch.clone(),
+                epoch,
+                user: Some(deb::rootfs::ImageUser {
+                    name: "app".into(),
+                    uid: 10001,
+                    gid: 10001,
+                }),
+            },
+        )
+        .unwrap();
+        let (_, digests) = layout.write_layer(&rootfs.entries, epoch).unwrap();
+        let p = shipit::platform::PLATFORMS
+            .iter()
+            .find(|p| deb::debian_arch(p).ok() == Some(r.arch.as_str()))
+            .unwrap();
+        let spec = ImageSpec {
+            platform: shipit::oci::image::Platform::new(p.os, p.architecture, p.variant),
+            user: None,
+            entrypoint: None,
+            cmd: None,
+            env: vec![(
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            )],
+            exposed_ports: Vec::new(),
+            working_dir: None,
+            labels: Default::default(),
+            annotations: Default::default(),
+            epoch,
+        };
+        let built = image::build(None, &[digests], &spec).unwrap();
+        layout.write_image(&built).unwrap();
+        layout.tag(&tag, &built.descriptor).unwrap();
+    }
 }
 
 /// Where the shared fixture lives: `SHIPIT_FIXTURE_DIR`, else cargo's temp dir for tests.
@@ -98,11 +160,13 @@ pub fn example() -> &'static Path {
         );
         let dir = root.join("hello-server");
         copy_tree(&repo().join("examples/hello-server"), &dir);
+        // The example's gnu images are on deb:bookworm; this layout of the same rootfs is for
+        // the tests that need a Debian base as an OCI layout (qemu -L, a registry base).
         debian_base(
             &dir.join("base/bookworm"),
             "bookworm",
             "amd64,arm64,armhf",
-            "libc6,libgcc-s1",
+            "ca-certificates",
         );
         run_ok(
             shipit(&dir)
@@ -167,7 +231,16 @@ pub fn example_variant(name: &str, pipeline: &str) -> Vec<String> {
 pub fn unpacked_base(tag: &str) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = example().parent().unwrap().join(format!("rootfs-{tag}"));
+    // Keyed by the base's digest: an older fixture's rootfs is not reused for a new base.
+    let layout = example().join("base/bookworm");
+    let key = shipit::oci::layout::Layout::open(&layout)
+        .and_then(|l| l.resolve(tag))
+        .map(|d| d.digest.to_string().replace(':', "-")[..19].to_string())
+        .unwrap();
+    let dir = example()
+        .parent()
+        .unwrap()
+        .join(format!("rootfs-{tag}-{key}"));
     if !dir.join("rootfs").exists() {
         let tmp = example()
             .parent()
@@ -175,7 +248,6 @@ pub fn unpacked_base(tag: &str) -> PathBuf {
             .join(format!("rootfs-{tag}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
-        let layout = example().join("base/bookworm");
         run_ok(Command::new("umoci").args([
             "raw",
             "unpack",
