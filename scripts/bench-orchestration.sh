@@ -18,8 +18,7 @@ args=("$@")
 work=$(mktemp -d /tmp/bench-orchestration.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp -r examples/hello-server "$work/p"
-rm -rf "$work/p/target" "$work/p/dist" "$work/p/base"
-scripts/make-base.sh --out "$work/p/base/bookworm" --suite bookworm --arch amd64,arm64,armhf >/dev/null
+rm -rf "$work/p/target" "$work/p/dist"
 cd "$work/p"
 export SOURCE_DATE_EPOCH=1700000000
 

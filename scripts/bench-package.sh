@@ -39,8 +39,8 @@ fi
 project=$(cd "$project" && pwd)
 if [ ! -d "$project/dist/bin" ] || [ ! -d "$project/base/bookworm" ]; then
     echo "bench-package: $project has no dist/bin or base/bookworm: build the example first" >&2
-    echo "  (cd $project && scripts/make-base.sh ... && shipit build), or point --project at" >&2
-    echo "  the tests' fixture (SHIPIT_FIXTURE_DIR/hello-server)" >&2
+    echo "  (the tests' shared fixture has both: cargo test --test it package_stage::), or" >&2
+    echo "  point --project at it (SHIPIT_FIXTURE_DIR/hello-server)" >&2
     exit 3
 fi
 command -v buildah >/dev/null || { echo "bench-package: buildah not found: apt-get install -y buildah" >&2; exit 3; }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # shipit's main job on the example project, from a fresh machine of this kind: installs what is
-# missing (idempotent), makes the Debian base the gnu images sit on, builds shipit, then runs the
-# pipeline on examples/hello-server with the embedded default (the OCI layout dist/oci on disk).
+# missing (idempotent), builds shipit, then runs the pipeline on examples/hello-server with the
+# embedded default (the OCI layout dist/oci on disk). The gnu images sit on deb:bookworm, which
+# shipit assembles from the Debian archive as examples/hello-server/pipeline.lock pins it.
 # Usage: scripts/demo.sh [shipit flags, e.g. --platform linux/arm64]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-scripts/make-base.sh --out examples/hello-server/base/bookworm --suite bookworm --arch amd64,arm64,armhf
 cargo build --release --locked
 shipit=$PWD/target/release/shipit
 

@@ -103,12 +103,7 @@ fn requests(plan: &Plan) -> BTreeMap<String, Vec<String>> {
 /// Resolves every `deb:` suite of the plan as `mode` says and writes `pipeline.lock` when it
 /// changed (under `LockMode::Locked` a change is an error naming the packages). Returns the
 /// resolutions by (suite, arch) and the lock as it now is.
-pub fn lock(
-    cfg: &Config,
-    plan: &Plan,
-    mode: LockMode,
-    ui: &Ui,
-) -> Result<(Resolutions, Lock)> {
+pub fn lock(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<(Resolutions, Lock)> {
     let path = lock_path(cfg);
     let mut lock = Lock::read(&path)?.unwrap_or_default();
     let existed = path.exists();
