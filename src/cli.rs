@@ -143,8 +143,8 @@ pub enum Command {
     /// Debian package of each suite and architecture with its version, filename and SHA256.
     /// Builds nothing; downloads only the signed indexes.
     Lock {
-        /// Resolve again from the archive and replace the locked versions (default: keep
-        /// what the lock has and add what it lacks).
+        /// Resolve again from the archive and replace the locked versions (default: keep a
+        /// lock that covers the pipeline's packages, resolve again only when it does not).
         #[arg(long)]
         update: bool,
     },

@@ -53,6 +53,22 @@ pub fn lines(cfg: &Config, plan: &Plan, mode: Mode, stage: Stage) -> Vec<String>
                     img.base,
                     plan.out_dir.join("oci").display()
                 ));
+                if let (Some(d), Some(pd)) = (&img.deb, &p.deb) {
+                    out.push(format!(
+                        "#   deb:{} {}: {} ({})",
+                        d.suite,
+                        pd.arch,
+                        match &pd.locked {
+                            Some(pkgs) => pkgs
+                                .iter()
+                                .map(|x| format!("{} {}", x.name, x.version))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            None => d.packages.join(", "),
+                        },
+                        pd.source
+                    ));
+                }
             }
         }
         Stage::Verify => {
