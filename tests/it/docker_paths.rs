@@ -293,7 +293,12 @@ fn docker_packager_writes_a_two_platform_scratch_index() {
 fn docker_packager_loads_an_oci_base_into_dockerd() {
     docker_ready();
     let p = project(|t| {
-        t.replace("base: \"deb:bookworm\"", "base: \"oci:base/bookworm\"") + "package: docker\n"
+        t.replace("base: \"deb:bookworm\"", "base: \"oci:base/bookworm\"")
+            .replace(
+                "  packages: [ca-certificates]",
+                "  # packages: [ca-certificates]",
+            )
+            + "package: docker\n"
     });
     let dir = p.path();
     // A Debian base as a local OCI layout, made by shipit's own Debian engine.

@@ -751,6 +751,7 @@ mod live {
         example_pipeline()
             .replace("platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6]", "platforms: [linux/amd64, linux/arm64, linux/arm/v7]")
             .replace("  gnu:  { base: \"deb:bookworm\", platforms: [linux/amd64, linux/arm64, linux/arm/v7] }\n", "")
+            .replace("  packages: [ca-certificates]   # added to the deb:bookworm base, with their dependencies\n", "")
             .replace("repository: localhost/hello-server", &format!("repository: {repo}"))
             .replace("to: oci:dist/oci", &format!("to: {to}"))
     }

@@ -60,7 +60,7 @@ fn pipeline(registry: &str, publish_extra: &str, checks: Option<&str>) -> String
 fn example_copy(pipeline: Option<&str>) -> tempfile::TempDir {
     let src = example();
     let tmp = tempfile::tempdir().unwrap();
-    for f in ["Cargo.toml", "Cargo.lock"] {
+    for f in ["Cargo.toml", "Cargo.lock", "pipeline.lock"] {
         std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
     }
     copy_tree(&src.join("src"), &tmp.path().join("src"));
