@@ -3,6 +3,7 @@
 //! publish (blobs, manifests, index, then tags).
 
 pub mod build;
+pub mod build_fresh;
 pub mod doctor;
 pub mod init;
 pub mod package;
