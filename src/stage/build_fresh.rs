@@ -4,7 +4,8 @@
 //! own fingerprint depends on is as the stamp recorded it:
 //!
 //! - every file of cargo's dep-info for the binary (`<bin>.d`: the sources of every local crate,
-//!   and the `rerun-if-changed` paths of build scripts), by size, mtime and inode;
+//!   and the `rerun-if-changed` paths of build scripts, a directory with everything under it),
+//!   by size, mtime and inode;
 //! - every file of a local package that has a build script (cargo reruns such a script when any
 //!   file of its package changes, unless it declared what it reads);
 //! - by content: every `Cargo.toml`, `Cargo.lock`, `.cargo/config[.toml]`,
@@ -151,6 +152,10 @@ pub fn record(p: &PlatformPlan, started: SystemTime, out_dir: &Path) -> Result<(
     }
     for s in &sources {
         files.insert(s.clone(), file_id(s));
+        // `rerun-if-changed=DIR`: cargo looks at everything under it.
+        if s.is_dir() {
+            walk_dir(s, &mut files);
+        }
         if !home.is_toolchain_or_registry(s)
             && let Some(root) = package_root(s)
         {
@@ -394,6 +399,20 @@ fn walk_package(root: &Path, out_dir: &Path, files: &mut BTreeMap<PathBuf, Optio
     }
 }
 
+/// Every file and directory under `dir` (directories too: an entry added or removed changes
+/// its directory's mtime).
+fn walk_dir(dir: &Path, files: &mut BTreeMap<PathBuf, Option<FileId>>) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for path in read_dir_paths(&d) {
+            files.insert(path.clone(), file_id(&path));
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                stack.push(path);
+            }
+        }
+    }
+}
+
 struct Homes {
     cargo: PathBuf,
     rustup: PathBuf,
@@ -546,5 +565,19 @@ mod tests {
         .unwrap();
         let got: Vec<String> = declared_env(&profile).into_iter().collect();
         assert_eq!(got, ["APP_FLAVOUR", "GIT_SHA", "HELPER_MODE", "UNSET_ONE"]);
+    }
+
+    #[test]
+    fn a_directory_named_by_rerun_if_changed_is_watched_all_the_way_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let watched = dir.path().join("assets");
+        std::fs::create_dir_all(watched.join("deep")).unwrap();
+        std::fs::write(watched.join("deep/a.txt"), "one").unwrap();
+        let mut files = BTreeMap::new();
+        walk_dir(&watched, &mut files);
+        assert!(files.contains_key(&watched.join("deep")));
+        let before = files[&watched.join("deep/a.txt")].clone();
+        std::fs::write(watched.join("deep/a.txt"), "two!").unwrap();
+        assert_ne!(file_id(&watched.join("deep/a.txt")), before);
     }
 }
