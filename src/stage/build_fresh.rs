@@ -199,8 +199,9 @@ pub fn record(p: &PlatformPlan, started: SystemTime, out_dir: &Path) -> Result<(
         binary,
         binary_sha256: Digest::of(&bytes).to_string(),
     };
-    // A file written after the build started may not be what the compiler read.
-    let started_ns = mtime_ns(started);
+    // A file written after the build started may not be what the compiler read. File times come
+    // from a coarse clock that may lag by a few ms: anything within 100 ms counts as late.
+    let started_ns = mtime_ns(started) - 100_000_000;
     let late = stamp
         .files
         .iter()
