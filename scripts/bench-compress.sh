@@ -2,10 +2,10 @@
 # Benchmark (not a test): how long `shipit package` takes to make one platform image that carries
 # a large `image.files` payload (default 40 MB: half pseudo-random bytes, half C headers as text),
 # next to Debian's `gzip -6` and `pigz -6` compressing a tar of the same files (payload + binary)
-# in the same run.
-# Prints the median of several runs of each, the compressed sizes, and the ratios. Also times a
-# second `shipit package` with the layout and `dist/cache` kept: the compressed-layer cache makes
-# it skip compression (content-keyed: the tar is hashed, the cached blob re-checked).
+# in the same run. Prints the median of several runs of each, the compressed sizes, and the
+# ratios. Also times a second `shipit package` with the layout and `dist/cache` kept: the
+# compressed-layer cache makes it skip compression (content-keyed: the tar is hashed, the cached
+# blob re-checked).
 #
 # Usage: scripts/bench-compress.sh [--project DIR] [--runs N] [--mb N] [--shipit BIN]
 #   --project DIR  a built example with DIR/dist/bin/musl/linux-amd64/hello-server (default:
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --mb) mb=$2; shift 2 ;;
         --shipit) shipit=$2; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-compress: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
         --project) project=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --shipit) shipit=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-noop-build: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
