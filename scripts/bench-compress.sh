@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --mb) mb=$2; shift 2 ;;
         --shipit) shipit=$2; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-compress: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
