@@ -221,7 +221,8 @@ fn build_one(
             .lines()
             .any(|l| l.trim_start().starts_with("Compiling "));
     let built = finish_binary(plan, p, compiled, fresh, start)?;
-    if !fresh && let Err(why) = super::build_fresh::record(p, started, &plan.out_dir) {
+    if !fresh && let Err(why) = super::build_fresh::record(p, started, &plan.out_dir, &built.sha256)
+    {
         append_log(
             &p.log,
             &format!("shipit: no freshness stamp recorded: {why}\n"),

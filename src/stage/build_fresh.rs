@@ -133,9 +133,15 @@ pub fn forget(p: &PlatformPlan) {
     std::fs::remove_file(stamp_path(p)).ok();
 }
 
-/// Records the stamp of `p` after a successful build that started at `started`; says why not
-/// when no stamp could be made (then the next build simply starts the toolchain).
-pub fn record(p: &PlatformPlan, started: SystemTime, out_dir: &Path) -> Result<(), String> {
+/// Records the stamp of `p` after a successful build that started at `started` and gave the
+/// binary with digest `built_sha256`; says why not when no stamp could be made (then the next
+/// build simply starts the toolchain).
+pub fn record(
+    p: &PlatformPlan,
+    started: SystemTime,
+    out_dir: &Path,
+    built_sha256: &str,
+) -> Result<(), String> {
     if !applies(p) {
         return Err(format!("the {} backend always runs", p.backend.name()));
     }
@@ -189,6 +195,11 @@ pub fn record(p: &PlatformPlan, started: SystemTime, out_dir: &Path) -> Result<(
     declared.extend(prefixed_env_names());
     let binary = file_id(&p.built).ok_or_else(|| format!("{} is missing", p.built.display()))?;
     let bytes = std::fs::read(&p.built).map_err(|e| format!("{}: {e}", p.built.display()))?;
+    let binary_sha256 = Digest::of(&bytes).to_string();
+    // Another build into the same target directory may have replaced it since.
+    if binary_sha256 != built_sha256 {
+        return Err(format!("{} changed after the build", p.built.display()));
+    }
     let stamp = Stamp {
         version: STAMP_VERSION,
         command: command_key(&p.build),
@@ -197,7 +208,7 @@ pub fn record(p: &PlatformPlan, started: SystemTime, out_dir: &Path) -> Result<(
         contents,
         tools: tool_ids(p),
         binary,
-        binary_sha256: Digest::of(&bytes).to_string(),
+        binary_sha256,
     };
     // A file written after the build started may not be what the compiler read. File times come
     // from a coarse clock that may lag by a few ms: anything within 100 ms counts as late.
