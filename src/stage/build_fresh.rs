@@ -465,7 +465,10 @@ impl Homes {
 /// The toolchain without running it: every rustup toolchain's compiler files, and what `PATH`
 /// resolves for the programs a build starts.
 fn tool_ids(p: &PlatformPlan) -> BTreeMap<PathBuf, Option<FileId>> {
-    let home = Homes::from_env();
+    tool_ids_in(&Homes::from_env(), p.linker.as_deref())
+}
+
+fn tool_ids_in(home: &Homes, linker: Option<&str>) -> BTreeMap<PathBuf, Option<FileId>> {
     let mut tools = BTreeMap::new();
     for tc in read_dir_paths(&home.rustup.join("toolchains")) {
         for f in [tc.join("bin/rustc"), tc.join("bin/cargo")] {
@@ -480,9 +483,7 @@ fn tool_ids(p: &PlatformPlan) -> BTreeMap<PathBuf, Option<FileId>> {
         }
     }
     let mut programs = vec!["cargo", "rustc", "cargo-zigbuild", "zig"];
-    if let Some(l) = &p.linker {
-        programs.push(l);
-    }
+    programs.extend(linker);
     for prog in programs {
         let key = PathBuf::from(format!("PATH:{prog}"));
         let resolved = which::which(prog)
@@ -591,5 +592,32 @@ mod tests {
         let before = files[&watched.join("deep/a.txt")].clone();
         std::fs::write(watched.join("deep/a.txt"), "two!").unwrap();
         assert_ne!(file_id(&watched.join("deep/a.txt")), before);
+    }
+
+    #[test]
+    fn an_updated_or_added_toolchain_changes_the_tool_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let tc = dir
+            .path()
+            .join("toolchains/stable-x86_64-unknown-linux-gnu");
+        std::fs::create_dir_all(tc.join("bin")).unwrap();
+        std::fs::create_dir_all(tc.join("lib")).unwrap();
+        std::fs::write(tc.join("bin/rustc"), "rustc 1").unwrap();
+        std::fs::write(tc.join("lib/librustc_driver-abc.so"), "driver 1").unwrap();
+        let home = Homes {
+            cargo: dir.path().join("cargo"),
+            rustup: dir.path().to_path_buf(),
+        };
+        let before = tool_ids_in(&home, None);
+        assert!(before.contains_key(&tc.join("lib/librustc_driver-abc.so")));
+        assert_eq!(tool_ids_in(&home, None), before);
+        // `rustup update`: new files under the same names.
+        std::fs::remove_file(tc.join("lib/librustc_driver-abc.so")).unwrap();
+        std::fs::write(tc.join("lib/librustc_driver-def.so"), "driver 2").unwrap();
+        assert_ne!(tool_ids_in(&home, None), before);
+        // Another toolchain installed.
+        let now = tool_ids_in(&home, None);
+        std::fs::create_dir_all(dir.path().join("toolchains/nightly/bin")).unwrap();
+        assert_ne!(tool_ids_in(&home, None), now);
     }
 }

@@ -641,14 +641,15 @@ fn fresh_pipeline(features: &str) -> String {
     )
 }
 
-/// `shipit build --json` in `dir` with `env` (and no inherited RUSTFLAGS, HELLO_FLAVOUR or
-/// SHIPIT_NO_FRESHNESS otherwise): the one `built` entry, and the build log.
+/// `shipit build --json` in `dir` with `env` (and no inherited RUSTFLAGS, HELLO_FLAVOUR,
+/// RUSTUP_TOOLCHAIN or SHIPIT_NO_FRESHNESS otherwise): the one `built` entry, and the build log.
 fn build_once(dir: &Path, env: &[(&str, &str)]) -> (serde_json::Value, String) {
     let mut cmd = shipit(dir);
     cmd.args(["build", "--json"])
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("HELLO_FLAVOUR")
+        .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("SHIPIT_NO_FRESHNESS");
     for (k, v) in env {
         cmd.env(k, v);
@@ -742,8 +743,13 @@ fn a_no_op_build_starts_no_toolchain_and_each_changed_input_defeats_it() {
     );
     defeated("a new .cargo/config.toml", &[("HELLO_FLAVOUR", "b")], true);
 
+    // The toolchain chosen through the environment (the same one: cargo has nothing to do).
+    let env = [("HELLO_FLAVOUR", "b"), ("RUSTUP_TOOLCHAIN", "stable")];
+    defeated("RUSTUP_TOOLCHAIN set", &env, false);
+
     // The escape hatch: the toolchain starts (and cargo finds nothing to do).
-    let (b, log) = build_once(dir, &[("HELLO_FLAVOUR", "b"), ("SHIPIT_NO_FRESHNESS", "1")]);
+    let (b, log) = build_once(dir, &[env[0], env[1], ("SHIPIT_NO_FRESHNESS", "1")]);
     assert_eq!(b["fresh"], false, "{log}");
     assert_eq!(b["compiled"], false, "{log}");
+    assert!(log.contains("SHIPIT_NO_FRESHNESS is set"), "{log}");
 }
