@@ -5,6 +5,7 @@
 //! platform image passed verification.
 
 pub mod build;
+pub mod build_fresh;
 pub mod deb_base;
 pub mod doctor;
 pub mod dry_run;
