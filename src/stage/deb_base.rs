@@ -4,8 +4,8 @@
 //! rootfs with the image user, and that rootfs becomes a one-layer base image in a small OCI
 //! layout under `~/.cache/shipit/deb-bases/<key>`. The packagers then read it like any
 //! `oci:PATH:TAG` base. The key is the SHA256 of what decides the layer's bytes (the locked
-//! packages of that architecture, the user, the epoch), so a second package assembles nothing,
-//! and the same lock gives the same digests on any machine.
+//! packages of that architecture, the user, the epoch, the compression settings), so a second
+//! package assembles nothing, and the same lock gives the same digests on any machine.
 
 use super::image_rules::image_user;
 use crate::config::{Base, Config};
@@ -23,7 +23,8 @@ use std::path::PathBuf;
 /// The tag of the base image inside a cached base layout.
 const TAG: &str = "base";
 
-/// Bumped when the assembly changes the bytes for the same inputs (it is part of the key).
+/// Bumped when the assembly changes the bytes for the same inputs (it is part of the key, with
+/// the layer compression's `pgzip::SETTINGS`).
 const ASSEMBLY_VERSION: u32 = 1;
 
 /// What `package.json` records of a platform's `deb:` base.
@@ -299,8 +300,11 @@ fn base_key(
     epoch: u64,
 ) -> String {
     let mut text = format!(
-        "shipit deb base v{ASSEMBLY_VERSION}\nsuite {}\narch {}\nplatform {}\nepoch {epoch}\n",
-        r.suite, r.arch, p.platform
+        "shipit deb base v{ASSEMBLY_VERSION}\ncompression {}\nsuite {}\narch {}\nplatform {}\nepoch {epoch}\n",
+        crate::oci::pgzip::SETTINGS,
+        r.suite,
+        r.arch,
+        p.platform
     );
     if let Some(u) = user {
         text.push_str(&format!("user {}:{}:{}\n", u.name, u.uid, u.gid));
