@@ -176,6 +176,16 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
                 }
             }
         }
+        if let Some(d) = &p.deb {
+            // A deb:SUITE base: the archive's InRelease is checked with gpgv (and the keyring).
+            add(
+                "gpgv".into(),
+                Probe::Binary("gpgv".into(), semver::Version::new(2, 0, 0)),
+                Install::Apt("gpgv".into()),
+                format!("{why}: deb base ({})", d.arch),
+                Necessity::Required,
+            );
+        }
         if verify && !p.native {
             let q = p.spec.qemu_static();
             add(
