@@ -4,18 +4,12 @@
 
 use super::types::*;
 use super::values::*;
+pub use super::walker::Problem;
+use super::walker::{Walker, list, suggest};
 use super::yaml::{Key, Kind, Node, Pos};
 use crate::platform::{Libc, Platform};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// One problem in the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub pos: Pos,
-    pub message: String,
-    pub hint: Option<String>,
-}
 
 const TOP: &[&str] = &[
     "version",
@@ -51,11 +45,6 @@ const CHECK: &[&str] = &[
 const SERVE: &[&str] = &["port", "path", "status", "timeout"];
 const STOP: &[&str] = &["signal", "within"];
 const PUBLISH: &[&str] = &["to", "insecure"];
-pub(super) struct Walker<'a> {
-    pub(super) root: &'a Path,
-    pub(super) problems: Vec<Problem>,
-}
-
 /// A mapping whose keys were checked against a known list.
 struct Fields<'n> {
     pos: Pos,
@@ -132,37 +121,7 @@ fn find_secrets(n: &Node, out: &mut Vec<Problem>) {
     }
 }
 
-pub(super) fn suggest(name: &str, known: &[&str]) -> Option<String> {
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k.to_string())
-}
-
-pub(super) fn list(known: &[&str]) -> String {
-    known
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Walker<'_> {
-    pub(super) fn err(
-        &mut self,
-        pos: Pos,
-        message: impl Into<String>,
-        hint: impl Into<Option<String>>,
-    ) {
-        self.problems.push(Problem {
-            pos,
-            message: message.into(),
-            hint: hint.into(),
-        });
-    }
-
     fn fields<'n>(&mut self, n: &'n Node, what: &str, known: &[&str]) -> Option<Fields<'n>> {
         let Kind::Map(entries) = &n.kind else {
             self.err(

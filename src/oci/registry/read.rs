@@ -1,15 +1,32 @@
 //! Reading from the registry: whether a blob exists, a manifest's HEAD and GET (size-limited,
 //! digest-checked), and a blob streamed to a file while its digest is checked.
 
+use super::auth;
+use super::client::{MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryClient};
+use super::error::{RegistryError, redact_url};
+use super::reference;
 use super::transport::{Payload, Req, header, into_ureq, is_transient_io};
-use super::{
-    MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryClient, RegistryError, auth, redact_url, reference,
-};
 use crate::oci::digest::{Digest, HashingWriter};
 use std::io::{self, Read};
 use std::path::Path;
 
 impl RegistryClient {
+    /// Checks that the registry answers and that the credentials work (GET `/v2/`).
+    pub fn ping(&self) -> Result<(), RegistryError> {
+        let scopes = auth::push_scopes(&self.repository, None);
+        self.retry("ping", |_| {
+            let resp = self.send(Req {
+                method: "GET",
+                target: self.target("/v2/"),
+                headers: vec![],
+                payload: Payload::Empty,
+                scopes: &scopes,
+                what: "ping",
+            })?;
+            self.expect(resp, &[200], "ping").map(drop)
+        })
+    }
+
     /// Whether the repository has this blob (HEAD).
     pub fn blob_exists(&self, digest: &Digest) -> Result<bool, RegistryError> {
         let scopes = auth::push_scopes(&self.repository, None);

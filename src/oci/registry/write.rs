@@ -2,8 +2,11 @@
 //! repository if allowed, else uploaded in one PUT or PATCH chunks), and a manifest or index
 //! PUT with its digest checked against the registry's answer.
 
+use super::auth;
+use super::client::{BlobOutcome, RegistryClient};
+use super::error::RegistryError;
+use super::reference;
 use super::transport::{Payload, Req, Target, check_digest_header};
-use super::{BlobOutcome, RegistryClient, RegistryError, auth, reference};
 use crate::oci::digest::Digest;
 use std::path::Path;
 use std::sync::atomic::Ordering;
