@@ -5,7 +5,7 @@
 //! in `dist/build.json` with its sha256, size and ELF facts.
 
 use crate::error::{Error, Result};
-use crate::exec::{self, ExecError};
+use crate::exec::{self, Cancel, ExecError};
 use crate::oci::digest::Digest;
 use crate::plan::{Plan, PlatformPlan};
 use crate::platform::Libc;
@@ -24,6 +24,8 @@ pub struct Options {
     pub jobs: usize,
     pub keep_going: bool,
     pub dry_run: bool,
+    /// The run's cancel token: no new target starts once it is set, and running builds stop.
+    pub cancel: Cancel,
 }
 
 /// One built binary, as recorded in `dist/build.json`.
@@ -102,13 +104,13 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(p) = targets.get(i) else { break };
-                    if stop.load(Ordering::SeqCst) || exec::cancelled().is_some() {
+                    if stop.load(Ordering::SeqCst) || opts.cancel.is_cancelled() {
                         progress.set(i, "skipped");
                         break;
                     }
                     progress.set(i, "compiling");
                     ui.verbose(format!("  $ {}", p.build.display()));
-                    let r = build_one(plan, p, &stop, &progress, i);
+                    let r = build_one(p, &stop, &opts.cancel, &progress, i);
                     match &r {
                         Ok(b) => progress.finish(
                             i,
@@ -133,12 +135,10 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                 }
             });
         }
-        s.spawn(|| progress.tick_until_done(&targets));
+        s.spawn(|| progress.tick_until_done(&targets, &opts.cancel));
     });
     progress.clear();
-    if let Some(sig) = exec::cancelled() {
-        return Err(Error::interrupted(sig));
-    }
+    opts.cancel.check()?;
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     let mut built = Vec::new();
@@ -181,36 +181,30 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
 }
 
 fn build_one(
-    plan: &Plan,
     p: &PlatformPlan,
     stop: &AtomicBool,
+    cancel: &Cancel,
     progress: &Progress,
     i: usize,
 ) -> Result<Built> {
     let start = Instant::now();
     let _ = std::fs::remove_file(&p.log);
     progress.set_log(i, &p.log);
-    exec::run_logged_until(
-        &p.build,
-        &p.log,
-        Some(BUILD_TIMEOUT),
-        Some(stop),
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
-    )
-    .map_err(|e| match e {
-        ExecError::Stopped { .. } => Error::stage(e.to_string()),
-        other => {
-            let err: Error = other.into();
-            Error {
-                message: format!(
-                    "build of {} ({}) failed: {}",
-                    p.platform, p.libc, err.message
-                ),
-                ..err
+    exec::run_logged_until(&p.build, &p.log, Some(BUILD_TIMEOUT), Some(stop), cancel).map_err(
+        |e| match e {
+            ExecError::Stopped { .. } => Error::stage(e.to_string()),
+            other => {
+                let err: Error = other.into();
+                Error {
+                    message: format!(
+                        "build of {} ({}) failed: {}",
+                        p.platform, p.libc, err.message
+                    ),
+                    ..err
+                }
             }
-        }
-    })?;
+        },
+    )?;
     let log = std::fs::read_to_string(&p.log).unwrap_or_default();
     let compiled = log
         .lines()
@@ -230,7 +224,7 @@ fn build_one(
             p.built.display()
         ))
     })?;
-    let (errors, warnings) = check_binary(plan, p, &facts);
+    let (errors, warnings) = check_binary(p, &facts);
     if !errors.is_empty() {
         return Err(Error::stage(format!(
             "the {} ({}) binary does not fit its platform, so it was not used:",
@@ -271,13 +265,9 @@ fn build_one(
     })
 }
 
-/// Checks a binary against its platform and the glibc floor: (errors, warnings).
-pub fn check_binary(
-    plan: &Plan,
-    p: &PlatformPlan,
-    facts: &elf::ElfFacts,
-) -> (Vec<String>, Vec<String>) {
-    let _ = plan;
+/// Checks a binary against its platform and libc: (errors, warnings). The glibc floor is
+/// checked by `verify`, against the image's own glibc.
+pub fn check_binary(p: &PlatformPlan, facts: &elf::ElfFacts) -> (Vec<String>, Vec<String>) {
     let expect = elf::ElfExpect::for_platform(p.spec).with_libc(p.libc);
     let findings = elf::check(facts, &expect);
     let mut errors = Vec::new();
@@ -368,7 +358,7 @@ impl Progress {
     }
 
     /// Refreshes the bars from the build logs ("compiling serde (12 crates)") until all finish.
-    fn tick_until_done(&self, targets: &[&PlatformPlan]) {
+    fn tick_until_done(&self, targets: &[&PlatformPlan], cancel: &Cancel) {
         let Some((_, bars)) = &self.bars else { return };
         loop {
             let done = self
@@ -376,7 +366,7 @@ impl Progress {
                 .lock()
                 .map(|d| d.iter().all(|x| *x))
                 .unwrap_or(true);
-            if done || exec::cancelled().is_some() {
+            if done {
                 return;
             }
             let logs = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
@@ -402,7 +392,9 @@ impl Progress {
                 }
                 bars[i].tick();
             }
-            std::thread::sleep(Duration::from_millis(150));
+            if cancel.sleep(Duration::from_millis(150)).is_err() {
+                return;
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::ui::Ui;
 use std::path::Path;
 
-pub fn run(dir: &Path, force: bool, ui: &Ui) -> Result<()> {
+pub fn run(dir: &Path, force: bool, cancel: &crate::exec::Cancel, ui: &Ui) -> Result<()> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.exists() {
         return Err(Error::config(format!(
@@ -14,7 +14,7 @@ pub fn run(dir: &Path, force: bool, ui: &Ui) -> Result<()> {
         )));
     }
     let (package, version, bins, _, _) =
-        crate::tools::cargo::facts(&manifest, None).map_err(Error::config)?;
+        crate::tools::cargo::facts(&manifest, None, cancel).map_err(Error::config)?;
     let bin = match bins.as_slice() {
         [] => {
             return Err(Error::config(format!(

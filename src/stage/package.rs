@@ -9,6 +9,7 @@
 use super::image_rules::{image_labels, index_annotations, oci_platform, passwd_group};
 use crate::config::{Base, Config};
 use crate::error::{Error, Result};
+use crate::exec::Cancel;
 use crate::oci::image::{self, Descriptor, ImageSpec};
 use crate::oci::index;
 use crate::oci::layer::Entry;
@@ -55,7 +56,7 @@ pub fn staging_ref(libc: Libc) -> String {
     format!("staging-{}", libc.name())
 }
 
-pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
+pub fn run(cfg: &Config, plan: &Plan, cancel: &Cancel, ui: &Ui) -> Result<Packaged> {
     let layout_dir = plan.out_dir.join("oci");
     let layout = Layout::create(&layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
     ui.step(format!(
@@ -66,7 +67,7 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
     ));
     let mut images = Vec::new();
     for img in &plan.images {
-        images.push(package_image(cfg, plan, img, &layout, ui)?);
+        images.push(package_image(cfg, plan, img, &layout, cancel, ui)?);
     }
     let packaged = Packaged {
         version: plan.version.to_string(),
@@ -85,6 +86,7 @@ fn package_image(
     plan: &Plan,
     img: &ImagePlan,
     layout: &Layout,
+    cancel: &Cancel,
     ui: &Ui,
 ) -> Result<PackagedImage> {
     let mut entries = Vec::new();
@@ -95,13 +97,15 @@ fn package_image(
         crate::config::Packager::Docker => img
             .platforms
             .iter()
-            .map(|p| super::package_docker::package_platform(cfg, plan, img, p, layout))
+            .map(|p| super::package_docker::package_platform(cfg, plan, img, p, layout, cancel))
             .collect(),
         crate::config::Packager::Native => std::thread::scope(|s| {
             let handles: Vec<_> = img
                 .platforms
                 .iter()
-                .map(|p| s.spawn(move || package_platform(cfg, plan, img, p, layout)))
+                .map(|p| {
+                    s.spawn(move || package_platform(cfg, plan, img, p, layout, cancel, ui.json))
+                })
                 .collect();
             handles
                 .into_iter()
@@ -168,6 +172,8 @@ fn package_platform(
     img: &ImagePlan,
     p: &PlatformPlan,
     layout: &Layout,
+    cancel: &Cancel,
+    json: bool,
 ) -> Result<(Descriptor, u64)> {
     if !p.binary.exists() {
         return Err(Error::stage(format!(
@@ -184,9 +190,11 @@ fn package_platform(
         Base::Scratch => None,
         Base::Oci { path, tag } => Some((path.clone(), tag.clone())),
         Base::Registry(r) => Some(
-            super::pull::pull_base(r, &want, cfg.publish.insecure).map_err(|e| Error {
-                message: format!("{} base {}: {}", p.platform, r, e.message),
-                ..e
+            super::pull::pull_base(r, &want, cfg.publish.insecure, cancel, json).map_err(|e| {
+                Error {
+                    message: format!("{} base {}: {}", p.platform, r, e.message),
+                    ..e
+                }
             })?,
         ),
     };
@@ -233,7 +241,7 @@ fn package_platform(
             f.mode,
         ));
     }
-    let (layer_desc, digests) = layout
+    let (_, digests) = layout
         .write_layer(&entries, epoch)
         .map_err(|e| Error::stage(format!("{} layer: {e}", p.platform)))?;
     let labels = image_labels(cfg, plan, epoch);
@@ -265,7 +273,6 @@ fn package_platform(
         annotations: BTreeMap::new(),
         epoch,
     };
-    let _ = layer_desc;
     let built = image::build(base.as_ref(), &[digests], &spec)
         .map_err(|e| Error::stage(format!("{} image: {e}", p.platform)))?;
     layout

@@ -8,7 +8,7 @@ use crate::oci::image::{self, Descriptor};
 use crate::oci::index;
 use crate::oci::layout::Layout;
 use crate::oci::registry::credentials::{CredentialError, Credentials};
-use crate::oci::registry::{ClientOptions, Reference, RegistryClient};
+use crate::oci::registry::{ClientOptions, MaskSink, Reference, RegistryClient};
 use crate::ui::Ui;
 use std::path::Path;
 
@@ -20,8 +20,13 @@ pub const DEADLINE_ENV: &str = "SHIPIT_REGISTRY_DEADLINE";
 
 /// Client options for a registry: plain http only for loopback hosts or when insecure; the
 /// request deadline from `SHIPIT_REGISTRY_DEADLINE` when set.
-pub fn client_options(reference: &Reference, insecure: bool) -> Result<ClientOptions> {
+/// Under `--json` the client's `::add-mask::` lines go to stderr, so that stdout holds the JSON
+/// document only.
+pub fn client_options(reference: &Reference, insecure: bool, json: bool) -> Result<ClientOptions> {
     let mut opts = ClientOptions::default();
+    if json {
+        opts.mask_sink = MaskSink::Stderr;
+    }
     let ca = std::env::var_os("SHIPIT_REGISTRY_CA_FILE").map(std::path::PathBuf::from);
     opts.plain_http = ca.is_none() && (reference.is_loopback() || insecure);
     opts.insecure = insecure;
@@ -43,7 +48,12 @@ pub fn client_options(reference: &Reference, insecure: bool) -> Result<ClientOpt
     Ok(opts)
 }
 
-pub fn client(reference: &Reference, insecure: bool, cancel: &Cancel) -> Result<RegistryClient> {
+pub fn client(
+    reference: &Reference,
+    insecure: bool,
+    cancel: &Cancel,
+    json: bool,
+) -> Result<RegistryClient> {
     let creds = Credentials::resolve(
         &reference.registry,
         crate::oci::registry::credentials::HELPER_TIMEOUT,
@@ -56,7 +66,7 @@ pub fn client(reference: &Reference, insecure: bool, cancel: &Cancel) -> Result<
     RegistryClient::new(
         reference,
         creds,
-        client_options(reference, insecure)?,
+        client_options(reference, insecure, json)?,
         cancel,
     )
     .map_err(registry_error)
@@ -71,10 +81,9 @@ pub fn registry_error(e: crate::oci::registry::RegistryError) -> Error {
     }
 }
 
-pub fn pull(spec: &str, dir: &Path, insecure: bool, ui: &Ui) -> Result<Vec<Item>> {
+pub fn pull(spec: &str, dir: &Path, insecure: bool, cancel: &Cancel, ui: &Ui) -> Result<Vec<Item>> {
     let reference = Reference::parse(spec).map_err(|e| Error::config(format!("{spec}: {e}")))?;
-    // TODO(session): take the token from the Session
-    let client = client(&reference, insecure, &Cancel::current())?;
+    let client = client(&reference, insecure, cancel, ui.json)?;
     let layout = Layout::create(dir).map_err(|e| Error::stage(format!("{e}")))?;
     ui.step(format!("pull {spec}"));
     let (bytes, media_type, digest) = client
@@ -146,6 +155,8 @@ pub fn pull_base(
     spec: &str,
     want: &crate::oci::index::Platform,
     insecure: bool,
+    cancel: &Cancel,
+    json: bool,
 ) -> Result<(std::path::PathBuf, Option<String>)> {
     let reference = Reference::parse(spec).map_err(|e| Error::config(format!("{e}")))?;
     let cache = std::env::var_os("XDG_CACHE_HOME")
@@ -154,8 +165,7 @@ pub fn pull_base(
         .unwrap_or_else(std::env::temp_dir)
         .join("shipit/bases");
     let layout = Layout::create(&cache).map_err(|e| Error::stage(format!("{e}")))?;
-    // TODO(session): take the token from the Session
-    let client = client(&reference, insecure, &Cancel::current())?;
+    let client = client(&reference, insecure, cancel, json)?;
     let (bytes, media_type, digest) = client
         .get_manifest(&reference.tag_or_digest())
         .map_err(registry_error)?;

@@ -40,6 +40,9 @@ pub struct PlatformReport {
     pub manifest_digest: String,
     pub compressed_size: u64,
     pub verify_seconds: f64,
+    /// The verification was reused from an earlier run with identical bytes and checks
+    /// (`dist/cache/verified.json`): nothing ran this time.
+    pub cached: bool,
     pub checks: Vec<crate::verify::checks::CheckResult>,
 }
 
@@ -60,9 +63,13 @@ pub fn read_password_stdin(wanted: bool) -> Result<Option<String>> {
 }
 
 /// Every tool the plan needs is here (exit 3 before anything is built, when not).
-pub fn doctor_gate(cfg: &Config, plan: &Plan) -> Result<()> {
-    let findings =
-        crate::tools::doctor::check(plan, true, cfg.package == crate::config::Packager::Docker);
+pub fn doctor_gate(cfg: &Config, plan: &Plan, cancel: &crate::exec::Cancel) -> Result<()> {
+    let findings = crate::tools::doctor::check(
+        plan,
+        true,
+        cfg.package == crate::config::Packager::Docker,
+        cancel,
+    );
     let blocking = crate::tools::doctor::blocking(&findings);
     if blocking.is_empty() {
         return Ok(());
@@ -110,6 +117,7 @@ pub fn finish(
                             manifest_digest: p.manifest.digest.to_string(),
                             compressed_size: p.compressed_size,
                             verify_seconds: v.map(|v| v.seconds).unwrap_or(0.0),
+                            cached: v.is_some_and(|v| v.cached),
                             checks: v.map(|v| v.checks.clone()).unwrap_or_default(),
                         }
                     })

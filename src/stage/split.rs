@@ -66,7 +66,12 @@ pub fn push_and_write_fragments(
     let (cfg, plan) = (&s.config, &s.plan);
     let failed = verify::failure(verified);
     let client = if failed.is_none() {
-        Some(publish::registry_client(cfg, password)?)
+        Some(publish::registry_client(
+            cfg,
+            password,
+            &s.opts.cancel,
+            ui.json,
+        )?)
     } else {
         None
     };
@@ -188,7 +193,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             problems.join("\n  ")
         )));
     }
-    let client = publish::registry_client(cfg, password)?;
+    let client = publish::registry_client(cfg, password, &s.opts.cancel, ui.json)?;
     ui.step(format!(
         "merge {} fragments into {}",
         fragments.len(),
@@ -197,7 +202,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
     // The manifests must be in the registry, exactly as the fragments say.
     for f in fragments.values() {
         let (c, d) = (client.clone(), f.manifest.digest.to_string());
-        match publish::interruptible(move || c.head_manifest(&d)) {
+        match publish::interruptible(client.cancel(), move || c.head_manifest(&d)) {
             Ok(Some((d, _, _))) if d == f.manifest.digest => {}
             Ok(_) => {
                 return Err(Error::stage(format!(
@@ -281,6 +286,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
                                 manifest_digest: f.manifest.digest.to_string(),
                                 compressed_size: f.compressed_size,
                                 verify_seconds: f.checks.iter().map(|c| c.seconds).sum(),
+                                cached: !f.checks.is_empty() && f.checks.iter().all(|c| c.cached),
                                 checks: f.checks.clone(),
                             }
                         })

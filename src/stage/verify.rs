@@ -46,6 +46,8 @@ pub struct Settings {
     /// Same bytes + same checks = same answer, so `release` and `publish` reuse it and report it
     /// as cached without running anything; `shipit verify` always runs afresh (None).
     pub cache: Option<std::path::PathBuf>,
+    /// The run's cancel token: no new platform starts once it is set, and guests are stopped.
+    pub cancel: crate::exec::Cancel,
 }
 
 impl Settings {
@@ -200,7 +202,7 @@ pub fn items_from_oci(spec: &str) -> Result<Vec<Item>> {
 
 /// Verifies every item; platforms run in parallel.
 pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
-    let isolation = Isolation::detect();
+    let isolation = Isolation::detect(&settings.cancel);
     if isolation == Isolation::Prefix {
         ui.warn(format!("verification sandbox: {}", isolation.describe()));
     }
@@ -237,7 +239,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         for _ in 0..settings.jobs.clamp(1, todo.len().max(1)) {
             s.spawn(|| {
                 while let Some(&i) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    if crate::exec::cancelled().is_some() {
+                    if settings.cancel.is_cancelled() {
                         break;
                     }
                     let r = verify_one(&items[i], settings, isolation, ui);
@@ -247,9 +249,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
             });
         }
     });
-    if let Some(sig) = crate::exec::cancelled() {
-        return Err(Error::interrupted(sig));
-    }
+    settings.cancel.check()?;
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     if let Some(c) = cache.as_mut() {
@@ -496,6 +496,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
                 .filter(|w| !w.is_empty())
                 .unwrap_or("/")
                 .to_string(),
+            cancel: settings.cancel.clone(),
         };
         if let Err(e) = guest.install_qemu() {
             report.checks.push(CheckResult {
@@ -540,7 +541,7 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
                     .map(|f| format!(" — fix: {f}"))
                     .unwrap_or_default()
             );
-            print!("{}", crate::ci::github::error(&msg));
+            ui.github_error(&msg);
         }
     }
     if ui.quiet {

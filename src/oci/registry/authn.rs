@@ -10,7 +10,6 @@ use super::transport::{Payload, Req, Target, header};
 use super::{Credentials, RegistryClient, RegistryError, Secret, redact_url};
 use base64::Engine as _;
 use std::collections::HashMap;
-use std::io::{self, Write};
 use ureq::http;
 
 /// How requests to the registry authenticate, learnt from the `/v2/` ping (or from a later
@@ -249,11 +248,7 @@ impl RegistryClient {
             ),
         })?;
         if self.opts.mask_tokens {
-            let mut out = io::stdout().lock();
-            for line in token.lines().filter(|l| !l.trim().is_empty()) {
-                let _ = writeln!(out, "::add-mask::{line}");
-            }
-            let _ = out.flush();
+            self.opts.mask_sink.add_mask(&token);
         }
         Ok(token)
     }
