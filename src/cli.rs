@@ -2,7 +2,7 @@
 //! stages (nothing below this module imports it). `main` stays thin; every command returns
 //! `error::Result`, mapped to the documented exit codes here.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::session::{RunOptions, Session};
 use crate::stage::{self, Mode};
 use crate::ui::Ui;
@@ -191,14 +191,14 @@ pub fn main() -> i32 {
                 ui.error(e.to_string());
                 return e.exit_code();
             }
-            if e.kind == crate::error::Kind::Config && e.message.contains(": error: ") {
+            match e.rendered_config() {
                 // A rendered config error already says `file:line:col: error:` per problem.
-                eprintln!("{e}");
-            } else {
-                ui.error(e.to_string());
+                Some(rendered) => eprintln!("{rendered}"),
+                None => ui.error(e.to_string()),
             }
-            if e.kind != crate::error::Kind::Config {
-                ui.github_error(&e.message);
+            // Config errors were annotated per problem (file, line, column) when loaded.
+            if e.kind() != Kind::Config {
+                ui.github_error(&e.message());
             }
             e.exit_code()
         }

@@ -74,6 +74,7 @@ impl Session {
                 tools.join().unwrap_or_default(),
             )
         });
+        // `project.manifest` is the config's: `cargo metadata` failing on it is exit 2.
         let (package, package_version, bins, manifest_path, target_dir) = cargo_facts
             .map_err(|e| Error::config(format!("{}: {e}", config.project.manifest.display())))?;
         let facts = Facts {
@@ -114,6 +115,6 @@ impl Session {
 pub fn load_config(opts: &RunOptions, ui: &Ui) -> Result<Config> {
     config::load(&opts.config).map_err(|e| {
         ui.github_config_error(&e);
-        Error::config(e.to_string())
+        Error::Config(e)
     })
 }

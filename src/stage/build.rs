@@ -146,7 +146,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     for (i, r) in results {
         match r {
             Ok(b) => built.push(b),
-            Err(e) if e.message.contains("stopped because another target failed") => {
+            Err(Error::Exec(ExecError::Stopped { .. })) => {
                 ui.info(format!(
                     "  {} ({}): stopped",
                     targets[i].platform, targets[i].libc
@@ -192,16 +192,10 @@ fn build_one(
     progress.set_log(i, &p.log);
     exec::run_logged_until(&p.build, &p.log, Some(BUILD_TIMEOUT), Some(stop), cancel).map_err(
         |e| match e {
-            ExecError::Stopped { .. } => Error::stage(e.to_string()),
+            // Not a failure of its own: `run` reports it as stopped.
+            ExecError::Stopped { .. } => Error::from(e),
             other => {
-                let err: Error = other.into();
-                Error {
-                    message: format!(
-                        "build of {} ({}) failed: {}",
-                        p.platform, p.libc, err.message
-                    ),
-                    ..err
-                }
+                Error::from(other).context(format!("build of {} ({}) failed", p.platform, p.libc))
             }
         },
     )?;
@@ -239,8 +233,7 @@ fn build_one(
         ));
     }
     if let Some(dir) = p.binary.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::stage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = p.binary.with_extension("tmp");
     std::fs::write(&tmp, &bytes)
@@ -249,7 +242,7 @@ fn build_one(
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         })
         .and_then(|_| std::fs::rename(&tmp, &p.binary))
-        .map_err(|e| Error::stage(format!("{}: {e}", p.binary.display())))?;
+        .map_err(|e| Error::io(&p.binary, e))?;
     Ok(Built {
         platform: p.platform.to_string(),
         libc: p.libc,
@@ -283,11 +276,10 @@ pub fn check_binary(p: &PlatformPlan, facts: &elf::ElfFacts) -> (Vec<String>, Ve
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::stage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| Error::stage(format!("{}: {e}", path.display())))
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
 
 /// One line per target: indicatif bars on a terminal, plain lines otherwise.

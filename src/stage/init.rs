@@ -14,6 +14,7 @@ pub fn run(dir: &Path, force: bool, cancel: &crate::exec::Cancel, ui: &Ui) -> Re
         )));
     }
     let (package, version, bins, _, _) =
+        // The project's Cargo.toml is init's input: `cargo metadata` failing on it is exit 2.
         crate::tools::cargo::facts(&manifest, None, cancel).map_err(Error::config)?;
     let bin = match bins.as_slice() {
         [] => {
@@ -41,12 +42,10 @@ pub fn run(dir: &Path, force: bool, cancel: &crate::exec::Cancel, ui: &Ui) -> Re
     // What init writes must be a valid pipeline.
     crate::config::parse_str(&text, &pipeline, dir)
         .map_err(|e| Error::stage(format!("internal: init wrote an invalid pipeline:\n{e}")))?;
-    std::fs::write(&pipeline, text)
-        .map_err(|e| Error::stage(format!("{}: {e}", pipeline.display())))?;
+    std::fs::write(&pipeline, text).map_err(|e| Error::io(&pipeline, e))?;
     std::fs::create_dir_all(dockerfile.parent().unwrap_or(dir))
         .map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(&dockerfile, dockerfile_text(&bin))
-        .map_err(|e| Error::stage(format!("{}: {e}", dockerfile.display())))?;
+    std::fs::write(&dockerfile, dockerfile_text(&bin)).map_err(|e| Error::io(&dockerfile, e))?;
     ui.ok(format!(
         "wrote {} and {}",
         pipeline.display(),

@@ -251,6 +251,8 @@ fn load_base(
     cancel: &Cancel,
 ) -> Result<String> {
     let want = super::image_rules::oci_platform(p);
+    // The pipeline's `image.base` layout: unreadable or without this platform is a config
+    // error (exit 2), as in the native packager.
     let base_err =
         |e: &dyn std::fmt::Display| Error::config(format!("{} base {shown}: {e}", p.platform));
     let from = Layout::open(path).map_err(|e| base_err(&e))?;

@@ -100,10 +100,9 @@ fn run_stage(
                     Ok(())
                 }
                 (Mode::Smoke, Some(e)) => Err(e),
-                (_, Some(e)) => Err(Error {
-                    message: format!("{}; nothing was published and no tag moved", e.message),
-                    ..e
-                }),
+                (_, Some(e)) => Err(Error::stage(format!(
+                    "{e}; nothing was published and no tag moved"
+                ))),
             }
         }
         Stage::Publish => {

@@ -9,7 +9,7 @@
 
 use super::package::Packaged;
 use crate::config::{Config, PublishTo};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::exec::Cancel;
 use crate::oci::layout::Layout;
 use crate::oci::registry::{BlobOutcome, Reference, RegistryClient, RegistryError};
@@ -85,18 +85,18 @@ pub fn run(
 fn to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) -> Result<Published> {
     let target = format!("oci:{}", path.display());
     ui.step(format!("publish to {target}"));
-    let from = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    let from = Layout::open(&packaged.layout)?;
     let same = std::fs::canonicalize(path).ok() == std::fs::canonicalize(&packaged.layout).ok();
     let to = if same {
         from.clone()
     } else {
-        Layout::create(path).map_err(|e| Error::stage(format!("{e}")))?
+        Layout::create(path)?
     };
     if !same {
         for img in &packaged.images {
             cancel.check()?;
             from.copy_image(&to, &img.index)
-                .map_err(|e| Error::stage(format!("copy {} into {target}: {e}", img.variant)))?;
+                .with_context(|| format!("copy {} into {target}", img.variant))?;
         }
     }
     let mut out = Published {
@@ -112,8 +112,7 @@ fn to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) -> Resu
                 unchanged.push(t.clone());
                 continue;
             }
-            to.tag(t, &img.index)
-                .map_err(|e| Error::stage(format!("tag {t}: {e}")))?;
+            to.tag(t, &img.index).with_context(|| format!("tag {t}"))?;
             moved.push(t.clone());
         }
         out.images.push(tagged(img, moved, unchanged, ui));
@@ -130,8 +129,7 @@ pub fn registry_client(
     cancel: &Cancel,
     json: bool,
 ) -> Result<Arc<RegistryClient>> {
-    let reference = Reference::parse(&cfg.image.repository)
-        .map_err(|e| Error::config(format!("image.repository: {e}")))?;
+    let reference = Reference::parse(&cfg.image.repository).context("image.repository")?;
     match password_stdin {
         Some(pw) => {
             let user = std::env::var("SHIPIT_REGISTRY_USER").map_err(|_| {
@@ -148,7 +146,7 @@ pub fn registry_client(
                 cancel,
             )
             .map(Arc::new)
-            .map_err(super::pull::registry_error)
+            .map_err(Error::from)
         }
         None => super::pull::client(&reference, cfg.publish.insecure, cancel, json).map(Arc::new),
     }
@@ -163,7 +161,7 @@ pub fn interruptible<T>(
     f: impl FnOnce() -> std::result::Result<T, RegistryError>,
 ) -> Result<T> {
     cancel.check()?;
-    f().map_err(super::pull::registry_error)
+    Ok(f()?)
 }
 
 /// Pushes one platform image: its config and layers (HEAD first), then its manifest by digest.
@@ -175,11 +173,8 @@ pub fn push_platform(
     ui: &Ui,
 ) -> Result<()> {
     client.cancel().check()?;
-    let bytes = layout
-        .read_blob(manifest_desc, 4 << 20)
-        .map_err(|e| Error::stage(format!("{e}")))?;
-    let manifest =
-        crate::oci::image::parse_manifest(&bytes).map_err(|e| Error::stage(format!("{e}")))?;
+    let bytes = layout.read_blob(manifest_desc, 4 << 20)?;
+    let manifest = crate::oci::image::parse_manifest(&bytes)?;
     for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
         let (c, digest, size, path) = (
             client.clone(),
@@ -225,7 +220,7 @@ fn to_registry(
     let client = registry_client(cfg, password_stdin, cancel, ui.json)?;
     let target = cfg.image.repository.clone();
     ui.step(format!("publish to {target}"));
-    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    let layout = Layout::open(&packaged.layout)?;
     // 1. Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
     if let Err(e) = push_content(&client, &layout, packaged, ui) {
         ui.warn("no tag was moved");
@@ -237,9 +232,7 @@ fn to_registry(
         ..Published::default()
     };
     for img in &packaged.images {
-        let bytes = layout
-            .read_blob(&img.index, 4 << 20)
-            .map_err(|e| Error::stage(format!("{e}")))?;
+        let bytes = layout.read_blob(&img.index, 4 << 20)?;
         let (moved, unchanged) = move_tags(&client, &img.index, &bytes, &img.tags, &out, ui)?;
         out.images.push(tagged(img, moved, unchanged, ui));
     }
@@ -279,7 +272,7 @@ pub fn move_tags(
                 unchanged.push(t.clone());
                 continue;
             }
-            Err(e) if matches!(e.kind, crate::error::Kind::Interrupted(_)) => {
+            Err(e) if e.interrupted_by().is_some() => {
                 report_partial(ui, done, &moved);
                 return Err(e);
             }
@@ -321,9 +314,7 @@ fn push_content(
             push_platform(client, layout, &p.manifest, &p.platform, ui)?;
         }
         client.cancel().check()?;
-        let bytes = layout
-            .read_blob(&img.index, 4 << 20)
-            .map_err(|e| Error::stage(format!("{e}")))?;
+        let bytes = layout.read_blob(&img.index, 4 << 20)?;
         push_manifest_once(
             client,
             img.index.digest.as_str(),
@@ -386,7 +377,7 @@ pub fn push_manifest_once(
     let (c, r) = (client.clone(), reference.to_string());
     match interruptible(client.cancel(), move || c.head_manifest(&r)) {
         Ok(Some((d, _, _))) if &d == digest => return Ok(()),
-        Err(e) if matches!(e.kind, crate::error::Kind::Interrupted(_)) => return Err(e),
+        Err(e) if e.interrupted_by().is_some() => return Err(e),
         _ => {}
     }
     let (c, r, mt, body) = (

@@ -7,7 +7,7 @@
 
 use super::{image_rules, package, publish, verify};
 use crate::config::{Config, PublishTo};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::oci::image::Descriptor;
 use crate::oci::index;
 use crate::platform::Libc;
@@ -75,8 +75,7 @@ pub fn push_and_write_fragments(
     } else {
         None
     };
-    let layout = crate::oci::layout::Layout::open(&packaged.layout)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+    let layout = crate::oci::layout::Layout::open(&packaged.layout)?;
     for img in &packaged.images {
         for p in &img.platforms {
             let report = verified
@@ -106,10 +105,8 @@ pub fn push_and_write_fragments(
             let path = fragment_path(&plan.out_dir, img.variant, spec);
             std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
                 .map_err(|e| Error::stage(e.to_string()))?;
-            let text =
-                serde_json::to_string_pretty(&fragment).map_err(|e| Error::stage(e.to_string()))?;
-            std::fs::write(&path, text + "\n")
-                .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+            let text = serde_json::to_string_pretty(&fragment)?;
+            std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
             ui.ok(format!(
                 "fragment {} ({}) {}: {}",
                 p.platform,
@@ -147,6 +144,8 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
     need_registry(cfg, "--merge")?;
     let mut fragments: BTreeMap<(Libc, String), Fragment> = BTreeMap::new();
     for path in paths {
+        // Fragments are named on the command line (`--merge`): one that cannot be read or is
+        // not a fragment is a usage error (exit 2).
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
         let f: Fragment = serde_json::from_str(&text).map_err(|e| {
@@ -228,7 +227,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             })
             .collect();
         let idx = index::build(&entries, &annotations)
-            .map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
+            .with_context(|| format!("index for {}", img.variant))?;
         publish::push_manifest_once(
             &client,
             idx.descriptor.digest.as_str(),

@@ -6,7 +6,7 @@
 //! over the registry API into a local layout first). Images built by any tool verify alike.
 
 use crate::config::{Check, CpuMode};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::oci::digest::Digest;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index::{self, Platform as OciPlatform};
@@ -122,14 +122,11 @@ pub fn items_from_descriptor(
     variant: Option<Libc>,
     desc: &Descriptor,
 ) -> Result<Vec<Item>> {
-    let layout = Layout::open(layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
+    let layout = Layout::open(layout_dir)?;
     if index::is_index_media_type(&desc.media_type) {
-        let bytes = layout
-            .read_blob(desc, MAX_JSON)
-            .map_err(|e| Error::stage(format!("{image}: {e}")))?;
-        unpack::check_manifest_document(&bytes, &desc.media_type)
-            .map_err(|e| Error::stage(format!("{image}: {e}")))?;
-        let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{image}: {e}")))?;
+        let bytes = layout.read_blob(desc, MAX_JSON).context(image)?;
+        unpack::check_manifest_document(&bytes, &desc.media_type).context(image)?;
+        let idx = index::parse(&bytes).context(image)?;
         let mut out = Vec::new();
         for m in idx.manifests {
             // Attestation manifests (buildx) carry unknown/unknown: not a platform to run.
@@ -170,6 +167,8 @@ pub fn items_from_descriptor(
 
 /// `oci:DIR[:TAG]`: the tagged image, or the only image of the layout.
 pub fn items_from_oci(spec: &str) -> Result<Vec<Item>> {
+    // A layout named on the command line that cannot be read is a usage error (exit 2), not a
+    // failed verification: `Error::config` on purpose, where a layout shipit wrote is exit 1.
     let r = crate::oci::layout::parse_oci_ref(spec).map_err(|e| Error::config(format!("{e}")))?;
     let layout = Layout::open(&r.path).map_err(|e| Error::config(format!("{spec}: {e}")))?;
     let desc = match &r.tag {

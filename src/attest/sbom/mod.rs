@@ -28,12 +28,6 @@ pub enum SbomError {
     },
 }
 
-impl From<SbomError> for crate::error::Error {
-    fn from(e: SbomError) -> Self {
-        crate::error::Error::stage(format!("SBOM: {e}"))
-    }
-}
-
 /// One crate of the resolved graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crate {
