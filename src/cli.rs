@@ -1,6 +1,6 @@
 //! The command line: clap definitions, turned into plain `session::RunOptions` and handed to the
 //! stages (nothing below this module imports it). `main` stays thin; every command returns
-//! `error::Result`, mapped to the documented exit codes here.
+//! `error::Result`, whose `exit_code()` is the process exit code.
 
 use crate::error::{Error, Kind, Result};
 use crate::session::{RunOptions, Session};
@@ -327,12 +327,14 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
                 &opts,
                 *force,
             )
+            // An existing workflow without --force: the command line's to fix (exit 2).
             .map_err(Error::config)?;
             ui.ok(format!("wrote {}", path.display()));
             Ok(())
         }
         Command::Init { force } => {
             let dir = std::env::current_dir()
+                // A current directory that cannot be read is the machine's (exit 3).
                 .map_err(|e| Error::env(format!("current directory: {e}")))?;
             stage::init::run(&dir, *force, &opts.cancel, ui)
         }
