@@ -3,8 +3,8 @@
 //! [`Cancel`] token, with a timeout; and how a run ended when it did not succeed
 //! ([`ExecError`]).
 
-use super::Cmd;
 use super::cancel::{Cancel, GRACE, GroupGuard, signal_name};
+use super::cmd::Cmd;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
