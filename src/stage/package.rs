@@ -232,9 +232,15 @@ fn package_platform(
             f.mode,
         ));
     }
-    let (_, digests) = layout
-        .write_layer(&entries, epoch)
-        .with_context(|| format!("{} layer", p.platform))?;
+    // Content compressed before (same diff_id, same settings) is not compressed again.
+    let written = crate::oci::layer_cache::write_layer(
+        layout,
+        &entries,
+        epoch,
+        &plan.out_dir.join("cache").join("layers"),
+    )
+    .with_context(|| format!("{} layer", p.platform))?;
+    let digests = written.digests;
     let labels = image_labels(cfg, plan, epoch);
     let mut env = cfg.image.env.clone();
     let base_has_path = base.as_ref().is_some_and(|b| {
