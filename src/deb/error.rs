@@ -149,18 +149,21 @@ impl DebError {
 }
 
 impl From<DebError> for crate::error::Error {
+    /// The class comes from [`DebError::kind`] (the archive client knows which of its failures
+    /// are the config's); `crate::error` names no deb type, so the two modules form no cycle.
     fn from(e: DebError) -> crate::error::Error {
-        let kind = e.kind();
+        use crate::error::{Error, Kind};
         let mut message = e.to_string();
         if let DebError::Tool(t) = &e
             && let Some(tail) = t.tail()
         {
             message = format!("{message}\n{tail}");
         }
-        crate::error::Error {
-            kind,
-            message,
-            detail: None,
+        match e.kind() {
+            Kind::Stage => Error::stage(message),
+            Kind::Config => Error::config(message),
+            Kind::Environment => Error::env(message),
+            Kind::Interrupted(sig) => Error::interrupted(sig),
         }
     }
 }

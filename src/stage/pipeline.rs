@@ -61,22 +61,23 @@ fn run_stage(
 ) -> Result<()> {
     let (cfg, plan) = (&s.config, &s.plan);
     match stage {
-        Stage::Doctor => release::doctor_gate(cfg, plan),
+        Stage::Doctor => release::doctor_gate(cfg, plan, &s.opts.cancel),
         Stage::Build => {
             let opts = build::Options {
                 jobs: s.opts.jobs(),
                 keep_going: false,
                 dry_run: false,
+                cancel: s.opts.cancel.clone(),
             };
             build::run(plan, &opts, ui).map(drop)
         }
         Stage::Package => {
-            made.packaged = Some(package::run(cfg, plan, ui)?);
+            made.packaged = Some(package::run(cfg, plan, &s.opts.cancel, ui)?);
             Ok(())
         }
         Stage::Verify => {
             let items = verify_cmd::packaged_items(plan)?;
-            let mut settings = verify_cmd::settings(Some(cfg), None, s.opts.jobs())?;
+            let mut settings = verify_cmd::settings(Some(cfg), None, &s.opts)?;
             // The verification cache (identical bytes, identical checks); smoke always runs.
             if mode != Mode::Smoke {
                 settings.cache = Some(plan.out_dir.clone());
@@ -99,10 +100,9 @@ fn run_stage(
                     Ok(())
                 }
                 (Mode::Smoke, Some(e)) => Err(e),
-                (_, Some(e)) => Err(Error {
-                    message: format!("{}; nothing was published and no tag moved", e.message),
-                    ..e
-                }),
+                (_, Some(e)) => Err(Error::stage(format!(
+                    "{e}; nothing was published and no tag moved"
+                ))),
             }
         }
         Stage::Publish => {
@@ -117,7 +117,13 @@ fn run_stage(
                     ui,
                 );
             }
-            made.published = Some(publish::run(cfg, &packaged, password.take(), ui)?);
+            made.published = Some(publish::run(
+                cfg,
+                &packaged,
+                password.take(),
+                &s.opts.cancel,
+                ui,
+            )?);
             Ok(())
         }
         Stage::Report => {

@@ -6,7 +6,7 @@
 //! over the registry API into a local layout first). Images built by any tool verify alike.
 
 use crate::config::{Check, CpuMode};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::oci::digest::Digest;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index::{self, Platform as OciPlatform};
@@ -46,6 +46,8 @@ pub struct Settings {
     /// Same bytes + same checks = same answer, so `release` and `publish` reuse it and report it
     /// as cached without running anything; `shipit verify` always runs afresh (None).
     pub cache: Option<std::path::PathBuf>,
+    /// The run's cancel token: no new platform starts once it is set, and guests are stopped.
+    pub cancel: crate::exec::Cancel,
 }
 
 impl Settings {
@@ -120,14 +122,11 @@ pub fn items_from_descriptor(
     variant: Option<Libc>,
     desc: &Descriptor,
 ) -> Result<Vec<Item>> {
-    let layout = Layout::open(layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
+    let layout = Layout::open(layout_dir)?;
     if index::is_index_media_type(&desc.media_type) {
-        let bytes = layout
-            .read_blob(desc, MAX_JSON)
-            .map_err(|e| Error::stage(format!("{image}: {e}")))?;
-        unpack::check_manifest_document(&bytes, &desc.media_type)
-            .map_err(|e| Error::stage(format!("{image}: {e}")))?;
-        let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{image}: {e}")))?;
+        let bytes = layout.read_blob(desc, MAX_JSON).context(image)?;
+        unpack::check_manifest_document(&bytes, &desc.media_type).context(image)?;
+        let idx = index::parse(&bytes).context(image)?;
         let mut out = Vec::new();
         for m in idx.manifests {
             // Attestation manifests (buildx) carry unknown/unknown: not a platform to run.
@@ -168,6 +167,8 @@ pub fn items_from_descriptor(
 
 /// `oci:DIR[:TAG]`: the tagged image, or the only image of the layout.
 pub fn items_from_oci(spec: &str) -> Result<Vec<Item>> {
+    // A layout named on the command line that cannot be read is a usage error (exit 2), not a
+    // failed verification: `Error::config` on purpose, where a layout shipit wrote is exit 1.
     let r = crate::oci::layout::parse_oci_ref(spec).map_err(|e| Error::config(format!("{e}")))?;
     let layout = Layout::open(&r.path).map_err(|e| Error::config(format!("{spec}: {e}")))?;
     let desc = match &r.tag {
@@ -200,7 +201,7 @@ pub fn items_from_oci(spec: &str) -> Result<Vec<Item>> {
 
 /// Verifies every item; platforms run in parallel.
 pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
-    let isolation = Isolation::detect();
+    let isolation = Isolation::detect(&settings.cancel);
     if isolation == Isolation::Prefix {
         ui.warn(format!("verification sandbox: {}", isolation.describe()));
     }
@@ -237,7 +238,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         for _ in 0..settings.jobs.clamp(1, todo.len().max(1)) {
             s.spawn(|| {
                 while let Some(&i) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    if crate::exec::cancelled().is_some() {
+                    if settings.cancel.is_cancelled() {
                         break;
                     }
                     let r = verify_one(&items[i], settings, isolation, ui);
@@ -247,9 +248,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
             });
         }
     });
-    if let Some(sig) = crate::exec::cancelled() {
-        return Err(Error::interrupted(sig));
-    }
+    settings.cancel.check()?;
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     if let Some(c) = cache.as_mut() {
@@ -496,6 +495,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
                 .filter(|w| !w.is_empty())
                 .unwrap_or("/")
                 .to_string(),
+            cancel: settings.cancel.clone(),
         };
         if let Err(e) = guest.install_qemu() {
             report.checks.push(CheckResult {
@@ -540,7 +540,7 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
                     .map(|f| format!(" — fix: {f}"))
                     .unwrap_or_default()
             );
-            print!("{}", crate::ci::github::error(&msg));
+            ui.github_error(&msg);
         }
     }
     if ui.quiet {

@@ -28,7 +28,7 @@ pub struct VerifyOptions {
 pub fn settings(
     cfg: Option<&Config>,
     args: Option<&VerifyOptions>,
-    jobs: usize,
+    opts: &RunOptions,
 ) -> Result<Settings> {
     let mut checks: Vec<Check> = cfg.map(|c| c.verify.checks.clone()).unwrap_or_default();
     if let Some(run) = args.and_then(|a| a.run.as_deref()) {
@@ -57,8 +57,9 @@ pub fn settings(
             max_size: cfg.and_then(|c| c.verify.max_size),
         },
         cpu: cfg.map(|c| c.verify.cpu).unwrap_or(CpuMode::Strict),
-        jobs,
+        jobs: opts.jobs(),
         cache: None,
+        cancel: opts.cancel.clone(),
     })
 }
 
@@ -109,13 +110,13 @@ pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
                 v::items_from_oci(image)?
             } else {
                 let insecure = args.insecure || cfg.as_ref().is_some_and(|c| c.publish.insecure);
-                super::pull::pull(image, &g.out.join("pulled"), insecure, ui)?
+                super::pull::pull(image, &g.out.join("pulled"), insecure, &g.cancel, ui)?
             };
             let items = filter(items, &g.platforms)?;
             (cfg, items)
         }
     };
-    let settings = settings(cfg.as_ref(), Some(args), g.jobs())?;
+    let settings = settings(cfg.as_ref(), Some(args), g)?;
     if settings.checks.is_empty() {
         ui.warn("no run or serve checks: only static checks (add verify.checks to the pipeline, or --run ARGS)");
     }

@@ -12,7 +12,6 @@ use super::reference;
 use super::transport::{Payload, Req, Target, header};
 use base64::Engine as _;
 use std::collections::HashMap;
-use std::io::{self, Write};
 use ureq::http;
 
 impl RegistryClient {
@@ -214,11 +213,7 @@ impl RegistryClient {
             ),
         })?;
         if self.opts.mask_tokens {
-            let mut out = io::stdout().lock();
-            for line in token.lines().filter(|l| !l.trim().is_empty()) {
-                let _ = writeln!(out, "::add-mask::{line}");
-            }
-            let _ = out.flush();
+            self.opts.mask_sink.add_mask(&token);
         }
         Ok(token)
     }

@@ -48,6 +48,35 @@ pub struct ClientOptions {
     pub request_deadline: Duration,
     /// Print `::add-mask::<token>` for every derived bearer token (default: `GITHUB_ACTIONS=true`).
     pub mask_tokens: bool,
+    /// Where those `::add-mask::` lines go: stdout, or stderr when stdout holds a JSON document
+    /// (`--json`; the runner reads workflow commands from both).
+    pub mask_sink: MaskSink,
+}
+
+/// The stream a client writes its `::add-mask::` workflow commands to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MaskSink {
+    #[default]
+    Stdout,
+    Stderr,
+}
+
+impl MaskSink {
+    /// Writes `::add-mask::` lines for `secret` (escaped, one per line of it).
+    pub(crate) fn add_mask(self, secret: &str) {
+        use std::io::Write;
+        let lines = crate::ci::github::add_mask(secret);
+        if lines.is_empty() {
+            return;
+        }
+        let _ = match self {
+            MaskSink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(lines.as_bytes()).and_then(|_| out.flush())
+            }
+            MaskSink::Stderr => std::io::stderr().lock().write_all(lines.as_bytes()),
+        };
+    }
 }
 
 impl Default for ClientOptions {
@@ -65,6 +94,7 @@ impl Default for ClientOptions {
             chunk_size: 4 << 20,
             request_deadline: DEFAULT_REQUEST_DEADLINE,
             mask_tokens: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+            mask_sink: MaskSink::Stdout,
         }
     }
 }
@@ -126,6 +156,11 @@ impl RegistryClient {
     /// The repository this client pushes to and pulls from.
     pub fn repository(&self) -> &str {
         &self.repository
+    }
+
+    /// The run's cancel token this client stops on.
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
     }
 
     /// A snapshot of the counters.

@@ -28,8 +28,8 @@ mod transport;
 mod write;
 
 pub use client::{
-    BlobOutcome, ClientOptions, DEFAULT_REQUEST_DEADLINE, MAX_MANIFEST_SIZE, RegistryClient,
-    RegistryStats,
+    BlobOutcome, ClientOptions, DEFAULT_REQUEST_DEADLINE, MAX_MANIFEST_SIZE, MaskSink,
+    RegistryClient, RegistryStats,
 };
 pub use credentials::{CredentialError, Credentials, Secret};
 pub use error::{ErrorKind, RegistryError, redact_url};
