@@ -7,7 +7,6 @@ use super::error::describe_errors;
 use super::{ClientOptions, RegistryClient, RegistryError, redact_url, reference};
 use crate::exec::Cancel;
 use crate::oci::digest::Digest;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
@@ -137,7 +136,9 @@ impl RegistryClient {
                 agent.run(request)
             }
             Payload::File { path, offset, len } => {
-                let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+                let mut file = crate::oci::fsafe::open_file(path, u64::MAX)
+                    .map_err(|e| io_err(path, io::Error::other(e.why.to_string())))?
+                    .file;
                 file.seek(SeekFrom::Start(*offset))
                     .map_err(|e| io_err(path, e))?;
                 let mut limited = file.take(*len);
