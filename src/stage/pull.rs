@@ -91,11 +91,20 @@ pub fn pull(spec: &str, dir: &Path, insecure: bool, ui: &Ui) -> Result<Vec<Item>
     }
     if index::is_index_media_type(&media_type) {
         let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{spec}: {e}")))?;
+        // The layout's limits apply before anything is fetched; each image is pulled once.
+        let mut walk = crate::oci::layout::IndexWalk::default();
+        walk.check_entries(&desc, &idx)
+            .map_err(|e| Error::stage(format!("{spec}: {e}")))?;
         for m in &idx.manifests {
             if m.platform.as_ref().is_some_and(|p| p.os == "unknown") {
                 continue;
             }
-            pull_image(&client, &layout, m)?;
+            if walk
+                .image(m)
+                .map_err(|e| Error::stage(format!("{spec}: {e}")))?
+            {
+                pull_image(&client, &layout, m)?;
+            }
         }
     } else {
         pull_image(&client, &layout, &desc)?;

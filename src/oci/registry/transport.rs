@@ -291,8 +291,13 @@ impl RegistryClient {
 
 /// Reads the PEM certificates of a CA file.
 pub(super) fn load_ca(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, RegistryError> {
-    let pem = std::fs::read(path).map_err(|e| {
-        RegistryError::Policy(format!("cannot read the CA file {}: {e}", path.display()))
+    // A regular file only (never a FIFO or device), at most 1 MiB.
+    let pem = crate::oci::fsafe::read_following(path, 1 << 20).map_err(|e| {
+        RegistryError::Policy(format!(
+            "cannot read the CA file {}: {}",
+            path.display(),
+            e.why
+        ))
     })?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
