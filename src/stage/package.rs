@@ -292,7 +292,7 @@ fn layer_has_passwd(out: &Path, layout: &Layout, desc: &Descriptor) -> bool {
 
 /// Whether a layer blob holds `path` (e.g. a base's `etc/passwd`).
 fn layer_has(layout: &Layout, desc: &Descriptor, path: &str) -> bool {
-    let Ok(file) = std::fs::File::open(layout.blob_path(&desc.digest)) else {
+    let Ok(file) = layout.open_blob(desc, u64::MAX).map(|b| b.file) else {
         return false;
     };
     let reader: Box<dyn Read> = if desc.media_type.contains("gzip") {

@@ -303,7 +303,14 @@ fn write_docker_archive(
             )));
         }
         let n = format!("{}.tar", l.digest.hex());
-        tar.append_path_with_name(from.blob_path(&l.digest), &n)?;
+        // Through the layout's safe open: a regular file inside the layout, never a FIFO.
+        let blob = from.open_blob(l, u64::MAX).map_err(io::Error::other)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(blob.size);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, &n, blob.file.take(blob.size))?;
         layer_names.push(n);
     }
     let config = from

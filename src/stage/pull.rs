@@ -83,11 +83,19 @@ pub fn pull(spec: &str, dir: &Path, insecure: bool, cancel: &Cancel, ui: &Ui) ->
     }
     if index::is_index_media_type(&media_type) {
         let idx = index::parse(&bytes).context(spec)?;
+        // The layout's limits apply before anything is fetched; each image is pulled once.
+        let mut walk = crate::oci::layout::IndexWalk::default();
+        walk.check_entries(&desc, &idx).context(spec)?;
         for m in &idx.manifests {
             if m.platform.as_ref().is_some_and(|p| p.os == "unknown") {
                 continue;
             }
-            pull_image(&client, &layout, m)?;
+            if walk
+                .image(m)
+                .map_err(|e| Error::stage(format!("{spec}: {e}")))?
+            {
+                pull_image(&client, &layout, m)?;
+            }
         }
     } else {
         pull_image(&client, &layout, &desc)?;

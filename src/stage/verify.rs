@@ -6,11 +6,11 @@
 //! over the registry API into a local layout first). Images built by any tool verify alike.
 
 use crate::config::{Check, CpuMode};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index::{self, Platform as OciPlatform};
-use crate::oci::layout::Layout;
+use crate::oci::layout::{IndexWalk, Layout, MAX_JSON_BLOB};
 use crate::oci::unpack::{self, LayerInput, UnpackOptions};
 use crate::platform::{Libc, Platform};
 use crate::ui::Ui;
@@ -113,9 +113,12 @@ pub struct Report {
     pub platforms: Vec<PlatformReport>,
 }
 
-const MAX_JSON: u64 = 4 << 20;
+const MAX_JSON: u64 = MAX_JSON_BLOB;
 
-/// The platform images under an index or manifest descriptor of a layout.
+/// The platform images under an index or manifest descriptor of a layout: nested indexes are
+/// followed within the layout's limits (`MAX_INDEX_DEPTH` levels, `MAX_INDEX_ENTRIES` entries
+/// per index, `MAX_PLATFORM_IMAGES` images), each index is read once, and an image listed twice
+/// with the same platform is verified once.
 pub fn items_from_descriptor(
     layout_dir: &Path,
     image: &str,
@@ -123,46 +126,63 @@ pub fn items_from_descriptor(
     desc: &Descriptor,
 ) -> Result<Vec<Item>> {
     let layout = Layout::open(layout_dir)?;
-    if index::is_index_media_type(&desc.media_type) {
-        let bytes = layout.read_blob(desc, MAX_JSON).context(image)?;
-        unpack::check_manifest_document(&bytes, &desc.media_type).context(image)?;
-        let idx = index::parse(&bytes).context(image)?;
-        let mut out = Vec::new();
-        for m in idx.manifests {
-            // Attestation manifests (buildx) carry unknown/unknown: not a platform to run.
-            if m.platform
-                .as_ref()
-                .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
-            {
-                continue;
-            }
-            if index::is_index_media_type(&m.media_type) {
-                out.extend(items_from_descriptor(layout_dir, image, variant, &m)?);
-                continue;
-            }
-            out.push(Item {
-                image: image.to_string(),
-                variant,
-                layout: layout_dir.to_path_buf(),
-                index_platform: m.platform.clone(),
-                manifest: m,
-            });
-        }
-        if out.is_empty() {
-            return Err(Error::stage(format!(
-                "{image}: the index lists no platform image"
-            )));
-        }
-        Ok(out)
-    } else {
-        Ok(vec![Item {
+    if !index::is_index_media_type(&desc.media_type) {
+        return Ok(vec![Item {
             image: image.to_string(),
             variant,
             layout: layout_dir.to_path_buf(),
             manifest: desc.clone(),
             index_platform: None,
-        }])
+        }]);
     }
+    let mut walk = IndexWalk::default();
+    let mut out = Vec::new();
+    let item = |m: &Descriptor| Item {
+        image: image.to_string(),
+        variant,
+        layout: layout_dir.to_path_buf(),
+        index_platform: m.platform.clone(),
+        manifest: m.clone(),
+    };
+    collect(&layout, desc, 1, &mut walk, &mut |m| out.push(item(m)))
+        .map_err(|e| Error::stage(format!("{image}: {e}")))?;
+    if out.is_empty() {
+        return Err(Error::stage(format!(
+            "{image}: the index lists no platform image"
+        )));
+    }
+    Ok(out)
+}
+
+/// Walks the index `desc` (at `depth`), handing each platform image to `push` once.
+fn collect(
+    layout: &Layout,
+    desc: &Descriptor,
+    depth: usize,
+    walk: &mut IndexWalk,
+    push: &mut dyn FnMut(&Descriptor),
+) -> std::result::Result<(), String> {
+    let Some(bytes) = walk.enter(layout, desc, depth).map_err(|e| e.to_string())? else {
+        return Ok(()); // this index was walked already
+    };
+    unpack::check_manifest_document(&bytes, &desc.media_type).map_err(|e| e.to_string())?;
+    let idx = index::parse(&bytes).map_err(|e| e.to_string())?;
+    walk.check_entries(desc, &idx).map_err(|e| e.to_string())?;
+    for m in &idx.manifests {
+        // Attestation manifests (buildx) carry unknown/unknown: not a platform to run.
+        if m.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
+        {
+            continue;
+        }
+        if index::is_index_media_type(&m.media_type) {
+            collect(layout, m, depth + 1, walk, push)?;
+        } else if walk.image(m).map_err(|e| e.to_string())? {
+            push(m);
+        }
+    }
+    Ok(())
 }
 
 /// `oci:DIR[:TAG]`: the tagged image, or the only image of the layout.

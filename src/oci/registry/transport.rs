@@ -11,7 +11,6 @@ use super::reference::{self, Reference};
 use crate::exec::Cancel;
 use crate::oci::digest::Digest;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
@@ -142,7 +141,9 @@ impl RegistryClient {
                 agent.run(request)
             }
             Payload::File { path, offset, len } => {
-                let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+                let mut file = crate::oci::fsafe::open_file(path, u64::MAX)
+                    .map_err(|e| io_err(path, io::Error::other(e.why.to_string())))?
+                    .file;
                 file.seek(SeekFrom::Start(*offset))
                     .map_err(|e| io_err(path, e))?;
                 let mut limited = file.take(*len);
@@ -295,8 +296,13 @@ impl RegistryClient {
 
 /// Reads the PEM certificates of a CA file.
 pub(super) fn load_ca(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, RegistryError> {
-    let pem = std::fs::read(path).map_err(|e| {
-        RegistryError::Policy(format!("cannot read the CA file {}: {e}", path.display()))
+    // A regular file only (never a FIFO or device), at most 1 MiB.
+    let pem = crate::oci::fsafe::read_following(path, 1 << 20).map_err(|e| {
+        RegistryError::Policy(format!(
+            "cannot read the CA file {}: {}",
+            path.display(),
+            e.why
+        ))
     })?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
