@@ -3,7 +3,7 @@
 //! `release`, `publish`, `release --split` and `smoke` differ, stage by stage, in one match.
 
 use super::{
-    Mode, Stage, Step, build, dry_run, package, publish, release, split, verify, verify_cmd,
+    Mode, Stage, Step, attach, build, dry_run, package, publish, release, split, verify, verify_cmd,
 };
 use crate::error::{Error, Result};
 use crate::session::Session;
@@ -15,6 +15,8 @@ use std::time::Instant;
 struct Made {
     packaged: Option<package::Packaged>,
     verified: Option<verify::Report>,
+    pushed: Option<publish::Pushed>,
+    attached: Option<attach::Attached>,
     published: Option<publish::Published>,
     /// A verification failure that `release --split` reports after writing its fragments.
     failed: Option<Error>,
@@ -117,7 +119,33 @@ fn run_stage(
                     ui,
                 );
             }
-            made.published = Some(publish::run(cfg, &packaged, password.take(), ui)?);
+            made.pushed = Some(publish::push_by_digest(
+                cfg,
+                &packaged,
+                password.take(),
+                ui,
+            )?);
+            Ok(())
+        }
+        Stage::Attach => {
+            let packaged = packaged(made, s)?;
+            let verified = made.verified.as_ref().ok_or_else(not_verified)?;
+            let pushed = made.pushed.as_ref().ok_or_else(not_pushed)?;
+            match attach::run(s, &packaged, verified, pushed, ui) {
+                Ok(a) => {
+                    made.attached = Some(a);
+                    Ok(())
+                }
+                Err(e) => {
+                    ui.warn("no tag was moved");
+                    Err(e)
+                }
+            }
+        }
+        Stage::Tag => {
+            let packaged = packaged(made, s)?;
+            let pushed = made.pushed.as_ref().ok_or_else(not_pushed)?;
+            made.published = Some(publish::move_all_tags(pushed, &packaged, ui)?);
             Ok(())
         }
         Stage::Report => {
@@ -127,7 +155,8 @@ fn run_stage(
                 .published
                 .as_ref()
                 .ok_or_else(|| Error::stage("report: nothing was published"))?;
-            release::finish(s, &packaged, verified, published, started, ui)
+            let attached = made.attached.clone().unwrap_or_default();
+            release::finish(s, &packaged, verified, published, &attached, started, ui)
         }
     }
 }
@@ -142,6 +171,10 @@ fn packaged(made: &mut Made, s: &Session) -> Result<package::Packaged> {
             Ok(p)
         }
     }
+}
+
+fn not_pushed() -> Error {
+    Error::stage("tag: nothing was pushed by digest in this pipeline")
 }
 
 fn not_verified() -> Error {
