@@ -171,6 +171,10 @@ pub struct VerifyArgs {
     /// Plain http to a non-loopback registry (credentials are never sent over it).
     #[arg(long)]
     pub insecure: bool,
+    /// Check IMAGE's attestations instead of running it: every signature against this SPKI PEM
+    /// public key, and each platform manifest's SBOM, provenance and verification attestation.
+    #[arg(long, value_name = "PUB.pem", requires = "image")]
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
@@ -230,6 +234,7 @@ impl VerifyArgs {
             expect_stdout: self.expect_stdout.clone(),
             allow_root: self.allow_root,
             insecure: self.insecure,
+            key: self.key.clone(),
         }
     }
 }

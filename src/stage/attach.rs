@@ -148,6 +148,8 @@ pub fn run(
     let created = s.plan.source_date_epoch.max(0) as u64;
     let source = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
     let mut out = Attached::default();
+    // Subject → the entries its fallback tag must list (registries without the referrers API).
+    let mut fallback: Vec<(Digest, Vec<Descriptor>)> = Vec::new();
     for p in planned {
         crate::exec::Cancel::current().check()?;
         let sealed = bundle::seal(&p.statement, key.as_ref());
@@ -161,7 +163,18 @@ pub fn run(
                     .map_err(|e| Error::stage(format!("attach to {}: {e}", pushed.target)))?;
                 "layout"
             }
-            PushedTo::Registry(client) => push(client, &source, &p.subject.digest, &r)?,
+            PushedTo::Registry(client) => {
+                let listed_by = push(client, &source, &p.subject.digest, &r)?;
+                if listed_by == "fallback-tag" {
+                    match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
+                        Some((_, entries)) => entries.push(r.descriptor.clone()),
+                        None => {
+                            fallback.push((p.subject.digest.clone(), vec![r.descriptor.clone()]))
+                        }
+                    }
+                }
+                listed_by
+            }
         };
         ui.verbose(format!(
             "  {} {} → {} ({listed_by})",
@@ -171,6 +184,11 @@ pub fn run(
         ));
         out.attachments
             .push(record(&p, &sealed, &r, listed_by.to_string()));
+    }
+    if let PushedTo::Registry(client) = &pushed.to {
+        for (subject, entries) in &fallback {
+            merge_fallback(client, subject, entries)?;
+        }
     }
     let signed = out.attachments.iter().filter(|a| a.signed).count();
     ui.ok(format!(
@@ -236,10 +254,15 @@ fn push(
         r.bytes.clone(),
         subject.clone(),
     );
-    let indexed = interruptible(move || {
-        let blobs: Vec<_> = paths.iter().map(|(d, s, p)| (d, *s, p.as_path())).collect();
-        c.push_referrer(&blobs, &mt, &bytes, &subj)
-    })?;
+    // A rerun of the same release makes the same bytes: nothing to push again.
+    let (c2, digest) = (client.clone(), r.descriptor.digest.clone());
+    let there = interruptible(move || c2.head_manifest(digest.as_str()))?
+        .is_some_and(|(d, _, _)| d == r.descriptor.digest);
+    let indexed = !there
+        && interruptible(move || {
+            let blobs: Vec<_> = paths.iter().map(|(d, s, p)| (d, *s, p.as_path())).collect();
+            c.push_referrer(&blobs, &mt, &bytes, &subj)
+        })?;
     if indexed {
         return Ok("referrers-api");
     }
@@ -247,48 +270,65 @@ fn push(
     if interruptible(move || c.get_referrers(&subj))?.is_some() {
         return Ok("referrers-api");
     }
-    merge_fallback(client, subject, &r.descriptor)?;
     Ok("fallback-tag")
 }
 
-/// The referrers tag schema: GET `sha256-<hex>` → merge our entry → PUT if changed → GET again
-/// and check our entry is listed; a concurrent writer's PUT in between is seen there and merged
-/// again (at most [`FALLBACK_ATTEMPTS`] rounds). The registry has no conditional PUT, so the
-/// re-read is the check.
+/// The referrers tag schema: GET `sha256-<hex>` → merge our entries → PUT if changed → wait a
+/// moment → GET again and check every entry of ours is listed; a concurrent writer's PUT made
+/// from an older read is seen there and merged again (at most [`FALLBACK_ATTEMPTS`] rounds).
+/// The registry has no conditional PUT, so the re-read after a pause is the check; entries go
+/// in one batch per subject, so a writer's window between its GET and its PUT is one request.
 pub fn merge_fallback(
     client: &Arc<RegistryClient>,
     subject: &Digest,
-    entry: &Descriptor,
+    entries: &[Descriptor],
 ) -> Result<()> {
     let tag = referrer::fallback_tag(subject);
     for attempt in 1..=FALLBACK_ATTEMPTS {
         let existing = read_fallback(client, &tag)?;
-        let merged = referrer::merge_into_index(existing.as_ref(), entry);
-        if merged.changed {
-            let (c, t, body) = (client.clone(), tag.clone(), merged.bytes.clone());
+        let mut index = existing;
+        let mut changed = false;
+        let mut bytes = Vec::new();
+        for e in entries {
+            let merged = referrer::merge_into_index(index.as_ref(), e);
+            changed |= merged.changed;
+            bytes = merged.bytes;
+            index = Some(merged.index);
+        }
+        if changed {
+            let (c, t, body) = (client.clone(), tag.clone(), bytes);
             interruptible(move || {
                 c.push_manifest(&t, crate::oci::media::OCI_INDEX, &body)
                     .map(drop)
             })?;
         }
-        // Let a concurrent writer's PUT land before we look, staggered per attempt.
-        if attempt > 1 {
-            std::thread::sleep(std::time::Duration::from_millis(
-                20 * u64::from(attempt) + u64::from(subject.hex().as_bytes()[0] % 16),
-            ));
-        }
+        // Let a concurrent writer's PUT (made from a read older than ours) land before we look;
+        // the pause grows and is staggered, so two writers do not keep colliding.
+        crate::exec::Cancel::current().check()?;
+        std::thread::sleep(settle(attempt));
         let after = read_fallback(client, &tag)?;
-        if after
-            .as_ref()
-            .is_some_and(|i| i.manifests.iter().any(|d| d.digest == entry.digest))
-        {
+        let listed = |e: &Descriptor| {
+            after
+                .as_ref()
+                .is_some_and(|i| i.manifests.iter().any(|d| d.digest == e.digest))
+        };
+        if entries.iter().all(listed) {
             return Ok(());
         }
     }
     Err(Error::stage(format!(
-        "attach: the fallback tag {tag} kept losing the referrer {} after {FALLBACK_ATTEMPTS} merges (another writer?); no tag was moved",
-        entry.digest
+        "attach: the fallback tag {tag} kept losing referrers after {FALLBACK_ATTEMPTS} merges (another writer?); no tag was moved",
     )))
+}
+
+/// How long to wait before re-reading the fallback tag: 100 ms and more each attempt, plus up
+/// to 50 ms of jitter from the clock.
+fn settle(attempt: u32) -> std::time::Duration {
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 50_000_000);
+    std::time::Duration::from_millis(100 * u64::from(attempt))
+        + std::time::Duration::from_nanos(u64::from(jitter))
 }
 
 /// The fallback tag's index, or `None` when the tag does not exist.

@@ -18,6 +18,7 @@ pub mod pull;
 pub mod release;
 pub mod split;
 pub mod verify;
+pub mod verify_attest;
 pub mod verify_cmd;
 
 /// One stage of the pipeline.
