@@ -149,6 +149,10 @@ pub enum CiCommand {
         /// Runner label for linux/arm64 jobs (native arm64 runners), e.g. ubuntu-24.04-arm.
         #[arg(long, value_name = "LABEL")]
         arm64_runner: Option<String>,
+        /// Also run actions/attest-build-provenance on the pushed digests (adds the
+        /// `id-token: write` and `attestations: write` permissions).
+        #[arg(long)]
+        attest_build_provenance: bool,
         /// Overwrite an existing workflow.
         #[arg(long)]
         force: bool,
@@ -302,6 +306,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         Command::Ci(CiCommand::Github {
             matrix,
             arm64_runner,
+            attest_build_provenance,
             force,
         }) => {
             let s = session(opts)?;
@@ -325,6 +330,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
                 arm64_runner: arm64_runner.clone(),
                 registry_host,
                 config_path: s.opts.config.display().to_string(),
+                attest_build_provenance: *attest_build_provenance,
             };
             let path = crate::ci::github::write_workflow(
                 &cfg.root.join(".github/workflows"),
