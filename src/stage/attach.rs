@@ -39,6 +39,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 
 /// The in-toto predicate type of a CycloneDX SBOM statement.
@@ -71,8 +72,20 @@ pub struct Attachment {
     /// The artifact manifest's digest.
     pub manifest_digest: String,
     pub signed: bool,
-    /// Where it is listed: `layout` (index.json), `referrers-api` or `fallback-tag`.
-    pub listed_by: String,
+    /// Where it is listed.
+    pub listed_by: ListedBy,
+}
+
+/// Where a referrer is listed, so that OCI tools find it from its subject.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListedBy {
+    /// An untagged entry of the OCI layout's `index.json`.
+    Layout,
+    /// By the registry itself (`OCI-Subject`, `/referrers/`).
+    ReferrersApi,
+    /// In the subject's `sha256-<hex>` fallback index.
+    FallbackTag,
 }
 
 /// What the attach stage would do, for `--dry-run`.
@@ -125,12 +138,30 @@ struct Planned {
     statement: Statement,
 }
 
-/// Makes, seals and attaches every statement `attest:` asks for.
+/// Gathers the SBOMs' inputs on a thread of its own, so that `cargo metadata` (whose runs wait
+/// for each other on cargo's package cache lock) overlaps verification; `run` takes the result.
+pub fn prefetch(s: &Session, packaged: &Packaged) -> Option<Prefetched> {
+    if !s.config.attest.sbom {
+        return None;
+    }
+    let (s, packaged) = (s.clone(), packaged.clone());
+    Some(Prefetched(std::thread::spawn(move || {
+        let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+        sbom_inputs(&s, &packaged, &layout)
+    })))
+}
+
+/// The SBOM inputs being gathered by [`prefetch`].
+pub struct Prefetched(std::thread::JoinHandle<Result<SbomInputs>>);
+
+/// Makes, seals and attaches every statement `attest:` asks for (with the SBOM inputs of
+/// [`prefetch`], when it ran).
 pub fn run(
     s: &Session,
     packaged: &Packaged,
     verified: &verify::Report,
     pushed: &Pushed,
+    prefetched: Option<Prefetched>,
     ui: &Ui,
 ) -> Result<Attached> {
     let a = s.config.attest;
@@ -144,7 +175,11 @@ pub fn run(
         pushed.target,
         if key.is_some() { "signed" } else { "unsigned" }
     ));
-    let planned = statements(s, packaged, verified)?;
+    let prefetched = prefetched.map(|p| {
+        p.0.join()
+            .unwrap_or_else(|_| Err(Error::stage("attach: the SBOM thread panicked")))
+    });
+    let planned = statements(s, packaged, verified, prefetched)?;
     let created = s.plan.source_date_epoch.max(0) as u64;
     let source = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
     let mut out = Attached::default();
@@ -161,11 +196,11 @@ pub fn run(
                 write_blobs(to, &r)?;
                 to.add_referrer(&r.descriptor)
                     .map_err(|e| Error::stage(format!("attach to {}: {e}", pushed.target)))?;
-                "layout"
+                ListedBy::Layout
             }
             PushedTo::Registry(client) => {
                 let listed_by = push(client, &source, &p.subject.digest, &r)?;
-                if listed_by == "fallback-tag" {
+                if listed_by == ListedBy::FallbackTag {
                     match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
                         Some((_, entries)) => entries.push(r.descriptor.clone()),
                         None => {
@@ -177,18 +212,15 @@ pub fn run(
             }
         };
         ui.verbose(format!(
-            "  {} {} → {} ({listed_by})",
+            "  {} {} → {} ({listed_by:?})",
             p.platform.as_deref().unwrap_or(&p.variant),
             sealed.predicate_type,
             r.descriptor.digest.short()
         ));
-        out.attachments
-            .push(record(&p, &sealed, &r, listed_by.to_string()));
+        out.attachments.push(record(&p, &sealed, &r, listed_by));
     }
     if let PushedTo::Registry(client) = &pushed.to {
-        for (subject, entries) in &fallback {
-            merge_fallback(client, subject, entries)?;
-        }
+        merge_fallback(client, &fallback)?;
     }
     let signed = out.attachments.iter().filter(|a| a.signed).count();
     ui.ok(format!(
@@ -198,7 +230,7 @@ pub fn run(
     Ok(out)
 }
 
-fn record(p: &Planned, sealed: &Sealed, r: &ReferrerManifest, listed_by: String) -> Attachment {
+fn record(p: &Planned, sealed: &Sealed, r: &ReferrerManifest, listed_by: ListedBy) -> Attachment {
     Attachment {
         subject: p.subject.digest.to_string(),
         subject_kind: p.subject_kind.to_string(),
@@ -233,7 +265,7 @@ fn push(
     source: &Layout,
     subject: &Digest,
     r: &ReferrerManifest,
-) -> Result<&'static str> {
+) -> Result<ListedBy> {
     let (c, paths) = (
         client.clone(),
         [
@@ -264,61 +296,74 @@ fn push(
             c.push_referrer(&blobs, &mt, &bytes, &subj)
         })?;
     if indexed {
-        return Ok("referrers-api");
+        return Ok(ListedBy::ReferrersApi);
     }
     let (c, subj) = (client.clone(), subject.clone());
     if interruptible(move || c.get_referrers(&subj))?.is_some() {
-        return Ok("referrers-api");
+        return Ok(ListedBy::ReferrersApi);
     }
-    Ok("fallback-tag")
+    Ok(ListedBy::FallbackTag)
 }
 
-/// The referrers tag schema: GET `sha256-<hex>` → merge our entries → PUT if changed → wait a
-/// moment → GET again and check every entry of ours is listed; a concurrent writer's PUT made
-/// from an older read is seen there and merged again (at most [`FALLBACK_ATTEMPTS`] rounds).
-/// The registry has no conditional PUT, so the re-read after a pause is the check; entries go
-/// in one batch per subject, so a writer's window between its GET and its PUT is one request.
+/// The referrers tag schema, for each `(subject, entries)`: GET `sha256-<hex>` → merge our
+/// entries → PUT if changed; then, after a pause, GET each again and check every entry of ours
+/// is listed. A concurrent writer's PUT made from an older read is seen there, and that subject
+/// is merged again (at most [`FALLBACK_ATTEMPTS`] rounds). The registry has no conditional PUT,
+/// so the re-read after a pause is the check; a subject's entries go in one batch, so a
+/// writer's window between its GET and its PUT is one request.
 pub fn merge_fallback(
     client: &Arc<RegistryClient>,
-    subject: &Digest,
-    entries: &[Descriptor],
+    subjects: &[(Digest, Vec<Descriptor>)],
 ) -> Result<()> {
-    let tag = referrer::fallback_tag(subject);
+    let mut pending: Vec<&(Digest, Vec<Descriptor>)> = subjects.iter().collect();
     for attempt in 1..=FALLBACK_ATTEMPTS {
-        let existing = read_fallback(client, &tag)?;
-        let mut index = existing;
-        let mut changed = false;
-        let mut bytes = Vec::new();
-        for e in entries {
-            let merged = referrer::merge_into_index(index.as_ref(), e);
-            changed |= merged.changed;
-            bytes = merged.bytes;
-            index = Some(merged.index);
-        }
-        if changed {
-            let (c, t, body) = (client.clone(), tag.clone(), bytes);
-            interruptible(move || {
-                c.push_manifest(&t, crate::oci::media::OCI_INDEX, &body)
-                    .map(drop)
-            })?;
-        }
-        // Let a concurrent writer's PUT (made from a read older than ours) land before we look;
-        // the pause grows and is staggered, so two writers do not keep colliding.
-        crate::exec::Cancel::current().check()?;
-        std::thread::sleep(settle(attempt));
-        let after = read_fallback(client, &tag)?;
-        let listed = |e: &Descriptor| {
-            after
-                .as_ref()
-                .is_some_and(|i| i.manifests.iter().any(|d| d.digest == e.digest))
-        };
-        if entries.iter().all(listed) {
+        if pending.is_empty() {
             return Ok(());
         }
+        for (subject, entries) in &pending {
+            let tag = referrer::fallback_tag(subject);
+            let mut index = read_fallback(client, &tag)?;
+            let mut changed = false;
+            let mut bytes = Vec::new();
+            for e in entries {
+                let merged = referrer::merge_into_index(index.as_ref(), e);
+                changed |= merged.changed;
+                bytes = merged.bytes;
+                index = Some(merged.index);
+            }
+            if changed {
+                let c = client.clone();
+                interruptible(move || {
+                    c.push_manifest(&tag, crate::oci::media::OCI_INDEX, &bytes)
+                        .map(drop)
+                })?;
+            }
+        }
+        // Let a concurrent writer's PUT (made from a read older than ours) land before we
+        // look; the pause grows and is staggered, so two writers do not keep colliding.
+        crate::exec::Cancel::current().check()?;
+        std::thread::sleep(settle(attempt));
+        let mut still = Vec::new();
+        for item in pending {
+            let after = read_fallback(client, &referrer::fallback_tag(&item.0))?;
+            let listed = |e: &Descriptor| {
+                after
+                    .as_ref()
+                    .is_some_and(|i| i.manifests.iter().any(|d| d.digest == e.digest))
+            };
+            if !item.1.iter().all(listed) {
+                still.push(item);
+            }
+        }
+        pending = still;
     }
-    Err(Error::stage(format!(
-        "attach: the fallback tag {tag} kept losing referrers after {FALLBACK_ATTEMPTS} merges (another writer?); no tag was moved",
-    )))
+    match pending.first() {
+        None => Ok(()),
+        Some((subject, _)) => Err(Error::stage(format!(
+            "attach: the fallback tag {} kept losing referrers after {FALLBACK_ATTEMPTS} merges (another writer?); no tag was moved",
+            referrer::fallback_tag(subject)
+        ))),
+    }
 }
 
 /// How long to wait before re-reading the fallback tag: 100 ms and more each attempt, plus up
@@ -347,20 +392,30 @@ fn read_fallback(client: &Arc<RegistryClient>, tag: &str) -> Result<Option<Index
 }
 
 /// Every statement of the release, platform images first (in package order), then indexes.
-fn statements(s: &Session, packaged: &Packaged, verified: &verify::Report) -> Result<Vec<Planned>> {
+fn statements(
+    s: &Session,
+    packaged: &Packaged,
+    verified: &verify::Report,
+    prefetched: Option<Result<SbomInputs>>,
+) -> Result<Vec<Planned>> {
     let a = s.config.attest;
     let plan = &s.plan;
-    let graphs = if a.sbom {
-        cargo_graphs(s, packaged)?
+    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    let inputs = if let Some(p) = prefetched {
+        p?
+    } else if a.sbom {
+        sbom_inputs(s, packaged, &layout)?
     } else {
-        HashMap::new()
+        SbomInputs {
+            graphs: HashMap::new(),
+            debs: HashMap::new(),
+        }
     };
     let config_digest = Digest::of(
         &std::fs::read(&s.config.file)
             .map_err(|e| Error::stage(format!("{}: {e}", s.config.file.display())))?,
     );
     let toolchain = toolchain();
-    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
     let created = plan.source_date_epoch.max(0) as u64;
     let mut out = Vec::new();
     for img in &packaged.images {
@@ -390,10 +445,14 @@ fn statements(s: &Session, packaged: &Packaged, verified: &verify::Report) -> Re
                 })
             };
             if a.sbom {
-                let graph = graphs.get(&p.target).cloned().ok_or_else(|| {
+                let graph = inputs.graphs.get(&p.target).cloned().ok_or_else(|| {
                     Error::stage(format!("attach: no crate graph for {}", p.target))
                 })?;
-                let debs = dpkg_packages(&layout, &p.manifest)?;
+                let debs = inputs
+                    .debs
+                    .get(&p.manifest.digest)
+                    .cloned()
+                    .unwrap_or_default();
                 let doc = Sbom {
                     image_name: img.repository.clone(),
                     platform: p.platform.clone(),
@@ -620,9 +679,15 @@ fn verification_input(
     }
 }
 
-/// The crate graph of each distinct target (one `cargo metadata --filter-platform` each, side
-/// by side).
-fn cargo_graphs(s: &Session, packaged: &Packaged) -> Result<HashMap<String, sbom::CargoGraph>> {
+/// What the SBOMs are made of, gathered side by side: the crate graph of each distinct target
+/// (one `cargo metadata --filter-platform` each) and the Debian packages of each platform image
+/// on a base that is not scratch (its dpkg status, read from its layers).
+pub struct SbomInputs {
+    graphs: HashMap<String, sbom::CargoGraph>,
+    debs: HashMap<Digest, Vec<sbom::DebPackage>>,
+}
+
+fn sbom_inputs(s: &Session, packaged: &Packaged, layout: &Layout) -> Result<SbomInputs> {
     let mut targets: Vec<&str> = packaged
         .images
         .iter()
@@ -630,78 +695,138 @@ fn cargo_graphs(s: &Session, packaged: &Packaged) -> Result<HashMap<String, sbom
         .collect();
     targets.sort();
     targets.dedup();
+    let on_a_base: Vec<&Descriptor> = packaged
+        .images
+        .iter()
+        .filter(|img| {
+            s.plan
+                .images
+                .iter()
+                .any(|i| i.variant == img.variant && i.base != "scratch")
+        })
+        .flat_map(|img| img.platforms.iter().map(|p| &p.manifest))
+        .collect();
     let project = &s.plan.project;
-    let results: Vec<(
-        String,
-        std::result::Result<sbom::CargoGraph, sbom::SbomError>,
-    )> = std::thread::scope(|scope| {
-        let handles: Vec<_> = targets
+    let cache = s.plan.out_dir.join("cache/dpkg-status");
+    let cache = &cache;
+    type Graph = std::result::Result<sbom::CargoGraph, sbom::SbomError>;
+    let (graphs, debs): (
+        Vec<(String, Graph)>,
+        Vec<(Digest, Result<Vec<sbom::DebPackage>>)>,
+    ) = std::thread::scope(|scope| {
+        let cargo: Vec<_> = targets
             .iter()
             .map(|t| {
                 scope.spawn(move || {
-                    (
-                        t.to_string(),
-                        sbom::cargo_graph(
-                            &project.manifest,
-                            t,
-                            &project.features,
-                            &project.package,
-                        ),
-                    )
+                    let g = sbom::cargo_graph(
+                        &project.manifest,
+                        t,
+                        &project.features,
+                        &project.package,
+                    );
+                    (t.to_string(), g)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a cargo metadata thread panicked"))
-            .collect()
+        let dpkg: Vec<_> = on_a_base
+            .iter()
+            .map(|m| scope.spawn(move || (m.digest.clone(), dpkg_packages(layout, m, &cache))))
+            .collect();
+        (
+            cargo
+                .into_iter()
+                .map(|h| h.join().expect("a cargo metadata thread panicked"))
+                .collect(),
+            dpkg.into_iter()
+                .map(|h| h.join().expect("a dpkg status thread panicked"))
+                .collect(),
+        )
     });
-    let mut out = HashMap::new();
-    for (t, r) in results {
-        out.insert(t, r?);
+    let mut out = SbomInputs {
+        graphs: HashMap::new(),
+        debs: HashMap::new(),
+    };
+    for (t, r) in graphs {
+        out.graphs.insert(t, r?);
+    }
+    for (d, r) in debs {
+        out.debs.insert(d, r?);
     }
     Ok(out)
 }
 
 /// The Debian packages of an image: the dpkg status file of its topmost layer that has one.
-fn dpkg_packages(layout: &Layout, manifest: &Descriptor) -> Result<Vec<sbom::DebPackage>> {
+/// What each layer holds is remembered in `cache` (`dist/cache/dpkg-status/<layer hex>`: a layer
+/// is addressed by its digest, so the base's big layers are read once, not every release).
+fn dpkg_packages(
+    layout: &Layout,
+    manifest: &Descriptor,
+    cache: &Path,
+) -> Result<Vec<sbom::DebPackage>> {
     let err = |e: String| Error::stage(format!("attach: {e}"));
     let bytes = layout
         .read_blob(manifest, 4 << 20)
         .map_err(|e| err(e.to_string()))?;
     let m = crate::oci::image::parse_manifest(&bytes).map_err(|e| err(e.to_string()))?;
     for layer in m.layers.iter().rev() {
-        let path = layout.blob_path(&layer.digest);
-        let file =
-            std::fs::File::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-        let reader: Box<dyn Read> = if layer.media_type.ends_with("gzip") {
-            Box::new(flate2::read::GzDecoder::new(file))
-        } else {
-            Box::new(file)
-        };
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| err(format!("layer {}: {e}", layer.digest.short())))?;
-        for entry in entries {
-            let mut entry =
-                entry.map_err(|e| err(format!("layer {}: {e}", layer.digest.short())))?;
-            let is_status = entry.path().is_ok_and(|p| {
-                p.strip_prefix("./").unwrap_or(&p) == std::path::Path::new("var/lib/dpkg/status")
-            });
-            if !is_status {
-                continue;
+        let cached = cache.join(layer.digest.hex());
+        let status = match std::fs::read_to_string(&cached) {
+            Ok(text) => text.strip_prefix("status\n").map(str::to_string),
+            Err(_) => {
+                let status = layer_dpkg_status(layout, layer)?;
+                let text = match &status {
+                    Some(t) => format!("status\n{t}"),
+                    None => "absent\n".to_string(),
+                };
+                remember(cache, &cached, &text)?;
+                status
             }
-            let mut text = String::new();
-            entry
-                .by_ref()
-                .take(64 << 20)
-                .read_to_string(&mut text)
-                .map_err(|e| err(format!("var/lib/dpkg/status: {e}")))?;
+        };
+        if let Some(text) = status {
             return Ok(sbom::parse_dpkg_status(&text));
         }
     }
     Ok(Vec::new())
+}
+
+/// Writes a cache entry (a temp file renamed into place: concurrent writers write the same).
+fn remember(dir: &Path, path: &Path, text: &str) -> Result<()> {
+    let err = |e: std::io::Error| Error::stage(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// The `var/lib/dpkg/status` of one layer, if it has one.
+fn layer_dpkg_status(layout: &Layout, layer: &Descriptor) -> Result<Option<String>> {
+    let err = |e: String| Error::stage(format!("attach: layer {}: {e}", layer.digest.short()));
+    let path = layout.blob_path(&layer.digest);
+    let file = std::fs::File::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let reader: Box<dyn Read> = if layer.media_type.ends_with("gzip") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(|e| err(e.to_string()))? {
+        let mut entry = entry.map_err(|e| err(e.to_string()))?;
+        let is_status = entry
+            .path()
+            .is_ok_and(|p| p.strip_prefix("./").unwrap_or(&p) == Path::new("var/lib/dpkg/status"));
+        if !is_status {
+            continue;
+        }
+        let mut text = String::new();
+        entry
+            .by_ref()
+            .take(64 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| err(format!("var/lib/dpkg/status: {e}")))?;
+        return Ok(Some(text));
+    }
+    Ok(None)
 }
 
 /// rustc's version and commit (`rustc -vV`), for the provenance's resolved dependencies.

@@ -17,6 +17,8 @@ struct Made {
     verified: Option<verify::Report>,
     pushed: Option<publish::Pushed>,
     attached: Option<attach::Attached>,
+    /// The attach stage's SBOM inputs, gathered while verification runs.
+    sbom: Option<attach::Prefetched>,
     published: Option<publish::Published>,
     /// A verification failure that `release --split` reports after writing its fragments.
     failed: Option<Error>,
@@ -77,6 +79,13 @@ fn run_stage(
             Ok(())
         }
         Stage::Verify => {
+            if super::steps(mode)
+                .iter()
+                .any(|st| st.stage == Stage::Attach && st.skip.is_none())
+            {
+                let p = packaged(made, s)?;
+                made.sbom = attach::prefetch(s, &p);
+            }
             let items = verify_cmd::packaged_items(plan)?;
             let mut settings = verify_cmd::settings(Some(cfg), None, s.opts.jobs())?;
             // The verification cache (identical bytes, identical checks); smoke always runs.
@@ -131,7 +140,7 @@ fn run_stage(
             let packaged = packaged(made, s)?;
             let verified = made.verified.as_ref().ok_or_else(not_verified)?;
             let pushed = made.pushed.as_ref().ok_or_else(not_pushed)?;
-            match attach::run(s, &packaged, verified, pushed, ui) {
+            match attach::run(s, &packaged, verified, pushed, made.sbom.take(), ui) {
                 Ok(a) => {
                     made.attached = Some(a);
                     Ok(())

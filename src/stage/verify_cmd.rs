@@ -148,7 +148,7 @@ pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
     let attached = match super::verify_attest::check(image, None, insecure) {
         Ok(a) => Some(a),
         Err(e) => {
-            ui.warn(format!(
+            ui.verbose(format!(
                 "could not list what is attached to {image}: {}",
                 e.message
             ));

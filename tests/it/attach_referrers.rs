@@ -456,7 +456,11 @@ fn two_concurrent_writers_to_one_fallback_tag_lose_nothing() {
             let (client, subject) = (client(), subject.digest.clone());
             s.spawn(move || {
                 for batch in mine.chunks(3) {
-                    shipit::stage::attach::merge_fallback(&client, &subject, batch).unwrap();
+                    shipit::stage::attach::merge_fallback(
+                        &client,
+                        &[(subject.clone(), batch.to_vec())],
+                    )
+                    .unwrap();
                 }
             });
         }
