@@ -301,6 +301,7 @@ mod tests {
             arm64_runner: Some("ubuntu-24.04-arm".into()),
             registry_host: None,
             config_path: "deploy/it's.yaml".into(),
+            attest_build_provenance: false,
         };
         let y = generate_workflow(&opts);
         assert!(y.contains("SHIPIT_CONFIG: 'deploy/it''s.yaml'"), "{y}");
