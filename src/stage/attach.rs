@@ -709,11 +709,12 @@ fn sbom_inputs(s: &Session, packaged: &Packaged, layout: &Layout) -> Result<Sbom
     let project = &s.plan.project;
     let cache = s.plan.out_dir.join("cache/dpkg-status");
     let cache = &cache;
-    type Graph = std::result::Result<sbom::CargoGraph, sbom::SbomError>;
-    let (graphs, debs): (
-        Vec<(String, Graph)>,
-        Vec<(Digest, Result<Vec<sbom::DebPackage>>)>,
-    ) = std::thread::scope(|scope| {
+    type Graphs = Vec<(
+        String,
+        std::result::Result<sbom::CargoGraph, sbom::SbomError>,
+    )>;
+    type Debs = Vec<(Digest, Result<Vec<sbom::DebPackage>>)>;
+    let (graphs, debs): (Graphs, Debs) = std::thread::scope(|scope| {
         let cargo: Vec<_> = targets
             .iter()
             .map(|t| {
@@ -730,7 +731,7 @@ fn sbom_inputs(s: &Session, packaged: &Packaged, layout: &Layout) -> Result<Sbom
             .collect();
         let dpkg: Vec<_> = on_a_base
             .iter()
-            .map(|m| scope.spawn(move || (m.digest.clone(), dpkg_packages(layout, m, &cache))))
+            .map(|m| scope.spawn(move || (m.digest.clone(), dpkg_packages(layout, m, cache))))
             .collect();
         (
             cargo
