@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod build;
+pub mod build_fresh;
 pub mod doctor;
 pub mod dry_run;
 pub mod image_rules;
