@@ -2,8 +2,8 @@
 //! release: every blob (HEAD first: a rerun uploads only what is missing), then each platform
 //! manifest by digest, then each index by digest — for every image — then (the attach stage)
 //! the attestations as referrers, and only then the tags, the exact version tag first and
-//! `latest` last: `push_by_digest` and `move_all_tags` are the two halves. An interrupt or a failure before the tags
-//! moves no tag; `release.json` says exactly which tags moved.
+//! `latest` last: `push_by_digest` and `move_all_tags` are the two halves. An interrupt or a
+//! failure before the tags moves no tag; `release.json` says exactly which tags moved.
 //!
 //! The embedded default target is an OCI layout on disk (`publish.to: oci:dist/oci`): the same
 //! order applies, the tags being `org.opencontainers.image.ref.name` entries of its index.json.
