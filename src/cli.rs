@@ -149,6 +149,10 @@ pub enum CiCommand {
         /// Runner label for linux/arm64 jobs (native arm64 runners), e.g. ubuntu-24.04-arm.
         #[arg(long, value_name = "LABEL")]
         arm64_runner: Option<String>,
+        /// Also run actions/attest-build-provenance on the pushed digests (adds the
+        /// `id-token: write` and `attestations: write` permissions).
+        #[arg(long)]
+        attest_build_provenance: bool,
         /// Overwrite an existing workflow.
         #[arg(long)]
         force: bool,
@@ -171,6 +175,10 @@ pub struct VerifyArgs {
     /// Plain http to a non-loopback registry (credentials are never sent over it).
     #[arg(long)]
     pub insecure: bool,
+    /// Check IMAGE's attestations instead of running it: every signature against this SPKI PEM
+    /// public key, and each platform manifest's SBOM, provenance and verification attestation.
+    #[arg(long, value_name = "PUB.pem", requires = "image")]
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
@@ -231,6 +239,7 @@ impl VerifyArgs {
             expect_stdout: self.expect_stdout.clone(),
             allow_root: self.allow_root,
             insecure: self.insecure,
+            key: self.key.clone(),
         }
     }
 }
@@ -298,6 +307,7 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
         Command::Ci(CiCommand::Github {
             matrix,
             arm64_runner,
+            attest_build_provenance,
             force,
         }) => {
             let s = session(opts)?;
@@ -321,6 +331,7 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
                 arm64_runner: arm64_runner.clone(),
                 registry_host,
                 config_path: s.opts.config.display().to_string(),
+                attest_build_provenance: *attest_build_provenance,
             };
             let path = crate::ci::github::write_workflow(
                 &cfg.root.join(".github/workflows"),

@@ -21,6 +21,7 @@ const TOP: &[&str] = &[
     "package",
     "verify",
     "publish",
+    "attest",
 ];
 const PROJECT: &[&str] = &["manifest", "package", "bin", "version"];
 const BUILD: &[&str] = &["backend", "profile", "features", "glibc"];
@@ -45,6 +46,7 @@ const CHECK: &[&str] = &[
 const SERVE: &[&str] = &["port", "path", "status", "timeout"];
 const STOP: &[&str] = &["signal", "within"];
 const PUBLISH: &[&str] = &["to", "insecure"];
+const ATTEST: &[&str] = &["sbom", "provenance", "verification"];
 /// A mapping whose keys were checked against a known list.
 struct Fields<'n> {
     pos: Pos,
@@ -242,6 +244,7 @@ impl Walker<'_> {
         };
         let verify = self.verify(f.get("verify"));
         let publish = self.publish(f.get("publish"));
+        let attest = self.attest(f.get("attest"));
         Some(Config {
             file: file.to_path_buf(),
             root: self.root.to_path_buf(),
@@ -253,6 +256,7 @@ impl Walker<'_> {
             package: package?,
             verify: verify?,
             publish: publish?,
+            attest: attest?,
         })
     }
 
@@ -1053,5 +1057,25 @@ impl Walker<'_> {
             }
         }
         ok.then_some(p)
+    }
+
+    fn attest(&mut self, n: Option<&Node>) -> Option<Attest> {
+        let mut a = Attest::default();
+        let Some(n) = n else { return Some(a) };
+        let f = self.fields(n, "attest", ATTEST)?;
+        let mut ok = true;
+        for (key, slot) in [
+            ("sbom", &mut a.sbom),
+            ("provenance", &mut a.provenance),
+            ("verification", &mut a.verification),
+        ] {
+            if let Some(v) = f.get(key) {
+                match self.bool(v, &format!("attest.{key}")) {
+                    Some(b) => *slot = b,
+                    None => ok = false,
+                }
+            }
+        }
+        ok.then_some(a)
     }
 }

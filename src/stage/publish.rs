@@ -1,8 +1,9 @@
 //! `shipit publish`: pushes what `dist/oci` holds, in the one order that never exposes a partial
 //! release: every blob (HEAD first: a rerun uploads only what is missing), then each platform
-//! manifest by digest, then each index by digest — for every image — and only then the tags,
-//! the exact version tag first and `latest` last. An interrupt or a failure before the tags
-//! moves no tag; `release.json` says exactly which tags moved.
+//! manifest by digest, then each index by digest — for every image — then (the attach stage)
+//! the attestations as referrers, and only then the tags, the exact version tag first and
+//! `latest` last: `push_by_digest` and `move_all_tags` are the two halves. An interrupt or a
+//! failure before the tags moves no tag; `release.json` says exactly which tags moved.
 //!
 //! The embedded default target is an OCI layout on disk (`publish.to: oci:dist/oci`): the same
 //! order applies, the tags being `org.opencontainers.image.ref.name` entries of its index.json.
@@ -68,6 +69,49 @@ fn target_name(cfg: &Config) -> String {
     }
 }
 
+/// Where publish-by-digest put the content: what the attach and tag stages write to next.
+pub struct Pushed {
+    /// `oci:PATH` or `REGISTRY/REPO`.
+    pub target: String,
+    pub to: PushedTo,
+    /// The run's cancel token (the tags are moved with it too).
+    pub cancel: Cancel,
+}
+
+/// The publish target, opened.
+pub enum PushedTo {
+    /// The OCI layout the images were copied into.
+    Layout(Layout),
+    /// The registry client (the packaged layout stays the source of blobs).
+    Registry(Arc<RegistryClient>),
+}
+
+/// Publish by digest: every blob, platform manifest and index, for every image, and no tag
+/// (the tag stage moves them, after the attach stage).
+pub fn push_by_digest(
+    cfg: &Config,
+    packaged: &Packaged,
+    password_stdin: Option<String>,
+    cancel: &Cancel,
+    ui: &Ui,
+) -> Result<Pushed> {
+    cancel.check()?;
+    match &cfg.publish.to {
+        PublishTo::Oci(path) => copy_to_layout(packaged, path, cancel, ui),
+        PublishTo::Registry => push_to_registry(cfg, packaged, password_stdin, cancel, ui),
+    }
+}
+
+/// The tags, exact version first and `latest` last, image by image; only once everything was
+/// pushed by digest (and attached).
+pub fn move_all_tags(pushed: &Pushed, packaged: &Packaged, ui: &Ui) -> Result<Published> {
+    match &pushed.to {
+        PushedTo::Layout(to) => tag_layout(to, &pushed.target, packaged, &pushed.cancel, ui),
+        PushedTo::Registry(client) => tag_registry(client, &pushed.target, packaged, ui),
+    }
+}
+
+/// Both halves, without attachments: `push_by_digest`, then `move_all_tags`.
 pub fn run(
     cfg: &Config,
     packaged: &Packaged,
@@ -75,14 +119,11 @@ pub fn run(
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Published> {
-    cancel.check()?;
-    match &cfg.publish.to {
-        PublishTo::Oci(path) => to_layout(packaged, path, cancel, ui),
-        PublishTo::Registry => to_registry(cfg, packaged, password_stdin, cancel, ui),
-    }
+    let pushed = push_by_digest(cfg, packaged, password_stdin, cancel, ui)?;
+    move_all_tags(&pushed, packaged, ui)
 }
 
-fn to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) -> Result<Published> {
+fn copy_to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) -> Result<Pushed> {
     let target = format!("oci:{}", path.display());
     ui.step(format!("publish to {target}"));
     let from = Layout::open(&packaged.layout)?;
@@ -99,8 +140,22 @@ fn to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) -> Resu
                 .with_context(|| format!("copy {} into {target}", img.variant))?;
         }
     }
+    Ok(Pushed {
+        target,
+        to: PushedTo::Layout(to),
+        cancel: cancel.clone(),
+    })
+}
+
+fn tag_layout(
+    to: &Layout,
+    target: &str,
+    packaged: &Packaged,
+    cancel: &Cancel,
+    ui: &Ui,
+) -> Result<Published> {
     let mut out = Published {
-        target: target.clone(),
+        target: target.to_string(),
         ..Published::default()
     };
     for img in &packaged.images {
@@ -210,30 +265,44 @@ pub fn push_platform(
     Ok(())
 }
 
-fn to_registry(
+fn push_to_registry(
     cfg: &Config,
     packaged: &Packaged,
     password_stdin: Option<String>,
     cancel: &Cancel,
     ui: &Ui,
-) -> Result<Published> {
+) -> Result<Pushed> {
     let client = registry_client(cfg, password_stdin, cancel, ui.json)?;
     let target = cfg.image.repository.clone();
     ui.step(format!("publish to {target}"));
     let layout = Layout::open(&packaged.layout)?;
-    // 1. Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
+    // Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
     if let Err(e) = push_content(&client, &layout, packaged, ui) {
         ui.warn("no tag was moved");
         return Err(e);
     }
-    // 2. Tags, exact version first and `latest` last, image by image.
-    let mut out = Published {
+    Ok(Pushed {
         target,
+        cancel: cancel.clone(),
+        to: PushedTo::Registry(client),
+    })
+}
+
+fn tag_registry(
+    client: &Arc<RegistryClient>,
+    target: &str,
+    packaged: &Packaged,
+    ui: &Ui,
+) -> Result<Published> {
+    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    // Tags, exact version first and `latest` last, image by image.
+    let mut out = Published {
+        target: target.to_string(),
         ..Published::default()
     };
     for img in &packaged.images {
         let bytes = layout.read_blob(&img.index, 4 << 20)?;
-        let (moved, unchanged) = move_tags(&client, &img.index, &bytes, &img.tags, &out, ui)?;
+        let (moved, unchanged) = move_tags(client, &img.index, &bytes, &img.tags, &out, ui)?;
         out.images.push(tagged(img, moved, unchanged, ui));
     }
     let stats = client.stats();

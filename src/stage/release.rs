@@ -21,6 +21,8 @@ pub struct ReleaseReport {
     pub images: Vec<ImageReport>,
     pub blobs_uploaded: u64,
     pub blobs_skipped: u64,
+    /// Every statement attached as an OCI referrer (`attest:`), in push order.
+    pub attachments: Vec<super::attach::Attachment>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +88,7 @@ pub fn finish(
     packaged: &package::Packaged,
     verified: &verify::Report,
     published: &publish::Published,
+    attached: &super::attach::Attached,
     started: Instant,
     ui: &Ui,
 ) -> Result<()> {
@@ -134,6 +137,7 @@ pub fn finish(
         images,
         blobs_uploaded: published.blobs_uploaded,
         blobs_skipped: published.blobs_skipped,
+        attachments: attached.attachments.clone(),
     };
     write_report(plan, &report, s.opts.json, ui)
 }
@@ -198,6 +202,14 @@ pub fn print_summary(r: &ReleaseReport) {
                 p.verify_seconds
             );
         }
+    }
+    if !r.attachments.is_empty() {
+        let signed = r.attachments.iter().filter(|a| a.signed).count();
+        println!();
+        println!(
+            "attached {} statements as OCI referrers ({signed} signed)",
+            r.attachments.len()
+        );
     }
 }
 

@@ -295,6 +295,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             .collect(),
         blobs_uploaded: 0,
         blobs_skipped: 0,
+        attachments: Vec::new(),
     };
     super::release::write_report(plan, &report, s.opts.json, ui)
 }

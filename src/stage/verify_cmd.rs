@@ -22,6 +22,8 @@ pub struct VerifyOptions {
     pub expect_stdout: Option<String>,
     pub allow_root: bool,
     pub insecure: bool,
+    /// An SPKI PEM public key: check IMAGE's attestations against it instead of running it.
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// Settings from the pipeline (if any) and the command line.
@@ -93,6 +95,10 @@ pub fn packaged_items(plan: &Plan) -> Result<Vec<Item>> {
 }
 
 pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
+    if let (Some(key), Some(image)) = (&args.key, &args.image) {
+        let insecure = args.insecure || publish_insecure(g, ui)?;
+        return super::verify_attest::run(image, Some(key), insecure, g, ui);
+    }
     let (cfg, items) = match &args.image {
         None => {
             let s = Session::load(g.clone(), ui)?;
@@ -134,7 +140,44 @@ pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
         }
         return Ok(());
     }
-    finish(v::run(&items, &settings, ui)?, g.json)
+    let report = v::run(&items, &settings, ui)?;
+    let Some(image) = &args.image else {
+        return finish(report, g.json);
+    };
+    // What is attached to the image (signatures unchecked: `--key` checks them).
+    let insecure = args.insecure || cfg.as_ref().is_some_and(|c| c.publish.insecure);
+    let attached = match super::verify_attest::check(image, None, insecure, g) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            ui.verbose(format!(
+                "could not list what is attached to {image}: {}",
+                e.message()
+            ));
+            None
+        }
+    };
+    if g.json {
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        value["attachments"] = serde_json::to_value(&attached).unwrap_or_default();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else if let Some(a) = &attached {
+        super::verify_attest::print(a, false);
+    }
+    match v::failure(&report) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `publish.insecure` of the pipeline, when there is one.
+fn publish_insecure(g: &RunOptions, ui: &Ui) -> Result<bool> {
+    if !g.config.exists() {
+        return Ok(false);
+    }
+    Ok(load_config(g, ui)?.publish.insecure)
 }
 
 fn filter(items: Vec<Item>, platforms: &[String]) -> Result<Vec<Item>> {
