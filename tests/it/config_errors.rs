@@ -817,3 +817,98 @@ fn tags_from_git_refs() {
         "{stdout}"
     );
 }
+
+/// A copy of tests/fixtures/workspace (a library crate and one binary crate).
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::fixture::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/workspace"),
+        dir.path(),
+    );
+    dir
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = shipit(dir)
+        .args(args)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shipit {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn init_in_a_workspace_picks_the_binary_crate_and_it_builds() {
+    let dir = workspace();
+    let d = dir.path();
+    run_ok(d, &["init"]);
+    let pipeline = std::fs::read_to_string(d.join("pipeline.yaml")).unwrap();
+    assert!(
+        pipeline.contains("  package: hello\n") && pipeline.contains("  bin: hello\n"),
+        "{pipeline}"
+    );
+    let plan = run_ok(d, &["plan", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(v["project"]["package"], "hello");
+    assert_eq!(v["project"]["bin"], "hello");
+    assert_eq!(v["version"], "0.2.0");
+    run_ok(
+        d,
+        &["build", "--platform", "linux/amd64", "--variant", "musl"],
+    );
+    let bin = d.join("dist/bin/musl/linux-amd64/hello");
+    let out = Command::new(&bin).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello 0.2.0\n");
+}
+
+#[test]
+fn init_in_a_workspace_of_two_binaries_lists_both_and_takes_flags() {
+    let dir = workspace();
+    let d = dir.path();
+    write(
+        &d.join("Cargo.toml"),
+        &std::fs::read_to_string(d.join("Cargo.toml"))
+            .unwrap()
+            .replace(r#"["greet", "hello"]"#, r#"["greet", "hello", "tool"]"#),
+    );
+    write(
+        &d.join("tool/Cargo.toml"),
+        "[package]\nname = \"tool\"\nversion = \"3.0.0\"\nedition = \"2021\"\n\n[[bin]]\nname = \"tool-cli\"\npath = \"src/main.rs\"\n",
+    );
+    write(&d.join("tool/src/main.rs"), "fn main() {}\n");
+    let out = shipit(d).arg("init").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hello (hello), tool (tool-cli)") && stderr.contains("--package"),
+        "{stderr}"
+    );
+    assert!(!d.join("pipeline.yaml").exists() && !d.join("docker").exists());
+
+    run_ok(d, &["init", "--bin", "tool-cli"]);
+    let pipeline = std::fs::read_to_string(d.join("pipeline.yaml")).unwrap();
+    assert!(
+        pipeline.contains("  package: tool\n") && pipeline.contains("  bin: tool-cli\n"),
+        "{pipeline}"
+    );
+    run_ok(d, &["init", "--force", "--package", "hello"]);
+    let plan = run_ok(d, &["plan", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(
+        (v["project"]["package"].as_str(), v["version"].as_str()),
+        (Some("hello"), Some("0.2.0"))
+    );
+    let bad = shipit(d)
+        .args(["init", "--force", "--package", "greet"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`greet` has no binary"));
+}
