@@ -430,9 +430,26 @@ fn docker_builder_dockerfile_builds_the_test_builder_image() {
     assert!(lld.contains("LLD"), "{lld}");
 }
 
+/// The test daemon's vfs storage copies every layer whole: building shipit's image takes about
+/// 5 GiB at its peak (the toolchain image twice, the build container, its target dir).
+const SHIPIT_IMAGE_NEEDS_GIB: u64 = 6;
+
 #[test]
 fn docker_dockerfile_builds_shipit_and_its_image_runs_as_non_root() {
     docker_ready();
+    // Fail loudly before filling a shared disk (a full disk fails every build on the machine).
+    let df = ok(
+        Command::new("df")
+            .args(["--output=avail", "-B1G", "/var/lib/shipit-docker"])
+            .output()
+            .unwrap(),
+        "df /var/lib/shipit-docker",
+    );
+    let free: u64 = df.lines().last().unwrap_or("").trim().parse().unwrap_or(0);
+    assert!(
+        free >= SHIPIT_IMAGE_NEEDS_GIB,
+        "building shipit's image on the test dockerd's vfs storage needs {SHIPIT_IMAGE_NEEDS_GIB} GiB free in /var/lib/shipit-docker; {free} GiB are"
+    );
     // A copy of the sources with the crates vendored (the build has no network).
     let ctx = tempfile::tempdir().unwrap();
     let dir = ctx.path();
