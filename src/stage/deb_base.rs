@@ -11,6 +11,8 @@ use super::image_rules::image_user;
 use crate::config::{Base, Config};
 use crate::deb::{self, Cache, Http, Lock, LockMode, Mirror, Resolution, RootfsOptions};
 use crate::error::{Error, Result};
+use crate::exec::Cancel;
+use crate::oci::digest::Digest;
 use crate::oci::image::{self, ImageSpec};
 use crate::oci::layout::Layout;
 use crate::plan::{ImagePlan, Plan, PlatformPlan};
@@ -104,7 +106,13 @@ fn requests(plan: &Plan) -> BTreeMap<String, Vec<String>> {
 /// Resolves every `deb:` suite of the plan as `mode` says and writes `pipeline.lock` when it
 /// changed (under `LockMode::Locked` a change is an error naming the packages). Returns the
 /// resolutions by (suite, arch) and the lock as it now is.
-pub fn lock(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<(Resolutions, Lock)> {
+pub fn lock(
+    cfg: &Config,
+    plan: &Plan,
+    mode: LockMode,
+    cancel: &Cancel,
+    ui: &Ui,
+) -> Result<(Resolutions, Lock)> {
     let path = lock_path(cfg);
     let mut lock = Lock::read(&path)?.unwrap_or_default();
     let existed = path.exists();
@@ -113,7 +121,7 @@ pub fn lock(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<(Resol
     if reqs.is_empty() {
         return Ok((out, lock));
     }
-    let http = Http::new(&crate::exec::Cancel::current());
+    let http = Http::new(cancel);
     let mirror = Mirror::from_env_or_apt()?;
     let cache = Cache::default_location()?;
     let before = lock.clone();
@@ -157,7 +165,7 @@ pub fn lock(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<(Resol
 
 /// `shipit lock [--update]`: resolves every `deb:` base of the plan and writes the lock,
 /// building nothing.
-pub fn run_lock(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<()> {
+pub fn run_lock(cfg: &Config, plan: &Plan, mode: LockMode, cancel: &Cancel, ui: &Ui) -> Result<()> {
     if !plan.images.iter().any(|i| i.deb.is_some()) {
         return Err(Error::config(
             "no variant of this pipeline has a deb:SUITE base: there is nothing to lock",
@@ -165,7 +173,7 @@ pub fn run_lock(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<()
     }
     let path = lock_path(cfg);
     let before = Lock::read(&path)?.unwrap_or_default();
-    let (resolutions, after) = lock(cfg, plan, mode, ui)?;
+    let (resolutions, after) = lock(cfg, plan, mode, cancel, ui)?;
     for ((suite, arch), r) in &resolutions {
         ui.info(format!("{suite}/{arch}: {} packages", r.packages.len()));
     }
@@ -221,7 +229,13 @@ pub fn lock_changes(before: &Lock, after: &Lock) -> Vec<String> {
 
 /// Prepares the base of every platform whose base is `deb:`: lock, fetch, assemble (unless the
 /// assembled base is cached), and returns where each base layout is.
-pub fn prepare(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<DebBases> {
+pub fn prepare(
+    cfg: &Config,
+    plan: &Plan,
+    mode: LockMode,
+    cancel: &Cancel,
+    ui: &Ui,
+) -> Result<DebBases> {
     let mut bases = DebBases::default();
     if !plan
         .images
@@ -230,8 +244,8 @@ pub fn prepare(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<Deb
     {
         return Ok(bases);
     }
-    let (resolutions, lock) = lock(cfg, plan, mode, ui)?;
-    let lock_digest = format!("sha256:{}", deb::sha256_hex(lock.render().as_bytes()));
+    let (resolutions, lock) = lock(cfg, plan, mode, cancel, ui)?;
+    let lock_digest = Digest::of(lock.render().as_bytes()).to_string();
     let cache = Cache::default_location()?;
     let epoch = plan.source_date_epoch.max(0) as u64;
     let user = image_user(&cfg.image.user);
@@ -254,7 +268,7 @@ pub fn prepare(cfg: &Config, plan: &Plan, mode: LockMode, ui: &Ui) -> Result<Deb
             .iter()
             .map(|(_, _, p, r)| {
                 let (cache, user) = (&cache, &user);
-                s.spawn(move || base_layout(cache, p, r, user.clone(), epoch, ui))
+                s.spawn(move || base_layout(cache, p, r, user.clone(), epoch, cancel, ui))
             })
             .collect();
         handles
@@ -314,7 +328,7 @@ fn base_key(
     for p in pkgs {
         text.push_str(&format!("{} {} {}\n", p.name, p.version, p.sha256));
     }
-    deb::sha256_hex(text.as_bytes())
+    Digest::of(text.as_bytes()).hex().to_string()
 }
 
 /// The cached base layout of one platform, assembling it first when it is not there.
@@ -324,6 +338,7 @@ fn base_layout(
     r: &Resolution,
     user: Option<deb::rootfs::ImageUser>,
     epoch: u64,
+    cancel: &Cancel,
     ui: &Ui,
 ) -> Result<PathBuf> {
     let key = base_key(r, p, user.as_ref(), epoch);
@@ -339,7 +354,7 @@ fn base_layout(
         ));
         return Ok(dir);
     }
-    let debs = fetch(cache, p, r, ui)?;
+    let debs = fetch(cache, p, r, cancel, ui)?;
     let rootfs = deb::assemble(
         &debs,
         &RootfsOptions {
@@ -400,11 +415,17 @@ fn base_layout(
 
 /// The `.deb`s of a resolution, from the cache or the mirror, with a progress bar on a
 /// terminal.
-fn fetch(cache: &Cache, p: &PlatformPlan, r: &Resolution, ui: &Ui) -> Result<Vec<deb::LocalDeb>> {
+fn fetch(
+    cache: &Cache,
+    p: &PlatformPlan,
+    r: &Resolution,
+    cancel: &Cancel,
+    ui: &Ui,
+) -> Result<Vec<deb::LocalDeb>> {
     if let Some(local) = deb::fetch::cached(r, cache)? {
         return Ok(local);
     }
-    let http = Http::new(&crate::exec::Cancel::current());
+    let http = Http::new(cancel);
     let mirror = Mirror::from_env_or_apt()?;
     let bar = ui.bars.then(|| {
         let b = indicatif::ProgressBar::new(r.packages.iter().map(|p| p.size).sum());
@@ -440,9 +461,5 @@ fn fetch(cache: &Cache, p: &PlatformPlan, r: &Resolution, ui: &Ui) -> Result<Vec
 
 /// A Debian error, prefixed with the platform and suite it happened for.
 fn in_base(e: deb::DebError, p: &PlatformPlan, r: &Resolution) -> Error {
-    let e = Error::from(e);
-    Error {
-        message: format!("{} deb:{} base: {}", p.platform, r.suite, e.message),
-        ..e
-    }
+    Error::from(e).context(format!("{} deb:{} base", p.platform, r.suite))
 }

@@ -9,7 +9,8 @@
 use super::deb_base::DebBases;
 use super::image_rules::{image_labels, index_annotations, oci_platform, passwd_group};
 use crate::config::{Base, Config};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
+use crate::exec::Cancel;
 use crate::oci::image::{self, Descriptor, ImageSpec};
 use crate::oci::index;
 use crate::oci::layer::Entry;
@@ -60,10 +61,16 @@ pub fn staging_ref(libc: Libc) -> String {
 }
 
 /// Packages every planned image; `lock` says how `deb:` bases treat `pipeline.lock`.
-pub fn run(cfg: &Config, plan: &Plan, lock: crate::deb::LockMode, ui: &Ui) -> Result<Packaged> {
-    let bases = super::deb_base::prepare(cfg, plan, lock, ui)?;
+pub fn run(
+    cfg: &Config,
+    plan: &Plan,
+    lock: crate::deb::LockMode,
+    cancel: &Cancel,
+    ui: &Ui,
+) -> Result<Packaged> {
+    let bases = super::deb_base::prepare(cfg, plan, lock, cancel, ui)?;
     let layout_dir = plan.out_dir.join("oci");
-    let layout = Layout::create(&layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
+    let layout = Layout::create(&layout_dir)?;
     ui.step(format!(
         "package {} image{} into {}",
         plan.images.len(),
@@ -72,7 +79,7 @@ pub fn run(cfg: &Config, plan: &Plan, lock: crate::deb::LockMode, ui: &Ui) -> Re
     ));
     let mut images = Vec::new();
     for img in &plan.images {
-        images.push(package_image(cfg, plan, img, &layout, &bases, ui)?);
+        images.push(package_image(cfg, plan, img, &layout, &bases, cancel, ui)?);
     }
     let packaged = Packaged {
         version: plan.version.to_string(),
@@ -80,9 +87,8 @@ pub fn run(cfg: &Config, plan: &Plan, lock: crate::deb::LockMode, ui: &Ui) -> Re
         images,
     };
     let path = plan.out_dir.join("package.json");
-    let text = serde_json::to_string_pretty(&packaged).map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(&path, text + "\n")
-        .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    let text = serde_json::to_string_pretty(&packaged)?;
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
     Ok(packaged)
 }
 
@@ -92,6 +98,7 @@ fn package_image(
     img: &ImagePlan,
     layout: &Layout,
     bases: &DebBases,
+    cancel: &Cancel,
     ui: &Ui,
 ) -> Result<PackagedImage> {
     let mut entries = Vec::new();
@@ -102,13 +109,19 @@ fn package_image(
         crate::config::Packager::Docker => img
             .platforms
             .iter()
-            .map(|p| super::package_docker::package_platform(cfg, plan, img, p, layout, bases))
+            .map(|p| {
+                super::package_docker::package_platform(cfg, plan, img, p, layout, bases, cancel)
+            })
             .collect(),
         crate::config::Packager::Native => std::thread::scope(|s| {
             let handles: Vec<_> = img
                 .platforms
                 .iter()
-                .map(|p| s.spawn(move || package_platform(cfg, plan, img, p, layout, bases)))
+                .map(|p| {
+                    s.spawn(move || {
+                        package_platform(cfg, plan, img, p, layout, bases, cancel, ui.json)
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -122,9 +135,7 @@ fn package_image(
     for (p, made) in img.platforms.iter().zip(made) {
         let (desc, size) = made?;
         let staging = format!("{}-{}", staging_ref(img.variant), p.spec.slug());
-        layout
-            .tag(&staging, &desc)
-            .map_err(|e| Error::stage(format!("{e}")))?;
+        layout.tag(&staging, &desc)?;
         ui.ok(format!(
             "{} ({}) {} {} bytes",
             p.platform,
@@ -143,14 +154,10 @@ fn package_image(
         });
     }
     let built = index::build(&entries, &index_annotations(plan))
-        .map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
-    layout
-        .write_index(&built)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+        .with_context(|| format!("index for {}", img.variant))?;
+    layout.write_index(&built)?;
     let staging = staging_ref(img.variant);
-    layout
-        .tag(&staging, &built.descriptor)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+    layout.tag(&staging, &built.descriptor)?;
     ui.ok(format!(
         "index {} ({}): {} platform{} → oci:{}:{}",
         img.repository,
@@ -170,6 +177,7 @@ fn package_image(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn package_platform(
     cfg: &Config,
     plan: &Plan,
@@ -177,6 +185,8 @@ fn package_platform(
     p: &PlatformPlan,
     layout: &Layout,
     bases: &DebBases,
+    cancel: &Cancel,
+    json: bool,
 ) -> Result<(Descriptor, u64)> {
     if !p.binary.exists() {
         return Err(Error::stage(format!(
@@ -194,22 +204,22 @@ fn package_platform(
         Base::Oci { path, tag } => Some((path.clone(), tag.clone())),
         Base::Deb { .. } => Some(bases.require(img, p)?),
         Base::Registry(r) => Some(
-            super::pull::pull_base(r, &want, cfg.publish.insecure).map_err(|e| Error {
-                message: format!("{} base {}: {}", p.platform, r, e.message),
-                ..e
-            })?,
+            super::pull::pull_base(r, &want, cfg.publish.insecure, cancel, json)
+                .with_context(|| format!("{} base {}", p.platform, r))?,
         ),
     };
     let (base, base_has_passwd) = match local {
         None => (None, false),
         Some((path, tag)) => {
+            // The base is the pipeline's `image.base`: a layout there that cannot be read, or
+            // that lacks this platform, is the config's to fix (exit 2), unlike dist/oci.
             let from = Layout::open(&path)
                 .map_err(|e| Error::config(format!("{} base {}: {e}", p.platform, img.base)))?;
             let selected = from
                 .select_platform(tag.as_deref(), &want)
                 .map_err(|e| Error::config(format!("{} base {}: {e}", p.platform, img.base)))?;
             from.copy_image(layout, &selected.descriptor)
-                .map_err(|e| Error::stage(format!("copy base {}: {e}", img.base)))?;
+                .with_context(|| format!("copy base {}", img.base))?;
             let has = selected
                 .manifest
                 .layers
@@ -219,7 +229,7 @@ fn package_platform(
                 Some(
                     selected
                         .into_base()
-                        .map_err(|e| Error::stage(format!("base {}: {e}", img.base)))?,
+                        .with_context(|| format!("base {}", img.base))?,
                 ),
                 has,
             )
@@ -250,8 +260,8 @@ fn package_platform(
         epoch,
         &plan.out_dir.join("cache").join("layers"),
     )
-    .map_err(|e| Error::stage(format!("{} layer: {e}", p.platform)))?;
-    let (layer_desc, digests) = (written.descriptor, written.digests);
+    .with_context(|| format!("{} layer", p.platform))?;
+    let digests = written.digests;
     let labels = image_labels(cfg, plan, epoch);
     let mut env = cfg.image.env.clone();
     let base_has_path = base.as_ref().is_some_and(|b| {
@@ -281,12 +291,9 @@ fn package_platform(
         annotations: BTreeMap::new(),
         epoch,
     };
-    let _ = layer_desc;
     let built = image::build(base.as_ref(), &[digests], &spec)
-        .map_err(|e| Error::stage(format!("{} image: {e}", p.platform)))?;
-    layout
-        .write_image(&built)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+        .with_context(|| format!("{} image", p.platform))?;
+    layout.write_image(&built)?;
     let size = built.manifest.layers.iter().map(|l| l.size).sum::<u64>() + built.config.size;
     Ok((built.descriptor, size))
 }
@@ -306,7 +313,7 @@ fn layer_has_passwd(out: &Path, layout: &Layout, desc: &Descriptor) -> bool {
 
 /// Whether a layer blob holds `path` (e.g. a base's `etc/passwd`).
 fn layer_has(layout: &Layout, desc: &Descriptor, path: &str) -> bool {
-    let Ok(file) = std::fs::File::open(layout.blob_path(&desc.digest)) else {
+    let Ok(file) = layout.open_blob(desc, u64::MAX).map(|b| b.file) else {
         return false;
     };
     let reader: Box<dyn Read> = if desc.media_type.contains("gzip") {
@@ -338,5 +345,5 @@ pub fn load(out_dir: &Path) -> Result<Packaged> {
             path.display()
         ))
     })?;
-    serde_json::from_str(&text).map_err(|e| Error::stage(format!("{}: {e}", path.display())))
+    serde_json::from_str(&text).with_context(|| path.display().to_string())
 }

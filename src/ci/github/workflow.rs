@@ -1,5 +1,7 @@
 //! The `release.yml` workflow that `shipit ci github [--matrix]` writes: one job triggered by
-//! version tags, or one job per platform plus a merge job.
+//! version tags, or one job per platform plus a merge job. The jobs that build restore caches
+//! first (actions/cache): cargo's registry keyed by Cargo.lock, `target/shipit/<triple>` per
+//! target keyed by Cargo.lock and the target, and shipit's Debian package cache.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,9 @@ pub struct WorkflowOptions {
     pub registry_host: Option<String>,
     /// The pipeline file, relative to the repository root.
     pub config_path: String,
+    /// Also run `actions/attest-build-provenance` on the pushed index digests (the action's
+    /// `attest-build-provenance` input; the workflow gets `id-token` and `attestations` write).
+    pub attest_build_provenance: bool,
 }
 
 impl Default for WorkflowOptions {
@@ -34,6 +39,7 @@ impl Default for WorkflowOptions {
             arm64_runner: None,
             registry_host: None,
             config_path: "pipeline.yaml".into(),
+            attest_build_provenance: false,
         }
     }
 }
@@ -55,6 +61,77 @@ fn runner_for(platform: &str, arm64_runner: Option<&str>) -> String {
 fn platform_slug(p: &str) -> String {
     p.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Where shipit keeps the Debian packages it downloads, on a runner.
+pub const DEBS_CACHE: &str = "~/.cache/shipit/debs";
+
+/// One actions/cache step (6 spaces of indentation: a step of a job).
+fn cache_step(name: &str, paths: &[String], key: &str, restore: &str) -> String {
+    let mut y = format!(
+        "      - name: {}\n        uses: actions/cache@v4\n        with:\n          path: |\n",
+        yq(name)
+    );
+    for p in paths {
+        y.push_str(&format!("            {p}\n"));
+    }
+    y.push_str(&format!(
+        "          key: {key}\n          restore-keys: |\n            {restore}\n"
+    ));
+    y
+}
+
+/// The cache steps of a job: cargo's registry, the Debian package cache, and one step per
+/// `(name, paths)` of build directories under `target/shipit/`.
+fn cache_steps(builds: &[(String, Vec<String>)], config_path: &str) -> String {
+    const LOCK: &str = "${{ hashFiles('**/Cargo.lock') }}";
+    const OS: &str = "${{ runner.os }}-${{ runner.arch }}";
+    let mut y = cache_step(
+        "Cache cargo's registry (keyed by Cargo.lock)",
+        &[
+            "~/.cargo/registry/index/".into(),
+            "~/.cargo/registry/cache/".into(),
+            "~/.cargo/git/db/".into(),
+        ],
+        &format!("cargo-registry-{OS}-{LOCK}"),
+        &format!("cargo-registry-{OS}-"),
+    );
+    // The pipeline says which packages a release needs; an older set is a fine start.
+    let pipeline = format!("${{{{ hashFiles({}) }}}}", yq(config_path));
+    y.push_str(&cache_step(
+        "Cache the Debian packages shipit downloads",
+        &[DEBS_CACHE.into()],
+        &format!("shipit-debs-{OS}-{pipeline}"),
+        &format!("shipit-debs-{OS}-"),
+    ));
+    for (name, paths) in builds {
+        y.push_str(&cache_step(
+            &format!("Cache the build of {name} (keyed by Cargo.lock and the target)"),
+            paths,
+            &format!("shipit-target-{OS}-{name}-{LOCK}"),
+            &format!("shipit-target-{OS}-{name}-"),
+        ));
+    }
+    y
+}
+
+/// Per platform (OCI name), its slug and the directories of its targets under
+/// `target/shipit/`: both libc variants (actions/cache skips the one not built).
+fn platform_builds(platforms: &[String]) -> Vec<(String, Vec<String>)> {
+    use crate::platform::{Libc, Platform};
+    platforms
+        .iter()
+        .map(|p| {
+            let paths = match Platform::parse(p) {
+                Some(spec) => Libc::ALL
+                    .iter()
+                    .map(|l| format!("target/shipit/{}", spec.target(*l)))
+                    .collect(),
+                None => vec!["target/shipit/*".to_string()],
+            };
+            (platform_slug(p), paths)
+        })
         .collect()
 }
 
@@ -89,7 +166,7 @@ concurrency:
 
 permissions:
   contents: read
-  packages: write   # push to {host} with GITHUB_TOKEN
+  packages: write   # push to {host} with GITHUB_TOKEN{attest_permissions}
 
 env:
   SHIPIT_CONFIG: {config_q}
@@ -100,6 +177,13 @@ jobs:
         config = opts.config_path.replace(['\r', '\n'], " "),
         config_q = yq(&opts.config_path),
         host = host.replace(['\r', '\n'], " "),
+        attest_permissions = if opts.attest_build_provenance {
+            "
+  id-token: write       # actions/attest-build-provenance: a Sigstore certificate for this run
+  attestations: write   # actions/attest-build-provenance: store the attestation"
+        } else {
+            ""
+        },
     );
     if !opts.matrix {
         let _ = write!(
@@ -109,13 +193,13 @@ jobs:
     timeout-minutes: 90
     steps:
       - uses: actions/checkout@v4
-      - name: Release (build, package, verify, publish)
+{caches}      - name: Release (build, package, verify, publish)
         id: shipit
         uses: {action}
         with:
           config: {config_q}
           push: 'true'
-          registry: {host_q}
+          registry: {host_q}{attest_input}
         env:{creds}
       - name: Keep the release report
         if: always()
@@ -130,6 +214,12 @@ jobs:
             host_q = yq(host),
             release_json = RELEASE_JSON,
             creds = creds,
+            attest_input = if opts.attest_build_provenance {
+                "\n          attest-build-provenance: 'true'"
+            } else {
+                ""
+            },
+            caches = cache_steps(&platform_builds(&opts.platforms), &opts.config_path),
         );
         return y;
     }
@@ -160,7 +250,7 @@ jobs:
         y,
         "    steps:
       - uses: actions/checkout@v4
-      - name: Install shipit
+{caches}      - name: Install shipit
         uses: {action}
         with:
           config: {config_q}
@@ -198,7 +288,7 @@ jobs:
       - name: Assemble the index, check it lists every planned platform, move the tags
         run: shipit release --merge fragments/*.json
         env:{creds}
-      - name: Keep the release report
+{attest_steps}      - name: Keep the release report
         if: always()
         uses: actions/upload-artifact@v4
         with:
@@ -210,9 +300,50 @@ jobs:
         config_q = yq(&opts.config_path),
         release_json = RELEASE_JSON,
         creds = creds,
+        attest_steps = if opts.attest_build_provenance {
+            MERGE_ATTEST_STEPS
+        } else {
+            ""
+        },
+        // A platform job builds only its own targets: all of target/shipit, under its slug.
+        caches = cache_steps(
+            &[(
+                "${{ matrix.slug }}".to_string(),
+                vec!["target/shipit/*".to_string()]
+            )],
+            &opts.config_path
+        ),
     );
     y
 }
+
+/// The merge job's steps for `actions/attest-build-provenance`: each image's index digest from
+/// the release report (at most two images: gnu and musl), then one attestation each.
+const MERGE_ATTEST_STEPS: &str = "      - name: Pushed digests, for GitHub's build provenance
+        id: digests
+        run: |
+          python3 - <<'PY' >>\"$GITHUB_OUTPUT\"
+          import json
+          report = json.load(open(\"dist/release.json\"))
+          for n, image in enumerate(report[\"images\"][:2], start=1):
+              print(f\"name{n}={image['repository']}\")
+              print(f\"digest{n}={image['index_digest']}\")
+          PY
+      - name: GitHub build provenance of the first image
+        if: steps.digests.outputs.digest1 != ''
+        uses: actions/attest-build-provenance@v2
+        with:
+          subject-name: ${{ steps.digests.outputs.name1 }}
+          subject-digest: ${{ steps.digests.outputs.digest1 }}
+          push-to-registry: true
+      - name: GitHub build provenance of the second image
+        if: steps.digests.outputs.digest2 != ''
+        uses: actions/attest-build-provenance@v2
+        with:
+          subject-name: ${{ steps.digests.outputs.name2 }}
+          subject-digest: ${{ steps.digests.outputs.digest2 }}
+          push-to-registry: true
+";
 
 /// Writes `release.yml` into `dir` (normally `.github/workflows`, created if missing). An existing
 /// file is kept unless `force`.
@@ -252,6 +383,7 @@ mod tests {
             arm64_runner: Some("ubuntu-24.04-arm".into()),
             registry_host: None,
             config_path: "deploy/it's.yaml".into(),
+            attest_build_provenance: false,
         };
         let y = generate_workflow(&opts);
         assert!(y.contains("SHIPIT_CONFIG: 'deploy/it''s.yaml'"), "{y}");
@@ -260,9 +392,30 @@ mod tests {
         assert!(y.contains("fail-fast: true"));
         assert!(y.contains("needs: platform"));
         assert!(!y.contains("--password"));
+        // Each platform job caches its build under its slug, plus cargo's registry and the debs.
+        assert!(y.contains("key: shipit-target-${{ runner.os }}-${{ runner.arch }}-${{ matrix.slug }}-${{ hashFiles('**/Cargo.lock') }}"), "{y}");
+        assert!(y.contains("key: shipit-debs-${{ runner.os }}-${{ runner.arch }}-${{ hashFiles('deploy/it''s.yaml') }}"), "{y}");
         let single = generate_workflow(&WorkflowOptions::default());
         assert!(single.contains(&format!("uses: {SHIPIT_ACTION}")));
         assert!(!single.contains("matrix"));
+        assert!(single.contains("~/.cargo/registry/index/"));
+        assert!(single.contains(DEBS_CACHE));
+    }
+
+    #[test]
+    fn the_single_job_caches_each_target() {
+        let y = generate_workflow(&WorkflowOptions {
+            platforms: vec!["linux/amd64".into(), "linux/arm/v7".into()],
+            ..WorkflowOptions::default()
+        });
+        assert!(y.contains("            target/shipit/x86_64-unknown-linux-gnu\n            target/shipit/x86_64-unknown-linux-musl\n          key: shipit-target-${{ runner.os }}-${{ runner.arch }}-linux-amd64-${{ hashFiles('**/Cargo.lock') }}\n"), "{y}");
+        assert!(
+            y.contains("target/shipit/armv7-unknown-linux-musleabihf"),
+            "{y}"
+        );
+        assert_eq!(y.matches("uses: actions/cache@v4").count(), 4);
+        // The caches are restored before shipit runs.
+        assert!(y.find("actions/cache").unwrap() < y.find(SHIPIT_ACTION).unwrap());
     }
 
     #[test]
