@@ -102,7 +102,7 @@ pub fn print_plan(plan: &Plan, ui: &Ui) {
                         "      base deb:{} {}: {} + {}, {}",
                         img.suite,
                         d.arch,
-                        crate::deb::BASE_PACKAGES.join(", "),
+                        crate::deb::names::BASE_PACKAGES.join(", "),
                         if img.packages.is_empty() {
                             "no image.packages".to_string()
                         } else {

@@ -124,17 +124,45 @@ impl Session {
     }
 }
 
-/// `pipeline.lock` beside the pipeline, when a variant's base is `deb:SUITE` (a bad lock is a
-/// config error, exit 2).
-fn read_deb_lock(config: &Config) -> Result<Option<crate::deb::Lock>> {
-    if !config
+/// What `pipeline.lock` beside the pipeline says each `deb:SUITE` base of the config will hold
+/// (every variant and platform, before any filter), resolved from the lock alone (no network);
+/// `None` without a lock or a `deb:` base. A lock that does not parse is a config error (exit 2).
+fn read_deb_lock(config: &Config) -> Result<Option<plan::DebLockView>> {
+    let bases: Vec<(&str, &'static crate::platform::Platform)> = config
         .variants
         .iter()
-        .any(|v| matches!(v.base, config::Base::Deb { .. }))
-    {
+        .filter_map(|v| match &v.base {
+            config::Base::Deb { suite } => Some((suite.as_str(), &v.platforms)),
+            _ => None,
+        })
+        .flat_map(|(suite, ps)| ps.iter().map(move |p| (suite, *p)))
+        .collect();
+    if bases.is_empty() {
         return Ok(None);
     }
-    Ok(crate::deb::Lock::read(&config.root.join("pipeline.lock"))?)
+    let Some(lock) = crate::deb::Lock::read(&config.root.join("pipeline.lock"))? else {
+        return Ok(None);
+    };
+    let mut view = plan::DebLockView::new();
+    for (suite, p) in bases {
+        let Ok(arch) = crate::deb::debian_arch(p) else {
+            continue;
+        };
+        let request = crate::deb::Request::new(suite, arch, &config.image.packages);
+        let entry = crate::deb::resolve_locked(&lock, &request)
+            .map(|r| {
+                r.packages
+                    .iter()
+                    .map(|p| plan::DebPackagePlan {
+                        name: p.name.clone(),
+                        version: p.version.clone(),
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string());
+        view.insert((suite.to_string(), arch.to_string()), entry);
+    }
+    Ok(Some(view))
 }
 
 /// Loads and validates the config; a config error exits 2 (with GitHub annotations in Actions).

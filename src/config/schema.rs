@@ -501,12 +501,16 @@ impl Walker<'_> {
             };
             if let (Some(Base::Deb { suite }), Some(plats), Some(b)) =
                 (&base, &plats, f.get("base"))
-                && let Some(p) = plats.iter().find(|p| crate::deb::debian_arch(p).is_err())
-                && let Err(e) = crate::deb::debian_arch(p)
+                && let Some((p, why)) = plats
+                    .iter()
+                    .find_map(|p| crate::deb::names::no_debian_arch(p).map(|w| (p, w)))
             {
                 self.err(
                     b.pos,
-                    format!("{what}.base: deb:{suite} cannot hold {}: {e}", p.name),
+                    format!(
+                        "{what}.base: deb:{suite} cannot hold {0}: {0} has no Debian architecture: {why}",
+                        p.name
+                    ),
                     Some(format!(
                         "give {what} a `platforms:` list without {}, or add a musl variant on scratch for it",
                         p.name

@@ -238,12 +238,12 @@ impl Walker<'_> {
             return Some(Base::Scratch);
         }
         if let Some(suite) = s.strip_prefix("deb:") {
-            if crate::deb::SUITES.contains(&suite) {
+            if crate::deb::names::SUITES.contains(&suite) {
                 return Some(Base::Deb {
                     suite: suite.to_string(),
                 });
             }
-            let hint = match suggest(suite, &crate::deb::SUITES) {
+            let hint = match suggest(suite, &crate::deb::names::SUITES) {
                 Some(k) => format!("did you mean `deb:{k}`? the suites are {}", deb_suites()),
                 None => format!("the suites are {}", deb_suites()),
             };
@@ -313,7 +313,7 @@ impl Walker<'_> {
                 Some((n, v)) => (n, Some(v)),
                 None => (spec.as_str(), None),
             };
-            if !crate::deb::packages::valid_name(name) {
+            if !crate::deb::names::valid_name(name) {
                 self.err(
                     item.pos,
                     format!("{what}: `{spec}` is not a Debian package name"),
@@ -350,7 +350,7 @@ impl Walker<'_> {
 
 /// `deb:bullseye, deb:bookworm, deb:trixie`.
 fn deb_suites() -> String {
-    crate::deb::SUITES
+    crate::deb::names::SUITES
         .iter()
         .map(|s| format!("deb:{s}"))
         .collect::<Vec<_>>()

@@ -55,6 +55,7 @@ mod error;
 pub mod fetch;
 pub mod lock;
 pub mod mirror;
+pub mod names;
 pub mod packages;
 pub mod release;
 pub mod resolve;
@@ -81,16 +82,11 @@ pub use packages::COMPONENT;
 /// Debian's name for a platform's architecture: linux/amd64 → amd64, linux/arm64 → arm64,
 /// linux/arm/v7 → armhf. linux/arm/v6 has none: Debian's armhf is built for ARMv7.
 pub fn debian_arch(p: &Platform) -> Result<&'static str, DebError> {
-    match p.name {
-        "linux/amd64" | "linux/arm64" | "linux/arm/v7" | "linux/riscv64" => Ok(p.debian_arch),
-        _ => Err(DebError::NoDebianArch {
+    match names::no_debian_arch(p) {
+        None => Ok(p.debian_arch),
+        Some(why) => Err(DebError::NoDebianArch {
             platform: p.name.to_string(),
-            why: if p.name == "linux/arm/v6" {
-                "Debian's armhf is built for ARMv7 (Raspbian, not Debian, targets ARMv6); use a \
-                 musl variant or another base for linux/arm/v6"
-            } else {
-                "Debian has no port for it"
-            },
+            why,
         }),
     }
 }

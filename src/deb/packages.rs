@@ -7,13 +7,11 @@ use super::error::DebError;
 use super::version::Relation;
 
 /// The archive component shipit reads (Debian's `main`).
-pub const COMPONENT: &str = "main";
+pub use super::names::COMPONENT;
 
-/// The packages every `deb:SUITE` base holds: what a dynamically linked Rust binary needs.
-pub const BASE_PACKAGES: [&str; 2] = ["libc6", "libgcc-s1"];
+pub use super::names::BASE_PACKAGES;
 
-/// The suites shipit accepts in `deb:SUITE`.
-pub const SUITES: [&str; 3] = ["bullseye", "bookworm", "trixie"];
+pub use super::names::SUITES;
 use std::collections::BTreeMap;
 
 /// One stanza, fields in their original order (the order dpkg's status database keeps).
@@ -208,15 +206,7 @@ fn parse_dep(s: &str, what: &str) -> Result<Dep, DebError> {
     })
 }
 
-/// Debian package names: lowercase letters, digits, `+ - .`, at least two characters, starting
-/// with a letter or digit.
-pub fn valid_name(n: &str) -> bool {
-    n.len() >= 2
-        && n.as_bytes()[0].is_ascii_alphanumeric()
-        && n.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.')
-        })
-}
+pub use super::names::valid_name;
 
 /// One binary package of a `Packages` index.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::config::{Backend, Base, Config, CpuMode, PublishTo};
 use crate::exec::Cmd;
 use crate::platform::{Libc, Platform};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// What the plan reads besides the config. Gathered by `session::Session::load`.
@@ -27,8 +27,10 @@ pub struct Facts {
     /// SOURCE_DATE_EPOCH from the environment, if set.
     pub source_date_epoch: Option<i64>,
     pub tools: Inventory,
-    /// `pipeline.lock` beside the pipeline file, when a `deb:` base needs it and it exists.
-    pub deb_lock: Option<crate::deb::Lock>,
+    /// What `pipeline.lock` (beside the pipeline file) says each `deb:` base will hold, by
+    /// (suite, Debian architecture): the packages, or why the lock does not cover them. `None`:
+    /// no lock file (or no `deb:` base). Read by the session: the plan reads no file.
+    pub deb_lock: Option<DebLockView>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -127,6 +129,9 @@ pub struct ImagePlan {
     pub deb: Option<DebBasePlan>,
     pub platforms: Vec<PlatformPlan>,
 }
+
+/// `pipeline.lock` as the plan sees it: (suite, arch) → the locked packages or why not.
+pub type DebLockView = BTreeMap<(String, String), Result<Vec<DebPackagePlan>, String>>;
 
 /// A `deb:SUITE` base as the plan records it.
 #[derive(Debug, Clone, Serialize)]
@@ -624,31 +629,21 @@ fn platform_plan(
 /// packages when it covers the request, else "resolved at package time".
 fn deb_platform(d: &DebBasePlan, facts: &Facts, p: &'static Platform) -> DebPlatformPlan {
     // The config refused platforms without a Debian architecture.
-    let arch = crate::deb::debian_arch(p)
-        .unwrap_or(p.debian_arch)
-        .to_string();
-    let request = crate::deb::Request::new(&d.suite, &arch, &d.packages);
+    let arch = p.debian_arch.to_string();
     let (locked, source) = match &facts.deb_lock {
         None => (
             None,
             "resolved at package time (no pipeline.lock yet)".to_string(),
         ),
-        Some(lock) => match crate::deb::resolve_locked(lock, &request) {
-            Ok(r) => (
-                Some(
-                    r.packages
-                        .iter()
-                        .map(|p| DebPackagePlan {
-                            name: p.name.clone(),
-                            version: p.version.clone(),
-                        })
-                        .collect(),
-                ),
-                "pipeline.lock".to_string(),
-            ),
-            Err(e) => (
+        Some(view) => match view.get(&(d.suite.clone(), arch.clone())) {
+            Some(Ok(pkgs)) => (Some(pkgs.clone()), "pipeline.lock".to_string()),
+            Some(Err(why)) => (
                 None,
-                format!("resolved at package time (pipeline.lock does not cover it: {e})"),
+                format!("resolved at package time (pipeline.lock does not cover it: {why})"),
+            ),
+            None => (
+                None,
+                "resolved at package time (pipeline.lock has no entry for it)".to_string(),
             ),
         },
     };
