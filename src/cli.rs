@@ -253,6 +253,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
                 stage::dry_run::print(&s.config, &s.plan, Mode::Package, &steps);
                 return Ok(());
             }
+            let _locks = stage::locks::take(&s, Mode::Package, ui)?;
             let packaged = stage::package::run(&s.config, &s.plan, ui)?;
             if s.opts.json {
                 println!(

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod lock;
 pub mod oci;
 pub mod plan;
 pub mod platform;

@@ -28,8 +28,11 @@ pub const MAX_JSON_BLOB: u64 = 4 << 20;
 /// How deep indexes may nest before a layout is treated as hostile.
 const MAX_NESTING: usize = 4;
 
-/// Serialises read-modify-write of `index.json` between threads of this process.
+/// Serialises read-modify-write of `index.json` between threads of this process (the flock on
+/// `lock::INDEX_LOCK` serialises processes).
 static INDEX_LOCK: Mutex<()> = Mutex::new(());
+/// How long an `index.json` update waits for another process's (each takes milliseconds).
+const INDEX_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// An OCI image layout directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +188,10 @@ impl Layout {
             atomic_write(dir, &marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
         if !dir.join("index.json").exists() {
-            layout.write_index_json(&empty_index())?;
+            let _guard = layout.lock_index()?;
+            if !dir.join("index.json").exists() {
+                layout.write_index_json(&empty_index())?;
+            }
         }
         Ok(layout)
     }
@@ -347,7 +353,7 @@ impl Layout {
                 why: "tags may only point at blobs the layout holds; write it first",
             });
         }
-        let _guard = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.lock_index()?;
         let mut idx = self.index()?;
         idx.manifests
             .retain(|d| d.annotation(REF_NAME) != Some(tag));
@@ -582,6 +588,26 @@ impl Layout {
         }
     }
 
+    /// Holds `index.json` for a read-modify-write: against this process's other threads and
+    /// against every other process (see `crate::lock`).
+    fn lock_index(
+        &self,
+    ) -> Result<(std::sync::MutexGuard<'static, ()>, crate::lock::DirLock), LayoutError> {
+        let threads = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let process = crate::lock::acquire(
+            &self.root,
+            crate::lock::INDEX_LOCK,
+            INDEX_LOCK_WAIT,
+            &crate::exec::Cancel::new(),
+            &|_| {},
+        )
+        .map_err(|e| LayoutError::Invalid {
+            place: format!("{}/index.json", self.root.display()),
+            why: e.to_string(),
+        })?;
+        Ok((threads, process))
+    }
+
     fn write_index_json(&self, idx: &Index) -> Result<(), LayoutError> {
         let path = self.root.join("index.json");
         let bytes = canonical(idx).map_err(|source| LayoutError::Json {
@@ -759,6 +785,58 @@ mod tests {
             l.tag("v4", &missing),
             Err(LayoutError::MissingBlob { .. })
         ));
+    }
+
+    /// 20 processes tag one layout at once, 10 tags each: every tag is there afterwards. (The
+    /// child processes are this test binary, re-run on this test with the layout in the env.)
+    #[test]
+    fn concurrent_tag_writers_in_many_processes_lose_no_tag() {
+        const CHILD: &str = "SHIPIT_TEST_TAG_CHILD";
+        if let Ok(spec) = std::env::var(CHILD) {
+            let (dir, n, desc) = spec.split_once('|').and_then(|(d, rest)| {
+                rest.split_once('|').map(|(n, desc)| (d.to_string(), n.to_string(), desc.to_string()))
+            }).unwrap();
+            let desc: Descriptor = serde_json::from_str(&desc).unwrap();
+            let l = Layout::create(Path::new(&dir)).unwrap();
+            for i in 0..10 {
+                l.tag(&format!("p{n}-{i}"), &desc).unwrap();
+            }
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(dir.path()).unwrap();
+        let img = image_in(&l, "linux/amd64", b"a");
+        let desc = serde_json::to_string(&img.descriptor).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..20)
+            .map(|n| {
+                std::process::Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "oci::layout::tests::concurrent_tag_writers_in_many_processes_lose_no_tag",
+                        "--test-threads=1",
+                    ])
+                    .env(CHILD, format!("{}|{n}|{desc}", dir.path().display()))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let mut tags: Vec<String> = l
+            .entries()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d.annotation(REF_NAME).map(str::to_string))
+            .collect();
+        tags.sort();
+        let mut want: Vec<String> = (0..20)
+            .flat_map(|n| (0..10).map(move |i| format!("p{n}-{i}")))
+            .collect();
+        want.sort();
+        assert_eq!(tags, want);
     }
 
     #[test]

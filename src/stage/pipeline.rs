@@ -31,6 +31,8 @@ pub fn run(mode: Mode, s: &Session, password: Option<String>, ui: &Ui) -> Result
         dry_run::print(&s.config, &s.plan, mode, &steps);
         return Ok(());
     }
+    // Another run writing the same dist/ or layout is waited for (see `locks`).
+    let _locks = super::locks::take(s, mode, ui)?;
     let mut made = Made::default();
     let mut password = password;
     for step in &steps {
@@ -117,7 +119,16 @@ fn run_stage(
                     ui,
                 );
             }
-            made.published = Some(publish::run(cfg, &packaged, password.take(), ui)?);
+            // A filtered publish publishes only the filtered images, each fully verified.
+            let packaged = publish::select(&packaged, plan, verified)?;
+            made.packaged = Some(packaged.clone());
+            made.published = Some(publish::run(
+                cfg,
+                &packaged,
+                verified,
+                password.take(),
+                ui,
+            )?);
             Ok(())
         }
         Stage::Report => {
@@ -137,7 +148,7 @@ fn packaged(made: &mut Made, s: &Session) -> Result<package::Packaged> {
     match &made.packaged {
         Some(p) => Ok(p.clone()),
         None => {
-            let p = package::load(&s.plan.out_dir)?;
+            let p = package::load_for(&s.plan)?;
             made.packaged = Some(p.clone());
             Ok(p)
         }

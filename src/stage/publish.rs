@@ -67,17 +67,87 @@ fn target_name(cfg: &Config) -> String {
     }
 }
 
+/// Publishes `packaged` (see `select`): each index only when every platform image it lists
+/// passed verification in `verified`.
 pub fn run(
     cfg: &Config,
     packaged: &Packaged,
+    verified: &super::verify::Report,
     password_stdin: Option<String>,
     ui: &Ui,
 ) -> Result<Published> {
     check_cancel()?;
+    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    for img in &packaged.images {
+        check_all_verified(&layout, img, verified)?;
+    }
     match &cfg.publish.to {
         PublishTo::Oci(path) => to_layout(packaged, path, ui),
         PublishTo::Registry => to_registry(cfg, packaged, password_stdin, ui),
     }
+}
+
+/// What a (possibly filtered) publish publishes: the packaged images of the plan's variants
+/// only, each of which must have every platform image its index lists verified in this run.
+/// A `--platform` filter that leaves out a platform of an index refuses the publish (exit 2):
+/// a tag moves only onto an index all of whose platform images passed.
+pub fn select(
+    packaged: &Packaged,
+    plan: &crate::plan::Plan,
+    verified: &super::verify::Report,
+) -> Result<Packaged> {
+    let images: Vec<_> = packaged
+        .images
+        .iter()
+        .filter(|img| plan.images.iter().any(|p| p.variant == img.variant))
+        .cloned()
+        .collect();
+    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    for img in &images {
+        check_all_verified(&layout, img, verified)?;
+    }
+    Ok(Packaged {
+        images,
+        ..packaged.clone()
+    })
+}
+
+/// Refuses an image whose index (as the layout holds it, not as package.json says) lists a
+/// platform image that did not pass verification in this run.
+fn check_all_verified(
+    layout: &Layout,
+    img: &super::package::PackagedImage,
+    verified: &super::verify::Report,
+) -> Result<()> {
+    let bytes = layout
+        .read_blob(&img.index, 4 << 20)
+        .map_err(|e| Error::stage(format!("{e}")))?;
+    let index = crate::oci::index::parse(&bytes)
+        .map_err(|e| Error::stage(format!("index {}: {e}", img.index.digest)))?;
+    let unverified: Vec<String> = index
+        .manifests
+        .iter()
+        .filter(|m| {
+            !verified
+                .platforms
+                .iter()
+                .any(|r| r.passed && r.digest == m.digest.as_str())
+        })
+        .map(|m| match &m.platform {
+            Some(p) => format!("{p} ({})", m.digest.short()),
+            None => m.digest.to_string(),
+        })
+        .collect();
+    if unverified.is_empty() {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{} ({}): its index {} also lists {}, which this run did not verify; a tag moves only onto an index whose every platform image passed verification: publish without --platform (or `shipit package` with the same --platform first); nothing was pushed and no tag moved",
+        img.repository,
+        img.variant,
+        img.index.digest.short(),
+        unverified.join(", ")
+    )))
 }
 
 /// `Err(interrupted)` once the run is cancelled.

@@ -137,8 +137,7 @@ pub fn write_report(plan: &Plan, report: &ReleaseReport, json: bool, ui: &Ui) ->
         .map_err(|e| Error::stage(format!("{}: {e}", plan.out_dir.display())))?;
     let path = plan.out_dir.join("release.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(&path, text.clone() + "\n")
-        .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    package::write_atomically(&path, (text.clone() + "\n").as_bytes())?;
     if json {
         println!("{text}");
     } else {

@@ -188,6 +188,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             problems.join("\n  ")
         )));
     }
+    let _locks = super::locks::take_out_dir(s, ui)?;
     let client = publish::registry_client(cfg, password)?;
     ui.step(format!(
         "merge {} fragments into {}",
