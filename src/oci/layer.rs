@@ -8,6 +8,7 @@
 //! OS byte 255, no file name and level 6. The layer's `digest` (of the gzip) and `diff_id` (of the
 //! tar) are computed while the bytes stream out, so a layer is never read back to be hashed.
 
+use crate::exec::{Cancel, Cancelled, Interruptible};
 use crate::oci::digest::{Digest, HashingWriter};
 use flate2::{Compression, GzBuilder};
 use std::collections::BTreeMap;
@@ -141,19 +142,23 @@ pub enum LayerError {
     HostChanged { path: String, host: PathBuf },
     #[error("writing the layer failed: {0}")]
     Write(#[source] io::Error),
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 /// Builds a layer in memory.
 pub fn build(entries: &[Entry], epoch: u64) -> Result<Layer, LayerError> {
-    let (digests, bytes) = write(entries, epoch, Vec::new())?;
+    let (digests, bytes) = write(entries, epoch, Vec::new(), &Cancel::new())?;
     Ok(Layer { bytes, digests })
 }
 
-/// Streams a layer into `out` (a file, a socket, a `Vec`), and gives `out` back.
+/// Streams a layer into `out` (a file, a socket, a `Vec`), and gives `out` back. Stops with
+/// `Cancelled` within a few MiB of host file data once `cancel` fires.
 pub fn write<W: Write>(
     entries: &[Entry],
     epoch: u64,
     out: W,
+    cancel: &Cancel,
 ) -> Result<(LayerDigests, W), LayerError> {
     let sorted = normalise(entries)?;
     let gz = GzBuilder::new()
@@ -162,7 +167,8 @@ pub fn write<W: Write>(
         .write(HashingWriter::new(out), Compression::new(6));
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     for (path, entry) in &sorted {
-        append(&mut tar, path, entry, epoch)?;
+        cancel.check()?;
+        append(&mut tar, path, entry, epoch, cancel)?;
     }
     let tar_hasher = tar.into_inner().map_err(LayerError::Write)?;
     let (diff_id, _, gz) = tar_hasher.finish_into();
@@ -262,6 +268,7 @@ fn append<W: Write>(
     path: &str,
     item: &Item<'_>,
     epoch: u64,
+    cancel: &Cancel,
 ) -> Result<(), LayerError> {
     let (kind, mode, uid, gid) = match item {
         Item::Parent => (&EntryKind::Dir, 0o755, 0, 0),
@@ -332,11 +339,16 @@ fn append<W: Write>(
             h.set_size(size);
             h.set_cksum();
             let mut reader = ExactReader {
-                inner: file,
+                inner: Interruptible::new(file, cancel),
                 left: size,
                 changed: false,
             };
             let res = tar.append(&h, &mut reader);
+            if let Err(e) = &res
+                && let Some(c) = crate::exec::cancelled_in(e)
+            {
+                return Err(LayerError::Cancelled(c));
+            }
             if reader.changed || reader.left != 0 {
                 return Err(LayerError::HostChanged {
                     path: path.to_string(),
@@ -378,7 +390,7 @@ fn set_name(h: &mut tar::UstarHeader, name: &str) -> Result<(), LayerError> {
 
 /// Yields exactly `left` bytes of `inner`; notes whether the file turned out longer or shorter.
 struct ExactReader {
-    inner: File,
+    inner: Interruptible<File>,
     left: u64,
     changed: bool,
 }

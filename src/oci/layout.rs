@@ -7,6 +7,7 @@
 //! descriptor's digest and size, under a size cap. `index.json` entries are tagged with the
 //! `org.opencontainers.image.ref.name` annotation and kept in a stable order.
 
+use crate::exec::{Cancel, Cancelled, Interruptible};
 use crate::oci::digest::{Digest, HashingReader, HashingWriter};
 use crate::oci::image::{self, Base, BuiltImage, Descriptor, ImageError, Manifest};
 use crate::oci::index::{self, BuiltIndex, Index, IndexError, Platform};
@@ -34,11 +35,21 @@ static INDEX_LOCK: Mutex<()> = Mutex::new(());
 /// How long an `index.json` update waits for another process's (each takes milliseconds).
 const INDEX_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// An OCI image layout directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An OCI image layout directory. Its long copies (layers written, blobs copied in) stop
+/// within a few MiB once its cancel token fires (`with_cancel`; none by default).
+#[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    cancel: Cancel,
 }
+
+impl PartialEq for Layout {
+    fn eq(&self, other: &Layout) -> bool {
+        self.root == other.root
+    }
+}
+
+impl Eq for Layout {}
 
 /// `oci:PATH[:TAG]`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,11 +141,16 @@ pub enum LayoutError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayoutError {
     let path = path.to_path_buf();
-    move |source| LayoutError::Io { op, path, source }
+    move |source| match crate::exec::cancelled_in(&source) {
+        Some(c) => LayoutError::Cancelled(c),
+        None => LayoutError::Io { op, path, source },
+    }
 }
 
 /// Parses `oci:PATH[:TAG]` (the path ends at the first `:` after `oci:`, as in skopeo): the one
@@ -179,6 +195,7 @@ impl Layout {
     pub fn create(dir: &Path) -> Result<Layout, LayoutError> {
         let layout = Layout {
             root: dir.to_path_buf(),
+            cancel: Cancel::new(),
         };
         fs::create_dir_all(layout.blob_dir()).map_err(io_err("create", &layout.blob_dir()))?;
         let marker = dir.join("oci-layout");
@@ -200,9 +217,16 @@ impl Layout {
     pub fn open(dir: &Path) -> Result<Layout, LayoutError> {
         let layout = Layout {
             root: dir.to_path_buf(),
+            cancel: Cancel::new(),
         };
         layout.check_marker()?;
         Ok(layout)
+    }
+
+    /// The same layout, its long copies stopped by `cancel`.
+    pub fn with_cancel(mut self, cancel: &Cancel) -> Layout {
+        self.cancel = cancel.clone();
+        self
     }
 
     /// The layout's directory.
@@ -237,7 +261,7 @@ impl Layout {
         media_type: &str,
         src: &Path,
     ) -> Result<Descriptor, LayoutError> {
-        let mut from = File::open(src).map_err(io_err("open", src))?;
+        let mut from = Interruptible::new(File::open(src).map_err(io_err("open", src))?, &self.cancel);
         let tmp = self.temp_blob()?;
         let mut w = HashingWriter::new(BufWriter::new(tmp));
         io::copy(&mut from, &mut w).map_err(io_err("copy", src))?;
@@ -258,7 +282,7 @@ impl Layout {
         epoch: u64,
     ) -> Result<(Descriptor, LayerDigests), LayoutError> {
         let tmp = self.temp_blob()?;
-        let (digests, buf) = layer::write(entries, epoch, BufWriter::new(tmp))?;
+        let (digests, buf) = layer::write(entries, epoch, BufWriter::new(tmp), &self.cancel)?;
         let tmp = buf.into_inner().map_err(|e| LayoutError::Io {
             op: "write",
             path: self.blob_dir(),
@@ -546,7 +570,7 @@ impl Layout {
             },
             _ => io_err("open blob", &src)(e),
         })?;
-        let mut r = HashingReader::new(file.take(desc.size + 1));
+        let mut r = HashingReader::new(Interruptible::new(file, &to.cancel).take(desc.size + 1));
         let tmp = to.temp_blob()?;
         let mut w = BufWriter::new(tmp);
         io::copy(&mut r, &mut w).map_err(io_err("copy blob", &src))?;

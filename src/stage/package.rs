@@ -64,7 +64,13 @@ pub fn staging_ref(libc: Libc) -> String {
 
 pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
     let layout_dir = plan.out_dir.join("oci");
-    let layout = Layout::create(&layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
+    // TODO(session): take the token from the Session
+    let cancel = crate::exec::Cancel::current();
+    // A signal stops the layer writer and blob copies within a few MiB; their temporary blobs
+    // are removed and no ref is written.
+    let layout = Layout::create(&layout_dir)
+        .map_err(|e| Error::stage(format!("{e}")))?
+        .with_cancel(&cancel);
     ui.step(format!(
         "package {} image{} into {}",
         plan.images.len(),
@@ -73,8 +79,10 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
     ));
     let mut images = Vec::new();
     for img in &plan.images {
+        cancel.check()?;
         images.push(package_image(cfg, plan, img, &layout, ui)?);
     }
+    cancel.check()?;
     let mut packaged = Packaged {
         version: plan.version.to_string(),
         layout: layout_dir,

@@ -164,7 +164,10 @@ fn to_layout(packaged: &Packaged, path: &Path, ui: &Ui) -> Result<Published> {
     let to = if same {
         from.clone()
     } else {
-        Layout::create(path).map_err(|e| Error::stage(format!("{e}")))?
+        Layout::create(path)
+            .map_err(|e| Error::stage(format!("{e}")))?
+            // TODO(session): take the token from the Session
+            .with_cancel(&crate::exec::Cancel::current())
     };
     if !same {
         for img in &packaged.images {

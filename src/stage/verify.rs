@@ -422,6 +422,8 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
     };
     let opts = UnpackOptions {
         parent: Some(parent.path().to_path_buf()),
+        // TODO(session): take the token from the Session
+        cancel: crate::exec::Cancel::current(),
         ..UnpackOptions::default()
     };
     let t = Instant::now();

@@ -11,6 +11,7 @@ mod config_errors; // every bad pipeline.yaml: exit 2, file:line:col, a hint, no
 
 mod docker_paths; // the docker build backend and packager against a real dockerd (BuildKit)
 mod github_actions; // GITHUB_ACTIONS conventions, generated workflows and action.yml through actionlint
+mod integrity; // publish filters, stale packages, merge platform checks, signals, concurrent writers
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
