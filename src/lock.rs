@@ -182,7 +182,10 @@ mod tests {
             )]
         );
         let msg = err.to_string();
-        assert!(msg.contains(&format!("(pid {pid})")) && msg.contains("SHIPIT_LOCK_WAIT"), "{msg}");
+        assert!(
+            msg.contains(&format!("(pid {pid})")) && msg.contains("SHIPIT_LOCK_WAIT"),
+            "{msg}"
+        );
         // A cancelled wait stops at once.
         let cancel = Cancel::new();
         cancel.cancel(libc::SIGTERM);

@@ -261,7 +261,8 @@ impl Layout {
         media_type: &str,
         src: &Path,
     ) -> Result<Descriptor, LayoutError> {
-        let mut from = Interruptible::new(File::open(src).map_err(io_err("open", src))?, &self.cancel);
+        let mut from =
+            Interruptible::new(File::open(src).map_err(io_err("open", src))?, &self.cancel);
         let tmp = self.temp_blob()?;
         let mut w = HashingWriter::new(BufWriter::new(tmp));
         io::copy(&mut from, &mut w).map_err(io_err("copy", src))?;
@@ -817,9 +818,13 @@ mod tests {
     fn concurrent_tag_writers_in_many_processes_lose_no_tag() {
         const CHILD: &str = "SHIPIT_TEST_TAG_CHILD";
         if let Ok(spec) = std::env::var(CHILD) {
-            let (dir, n, desc) = spec.split_once('|').and_then(|(d, rest)| {
-                rest.split_once('|').map(|(n, desc)| (d.to_string(), n.to_string(), desc.to_string()))
-            }).unwrap();
+            let (dir, n, desc) = spec
+                .split_once('|')
+                .and_then(|(d, rest)| {
+                    rest.split_once('|')
+                        .map(|(n, desc)| (d.to_string(), n.to_string(), desc.to_string()))
+                })
+                .unwrap();
             let desc: Descriptor = serde_json::from_str(&desc).unwrap();
             let l = Layout::create(Path::new(&dir)).unwrap();
             for i in 0..10 {

@@ -25,10 +25,10 @@
 //! absolute target `/usr/lib` means `<root>/usr/lib`, `..` stops at the root), bounded to 40 hops,
 //! and only ever returns regular files, size-capped (CVE-2024-9676 shape).
 
+use crate::exec::Interruptible;
 use crate::oci::digest::{Digest, DigestError};
 use crate::oci::media;
 use sha2::{Digest as _, Sha256};
-use crate::exec::Interruptible;
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::CString;
@@ -645,7 +645,7 @@ impl LayerUnpacker<'_> {
             (&mut file).take(layer.size.saturating_add(1)),
             self.cancel,
         ))
-            .map_err(|e| self.layer_err(open_err(e)))?;
+        .map_err(|e| self.layer_err(open_err(e)))?;
         if read != layer.size {
             return Err(self.layer_err(LayerProblem::Size {
                 declared: layer.size,

@@ -122,13 +122,7 @@ fn run_stage(
             // A filtered publish publishes only the filtered images, each fully verified.
             let packaged = publish::select(&packaged, plan, verified)?;
             made.packaged = Some(packaged.clone());
-            made.published = Some(publish::run(
-                cfg,
-                &packaged,
-                verified,
-                password.take(),
-                ui,
-            )?);
+            made.published = Some(publish::run(cfg, &packaged, verified, password.take(), ui)?);
             Ok(())
         }
         Stage::Report => {

@@ -168,8 +168,8 @@ fn check_fragment_image(
         c.get_blob(&d, &p, crate::oci::layout::MAX_JSON_BLOB)
             .map(drop)
     })?;
-    let config_bytes = std::fs::read(&path)
-        .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    let config_bytes =
+        std::fs::read(&path).map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
     let config = crate::oci::image::parse_config(&config_bytes)
         .map_err(|e| Error::stage(format!("config {}: {e}", manifest.config.digest)))?;
     let got = crate::oci::image::config_platform(&config)
@@ -256,7 +256,8 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
     ));
     // Each manifest must be in the registry, exactly as the fragment says, and be an image of
     // the fragment's platform (its config, read from the registry, says so).
-    let scratch = tempfile::tempdir().map_err(|e| Error::env(format!("a temporary directory: {e}")))?;
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::env(format!("a temporary directory: {e}")))?;
     for f in fragments.values() {
         check_fragment_image(&client, f, scratch.path()).map_err(|e| Error {
             message: format!(

@@ -18,7 +18,10 @@ fn pipeline(repo: Option<&str>) -> String {
     match repo {
         None => p,
         Some(r) => p
-            .replace("repository: localhost/hello-server", &format!("repository: {r}"))
+            .replace(
+                "repository: localhost/hello-server",
+                &format!("repository: {r}"),
+            )
             .replace("publish:\n  to: oci:dist/oci", "publish:\n  to: registry"),
     }
 }
@@ -174,7 +177,11 @@ fn publish_refuses_a_package_made_from_another_plan() {
     let manifest = dir.path().join("Cargo.toml");
     let cargo = std::fs::read_to_string(&manifest).unwrap();
     assert!(cargo.contains("version = \"0.3.1\""));
-    std::fs::write(&manifest, cargo.replace("version = \"0.3.1\"", "version = \"0.4.0\"")).unwrap();
+    std::fs::write(
+        &manifest,
+        cargo.replace("version = \"0.3.1\"", "version = \"0.4.0\""),
+    )
+    .unwrap();
 
     let out = run(dir.path(), &[&["publish"][..], &musl2].concat(), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -185,7 +192,10 @@ fn publish_refuses_a_package_made_from_another_plan() {
             && err.contains("version: \"0.3.1\" → \"0.4.0\""),
         "{err}"
     );
-    assert!(!err.contains("verify "), "it verified a stale package: {err}");
+    assert!(
+        !err.contains("verify "),
+        "it verified a stale package: {err}"
+    );
     for t in MUSL_TAGS.iter().chain(["0.4.0-musl"].iter()) {
         assert!(!tag_exists(&reg, &format!("stale/hello:{t}")), "{t}");
     }
@@ -198,7 +208,10 @@ fn publish_refuses_a_package_made_from_another_plan() {
     let out = run(dir.path(), &[&["publish"][..], &musl2].concat(), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("repository: ") && err.contains("elsewhere/hello"), "{err}");
+    assert!(
+        err.contains("repository: ") && err.contains("elsewhere/hello"),
+        "{err}"
+    );
     assert!(!tag_exists(&reg, "elsewhere/hello:0.3.1-musl"));
 }
 
@@ -228,7 +241,16 @@ fn merge_checks_each_fragments_manifest_platform_in_the_registry() {
         let _ = std::fs::remove_dir_all(&out);
         let o = run(
             dir,
-            &["-c", &cfg, "--out", out.to_str().unwrap(), "release", "--split", "--platform", platform],
+            &[
+                "-c",
+                &cfg,
+                "--out",
+                out.to_str().unwrap(),
+                "release",
+                "--split",
+                "--platform",
+                platform,
+            ],
             &[],
         );
         assert!(o.status.success(), "split {platform}: {}", text(&o));
@@ -253,7 +275,14 @@ fn merge_checks_each_fragments_manifest_platform_in_the_registry() {
     let merge_out = dir.join(format!("dist-{name}-merge"));
     let _ = std::fs::remove_dir_all(&merge_out);
     let merge = |frags: &[&Path]| {
-        let mut args = vec!["-c", &cfg, "--out", merge_out.to_str().unwrap(), "release", "--merge"];
+        let mut args = vec![
+            "-c",
+            &cfg,
+            "--out",
+            merge_out.to_str().unwrap(),
+            "release",
+            "--merge",
+        ];
         args.extend(frags.iter().map(|f| f.to_str().unwrap()));
         run(dir, &args, &[])
     };
@@ -312,7 +341,10 @@ fn package_stops_on_sigterm_and_sigint_within_seconds_leaving_nothing_half_writt
         let mut seen = String::new();
         loop {
             let mut line = String::new();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "no package step: {seen}");
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "no package step: {seen}"
+            );
             seen.push_str(&line);
             if line.contains("package 1 image") {
                 break;
@@ -338,7 +370,10 @@ fn package_stops_on_sigterm_and_sigint_within_seconds_leaving_nothing_half_writt
         assert_eq!(status.code(), Some(code), "{seen}{rest}");
         assert!(took < Duration::from_secs(3), "took {took:?} to stop");
         assert!(rest.contains("interrupted"), "{rest}");
-        assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index_before);
+        assert_eq!(
+            std::fs::read(layout.join("index.json")).unwrap(),
+            index_before
+        );
         assert_eq!(
             std::fs::read(dir.path().join("dist/package.json")).unwrap(),
             package_before
@@ -364,7 +399,10 @@ fn concurrent_package_runs_of_one_project_lose_no_ref() {
             .unwrap()
     };
     let (gnu, musl) = (spawn("gnu"), spawn("musl"));
-    let (gnu, musl) = (gnu.wait_with_output().unwrap(), musl.wait_with_output().unwrap());
+    let (gnu, musl) = (
+        gnu.wait_with_output().unwrap(),
+        musl.wait_with_output().unwrap(),
+    );
     assert!(gnu.status.success(), "{}", text(&gnu));
     assert!(musl.status.success(), "{}", text(&musl));
     let want = [
@@ -378,7 +416,13 @@ fn concurrent_package_runs_of_one_project_lose_no_ref() {
         "staging-musl-linux-arm-v7",
         "staging-musl-linux-arm64",
     ];
-    assert_eq!(refs(&dir.path().join("dist/oci")), want, "{}\n{}", text(&gnu), text(&musl));
+    assert_eq!(
+        refs(&dir.path().join("dist/oci")),
+        want,
+        "{}\n{}",
+        text(&gnu),
+        text(&musl)
+    );
     let package: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("dist/package.json")).unwrap())
             .unwrap();
