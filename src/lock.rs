@@ -8,7 +8,7 @@
 //! (a package run, a base pulled into the cache, a publish), so no tag is ever lost.
 //!
 //! A lock is released when its value drops (or the process dies: the kernel drops flocks with
-//! the file). The lock files themselves stay; they hold the pid of the last holder.
+//! the file). The lock files themselves stay, empty; while held they name the holder's pid.
 
 use crate::exec::{Cancel, Cancelled};
 use std::fs::File;
@@ -30,8 +30,16 @@ const POLL: Duration = Duration::from_millis(50);
 /// A held lock: released when dropped.
 #[derive(Debug)]
 pub struct DirLock {
-    _file: File,
+    file: File,
     path: PathBuf,
+}
+
+impl Drop for DirLock {
+    /// Empties the file before the lock goes (with the file's close): a finished run leaves no
+    /// pid behind, and a layout's bytes do not depend on who wrote it.
+    fn drop(&mut self) {
+        self.file.set_len(0).ok();
+    }
 }
 
 impl DirLock {
@@ -138,7 +146,7 @@ pub fn acquire(
     file.set_len(0).ok();
     file.rewind().ok();
     write!(file, "{}", std::process::id()).ok();
-    Ok(DirLock { _file: file, path })
+    Ok(DirLock { file, path })
 }
 
 fn holder_pid(file: &mut File) -> Option<u32> {
@@ -197,7 +205,9 @@ mod tests {
         // test forks at the same time holds a copy of the descriptor until it execs.)
         let moment = Duration::from_secs(5);
         acquire(dir.path(), INDEX_LOCK, moment, &Cancel::new(), &|_| {}).unwrap();
+        let path = first.path().to_path_buf();
         drop(first);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
         acquire(dir.path(), RUN_LOCK, moment, &Cancel::new(), &|_| {}).unwrap();
     }
 }

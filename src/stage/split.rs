@@ -73,7 +73,12 @@ pub fn push_and_write_fragments(
     let layout = crate::oci::layout::Layout::open(&packaged.layout)
         .map_err(|e| Error::stage(format!("{e}")))?;
     for img in &packaged.images {
-        for p in &img.platforms {
+        // Only this job's platforms: dist/package.json may also list earlier runs' images.
+        let planned = |p: &package::PackagedPlatform| {
+            plan.platforms()
+                .any(|(i, pp)| i.variant == img.variant && pp.platform == p.platform)
+        };
+        for p in img.platforms.iter().filter(|p| planned(p)) {
             let report = verified
                 .platforms
                 .iter()
