@@ -18,9 +18,10 @@ mod sandbox;
 pub use cancel::{
     CHECK_EVERY, Cancel, Cancelled, GRACE, Interruptible, cancelled, cancelled_in, signal_name,
 };
-pub use cmd::{Cmd, Sandbox};
+pub use cmd::Cmd;
 pub use run::{
     ExecError, Finished, Output, Running, capture, describe_status, output, run_logged,
     run_logged_until,
 };
+pub use sandbox::Sandbox;
 pub use sandbox::connect_in_netns;

@@ -7,10 +7,14 @@
 //! atime, empty uname/gname), mtime = the given epoch (SOURCE_DATE_EPOCH), gzip with mtime 0,
 //! OS byte 255, no file name and level 6. The layer's `digest` (of the gzip) and `diff_id` (of the
 //! tar) are computed while the bytes stream out, so a layer is never read back to be hashed.
+//!
+//! The gzip is block-parallel (`pgzip`: fixed 128 KiB chunks, pigz's format), so its bytes are
+//! the same on every machine whatever its number of cores. `diff_id` alone (no compression) is
+//! what the compressed-layer cache (`layer_cache`) keys on.
 
 use crate::exec::{Cancel, Cancelled, Interruptible};
 use crate::oci::digest::{Digest, HashingWriter};
-use flate2::{Compression, GzBuilder};
+use crate::oci::pgzip::{self, ParGzWriter};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -161,10 +165,7 @@ pub fn write<W: Write>(
     cancel: &Cancel,
 ) -> Result<(LayerDigests, W), LayerError> {
     let sorted = normalise(entries)?;
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(HashingWriter::new(out), Compression::new(6));
+    let gz = ParGzWriter::new(HashingWriter::new(out), pgzip::LEVEL);
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     for (path, entry) in &sorted {
         cancel.check()?;
@@ -182,6 +183,23 @@ pub fn write<W: Write>(
         },
         out,
     ))
+}
+
+/// The `diff_id` (sha256 of the uncompressed tar) and the tar's size, computed by streaming the
+/// tar into the hash alone: what `write` would record, without compressing anything.
+pub fn diff_id(
+    entries: &[Entry],
+    epoch: u64,
+    cancel: &Cancel,
+) -> Result<(Digest, u64), LayerError> {
+    let sorted = normalise(entries)?;
+    let mut tar = tar::Builder::new(HashingWriter::new(io::sink()));
+    for (path, entry) in &sorted {
+        cancel.check()?;
+        append(&mut tar, path, entry, epoch, cancel)?;
+    }
+    let hasher = tar.into_inner().map_err(LayerError::Write)?;
+    Ok(hasher.finish())
 }
 
 /// An entry after validation: its normalised path is the map key.

@@ -223,6 +223,11 @@ impl Layout {
         Ok(layout)
     }
 
+    /// The token that stops this layout's long copies.
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+
     /// The same layout, its long copies stopped by `cancel`.
     pub fn with_cancel(mut self, cancel: &Cancel) -> Layout {
         self.cancel = cancel.clone();

@@ -10,7 +10,9 @@ pub mod image;
 pub mod index;
 pub mod json;
 pub mod layer;
+pub mod layer_cache;
 pub mod layout;
+pub mod pgzip;
 pub mod registry;
 pub mod unpack;
 

@@ -3,6 +3,11 @@
 //! platform (machine, class, float ABI, ARM attributes: an "ARMv6" binary that is really ARMv7
 //! fails here), then it is copied to `dist/bin/<libc>/<os>-<arch>[-<variant>]/<bin>` and recorded
 //! in `dist/build.json` with its sha256, size and ELF facts.
+//!
+//! A target whose stamp from the last successful build still matches everything cargo would look
+//! at is not handed to its toolchain at all: it is reported "fresh (no toolchain started)" and
+//! only the post-build checks and the copy run (`build_fresh`; `SHIPIT_NO_FRESHNESS=1` turns
+//! this off).
 
 use crate::error::{Error, Result};
 use crate::exec::{self, ExecError};
@@ -36,8 +41,10 @@ pub struct Built {
     pub path: PathBuf,
     pub sha256: String,
     pub size: u64,
-    /// Whether the compiler ran (false: cargo found everything up to date).
+    /// Whether the compiler ran (false: cargo found everything up to date, or it never started).
     pub compiled: bool,
+    /// Whether the toolchain was not started at all: the stamp of the last build still matched.
+    pub fresh: bool,
     pub seconds: f64,
     pub elf: elf::ElfFacts,
     /// Warnings from the ELF check (errors fail the build).
@@ -115,7 +122,9 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                             format!(
                                 "done in {:.1}s{}",
                                 b.seconds,
-                                if b.compiled {
+                                if b.fresh {
+                                    " (fresh: no toolchain started)"
+                                } else if b.compiled {
                                     ""
                                 } else {
                                     " (up to date: no compiler work)"
@@ -166,6 +175,9 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     let fresh = report.built.iter().filter(|b| !b.compiled).count();
     if fresh == report.built.len() && !report.built.is_empty() {
         ui.ok("every binary was already up to date: no compiler work was done");
+        if report.built.iter().all(|b| b.fresh) {
+            ui.ok("every target was fresh (no toolchain started)");
+        }
     }
     for b in &report.built {
         ui.ok(format!(
@@ -190,6 +202,37 @@ fn build_one(
     let start = Instant::now();
     let _ = std::fs::remove_file(&p.log);
     progress.set_log(i, &p.log);
+    let not_fresh = super::build_fresh::check(p).err();
+    let fresh = not_fresh.is_none();
+    let started = std::time::SystemTime::now();
+    if let Some(why) = &not_fresh {
+        super::build_fresh::forget(p);
+        run_toolchain(p, stop)?;
+        append_log(&p.log, &format!("shipit: the toolchain ran: {why}\n"));
+    } else {
+        write_log(
+            &p.log,
+            "shipit: fresh (no toolchain started): nothing the binary depends on changed since its last build\n",
+        );
+    }
+    let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+    let compiled = !fresh
+        && log
+            .lines()
+            .any(|l| l.trim_start().starts_with("Compiling "));
+    let built = finish_binary(plan, p, compiled, fresh, start)?;
+    if !fresh && let Err(why) = super::build_fresh::record(p, started, &plan.out_dir, &built.sha256)
+    {
+        append_log(
+            &p.log,
+            &format!("shipit: no freshness stamp recorded: {why}\n"),
+        );
+    }
+    Ok(built)
+}
+
+/// Starts the target's toolchain (its output appended to the log).
+fn run_toolchain(p: &PlatformPlan, stop: &AtomicBool) -> Result<()> {
     exec::run_logged_until(
         &p.build,
         &p.log,
@@ -211,10 +254,17 @@ fn build_one(
             }
         }
     })?;
-    let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-    let compiled = log
-        .lines()
-        .any(|l| l.trim_start().starts_with("Compiling "));
+    Ok(())
+}
+
+/// The post-build steps, whether or not the toolchain ran: the ELF check and the copy.
+fn finish_binary(
+    plan: &Plan,
+    p: &PlatformPlan,
+    compiled: bool,
+    fresh: bool,
+    start: Instant,
+) -> Result<Built> {
     let bytes = std::fs::read(&p.built).map_err(|e| {
         Error::stage(format!(
             "build of {} ({}) reported success but {} is missing: {e}",
@@ -265,6 +315,7 @@ fn build_one(
         sha256: Digest::of(&bytes).to_string(),
         size: bytes.len() as u64,
         compiled,
+        fresh,
         seconds: start.elapsed().as_secs_f64(),
         elf: facts,
         warnings,
@@ -289,6 +340,20 @@ pub fn check_binary(
         }
     }
     (errors, warnings)
+}
+
+fn write_log(log: &Path, text: &str) {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    std::fs::write(log, text).ok();
+}
+
+fn append_log(log: &Path, text: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
+        f.write_all(text.as_bytes()).ok();
+    }
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

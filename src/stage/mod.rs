@@ -5,6 +5,7 @@
 //! platform image passed verification.
 
 pub mod build;
+pub mod build_fresh;
 pub mod doctor;
 pub mod dry_run;
 pub mod image_rules;

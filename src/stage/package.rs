@@ -280,9 +280,15 @@ fn package_platform(
             f.mode,
         ));
     }
-    let (layer_desc, digests) = layout
-        .write_layer(&entries, epoch)
-        .map_err(|e| Error::stage(format!("{} layer: {e}", p.platform)))?;
+    // Content compressed before (same diff_id, same settings) is not compressed again.
+    let written = crate::oci::layer_cache::write_layer(
+        layout,
+        &entries,
+        epoch,
+        &plan.out_dir.join("cache").join("layers"),
+    )
+    .map_err(|e| Error::stage(format!("{} layer: {e}", p.platform)))?;
+    let (layer_desc, digests) = (written.descriptor, written.digests);
     let labels = image_labels(cfg, plan, epoch);
     let mut env = cfg.image.env.clone();
     let base_has_path = base.as_ref().is_some_and(|b| {

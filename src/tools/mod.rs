@@ -8,6 +8,7 @@ pub mod cross;
 pub mod docker;
 pub mod doctor;
 pub mod git;
+pub mod gpgv;
 pub mod qemu;
 pub mod rustup;
 pub mod zigbuild;
