@@ -88,9 +88,10 @@ pub struct Plan {
     pub out_dir: PathBuf,
     /// Where `publish` sends images: an OCI layout path or `registry`.
     pub publish_to: String,
-    /// A hash of what the release is, independent of `--platform`/`--variant` filters: version,
-    /// revision, epoch, repository, and per variant its tags and all its platforms. Split jobs of
-    /// one release share it; `--merge` refuses fragments of another release.
+    /// A hash of what the release is, independent of `--platform`/`--variant` filters:
+    /// `package_facts` (version, repository, per variant its tags, platforms and base, the image
+    /// config) plus the revision and the epoch. Split jobs of one release share it; `--merge`
+    /// refuses fragments of another release.
     pub identity: String,
     /// What an image made from this plan is, as far as publishing goes: version, repository,
     /// per variant its tags, platforms and base, the binary and the image config. `package`
