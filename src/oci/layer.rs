@@ -14,6 +14,7 @@
 
 use crate::exec::{Cancel, Cancelled, Interruptible};
 use crate::oci::digest::{Digest, HashingWriter};
+use crate::oci::fsafe::{self, Why};
 use crate::oci::pgzip::{self, ParGzWriter};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -140,8 +141,11 @@ pub enum LayerError {
         host: PathBuf,
         source: io::Error,
     },
-    #[error("layer entry {path:?}: {host} is not a regular file")]
-    HostNotFile { path: String, host: PathBuf },
+    #[error("layer entry {path:?}: {source}")]
+    HostRefused {
+        path: String,
+        source: crate::oci::fsafe::FileError,
+    },
     #[error("layer entry {path:?}: {host} changed size while it was being read; build again")]
     HostChanged { path: String, host: PathBuf },
     #[error("writing the layer failed: {0}")]
@@ -341,18 +345,21 @@ fn append<W: Write>(
                 host: host.clone(),
                 source,
             };
-            let file = File::open(host).map_err(read_err)?;
-            let meta = file.metadata().map_err(read_err)?;
-            if !meta.is_file() {
-                return Err(LayerError::HostNotFile {
-                    path: path.to_string(),
-                    host: host.clone(),
-                });
-            }
-            let size = meta.len();
-            if size > MAX_SIZE {
-                return Err(out_of_range(path, "size", size, MAX_SIZE));
-            }
+            // A regular file only, not a link (config time resolved it), opened without
+            // blocking on a FIFO swapped in since.
+            let (file, size) = match fsafe::open_file(host, MAX_SIZE) {
+                Ok(r) => (r.file, r.size),
+                Err(e) => {
+                    return Err(match e.why {
+                        Why::Open(source) => read_err(source),
+                        Why::TooLarge { size, .. } => out_of_range(path, "size", size, MAX_SIZE),
+                        _ => LayerError::HostRefused {
+                            path: path.to_string(),
+                            source: e,
+                        },
+                    });
+                }
+            };
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(size);
             h.set_cksum();
@@ -626,5 +633,30 @@ mod tests {
             build(&[long_link], 0),
             Err(LayerError::LinkTooLong { .. })
         ));
+    }
+
+    /// `image.files` sources are checked at config time; one swapped for a FIFO or a link by
+    /// package time is refused at once (the open must not wait for a writer).
+    #[test]
+    fn host_files_that_became_fifos_or_links_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+        for (host, says) in [
+            (&fifo, "FIFO (named pipe), not a regular file"),
+            (&link, "symbolic link"),
+        ] {
+            let err = build(&[Entry::host_file("etc/x", host, 0o644)], 0)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&host.display().to_string()) && err.contains(says),
+                "{err}"
+            );
+        }
     }
 }

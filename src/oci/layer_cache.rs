@@ -86,13 +86,14 @@ fn record_path(cache_dir: &Path, diff_id: &Digest) -> PathBuf {
 
 /// The cached layer for `diff_id`, if its record is sound and the blob re-hashes to it.
 fn cached(layout: &Layout, path: &Path, diff_id: &Digest) -> Option<LayerDigests> {
-    let text = std::fs::read(path).ok()?;
+    // Records and blobs go through the safe open: regular files only, never a FIFO, bounded.
+    let text = crate::oci::fsafe::read_file(path, 64 << 10).ok()?;
     let r: Record = serde_json::from_slice(&text).ok()?;
     if &r.diff_id != diff_id || r.settings != pgzip::SETTINGS || !layout.has_blob(&r.digest) {
         return None;
     }
     let blob = layout.blob_path(&r.digest);
-    let file = std::fs::File::open(&blob).ok()?;
+    let file = crate::oci::fsafe::open_file(&blob, r.size).ok()?.file;
     let (digest, size) = Digest::of_reader(std::io::BufReader::with_capacity(
         1 << 16,
         crate::exec::Interruptible::new(file, layout.cancel()),

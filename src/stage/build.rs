@@ -10,7 +10,7 @@
 //! this off).
 
 use crate::error::{Error, Result};
-use crate::exec::{self, ExecError};
+use crate::exec::{self, Cancel, ExecError};
 use crate::oci::digest::Digest;
 use crate::plan::{Plan, PlatformPlan};
 use crate::platform::Libc;
@@ -29,6 +29,8 @@ pub struct Options {
     pub jobs: usize,
     pub keep_going: bool,
     pub dry_run: bool,
+    /// The run's cancel token: no new target starts once it is set, and running builds stop.
+    pub cancel: Cancel,
 }
 
 /// One built binary, as recorded in `dist/build.json`.
@@ -109,13 +111,13 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(p) = targets.get(i) else { break };
-                    if stop.load(Ordering::SeqCst) || exec::cancelled().is_some() {
+                    if stop.load(Ordering::SeqCst) || opts.cancel.is_cancelled() {
                         progress.set(i, "skipped");
                         break;
                     }
                     progress.set(i, "compiling");
                     ui.verbose(format!("  $ {}", p.build.display()));
-                    let r = build_one(plan, p, &stop, &progress, i);
+                    let r = build_one(plan, p, &stop, &opts.cancel, &progress, i);
                     match &r {
                         Ok(b) => progress.finish(
                             i,
@@ -142,12 +144,10 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                 }
             });
         }
-        s.spawn(|| progress.tick_until_done(&targets));
+        s.spawn(|| progress.tick_until_done(&targets, &opts.cancel));
     });
     progress.clear();
-    if let Some(sig) = exec::cancelled() {
-        return Err(Error::interrupted(sig));
-    }
+    opts.cancel.check()?;
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     let mut built = Vec::new();
@@ -155,7 +155,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     for (i, r) in results {
         match r {
             Ok(b) => built.push(b),
-            Err(e) if e.message.contains("stopped because another target failed") => {
+            Err(Error::Exec(ExecError::Stopped { .. })) => {
                 ui.info(format!(
                     "  {} ({}): stopped",
                     targets[i].platform, targets[i].libc
@@ -196,6 +196,7 @@ fn build_one(
     plan: &Plan,
     p: &PlatformPlan,
     stop: &AtomicBool,
+    cancel: &Cancel,
     progress: &Progress,
     i: usize,
 ) -> Result<Built> {
@@ -207,7 +208,7 @@ fn build_one(
     let started = std::time::SystemTime::now();
     if let Some(why) = &not_fresh {
         super::build_fresh::forget(p);
-        run_toolchain(p, stop)?;
+        run_toolchain(p, stop, cancel)?;
         append_log(&p.log, &format!("shipit: the toolchain ran: {why}\n"));
     } else {
         write_log(
@@ -220,7 +221,7 @@ fn build_one(
         && log
             .lines()
             .any(|l| l.trim_start().starts_with("Compiling "));
-    let built = finish_binary(plan, p, compiled, fresh, start)?;
+    let built = finish_binary(p, compiled, fresh, start)?;
     if !fresh && let Err(why) = super::build_fresh::record(p, started, &plan.out_dir, &built.sha256)
     {
         append_log(
@@ -232,39 +233,21 @@ fn build_one(
 }
 
 /// Starts the target's toolchain (its output appended to the log).
-fn run_toolchain(p: &PlatformPlan, stop: &AtomicBool) -> Result<()> {
-    exec::run_logged_until(
-        &p.build,
-        &p.log,
-        Some(BUILD_TIMEOUT),
-        Some(stop),
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
-    )
-    .map_err(|e| match e {
-        ExecError::Stopped { .. } => Error::stage(e.to_string()),
-        other => {
-            let err: Error = other.into();
-            Error {
-                message: format!(
-                    "build of {} ({}) failed: {}",
-                    p.platform, p.libc, err.message
-                ),
-                ..err
+fn run_toolchain(p: &PlatformPlan, stop: &AtomicBool, cancel: &Cancel) -> Result<()> {
+    exec::run_logged_until(&p.build, &p.log, Some(BUILD_TIMEOUT), Some(stop), cancel).map_err(
+        |e| match e {
+            // Not a failure of its own: `run` reports it as stopped.
+            ExecError::Stopped { .. } => Error::from(e),
+            other => {
+                Error::from(other).context(format!("build of {} ({}) failed", p.platform, p.libc))
             }
-        }
-    })?;
+        },
+    )?;
     Ok(())
 }
 
 /// The post-build steps, whether or not the toolchain ran: the ELF check and the copy.
-fn finish_binary(
-    plan: &Plan,
-    p: &PlatformPlan,
-    compiled: bool,
-    fresh: bool,
-    start: Instant,
-) -> Result<Built> {
+fn finish_binary(p: &PlatformPlan, compiled: bool, fresh: bool, start: Instant) -> Result<Built> {
     let bytes = std::fs::read(&p.built).map_err(|e| {
         Error::stage(format!(
             "build of {} ({}) reported success but {} is missing: {e}",
@@ -280,7 +263,7 @@ fn finish_binary(
             p.built.display()
         ))
     })?;
-    let (errors, warnings) = check_binary(plan, p, &facts);
+    let (errors, warnings) = check_binary(p, &facts);
     if !errors.is_empty() {
         return Err(Error::stage(format!(
             "the {} ({}) binary does not fit its platform, so it was not used:",
@@ -295,8 +278,7 @@ fn finish_binary(
         ));
     }
     if let Some(dir) = p.binary.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::stage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = p.binary.with_extension("tmp");
     std::fs::write(&tmp, &bytes)
@@ -305,7 +287,7 @@ fn finish_binary(
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         })
         .and_then(|_| std::fs::rename(&tmp, &p.binary))
-        .map_err(|e| Error::stage(format!("{}: {e}", p.binary.display())))?;
+        .map_err(|e| Error::io(&p.binary, e))?;
     Ok(Built {
         platform: p.platform.to_string(),
         libc: p.libc,
@@ -322,13 +304,9 @@ fn finish_binary(
     })
 }
 
-/// Checks a binary against its platform and the glibc floor: (errors, warnings).
-pub fn check_binary(
-    plan: &Plan,
-    p: &PlatformPlan,
-    facts: &elf::ElfFacts,
-) -> (Vec<String>, Vec<String>) {
-    let _ = plan;
+/// Checks a binary against its platform and libc: (errors, warnings). The glibc floor is
+/// checked by `verify`, against the image's own glibc.
+pub fn check_binary(p: &PlatformPlan, facts: &elf::ElfFacts) -> (Vec<String>, Vec<String>) {
     let expect = elf::ElfExpect::for_platform(p.spec).with_libc(p.libc);
     let findings = elf::check(facts, &expect);
     let mut errors = Vec::new();
@@ -358,11 +336,10 @@ fn append_log(log: &Path, text: &str) {
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::stage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| Error::stage(format!("{}: {e}", path.display())))
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
 
 /// One line per target: indicatif bars on a terminal, plain lines otherwise.
@@ -433,7 +410,7 @@ impl Progress {
     }
 
     /// Refreshes the bars from the build logs ("compiling serde (12 crates)") until all finish.
-    fn tick_until_done(&self, targets: &[&PlatformPlan]) {
+    fn tick_until_done(&self, targets: &[&PlatformPlan], cancel: &Cancel) {
         let Some((_, bars)) = &self.bars else { return };
         loop {
             let done = self
@@ -441,7 +418,7 @@ impl Progress {
                 .lock()
                 .map(|d| d.iter().all(|x| *x))
                 .unwrap_or(true);
-            if done || exec::cancelled().is_some() {
+            if done {
                 return;
             }
             let logs = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
@@ -467,7 +444,9 @@ impl Progress {
                 }
                 bars[i].tick();
             }
-            std::thread::sleep(Duration::from_millis(150));
+            if cancel.sleep(Duration::from_millis(150)).is_err() {
+                return;
+            }
         }
     }
 

@@ -34,17 +34,15 @@ pub fn take(s: &Session, mode: Mode, ui: &Ui) -> Result<Held> {
     {
         dirs.push(p.clone());
     }
-    lock_dirs(&dirs, ui)
+    lock_dirs(&dirs, &s.opts.cancel, ui)
 }
 
 /// Locks the output dir alone (`release --merge` writes only release.json there).
 pub fn take_out_dir(s: &Session, ui: &Ui) -> Result<Held> {
-    lock_dirs(std::slice::from_ref(&s.plan.out_dir), ui)
+    lock_dirs(std::slice::from_ref(&s.plan.out_dir), &s.opts.cancel, ui)
 }
 
-fn lock_dirs(dirs: &[PathBuf], ui: &Ui) -> Result<Held> {
-    // TODO(session): take the token from the Session
-    let cancel = Cancel::current();
+fn lock_dirs(dirs: &[PathBuf], cancel: &Cancel, ui: &Ui) -> Result<Held> {
     let bound = lock::wait_bound();
     let mut seen: Vec<PathBuf> = Vec::new();
     let mut held = Vec::new();
@@ -54,8 +52,8 @@ fn lock_dirs(dirs: &[PathBuf], ui: &Ui) -> Result<Held> {
             continue;
         }
         seen.push(key);
-        let l = lock::acquire(d, lock::RUN_LOCK, bound, &cancel, &|m| ui.warn(m))
-            .map_err(lock_error)?;
+        let l =
+            lock::acquire(d, lock::RUN_LOCK, bound, cancel, &|m| ui.warn(m)).map_err(lock_error)?;
         held.push(l);
     }
     Ok(Held { _locks: held })

@@ -7,7 +7,7 @@
 
 use super::{image_rules, package, publish, verify};
 use crate::config::{Config, PublishTo};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::oci::image::Descriptor;
 use crate::oci::index;
 use crate::platform::Libc;
@@ -66,12 +66,16 @@ pub fn push_and_write_fragments(
     let (cfg, plan) = (&s.config, &s.plan);
     let failed = verify::failure(verified);
     let client = if failed.is_none() {
-        Some(publish::registry_client(cfg, password)?)
+        Some(publish::registry_client(
+            cfg,
+            password,
+            &s.opts.cancel,
+            ui.json,
+        )?)
     } else {
         None
     };
-    let layout = crate::oci::layout::Layout::open(&packaged.layout)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+    let layout = crate::oci::layout::Layout::open(&packaged.layout)?;
     for img in &packaged.images {
         // Only this job's platforms: dist/package.json may also list earlier runs' images.
         let planned = |p: &package::PackagedPlatform| {
@@ -106,10 +110,8 @@ pub fn push_and_write_fragments(
             let path = fragment_path(&plan.out_dir, img.variant, spec);
             std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
                 .map_err(|e| Error::stage(e.to_string()))?;
-            let text =
-                serde_json::to_string_pretty(&fragment).map_err(|e| Error::stage(e.to_string()))?;
-            std::fs::write(&path, text + "\n")
-                .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+            let text = serde_json::to_string_pretty(&fragment)?;
+            std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
             ui.ok(format!(
                 "fragment {} ({}) {}: {}",
                 p.platform,
@@ -141,14 +143,15 @@ fn check_fragment_image(
         .ok_or_else(|| Error::stage(format!("{:?} is not a platform", f.platform)))?;
     let (c, d) = (client.clone(), f.manifest.digest.to_string());
     let (bytes, media_type, digest) =
-        publish::interruptible(move || c.get_manifest(&d)).map_err(|e| Error {
-            message: format!(
-                "manifest {} is not readable in {}: {}",
+        publish::interruptible(client.cancel(), move || c.get_manifest(&d)).map_err(|e| {
+            if e.interrupted_by().is_some() {
+                return e;
+            }
+            e.context(format!(
+                "manifest {} is not readable in {}",
                 f.manifest.digest,
-                client.repository(),
-                e.message
-            ),
-            ..e
+                client.repository()
+            ))
         })?;
     if digest != f.manifest.digest || bytes.len() as u64 != f.manifest.size {
         return Err(Error::stage(format!(
@@ -169,12 +172,11 @@ fn check_fragment_image(
         .map_err(|e| Error::stage(format!("manifest {}: {e}", f.manifest.digest)))?;
     let path = scratch.join(manifest.config.digest.hex());
     let (c, d, p) = (client.clone(), manifest.config.digest.clone(), path.clone());
-    publish::interruptible(move || {
+    publish::interruptible(client.cancel(), move || {
         c.get_blob(&d, &p, crate::oci::layout::MAX_JSON_BLOB)
             .map(drop)
     })?;
-    let config_bytes =
-        std::fs::read(&path).map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    let config_bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let config = crate::oci::image::parse_config(&config_bytes)
         .map_err(|e| Error::stage(format!("config {}: {e}", manifest.config.digest)))?;
     let got = crate::oci::image::config_platform(&config)
@@ -206,6 +208,8 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
     need_registry(cfg, "--merge")?;
     let mut fragments: BTreeMap<(Libc, String), Fragment> = BTreeMap::new();
     for path in paths {
+        // Fragments are named on the command line (`--merge`): one that cannot be read or is
+        // not a fragment is a usage error (exit 2).
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
         let f: Fragment = serde_json::from_str(&text).map_err(|e| {
@@ -253,7 +257,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
         )));
     }
     let _locks = super::locks::take_out_dir(s, ui)?;
-    let client = publish::registry_client(cfg, password)?;
+    let client = publish::registry_client(cfg, password, &s.opts.cancel, ui.json)?;
     ui.step(format!(
         "merge {} fragments into {}",
         fragments.len(),
@@ -264,12 +268,12 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
     let scratch =
         tempfile::tempdir().map_err(|e| Error::env(format!("a temporary directory: {e}")))?;
     for f in fragments.values() {
-        check_fragment_image(&client, f, scratch.path()).map_err(|e| Error {
-            message: format!(
-                "{} ({}): {}; no tag was moved",
-                f.platform, f.variant, e.message
-            ),
-            ..e
+        check_fragment_image(&client, f, scratch.path()).map_err(|e| {
+            if e.interrupted_by().is_some() {
+                return e;
+            }
+            e.context(format!("{} ({})", f.platform, f.variant))
+                .with_detail("no tag was moved")
         })?;
     }
     // Indexes by digest, all of them, then tags.
@@ -287,7 +291,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             })
             .collect();
         let idx = index::build(&entries, &annotations)
-            .map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
+            .with_context(|| format!("index for {}", img.variant))?;
         publish::push_manifest_once(
             &client,
             idx.descriptor.digest.as_str(),
@@ -345,6 +349,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
                                 manifest_digest: f.manifest.digest.to_string(),
                                 compressed_size: f.compressed_size,
                                 verify_seconds: f.checks.iter().map(|c| c.seconds).sum(),
+                                cached: !f.checks.is_empty() && f.checks.iter().all(|c| c.cached),
                                 checks: f.checks.clone(),
                             }
                         })
@@ -354,6 +359,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             .collect(),
         blobs_uploaded: 0,
         blobs_skipped: 0,
+        attachments: Vec::new(),
     };
     super::release::write_report(plan, &report, s.opts.json, ui)
 }

@@ -170,7 +170,7 @@ fn armv6_guard_refuses_an_armv7_binary_presented_as_v6() {
 
     // The real ARMv7 (musl) binary of the fixture, presented as the ARMv6 one.
     let v7 = shipit::verify::elf::inspect(&built_bytes("musl", "linux-arm-v7")).unwrap();
-    let (errors, _) = shipit::stage::build::check_binary(&plan, v6, &v7);
+    let (errors, _) = shipit::stage::build::check_binary(v6, &v7);
     let all = errors.join("\n");
     assert!(!errors.is_empty(), "an ARMv7 binary passed as ARMv6");
     for word in ["ARMv6", "ARMv7", "Thumb-2"] {
@@ -184,7 +184,7 @@ fn armv6_guard_refuses_an_armv7_binary_presented_as_v6() {
 
     // The real ARMv6 binary passes the same guard.
     let real = shipit::verify::elf::inspect(&built_bytes("musl", "linux-arm-v6")).unwrap();
-    let (errors, _) = shipit::stage::build::check_binary(&plan, v6, &real);
+    let (errors, _) = shipit::stage::build::check_binary(v6, &real);
     assert!(
         errors.is_empty(),
         "the genuine ARMv6 binary was refused: {errors:?}"
