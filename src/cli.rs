@@ -269,6 +269,7 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
                 stage::dry_run::print(&s.config, &s.plan, Mode::Package, &steps);
                 return Ok(());
             }
+            let _locks = stage::locks::take(&s, Mode::Package, ui)?;
             let packaged = stage::package::run(&s.config, &s.plan, &s.opts.cancel, ui)?;
             if s.opts.json {
                 println!(

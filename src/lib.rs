@@ -15,6 +15,7 @@ pub mod config;
 pub mod deb;
 pub mod error;
 pub mod exec;
+pub mod lock;
 pub mod oci;
 pub mod plan;
 pub mod platform;

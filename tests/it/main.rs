@@ -14,6 +14,7 @@ mod deb; // Debian archive → rootfs layers for 3 architectures; openssl, syft,
 mod docker_paths; // the docker build backend and packager against a real dockerd (BuildKit)
 mod github_actions; // GITHUB_ACTIONS conventions, generated workflows and action.yml through actionlint
 mod hostile_layouts; // FIFOs, links out and /dev/zero in a layout; nested, wide and fanned-out indexes
+mod integrity; // publish filters, stale packages, merge platform checks, signals, concurrent writers
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
