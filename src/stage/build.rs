@@ -86,6 +86,17 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
         )
         .with_detail(missing.join("\n")));
     }
+    // C libraries: what nothing provides stops here (exit 2), before any compiler runs; what
+    // shipit provides (static OpenSSL for musl) is made now.
+    // TODO(deb): pass `build.packages` and the sysroots' environment once the deb wiring lands.
+    let syslib_env = crate::syslibs::prepare(
+        plan,
+        &[],
+        opts.jobs,
+        ui,
+        // TODO(session): take the token from the Session
+        &crate::exec::Cancel::current(),
+    )?;
     ui.step(format!(
         "build {} target{} ({} at a time)",
         targets.len(),
@@ -108,7 +119,11 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                     }
                     progress.set(i, "compiling");
                     ui.verbose(format!("  $ {}", p.build.display()));
-                    let r = build_one(plan, p, &stop, &progress, i);
+                    let env = syslib_env
+                        .get(&(p.platform.to_string(), p.libc))
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    let r = build_one(plan, p, env, &stop, &progress, i);
                     match &r {
                         Ok(b) => progress.finish(
                             i,
@@ -183,6 +198,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
 fn build_one(
     plan: &Plan,
     p: &PlatformPlan,
+    env: &[crate::syslibs::sysroot::Var],
     stop: &AtomicBool,
     progress: &Progress,
     i: usize,
@@ -190,8 +206,9 @@ fn build_one(
     let start = Instant::now();
     let _ = std::fs::remove_file(&p.log);
     progress.set_log(i, &p.log);
+    let cmd = crate::syslibs::sysroot::apply(p.build.clone(), env);
     exec::run_logged_until(
-        &p.build,
+        &cmd,
         &p.log,
         Some(BUILD_TIMEOUT),
         Some(stop),

@@ -79,10 +79,18 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
             }
         }
     }
+    // C libraries per target: what the crate graph links and what provides it.
+    // TODO(session): take the token from the Session; TODO(deb): pass build.packages.
+    let libs = crate::syslibs::check(plan, &[], &crate::exec::Cancel::current())?;
+    if !g.json {
+        for line in crate::syslibs::render(&libs) {
+            println!("{line}");
+        }
+    }
     let blocking = doctor::blocking(&findings);
     if blocking.is_empty() {
         ui.ok("every tool the plan needs is here");
-        Ok(())
+        crate::syslibs::require_provided(&libs)
     } else {
         Err(Error::env(format!(
             "{} required tool{} missing or too old: {}; run `shipit doctor --fix` (or the install commands above)",

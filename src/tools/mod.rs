@@ -8,6 +8,8 @@ pub mod cross;
 pub mod docker;
 pub mod doctor;
 pub mod git;
+pub mod openssl;
+pub mod pkg_config;
 pub mod qemu;
 pub mod rustup;
 pub mod zigbuild;
