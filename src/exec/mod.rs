@@ -16,9 +16,10 @@ mod run;
 mod sandbox;
 
 pub use cancel::{Cancel, Cancelled, GRACE, cancelled, signal_name};
-pub use cmd::{Cmd, Sandbox};
+pub use cmd::Cmd;
 pub use run::{
     ExecError, Finished, Output, Running, capture, describe_status, output, run_logged,
     run_logged_until,
 };
+pub use sandbox::Sandbox;
 pub use sandbox::connect_in_netns;

@@ -2,12 +2,28 @@
 //! loopback, chroot, the image user, death with the parent), and connecting to a sandboxed
 //! server inside its network namespace.
 
-use super::Sandbox;
+use serde::Serialize;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// How a verification run is confined: chrooted into the image's rootfs, as the image's user,
+/// optionally in a network namespace of its own (so servers of parallel checks never collide
+/// and the guest cannot reach the host's network), killed if shipit dies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sandbox {
+    pub root: PathBuf,
+    /// Real root: chroot + setgid/setuid to the image user. Otherwise a user namespace maps the
+    /// caller to root inside, and the chroot happens there.
+    pub as_root: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub new_netns: bool,
+    pub workdir: String,
+}
 
 /// Everything `enter` needs, allocated before the fork.
 #[derive(Clone)]

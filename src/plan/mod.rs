@@ -135,7 +135,9 @@ pub struct PlatformPlan {
     /// Where shipit puts it: `dist/bin/<libc>/<os>-<arch>[-<variant>]/<bin>`.
     pub binary: PathBuf,
     pub log: PathBuf,
-    pub qemu: String,
+    /// The QEMU user binary that runs this platform's checks; `None` when the host runs it
+    /// natively (`native`).
+    pub qemu: Option<String>,
     pub cpu: Option<String>,
     pub native: bool,
 }
@@ -548,11 +550,7 @@ fn platform_plan(
             .out_dir
             .join("logs")
             .join(format!("build-{}-{}.log", libc.name(), p.slug())),
-        qemu: if native {
-            format!("{} (native)", p.qemu)
-        } else {
-            p.qemu.to_string()
-        },
+        qemu: (!native).then(|| p.qemu.to_string()),
         cpu,
         native,
     }

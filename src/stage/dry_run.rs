@@ -61,7 +61,7 @@ pub fn lines(cfg: &Config, plan: &Plan, mode: Mode, stage: Stage) -> Vec<String>
                     "# verify {} ({}) under {} -cpu {}",
                     p.platform,
                     img.variant,
-                    p.qemu,
+                    p.qemu.as_deref().unwrap_or("the host (native)"),
                     p.cpu.as_deref().unwrap_or("max")
                 ));
             }

@@ -8,6 +8,7 @@ pub mod cross;
 pub mod docker;
 pub mod doctor;
 pub mod git;
+pub mod gpgv;
 pub mod openssl;
 pub mod pkg_config;
 pub mod qemu;

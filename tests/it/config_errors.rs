@@ -449,12 +449,13 @@ fn plan_json_of_the_example() {
         ));
         for p in img["platforms"].as_array().unwrap() {
             rows.push(format!(
-                "  {} {} backend={} build_std={} qemu={} cpu={}",
+                "  {} {} backend={} build_std={} qemu={} native={} cpu={}",
                 p["platform"].as_str().unwrap(),
                 p["target"].as_str().unwrap(),
                 p["backend"].as_str().unwrap(),
                 p["build_std"],
-                p["qemu"].as_str().unwrap(),
+                p["qemu"].as_str().unwrap_or("null"),
+                p["native"],
                 p["cpu"].as_str().unwrap_or("max"),
             ));
         }

@@ -8,6 +8,7 @@ mod attest; // SBOMs, provenance and signatures checked by cyclonedx, spdx-tools
 mod bases; // base images pulled from a registry, cached by digest
 mod build_stage; // real cross-compilation of the example, the ARMv6 guard, interrupts, dry runs
 mod config_errors; // every bad pipeline.yaml: exit 2, file:line:col, a hint, nothing written
+mod deb; // Debian archive → rootfs layers for 3 architectures; openssl, syft, QEMU read them; tampering refused
 
 mod docker_paths; // the docker build backend and packager against a real dockerd (BuildKit)
 mod github_actions; // GITHUB_ACTIONS conventions, generated workflows and action.yml through actionlint

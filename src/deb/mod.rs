@@ -1,0 +1,354 @@
+//! Debian packages as image input: a client for the Debian archive and a rootfs assembler, the
+//! engine behind `deb:SUITE` bases and `image.packages` (and, later, gnu sysroots). Nothing here
+//! runs a package's maintainer scripts; the effects a minimal image needs are done in Rust and
+//! listed in [`rootfs`].
+//!
+//! The flow, one file per concern:
+//!
+//! 1. [`mirror`]: where the archive is (`SHIPIT_DEBIAN_MIRROR`, else the machine's apt source,
+//!    `Mirror::from_env_or_apt()`) and bounded, cancellable HTTP downloads (`Http::new(cancel)`).
+//! 2. [`release`]: `Archive::open(&http, &mirror, suite)` downloads `dists/SUITE/InRelease`,
+//!    verifies its OpenPGP signature with `gpgv` against the Debian archive keyring
+//!    (`tools::gpgv`), and keeps the signed `SHA256:` list. `release.index(&http, &cache, arch)`
+//!    downloads `main/binary-ARCH/Packages.xz` (by hash), checks size and SHA256 against that list
+//!    before decompressing, and parses it ([`packages`]).
+//! 3. [`mod@resolve`]: `resolve(&index, &Request::new(suite, arch, &pkgs))` closes `libc6`,
+//!    `libgcc-s1` and the requested packages (`name` or `name=version`) under
+//!    `Depends`/`Pre-Depends` (alternatives, version relations with dpkg's order in [`version`],
+//!    `Provides`, `:any`), deterministically; `resolve_each` does several architectures and names
+//!    an architecture without a build; `resolve_locked(&lock, &request)` needs no index at all.
+//! 4. [`mod@fetch`]: `fetch(&http, &mirror, &resolution, &cache, jobs, &progress)` makes the `.deb`s
+//!    local, in parallel, through the content-addressed [`fetch::Cache`]
+//!    (`~/.cache/shipit/debs/sha256/<hex>`), checking size and SHA256; cached files are re-hashed.
+//! 5. [`debfile`] reads a `.deb` (ar + control/data tar, xz/zstd/gz) as hostile input, and
+//!    `assemble(&debs, &RootfsOptions { arch, epoch, user })` unions the packages into a
+//!    [`Rootfs`]: layer entries (for `oci::layer`) with merged `/usr`, the dpkg database,
+//!    `/etc/passwd`/`group`, the CA bundle and hash links from [`cacerts`].
+//! 6. [`lock`]: `pipeline.lock` (`Lock::{read, parse, render, write, merge}`), per suite →
+//!    architecture → package: version, filename, SHA256, size and the resolved dependency edges.
+//!
+//! How a release uses it (one suite, the platforms of a `deb:SUITE` variant):
+//!
+//! ```text
+//! let arches: Vec<&str> = platforms.iter().map(|p| deb::debian_arch(p)).collect()?; // arm/v6: error
+//! let mut lock = Lock::read(&dir.join("pipeline.lock"))?.unwrap_or_default();
+//! let (resolutions, changed) = deb::resolve_with_lock(&http, &mirror, &cache, &mut lock,
+//!     suite, &arches, &cfg.image.packages, LockMode::Use /* Locked for --locked, Update for lock --update */)?;
+//! if changed { lock.write(&lock_path)? }          // under --locked resolve_with_lock already failed
+//! for r in &resolutions {
+//!     let debs = deb::fetch(&http, &mirror, r, &cache, jobs, &|p| bar.set(p.bytes_done))?;
+//!     let rootfs = deb::assemble(&debs, &RootfsOptions { arch: r.arch.clone(), epoch, user })?;
+//!     // rootfs.entries → the base layer (layout.write_layer(&rootfs.entries, epoch)); the base
+//!     // already has /etc/passwd, so the app layer adds only the binary.
+//! }
+//! ```
+//! `shipit plan` can show `resolve_locked(&lock, &request)`'s packages and versions without any
+//! network; `--dry-run` downloads nothing.
+//!
+//! Errors are one [`DebError`]; `From<DebError> for crate::error::Error` maps it onto the exit
+//! codes (bad signature or checksum 1, unknown package, suite or lock entry 2, unreachable mirror
+//! or missing keyring 3).
+
+pub mod cacerts;
+pub mod debfile;
+pub mod fetch;
+pub mod lock;
+pub mod mirror;
+pub mod packages;
+pub mod release;
+pub mod resolve;
+pub mod rootfs;
+pub mod version;
+
+pub use fetch::{Cache, LocalDeb, Progress, fetch};
+pub use lock::Lock;
+pub use mirror::{Http, Mirror};
+pub use release::{Archive, Release};
+pub use resolve::{Pkg, Request, Resolution, resolve, resolve_each, resolve_locked};
+pub use rootfs::{Rootfs, RootfsOptions, assemble};
+
+use crate::platform::Platform;
+use std::path::PathBuf;
+
+/// The packages every `deb:SUITE` base holds: what a dynamically linked Rust binary needs.
+pub const BASE_PACKAGES: [&str; 2] = ["libc6", "libgcc-s1"];
+
+/// The suites shipit accepts in `deb:SUITE`.
+pub const SUITES: [&str; 3] = ["bullseye", "bookworm", "trixie"];
+
+/// The archive component shipit reads.
+pub const COMPONENT: &str = "main";
+
+/// Debian's name for a platform's architecture: linux/amd64 → amd64, linux/arm64 → arm64,
+/// linux/arm/v7 → armhf. linux/arm/v6 has none: Debian's armhf is built for ARMv7.
+pub fn debian_arch(p: &Platform) -> Result<&'static str, DebError> {
+    match p.name {
+        "linux/amd64" | "linux/arm64" | "linux/arm/v7" | "linux/riscv64" => Ok(p.debian_arch),
+        _ => Err(DebError::NoDebianArch {
+            platform: p.name.to_string(),
+            why: if p.name == "linux/arm/v6" {
+                "Debian's armhf is built for ARMv7 (Raspbian, not Debian, targets ARMv6); use a \
+                 musl variant or another base for linux/arm/v6"
+            } else {
+                "Debian has no port for it"
+            },
+        }),
+    }
+}
+
+/// Everything that can go wrong between the archive and a rootfs layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    #[error("cannot reach the Debian mirror at {url}: {why}")]
+    Unreachable { url: String, why: String },
+    #[error("{url}: HTTP status {status}")]
+    Http { url: String, status: u16 },
+    #[error(
+        "Debian suite {suite:?} is not on the mirror ({url} is missing); use one of bullseye, bookworm, trixie"
+    )]
+    UnknownSuite { suite: String, url: String },
+    #[error(
+        "{what} from {url} is refused: its OpenPGP signature does not verify against the Debian archive keyring{}",
+        detail_line(detail)
+    )]
+    BadSignature {
+        what: String,
+        url: String,
+        detail: String,
+    },
+    #[error("{what} from {url} is refused: {why}; nothing was written to the cache")]
+    Integrity {
+        what: String,
+        url: String,
+        why: String,
+    },
+    #[error("{what}: {why}")]
+    Format { what: String, why: String },
+    #[error(
+        "package {package:?} is not in Debian {suite} ({component}, {arch}){}",
+        hint_line(hint)
+    )]
+    UnknownPackage {
+        package: String,
+        suite: String,
+        arch: String,
+        component: &'static str,
+        hint: Option<String>,
+    },
+    #[error(
+        "package {package:?} in Debian {suite} ({arch}) needs {needs}, which no package satisfies{}",
+        hint_line(hint)
+    )]
+    Unsatisfiable {
+        package: String,
+        needs: String,
+        suite: String,
+        arch: String,
+        hint: Option<String>,
+    },
+    #[error("package {package:?} has no build for {arch} in Debian {suite} (it is built for {})", built_for.join(", "))]
+    NoBuild {
+        package: String,
+        suite: String,
+        arch: String,
+        built_for: Vec<String>,
+    },
+    #[error("Debian {suite} has no {arch} port (it has {}); use another suite or base", ports.join(", "))]
+    NoPort {
+        suite: String,
+        arch: String,
+        ports: Vec<String>,
+    },
+    #[error("{platform} has no Debian architecture: {why}")]
+    NoDebianArch { platform: String, why: &'static str },
+    #[error("the Debian archive keyring is missing ({}); install the debian-archive-keyring package", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NoKeyring { tried: Vec<PathBuf> },
+    #[error(transparent)]
+    Tool(#[from] crate::exec::ExecError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {why}")]
+    Lock { path: PathBuf, why: String },
+    #[error(
+        "{what} is no longer on the mirror ({url}: 404); Debian drops superseded versions at point releases: run `shipit lock --update`, or set SHIPIT_DEBIAN_MIRROR to a snapshot such as https://snapshot.debian.org/archive/debian/20250520T000000Z"
+    )]
+    Gone { what: String, url: String },
+    #[error("the lock has no entry for {package:?} in {suite}/{arch}; run `shipit lock --update`")]
+    NotLocked {
+        package: String,
+        suite: String,
+        arch: String,
+    },
+    #[error("{0}")]
+    Layer(#[from] crate::oci::layer::LayerError),
+    #[error("download cancelled")]
+    Cancelled(i32),
+}
+
+fn detail_line(d: &str) -> String {
+    if d.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", d.trim_end())
+    }
+}
+
+fn hint_line(h: &Option<String>) -> String {
+    h.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
+}
+
+impl DebError {
+    /// Which exit code the error maps to.
+    pub fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            DebError::Unreachable { .. }
+            | DebError::Http { .. }
+            | DebError::NoKeyring { .. }
+            | DebError::Gone { .. }
+            | DebError::Tool(_) => Kind::Environment,
+            DebError::UnknownSuite { .. }
+            | DebError::UnknownPackage { .. }
+            | DebError::Unsatisfiable { .. }
+            | DebError::NoBuild { .. }
+            | DebError::NoPort { .. }
+            | DebError::NoDebianArch { .. }
+            | DebError::Lock { .. }
+            | DebError::NotLocked { .. } => Kind::Config,
+            DebError::Cancelled(sig) => Kind::Interrupted(*sig),
+            DebError::BadSignature { .. }
+            | DebError::Integrity { .. }
+            | DebError::Format { .. }
+            | DebError::Io { .. }
+            | DebError::Layer(_) => Kind::Stage,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DebError {
+        let path = path.into();
+        move |source| DebError::Io { path, source }
+    }
+
+    pub(crate) fn format(what: impl Into<String>, why: impl Into<String>) -> DebError {
+        DebError::Format {
+            what: what.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl From<DebError> for crate::error::Error {
+    fn from(e: DebError) -> crate::error::Error {
+        let kind = e.kind();
+        let mut message = e.to_string();
+        if let DebError::Tool(t) = &e
+            && let Some(tail) = t.tail()
+        {
+            message = format!("{message}\n{tail}");
+        }
+        crate::error::Error {
+            kind,
+            message,
+            detail: None,
+        }
+    }
+}
+
+/// How a run treats `pipeline.lock` (cargo's `--locked` and `update`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Use the lock where it covers the request; resolve from the archive (and record it) where
+    /// it does not.
+    Use,
+    /// The lock must cover the request: anything missing is [`DebError::NotLocked`].
+    Locked,
+    /// Resolve from the archive and replace the lock's entries for these architectures.
+    Update,
+}
+
+/// The packages of one suite for several architectures, as the lock and `mode` say: with a lock
+/// that covers the request no index is downloaded (no network at all when the `.deb`s are
+/// cached); otherwise the suite's `InRelease` is verified, the indexes downloaded and checked, and
+/// the result merged into `lock`. Returns the resolutions (in `arches` order) and whether the lock
+/// changed (the caller writes it, or fails under `--locked`).
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_with_lock(
+    http: &Http,
+    mirror: &Mirror,
+    cache: &Cache,
+    lock: &mut Lock,
+    suite: &str,
+    arches: &[&str],
+    packages: &[impl AsRef<str>],
+    mode: LockMode,
+) -> Result<(Vec<Resolution>, bool), DebError> {
+    if mode != LockMode::Update {
+        let locked: Result<Vec<Resolution>, DebError> = arches
+            .iter()
+            .map(|a| resolve_locked(lock, &Request::new(suite, a, packages)))
+            .collect();
+        match locked {
+            Ok(rs) => return Ok((rs, false)),
+            Err(e @ DebError::NotLocked { .. }) if mode == LockMode::Locked => return Err(e),
+            Err(DebError::NotLocked { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let release = Archive::open(http, mirror, suite)?;
+    // One index per architecture, downloaded and parsed side by side.
+    let indexes = std::thread::scope(|s| {
+        let jobs: Vec<_> = arches
+            .iter()
+            .map(|a| s.spawn(|| release.index(http, cache, a)))
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().expect("index threads do not panic"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let rs = resolve_each(&indexes.iter().collect::<Vec<_>>(), suite, packages)?;
+    let before = lock.clone();
+    for r in &rs {
+        if mode == LockMode::Update
+            && let Some(a) = lock.suites.get_mut(suite)
+        {
+            a.remove(&r.arch);
+        }
+        lock.merge(r);
+    }
+    let changed = lock.suites != before.suites;
+    Ok((rs, changed))
+}
+
+/// `true` for 64 lowercase hex digits (how Debian writes SHA256 sums).
+pub(crate) fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The lowercase hex SHA256 of some bytes.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::PLATFORMS;
+
+    #[test]
+    fn platforms_map_to_debian_architectures_and_armv6_says_why_not() {
+        let arch = |name: &str| debian_arch(PLATFORMS.iter().find(|p| p.name == name).unwrap());
+        assert_eq!(arch("linux/amd64").unwrap(), "amd64");
+        assert_eq!(arch("linux/arm64").unwrap(), "arm64");
+        assert_eq!(arch("linux/arm/v7").unwrap(), "armhf");
+        let e = arch("linux/arm/v6").unwrap_err();
+        assert!(e.to_string().contains("ARMv7"), "{e}");
+        assert_eq!(e.kind(), crate::error::Kind::Config);
+    }
+}
