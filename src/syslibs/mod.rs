@@ -447,6 +447,23 @@ pub fn prepare(
     }
     require_provided(&libs)?;
     let mut env = BuildEnv::new();
+    // A native gnu build with cargo-zigbuild links this machine's own development files: zig
+    // searches neither /usr/include/<multiarch> nor /usr/lib/<multiarch>, so `/` is its sysroot.
+    for (_, p) in plan.platforms() {
+        let host_provided = libs.iter().any(|t| {
+            t.platform == p.platform
+                && t.libc == p.libc
+                && t.syslibs
+                    .iter()
+                    .any(|l| matches!(l.provided_by, Some(Provider::Host { .. })))
+        });
+        if host_provided && p.backend == crate::config::Backend::Zigbuild {
+            env.insert(
+                (p.platform.to_string(), p.libc),
+                sysroot::env(std::path::Path::new("/"), &p.target, p.spec, p.backend),
+            );
+        }
+    }
     for (p, _) in needs_static_openssl(plan, &libs) {
         let log = plan
             .out_dir

@@ -45,13 +45,23 @@ pub fn target_prefix(target: &str) -> String {
 
 /// The environment of a build of `target` (for `platform`, by `backend`) against `sysroot`.
 pub fn env(sysroot: &Path, target: &str, platform: &Platform, backend: Backend) -> Vec<Var> {
-    let s = sysroot.display().to_string();
+    // `/` (the host's own files, for a native build) gives `/usr/lib/…`, not `//usr/lib/…`.
+    let s = sysroot
+        .display()
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let root = if s.is_empty() {
+        "/".to_string()
+    } else {
+        s.clone()
+    };
     let ma = platform.gcc_triple;
     let lib = format!("{s}/usr/lib/{ma}");
     let include = format!("{s}/usr/include");
     let prefix = target_prefix(target);
     let mut vars = vec![
-        Var::set("PKG_CONFIG_SYSROOT_DIR", &s),
+        Var::set("PKG_CONFIG_SYSROOT_DIR", &root),
         Var::set(
             "PKG_CONFIG_LIBDIR",
             format!("{lib}/pkgconfig:{s}/usr/share/pkgconfig"),
@@ -71,7 +81,7 @@ pub fn env(sysroot: &Path, target: &str, platform: &Platform, backend: Backend) 
     let link = match backend {
         Backend::Zigbuild => search,
         _ => format!(
-            "-C link-arg=--sysroot={s} {search} -C link-arg=-Wl,-rpath-link,{lib} -C link-arg=-Wl,-rpath-link,{s}/lib/{ma}"
+            "-C link-arg=--sysroot={root} {search} -C link-arg=-Wl,-rpath-link,{lib} -C link-arg=-Wl,-rpath-link,{s}/lib/{ma}"
         ),
     };
     vars.push(Var::append(rustflags, link));
@@ -129,6 +139,23 @@ mod tests {
         assert_eq!(
             get(&vars, "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS"),
             "-C link-arg=--sysroot=/s -L native=/s/usr/lib/aarch64-linux-gnu -L native=/s/lib/aarch64-linux-gnu -C link-arg=-Wl,-rpath-link,/s/usr/lib/aarch64-linux-gnu -C link-arg=-Wl,-rpath-link,/s/lib/aarch64-linux-gnu"
+        );
+    }
+
+    #[test]
+    fn the_hosts_own_files_are_the_sysroot_slash() {
+        let p = Platform::parse("linux/amd64").unwrap();
+        let vars = env(
+            Path::new("/"),
+            "x86_64-unknown-linux-gnu",
+            p,
+            Backend::Zigbuild,
+        );
+        assert_eq!(get(&vars, "PKG_CONFIG_SYSROOT_DIR"), "/");
+        assert_eq!(get(&vars, "OPENSSL_LIB_DIR"), "/usr/lib/x86_64-linux-gnu");
+        assert_eq!(
+            get(&vars, "CFLAGS_x86_64_unknown_linux_gnu"),
+            "-idirafter /usr/include/x86_64-linux-gnu -idirafter /usr/include"
         );
     }
 
