@@ -482,7 +482,7 @@ pub fn prepare(
         ));
         env.insert(
             (p.platform.to_string(), p.libc),
-            openssl::env(&installed.dir, &p.target),
+            openssl::env(&installed.dir, &p.target, installed.cc.as_deref()),
         );
     }
     Ok(env)

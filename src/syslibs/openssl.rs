@@ -29,6 +29,8 @@ pub struct Installed {
     pub version: String,
     /// Whether this run built it (false: it came from the cache).
     pub built: bool,
+    /// The target's C compiler for build scripts, when `cc` would not find one itself.
+    pub cc: Option<PathBuf>,
 }
 
 /// `~/.cache/shipit/openssl` (`$XDG_CACHE_HOME/shipit/openssl`).
@@ -40,8 +42,9 @@ pub fn cache_root() -> PathBuf {
         .join("shipit/openssl")
 }
 
-/// The build's variables for a static OpenSSL installed in `dir`, for `target`.
-pub fn env(dir: &Path, target: &str) -> Vec<Var> {
+/// The build's variables for a static OpenSSL installed in `dir`, for `target`; `cc`: the C
+/// compiler build scripts use for the target (`CC_<target>`), where shipit provides one.
+pub fn env(dir: &Path, target: &str, cc: Option<&Path>) -> Vec<Var> {
     let d = dir.display().to_string();
     let (lib, include) = (format!("{d}/lib"), format!("{d}/include"));
     let prefix = target_prefix(target);
@@ -53,6 +56,12 @@ pub fn env(dir: &Path, target: &str) -> Vec<Var> {
             var(format!("{p}OPENSSL_LIB_DIR"), &lib),
             var(format!("{p}OPENSSL_INCLUDE_DIR"), &include),
         ]);
+    }
+    if let Some(cc) = cc {
+        vars.push(var(
+            format!("CC_{}", target.replace('-', "_")),
+            &cc.display().to_string(),
+        ));
     }
     vars
 }
@@ -117,16 +126,19 @@ pub fn ensure(target: &str, log: &Path, jobs: usize, cancel: &Cancel) -> Result<
     let cache = cache_root();
     let (version, src) = sources(&cache, log, cancel)?;
     let dir = cache.join(format!("{version}-{target}"));
+    let musl_gcc = target == "x86_64-unknown-linux-musl" && which::which("musl-gcc").is_ok();
+    let cc = cc_wrapper(&cache, target, musl_gcc)?;
     if dir.join("lib/libssl.a").is_file() && dir.join("include/openssl/ssl.h").is_file() {
         return Ok(Installed {
             dir,
             version,
             built: false,
+            cc,
         });
     }
     let partial = cache.join(format!("{version}-{target}.partial-{}", std::process::id()));
     let work = cache.join(format!("build-{target}-{}", std::process::id()));
-    let result = build(&src, &work, &partial, target, log, jobs, cancel);
+    let result = build(&src, &work, &partial, target, musl_gcc, log, jobs, cancel);
     std::fs::remove_dir_all(&work).ok();
     if let Err(e) = result {
         std::fs::remove_dir_all(&partial).ok();
@@ -140,14 +152,36 @@ pub fn ensure(target: &str, log: &Path, jobs: usize, cancel: &Cancel) -> Result<
         dir,
         version,
         built: true,
+        cc,
     })
 }
 
+/// Writes the target's C compiler wrapper for build scripts (`<cache>/cc/<target>`), if the
+/// target needs one.
+fn cc_wrapper(cache: &Path, target: &str, musl_gcc: bool) -> Result<Option<PathBuf>> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(script) = tool::cc_wrapper_script(target, musl_gcc) else {
+        return Ok(None);
+    };
+    let path = cache.join("cc").join(target);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(script.as_str()) {
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::create_dir_all(cache.join("cc"))
+            .and_then(|()| std::fs::write(&tmp, &script))
+            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    }
+    Ok(Some(path))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build(
     src: &Path,
     work: &Path,
     prefix: &Path,
     target: &str,
+    musl_gcc: bool,
     log: &Path,
     jobs: usize,
     cancel: &Cancel,
@@ -159,7 +193,6 @@ fn build(
             work.display()
         ))
     })?;
-    let musl_gcc = target == "x86_64-unknown-linux-musl" && which::which("musl-gcc").is_ok();
     let configure = tool::configure(work, prefix, target, musl_gcc)
         .ok_or_else(|| Error::config(format!("{target}: no OpenSSL configuration")))?;
     let steps = [
@@ -200,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_build_gets_plain_and_target_prefixed_variables() {
-        let vars = env(Path::new("/c/o"), "x86_64-unknown-linux-musl");
+        let vars = env(Path::new("/c/o"), "x86_64-unknown-linux-musl", None);
         let get = |n: &str| {
             vars.iter()
                 .find(|v| v.name == n)
@@ -214,5 +247,16 @@ mod tests {
         assert_eq!(get("X86_64_UNKNOWN_LINUX_MUSL_OPENSSL_DIR"), "/c/o");
         assert_eq!(get("X86_64_UNKNOWN_LINUX_MUSL_OPENSSL_STATIC"), "1");
         assert!(vars.iter().all(|v| !v.append));
+        assert!(vars.iter().all(|v| !v.name.starts_with("CC_")));
+        let vars = env(
+            Path::new("/c/o"),
+            "aarch64-unknown-linux-musl",
+            Some(Path::new("/c/cc/aarch64-unknown-linux-musl")),
+        );
+        assert!(
+            vars.iter()
+                .any(|v| v.name == "CC_aarch64_unknown_linux_musl"
+                    && v.value == "/c/cc/aarch64-unknown-linux-musl")
+        );
     }
 }

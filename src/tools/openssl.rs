@@ -60,6 +60,20 @@ pub fn compiler(target: &str, musl_gcc: bool) -> Option<(String, String, String)
     }
 }
 
+/// A C compiler for `target` as one program, for the `cc` crate in build scripts (`openssl-sys`
+/// preprocesses OpenSSL's headers with the target's compiler): `zig cc -target …` without the
+/// `--target=<rust triple>` that `cc` adds for clang-like compilers, which zig does not take.
+/// `None` where `cc` finds a compiler itself (x86_64 musl: `musl-gcc`).
+pub fn cc_wrapper_script(target: &str, musl_gcc: bool) -> Option<String> {
+    let (cc, _, _) = compiler(target, musl_gcc)?;
+    if !cc.starts_with("zig ") {
+        return None;
+    }
+    Some(format!(
+        "#!/bin/sh\n# written by shipit: {target}'s C compiler for build scripts\nfor a do shift; case $a in --target=*) ;; *) set -- \"$@\" \"$a\" ;; esac; done\nexec {cc} \"$@\"\n"
+    ))
+}
+
 /// `perl ./Configure` in the copied source tree `src`, installing into `prefix`.
 pub fn configure(src: &Path, prefix: &Path, target: &str, musl_gcc: bool) -> Option<Cmd> {
     let os = configure_target(target)?;
@@ -158,6 +172,13 @@ mod tests {
             )
             .is_none()
         );
+        let w = cc_wrapper_script("aarch64-unknown-linux-musl", true).unwrap();
+        assert!(
+            w.contains("exec zig cc -target aarch64-linux-musl \"$@\""),
+            "{w}"
+        );
+        assert!(w.contains("--target=*) ;;"), "{w}");
+        assert_eq!(cc_wrapper_script("x86_64-unknown-linux-musl", true), None);
         assert!(source_manifest("^300.2").contains("openssl-src = \"^300.2\""));
     }
 }
