@@ -1,8 +1,8 @@
 //! The command line: clap definitions, turned into plain `session::RunOptions` and handed to the
 //! stages (nothing below this module imports it). `main` stays thin; every command returns
-//! `error::Result`, mapped to the documented exit codes here.
+//! `error::Result`, whose `exit_code()` is the process exit code.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::session::{RunOptions, Session};
 use crate::stage::{self, Mode};
 use crate::ui::Ui;
@@ -149,6 +149,10 @@ pub enum CiCommand {
         /// Runner label for linux/arm64 jobs (native arm64 runners), e.g. ubuntu-24.04-arm.
         #[arg(long, value_name = "LABEL")]
         arm64_runner: Option<String>,
+        /// Also run actions/attest-build-provenance on the pushed digests (adds the
+        /// `id-token: write` and `attestations: write` permissions).
+        #[arg(long)]
+        attest_build_provenance: bool,
         /// Overwrite an existing workflow.
         #[arg(long)]
         force: bool,
@@ -171,34 +175,38 @@ pub struct VerifyArgs {
     /// Plain http to a non-loopback registry (credentials are never sent over it).
     #[arg(long)]
     pub insecure: bool,
+    /// Check IMAGE's attestations instead of running it: every signature against this SPKI PEM
+    /// public key, and each platform manifest's SBOM, provenance and verification attestation.
+    #[arg(long, value_name = "PUB.pem", requires = "image")]
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> i32 {
-    crate::exec::Cancel::install_signal_handlers();
+    let cancel = crate::exec::Cancel::install_signal_handlers();
     let cli = Cli::parse();
     let ui = Ui::new(
         cli.global.quiet,
         cli.global.verbose || cli.global.dry_run,
         cli.global.json,
     );
-    match run(&cli, &ui) {
+    match run(&cli, cancel.clone(), &ui) {
         Ok(()) => 0,
         Err(e) => {
             ui.end_groups();
-            if let Some(sig) = crate::exec::cancelled() {
+            if let Some(sig) = cancel.signal() {
                 let e = Error::interrupted(sig);
                 ui.error(e.to_string());
                 return e.exit_code();
             }
-            if e.kind == crate::error::Kind::Config && e.message.contains(": error: ") {
+            match e.rendered_config() {
                 // A rendered config error already says `file:line:col: error:` per problem.
-                eprintln!("{e}");
-            } else {
-                ui.error(e.to_string());
+                Some(rendered) => eprintln!("{rendered}"),
+                None => ui.error(e.to_string()),
             }
-            if ui.github && e.kind != crate::error::Kind::Config {
-                println!("::error::{}", crate::ui::escape_gh(&e.message));
+            // Config errors were annotated per problem (file, line, column) when loaded.
+            if e.kind() != Kind::Config {
+                ui.github_error(&e.message());
             }
             e.exit_code()
         }
@@ -206,8 +214,8 @@ pub fn main() -> i32 {
 }
 
 impl Global {
-    /// The run options below the command line.
-    pub fn run_options(&self) -> RunOptions {
+    /// The run options below the command line, with the run's cancel token.
+    pub fn run_options(&self, cancel: crate::exec::Cancel) -> RunOptions {
         RunOptions {
             config: self.config.clone(),
             platforms: self.platforms.clone(),
@@ -218,6 +226,7 @@ impl Global {
             quiet: self.quiet,
             jobs: self.jobs,
             out: self.out.clone(),
+            cancel,
         }
     }
 }
@@ -230,22 +239,23 @@ impl VerifyArgs {
             expect_stdout: self.expect_stdout.clone(),
             allow_root: self.allow_root,
             insecure: self.insecure,
+            key: self.key.clone(),
         }
     }
 }
 
-fn run(cli: &Cli, ui: &Ui) -> Result<()> {
-    let opts = cli.global.run_options();
+fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
+    let opts = cli.global.run_options(cancel);
     let session = |opts: RunOptions| Session::load(opts, ui);
     match &cli.command {
         Command::Plan => {
             let s = session(opts)?;
-            // TODO(session): take the token from the Session; TODO(deb): pass build.packages.
-            let libs = crate::syslibs::check(&s.plan, &[], &crate::exec::Cancel::current());
+            // TODO(deb): pass build.packages.
+            let libs = crate::syslibs::check(&s.plan, &[], &s.opts.cancel);
             let libs = match libs {
                 Ok(l) => Some(l),
                 Err(e) => {
-                    ui.warn(format!("C libraries not diagnosed: {}", e.message));
+                    ui.warn(format!("C libraries not diagnosed: {}", e.message()));
                     None
                 }
             };
@@ -263,7 +273,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
                 stage::dry_run::print(&s.config, &s.plan, Mode::Package, &steps);
                 return Ok(());
             }
-            let packaged = stage::package::run(&s.config, &s.plan, ui)?;
+            let packaged = stage::package::run(&s.config, &s.plan, &s.opts.cancel, ui)?;
             if s.opts.json {
                 println!(
                     "{}",
@@ -307,6 +317,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
         Command::Ci(CiCommand::Github {
             matrix,
             arm64_runner,
+            attest_build_provenance,
             force,
         }) => {
             let s = session(opts)?;
@@ -330,20 +341,23 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
                 arm64_runner: arm64_runner.clone(),
                 registry_host,
                 config_path: s.opts.config.display().to_string(),
+                attest_build_provenance: *attest_build_provenance,
             };
             let path = crate::ci::github::write_workflow(
                 &cfg.root.join(".github/workflows"),
                 &opts,
                 *force,
             )
+            // An existing workflow without --force: the command line's to fix (exit 2).
             .map_err(Error::config)?;
             ui.ok(format!("wrote {}", path.display()));
             Ok(())
         }
         Command::Init { force } => {
             let dir = std::env::current_dir()
+                // A current directory that cannot be read is the machine's (exit 3).
                 .map_err(|e| Error::env(format!("current directory: {e}")))?;
-            stage::init::run(&dir, *force, ui)
+            stage::init::run(&dir, *force, &opts.cancel, ui)
         }
         Command::Build { keep_going } => {
             let s = session(opts)?;
@@ -351,6 +365,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<()> {
                 jobs: s.opts.jobs(),
                 keep_going: *keep_going,
                 dry_run: s.opts.dry_run,
+                cancel: s.opts.cancel.clone(),
             };
             let report = stage::build::run(&s.plan, &build_opts, ui)?;
             if s.opts.json {

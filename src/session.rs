@@ -5,6 +5,7 @@
 
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::exec::Cancel;
 use crate::plan::{self, Facts, Plan};
 use crate::platform::Libc;
 use crate::ui::Ui;
@@ -29,6 +30,9 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// Where binaries, images, logs and reports go (relative to the current directory).
     pub out: PathBuf,
+    /// The run's cancel token, made where the signal handlers are installed (`cli::main`);
+    /// every stage takes it from here. `Default`: a token no signal reaches.
+    pub cancel: Cancel,
 }
 
 impl RunOptions {
@@ -57,11 +61,12 @@ impl Session {
     pub fn load(opts: RunOptions, ui: &Ui) -> Result<Session> {
         let config = load_config(&opts, ui)?;
         let (cargo_facts, git, tools) = std::thread::scope(|s| {
-            let git = s.spawn(|| crate::tools::git::facts(&config.root));
-            let tools = s.spawn(|| crate::tools::inventory_for(&config));
+            let git = s.spawn(|| crate::tools::git::facts(&config.root, &opts.cancel));
+            let tools = s.spawn(|| crate::tools::inventory_for(&config, &opts.cancel));
             let cargo_facts = crate::tools::cargo::facts(
                 &config.project.manifest,
                 config.project.package.as_deref(),
+                &opts.cancel,
             );
             (
                 cargo_facts,
@@ -69,6 +74,7 @@ impl Session {
                 tools.join().unwrap_or_default(),
             )
         });
+        // `project.manifest` is the config's: `cargo metadata` failing on it is exit 2.
         let (package, package_version, bins, manifest_path, target_dir) = cargo_facts
             .map_err(|e| Error::config(format!("{}: {e}", config.project.manifest.display())))?;
         let facts = Facts {
@@ -108,9 +114,7 @@ impl Session {
 /// Loads and validates the config; a config error exits 2 (with GitHub annotations in Actions).
 pub fn load_config(opts: &RunOptions, ui: &Ui) -> Result<Config> {
     config::load(&opts.config).map_err(|e| {
-        if ui.github {
-            print!("{}", e.github_annotations());
-        }
-        Error::config(e.to_string())
+        ui.github_config_error(&e);
+        Error::Config(e)
     })
 }

@@ -149,8 +149,3 @@ impl Ui {
 
 /// Whether a `::group::` is open.
 static GROUP_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Escapes a message for a GitHub workflow command.
-pub fn escape_gh(s: &str) -> String {
-    crate::ci::github::escape_data(s)
-}

@@ -27,13 +27,6 @@ pub enum KeyError {
     Public { path: PathBuf, reason: String },
 }
 
-/// An unusable key is an environment problem (exit 3), like unusable registry credentials.
-impl From<KeyError> for crate::error::Error {
-    fn from(e: KeyError) -> Self {
-        crate::error::Error::env(e.to_string())
-    }
-}
-
 /// An ECDSA P-256 private key, ready to sign. Zeroized on drop (by the ecdsa crate).
 pub struct SigningKey {
     key: EcdsaSigningKey,

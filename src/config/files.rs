@@ -3,10 +3,12 @@
 //! `O_NONBLOCK` (a FIFO opens at once instead of waiting for a writer), the *opened* descriptor is
 //! checked with fstat (no race with a rename between a check and the open), anything but a regular
 //! file is refused, and reading stops one byte past the limit (a device reports size 0).
+//!
+//! The opening itself is `oci::fsafe::open_following` (the one safe-open helper); this module
+//! keeps the config layer's error shape.
 
+use crate::oci::fsafe::{self, Why};
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Why a file was not read.
@@ -23,51 +25,32 @@ pub enum FileError {
 }
 
 /// What kind of file a non-regular file is, in words.
-pub fn kind_name(t: &std::fs::FileType) -> &'static str {
-    if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO (named pipe)"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_char_device() {
-        "character device"
-    } else if t.is_block_device() {
-        "block device"
-    } else if t.is_symlink() {
-        "symbolic link"
-    } else {
-        "regular file"
+pub use crate::oci::fsafe::kind_name;
+
+fn from_fsafe(e: fsafe::FileError, limit: u64) -> FileError {
+    match e.why {
+        Why::Open(e) => FileError::Open(e),
+        Why::NotRegular(kind) => FileError::NotRegular(kind),
+        Why::TooLarge { .. } => FileError::TooLarge { limit },
+        Why::Read(e) => FileError::Read(e),
+        // Not produced when links are followed; kept as an open failure if they ever are.
+        why @ (Why::Symlink | Why::BadName(_)) => {
+            FileError::Open(std::io::Error::other(why.to_string()))
+        }
     }
 }
 
 /// Opens `path` for reading without blocking and returns it only if it is a regular file
 /// (symbolic links are followed; the caller decides where they may lead).
 pub fn open_regular(path: &Path) -> Result<File, FileError> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(FileError::Open)?;
-    let t = f.metadata().map_err(FileError::Open)?.file_type();
-    if t.is_file() {
-        Ok(f)
-    } else {
-        Err(FileError::NotRegular(kind_name(&t)))
-    }
+    fsafe::open_following(path, u64::MAX)
+        .map(|r| r.file)
+        .map_err(|e| from_fsafe(e, u64::MAX))
 }
 
 /// Reads a regular file of at most `limit` bytes.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
-    let f = open_regular(path)?;
-    let mut bytes = Vec::new();
-    f.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(FileError::Read)?;
-    if bytes.len() as u64 > limit {
-        return Err(FileError::TooLarge { limit });
-    }
-    Ok(bytes)
+    fsafe::read_following(path, limit).map_err(|e| from_fsafe(e, limit))
 }
 
 #[cfg(test)]

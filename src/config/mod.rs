@@ -6,6 +6,7 @@ pub mod files;
 pub mod schema;
 pub mod types;
 pub mod values;
+mod walker;
 pub mod yaml;
 
 pub use types::*;

@@ -4,18 +4,12 @@
 
 use super::types::*;
 use super::values::*;
+pub use super::walker::Problem;
+use super::walker::{Walker, list, suggest};
 use super::yaml::{Key, Kind, Node, Pos};
 use crate::platform::{Libc, Platform};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// One problem in the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub pos: Pos,
-    pub message: String,
-    pub hint: Option<String>,
-}
 
 const TOP: &[&str] = &[
     "version",
@@ -27,6 +21,7 @@ const TOP: &[&str] = &[
     "package",
     "verify",
     "publish",
+    "attest",
 ];
 const PROJECT: &[&str] = &["manifest", "package", "bin", "version"];
 const BUILD: &[&str] = &["backend", "profile", "features", "glibc"];
@@ -51,11 +46,7 @@ const CHECK: &[&str] = &[
 const SERVE: &[&str] = &["port", "path", "status", "timeout"];
 const STOP: &[&str] = &["signal", "within"];
 const PUBLISH: &[&str] = &["to", "insecure"];
-pub(super) struct Walker<'a> {
-    pub(super) root: &'a Path,
-    pub(super) problems: Vec<Problem>,
-}
-
+const ATTEST: &[&str] = &["sbom", "provenance", "verification"];
 /// A mapping whose keys were checked against a known list.
 struct Fields<'n> {
     pos: Pos,
@@ -132,37 +123,7 @@ fn find_secrets(n: &Node, out: &mut Vec<Problem>) {
     }
 }
 
-pub(super) fn suggest(name: &str, known: &[&str]) -> Option<String> {
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k.to_string())
-}
-
-pub(super) fn list(known: &[&str]) -> String {
-    known
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Walker<'_> {
-    pub(super) fn err(
-        &mut self,
-        pos: Pos,
-        message: impl Into<String>,
-        hint: impl Into<Option<String>>,
-    ) {
-        self.problems.push(Problem {
-            pos,
-            message: message.into(),
-            hint: hint.into(),
-        });
-    }
-
     fn fields<'n>(&mut self, n: &'n Node, what: &str, known: &[&str]) -> Option<Fields<'n>> {
         let Kind::Map(entries) = &n.kind else {
             self.err(
@@ -283,6 +244,7 @@ impl Walker<'_> {
         };
         let verify = self.verify(f.get("verify"));
         let publish = self.publish(f.get("publish"));
+        let attest = self.attest(f.get("attest"));
         Some(Config {
             file: file.to_path_buf(),
             root: self.root.to_path_buf(),
@@ -294,6 +256,7 @@ impl Walker<'_> {
             package: package?,
             verify: verify?,
             publish: publish?,
+            attest: attest?,
         })
     }
 
@@ -1094,5 +1057,25 @@ impl Walker<'_> {
             }
         }
         ok.then_some(p)
+    }
+
+    fn attest(&mut self, n: Option<&Node>) -> Option<Attest> {
+        let mut a = Attest::default();
+        let Some(n) = n else { return Some(a) };
+        let f = self.fields(n, "attest", ATTEST)?;
+        let mut ok = true;
+        for (key, slot) in [
+            ("sbom", &mut a.sbom),
+            ("provenance", &mut a.provenance),
+            ("verification", &mut a.verification),
+        ] {
+            if let Some(v) = f.get(key) {
+                match self.bool(v, &format!("attest.{key}")) {
+                    Some(b) => *slot = b,
+                    None => ok = false,
+                }
+            }
+        }
+        ok.then_some(a)
     }
 }

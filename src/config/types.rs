@@ -18,6 +18,7 @@ pub struct Config {
     pub package: Packager,
     pub verify: Verify,
     pub publish: Publish,
+    pub attest: Attest,
 }
 
 #[derive(Debug, Clone)]
@@ -223,4 +224,33 @@ pub enum PublishTo {
 pub struct Publish {
     pub to: PublishTo,
     pub insecure: bool,
+}
+
+/// `attest:`: which statements the release attaches to each image as OCI referrers (each on by
+/// default; signed when `SHIPIT_SIGNING_KEY` is set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attest {
+    /// The CycloneDX and SPDX SBOMs of each platform image.
+    pub sbom: bool,
+    /// SLSA provenance of each platform image and each index.
+    pub provenance: bool,
+    /// The verification attestation of each platform image.
+    pub verification: bool,
+}
+
+impl Default for Attest {
+    fn default() -> Self {
+        Attest {
+            sbom: true,
+            provenance: true,
+            verification: true,
+        }
+    }
+}
+
+impl Attest {
+    /// Whether anything is attached.
+    pub fn any(&self) -> bool {
+        self.sbom || self.provenance || self.verification
+    }
 }

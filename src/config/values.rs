@@ -3,8 +3,8 @@
 //! problem when it does not fit, plus the pure parsers behind them (durations, sizes, glibc
 //! versions, tag templates, repositories, users). `schema.rs` walks the sections and calls these.
 
-use super::schema::{Walker, suggest};
 use super::types::*;
+use super::walker::{Walker, suggest};
 use super::yaml::{Kind, Node};
 use crate::platform::Platform;
 use std::path::{Component, Path, PathBuf};

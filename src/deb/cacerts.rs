@@ -10,7 +10,7 @@
 //! UTF8String, lower-cased (ASCII), leading/trailing white space dropped and inner runs collapsed
 //! to one space, the outer SEQUENCE header left out — its first four bytes read little-endian.
 
-use super::DebError;
+use super::error::DebError;
 use crate::oci::layer::Entry;
 use sha1::Digest as _;
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! hard links must point at an earlier regular file of the same package (they become copies);
 //! device files, FIFOs and sparse entries are refused. Maintainer scripts are never read.
 
-use super::DebError;
+use super::error::DebError;
 use super::packages::{Stanza, parse_stanzas};
 use super::release::{Compression, decompress};
 use std::collections::BTreeMap;

@@ -5,9 +5,10 @@
 //! changed file is removed and downloaded again). A download that does not match is an error
 //! naming the file and the URL, and leaves nothing behind.
 
+use super::error::DebError;
 use super::mirror::{Http, Mirror};
 use super::resolve::{Pkg, Resolution};
-use super::{DebError, is_sha256_hex};
+use super::sha::is_sha256_hex;
 use sha2::Digest as _;
 use std::io::{Read, Write};
 use std::path::PathBuf;

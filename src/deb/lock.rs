@@ -1,7 +1,7 @@
 //! `pipeline.lock`: the exact Debian packages of every suite and architecture a pipeline uses,
 //! so the same lock gives the same layers on any machine. TOML, one `[[deb]]` table per package,
 //! sorted by suite, architecture and name, with the resolved dependency edges so that a lock can
-//! be resolved without any index ([`super::resolve_locked`]). Written deterministically: the same
+//! be resolved without any index ([`resolve_locked`]). Written deterministically: the same
 //! content gives the same bytes.
 //!
 //! ```toml
@@ -20,10 +20,13 @@
 //! depends = ["libgcc-s1"]
 //! ```
 
-use super::resolve::Resolution;
-use super::{DebError, is_sha256_hex, packages::valid_name};
+use super::error::DebError;
+use super::packages::valid_name;
+use super::resolve::{Pkg, Request, Resolution};
+use super::sha::is_sha256_hex;
+use super::version::Relation;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// The lock format's version.
@@ -109,7 +112,7 @@ impl Lock {
         };
         for r in file.deb {
             let at = format!("{}/{}/{}", r.suite, r.arch, r.name);
-            if !super::SUITES.contains(&r.suite.as_str())
+            if !super::packages::SUITES.contains(&r.suite.as_str())
                 && !r
                     .suite
                     .bytes()
@@ -256,10 +259,81 @@ impl Lock {
     }
 }
 
+/// Resolves a request from a lock alone (no index): the roots and everything their locked
+/// dependency edges reach. A root the lock lacks is [`DebError::NotLocked`] (the caller resolves
+/// afresh, or fails under `--locked`).
+pub fn resolve_locked(lock: &Lock, request: &Request) -> Result<Resolution, DebError> {
+    let Some(entries) = lock.entries(&request.suite, &request.arch) else {
+        let (first, _) = request.roots().remove(0);
+        return Err(DebError::NotLocked {
+            package: first,
+            suite: request.suite.clone(),
+            arch: request.arch.clone(),
+        });
+    };
+    let mut chosen = BTreeMap::new();
+    let mut queue = VecDeque::new();
+    for (name, version) in request.roots() {
+        match entries.get(&name) {
+            Some(e)
+                if version
+                    .as_deref()
+                    .is_none_or(|v| Relation::Eq.holds(&e.version, v)) =>
+            {
+                queue.push_back(name);
+            }
+            _ => {
+                return Err(DebError::NotLocked {
+                    package: match version {
+                        Some(v) => format!("{name}={v}"),
+                        None => name,
+                    },
+                    suite: request.suite.clone(),
+                    arch: request.arch.clone(),
+                });
+            }
+        }
+    }
+    while let Some(name) = queue.pop_front() {
+        if chosen.contains_key(&name) {
+            continue;
+        }
+        let Some(e) = entries.get(&name) else {
+            return Err(DebError::Lock {
+                path: lock.path.clone(),
+                why: format!(
+                    "{}/{}: a locked package depends on {name:?}, which is not locked; run `shipit lock --update`",
+                    request.suite, request.arch
+                ),
+            });
+        };
+        for d in &e.depends {
+            queue.push_back(d.clone());
+        }
+        chosen.insert(
+            name.clone(),
+            Pkg {
+                name: name.clone(),
+                version: e.version.clone(),
+                architecture: e.architecture.clone(),
+                filename: e.filename.clone(),
+                size: e.size,
+                sha256: e.sha256.clone(),
+                depends: e.depends.clone(),
+            },
+        );
+    }
+    Ok(Resolution {
+        suite: request.suite.clone(),
+        arch: request.arch.clone(),
+        packages: chosen.into_values().collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deb::resolve::{Pkg, Request, resolve_locked};
+    use crate::deb::resolve::{Pkg, Request};
 
     fn res(arch: &str) -> Resolution {
         let p = |name: &str, deps: &[&str]| Pkg {

@@ -8,7 +8,7 @@
 //! Downloads are bounded (a server sending more than the expected size is an error), stop when
 //! the cancel flag is set, and stream into a caller's writer so the bytes can be hashed on the way.
 
-use super::DebError;
+use super::error::DebError;
 use super::packages::parse_stanzas;
 use crate::exec::Cancel;
 use std::io::{Read, Write};

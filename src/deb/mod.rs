@@ -51,6 +51,7 @@
 
 pub mod cacerts;
 pub mod debfile;
+mod error;
 pub mod fetch;
 pub mod lock;
 pub mod mirror;
@@ -58,26 +59,24 @@ pub mod packages;
 pub mod release;
 pub mod resolve;
 pub mod rootfs;
+mod sha;
 pub mod version;
 
+pub use error::DebError;
 pub use fetch::{Cache, LocalDeb, Progress, fetch};
 pub use lock::Lock;
+pub use lock::resolve_locked;
 pub use mirror::{Http, Mirror};
 pub use release::{Archive, Release};
-pub use resolve::{Pkg, Request, Resolution, resolve, resolve_each, resolve_locked};
+pub use resolve::{Pkg, Request, Resolution, resolve, resolve_each};
 pub use rootfs::{Rootfs, RootfsOptions, assemble};
 
 use crate::platform::Platform;
-use std::path::PathBuf;
 
-/// The packages every `deb:SUITE` base holds: what a dynamically linked Rust binary needs.
-pub const BASE_PACKAGES: [&str; 2] = ["libc6", "libgcc-s1"];
-
-/// The suites shipit accepts in `deb:SUITE`.
-pub const SUITES: [&str; 3] = ["bullseye", "bookworm", "trixie"];
+pub use packages::{BASE_PACKAGES, SUITES};
 
 /// The archive component shipit reads.
-pub const COMPONENT: &str = "main";
+pub use packages::COMPONENT;
 
 /// Debian's name for a platform's architecture: linux/amd64 → amd64, linux/arm64 → arm64,
 /// linux/arm/v7 → armhf. linux/arm/v6 has none: Debian's armhf is built for ARMv7.
@@ -93,168 +92,6 @@ pub fn debian_arch(p: &Platform) -> Result<&'static str, DebError> {
                 "Debian has no port for it"
             },
         }),
-    }
-}
-
-/// Everything that can go wrong between the archive and a rootfs layer.
-#[derive(Debug, thiserror::Error)]
-pub enum DebError {
-    #[error("cannot reach the Debian mirror at {url}: {why}")]
-    Unreachable { url: String, why: String },
-    #[error("{url}: HTTP status {status}")]
-    Http { url: String, status: u16 },
-    #[error(
-        "Debian suite {suite:?} is not on the mirror ({url} is missing); use one of bullseye, bookworm, trixie"
-    )]
-    UnknownSuite { suite: String, url: String },
-    #[error(
-        "{what} from {url} is refused: its OpenPGP signature does not verify against the Debian archive keyring{}",
-        detail_line(detail)
-    )]
-    BadSignature {
-        what: String,
-        url: String,
-        detail: String,
-    },
-    #[error("{what} from {url} is refused: {why}; nothing was written to the cache")]
-    Integrity {
-        what: String,
-        url: String,
-        why: String,
-    },
-    #[error("{what}: {why}")]
-    Format { what: String, why: String },
-    #[error(
-        "package {package:?} is not in Debian {suite} ({component}, {arch}){}",
-        hint_line(hint)
-    )]
-    UnknownPackage {
-        package: String,
-        suite: String,
-        arch: String,
-        component: &'static str,
-        hint: Option<String>,
-    },
-    #[error(
-        "package {package:?} in Debian {suite} ({arch}) needs {needs}, which no package satisfies{}",
-        hint_line(hint)
-    )]
-    Unsatisfiable {
-        package: String,
-        needs: String,
-        suite: String,
-        arch: String,
-        hint: Option<String>,
-    },
-    #[error("package {package:?} has no build for {arch} in Debian {suite} (it is built for {})", built_for.join(", "))]
-    NoBuild {
-        package: String,
-        suite: String,
-        arch: String,
-        built_for: Vec<String>,
-    },
-    #[error("Debian {suite} has no {arch} port (it has {}); use another suite or base", ports.join(", "))]
-    NoPort {
-        suite: String,
-        arch: String,
-        ports: Vec<String>,
-    },
-    #[error("{platform} has no Debian architecture: {why}")]
-    NoDebianArch { platform: String, why: &'static str },
-    #[error("the Debian archive keyring is missing ({}); install the debian-archive-keyring package", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
-    NoKeyring { tried: Vec<PathBuf> },
-    #[error(transparent)]
-    Tool(#[from] crate::exec::ExecError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {why}")]
-    Lock { path: PathBuf, why: String },
-    #[error(
-        "{what} is no longer on the mirror ({url}: 404); Debian drops superseded versions at point releases: run `shipit lock --update`, or set SHIPIT_DEBIAN_MIRROR to a snapshot such as https://snapshot.debian.org/archive/debian/20250520T000000Z"
-    )]
-    Gone { what: String, url: String },
-    #[error("the lock has no entry for {package:?} in {suite}/{arch}; run `shipit lock --update`")]
-    NotLocked {
-        package: String,
-        suite: String,
-        arch: String,
-    },
-    #[error("{0}")]
-    Layer(#[from] crate::oci::layer::LayerError),
-    #[error("download cancelled")]
-    Cancelled(i32),
-}
-
-fn detail_line(d: &str) -> String {
-    if d.trim().is_empty() {
-        String::new()
-    } else {
-        format!("\n{}", d.trim_end())
-    }
-}
-
-fn hint_line(h: &Option<String>) -> String {
-    h.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
-}
-
-impl DebError {
-    /// Which exit code the error maps to.
-    pub fn kind(&self) -> crate::error::Kind {
-        use crate::error::Kind;
-        match self {
-            DebError::Unreachable { .. }
-            | DebError::Http { .. }
-            | DebError::NoKeyring { .. }
-            | DebError::Gone { .. }
-            | DebError::Tool(_) => Kind::Environment,
-            DebError::UnknownSuite { .. }
-            | DebError::UnknownPackage { .. }
-            | DebError::Unsatisfiable { .. }
-            | DebError::NoBuild { .. }
-            | DebError::NoPort { .. }
-            | DebError::NoDebianArch { .. }
-            | DebError::Lock { .. }
-            | DebError::NotLocked { .. } => Kind::Config,
-            DebError::Cancelled(sig) => Kind::Interrupted(*sig),
-            DebError::BadSignature { .. }
-            | DebError::Integrity { .. }
-            | DebError::Format { .. }
-            | DebError::Io { .. }
-            | DebError::Layer(_) => Kind::Stage,
-        }
-    }
-
-    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DebError {
-        let path = path.into();
-        move |source| DebError::Io { path, source }
-    }
-
-    pub(crate) fn format(what: impl Into<String>, why: impl Into<String>) -> DebError {
-        DebError::Format {
-            what: what.into(),
-            why: why.into(),
-        }
-    }
-}
-
-impl From<DebError> for crate::error::Error {
-    fn from(e: DebError) -> crate::error::Error {
-        let kind = e.kind();
-        let mut message = e.to_string();
-        if let DebError::Tool(t) = &e
-            && let Some(tail) = t.tail()
-        {
-            message = format!("{message}\n{tail}");
-        }
-        crate::error::Error {
-            kind,
-            message,
-            detail: None,
-        }
     }
 }
 
@@ -321,19 +158,6 @@ pub fn resolve_with_lock(
     }
     let changed = lock.suites != before.suites;
     Ok((rs, changed))
-}
-
-/// `true` for 64 lowercase hex digits (how Debian writes SHA256 sums).
-pub(crate) fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The lowercase hex SHA256 of some bytes.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]

@@ -3,8 +3,17 @@
 //! version, architecture, `Depends`/`Pre-Depends` (parsed into alternatives with version relations
 //! and architecture qualifiers), `Provides`, where its `.deb` is and its size and SHA256.
 
-use super::DebError;
+use super::error::DebError;
 use super::version::Relation;
+
+/// The archive component shipit reads (Debian's `main`).
+pub const COMPONENT: &str = "main";
+
+/// The packages every `deb:SUITE` base holds: what a dynamically linked Rust binary needs.
+pub const BASE_PACKAGES: [&str; 2] = ["libc6", "libgcc-s1"];
+
+/// The suites shipit accepts in `deb:SUITE`.
+pub const SUITES: [&str; 3] = ["bullseye", "bookworm", "trixie"];
 use std::collections::BTreeMap;
 
 /// One stanza, fields in their original order (the order dpkg's status database keeps).
@@ -270,7 +279,7 @@ impl Package {
             .parse()
             .map_err(|_| DebError::format(&what, "Size is not a number"))?;
         let sha256 = need("SHA256")?;
-        if !super::is_sha256_hex(&sha256) {
+        if !super::sha::is_sha256_hex(&sha256) {
             return Err(DebError::format(&what, "SHA256 is not 64 hex digits"));
         }
         if !valid_name(name) {

@@ -4,10 +4,10 @@
 //! that list before it is decompressed, and its decompressed text checked again when the list
 //! names the uncompressed file too. Nothing unverified reaches the cache.
 
+use super::error::DebError;
 use super::fetch::Cache;
 use super::mirror::{Http, Mirror};
-use super::packages::{Index, parse_stanzas};
-use super::{COMPONENT, DebError};
+use super::packages::{COMPONENT, Index, parse_stanzas};
 use crate::exec::capture;
 use crate::tools::gpgv;
 use std::collections::BTreeMap;
@@ -157,7 +157,7 @@ impl Release {
             let size: u64 = size
                 .parse()
                 .map_err(|_| DebError::format(url, format!("bad size in SHA256 line {line:?}")))?;
-            if !super::is_sha256_hex(sha) {
+            if !super::sha::is_sha256_hex(sha) {
                 return Err(DebError::format(url, format!("bad SHA256 line {line:?}")));
             }
             files.insert(path.to_string(), (size, sha.to_string()));
@@ -239,7 +239,7 @@ impl Release {
             return Err(DebError::format(&what, "decompresses to more than 1 GiB"));
         }
         if let Some((usize_, usha)) = self.files.get(&base)
-            && (text.len() as u64 != *usize_ || &super::sha256_hex(&text) != usha)
+            && (text.len() as u64 != *usize_ || &super::sha::sha256_hex(&text) != usha)
         {
             return Err(DebError::Integrity {
                 what: what.clone(),

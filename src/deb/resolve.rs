@@ -9,13 +9,12 @@
 //! Not modelled (apt does, a minimal image rarely needs it): `Conflicts`/`Breaks`/`Replaces`,
 //! several architectures in one root, and `Essential` packages that nothing depends on.
 
-use super::DebError;
-use super::lock::Lock;
+use super::error::DebError;
 use super::packages::{Dep, Index, Package, show_alternatives};
 use super::version::Relation;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// What to resolve: the packages asked for, beyond [`super::BASE_PACKAGES`]. Each is `name` or
+/// What to resolve: the packages asked for, beyond [`super::packages::BASE_PACKAGES`]. Each is `name` or
 /// `name=version` (that exact version).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -37,7 +36,7 @@ impl Request {
     pub fn roots(&self) -> Vec<(String, Option<String>)> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
-        for spec in super::BASE_PACKAGES
+        for spec in super::packages::BASE_PACKAGES
             .iter()
             .map(|s| s.to_string())
             .chain(self.packages.iter().cloned())
@@ -299,7 +298,7 @@ fn root<'a>(
         },
         suite: request.suite.clone(),
         arch: request.arch.clone(),
-        component: super::COMPONENT,
+        component: super::packages::COMPONENT,
         hint,
     };
     if let Some(vs) = index.packages.get(name) {
@@ -351,77 +350,6 @@ fn root<'a>(
         format!("did you mean {}?", close.join(", "))
     };
     Err(unknown(Some(hint)))
-}
-
-/// Resolves a request from a lock alone (no index): the roots and everything their locked
-/// dependency edges reach. A root the lock lacks is [`DebError::NotLocked`] (the caller resolves
-/// afresh, or fails under `--locked`).
-pub fn resolve_locked(lock: &Lock, request: &Request) -> Result<Resolution, DebError> {
-    let Some(entries) = lock.entries(&request.suite, &request.arch) else {
-        let (first, _) = request.roots().remove(0);
-        return Err(DebError::NotLocked {
-            package: first,
-            suite: request.suite.clone(),
-            arch: request.arch.clone(),
-        });
-    };
-    let mut chosen = BTreeMap::new();
-    let mut queue = VecDeque::new();
-    for (name, version) in request.roots() {
-        match entries.get(&name) {
-            Some(e)
-                if version
-                    .as_deref()
-                    .is_none_or(|v| Relation::Eq.holds(&e.version, v)) =>
-            {
-                queue.push_back(name);
-            }
-            _ => {
-                return Err(DebError::NotLocked {
-                    package: match version {
-                        Some(v) => format!("{name}={v}"),
-                        None => name,
-                    },
-                    suite: request.suite.clone(),
-                    arch: request.arch.clone(),
-                });
-            }
-        }
-    }
-    while let Some(name) = queue.pop_front() {
-        if chosen.contains_key(&name) {
-            continue;
-        }
-        let Some(e) = entries.get(&name) else {
-            return Err(DebError::Lock {
-                path: lock.path.clone(),
-                why: format!(
-                    "{}/{}: a locked package depends on {name:?}, which is not locked; run `shipit lock --update`",
-                    request.suite, request.arch
-                ),
-            });
-        };
-        for d in &e.depends {
-            queue.push_back(d.clone());
-        }
-        chosen.insert(
-            name.clone(),
-            Pkg {
-                name: name.clone(),
-                version: e.version.clone(),
-                architecture: e.architecture.clone(),
-                filename: e.filename.clone(),
-                size: e.size,
-                sha256: e.sha256.clone(),
-                depends: e.depends.clone(),
-            },
-        );
-    }
-    Ok(Resolution {
-        suite: request.suite.clone(),
-        arch: request.arch.clone(),
-        packages: chosen.into_values().collect(),
-    })
 }
 
 #[cfg(test)]

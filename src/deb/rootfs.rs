@@ -20,9 +20,9 @@
 //!   Libraries in a private directory that needs `ld.so.conf.d` would need a cache: not handled.
 //! - `/tmp` (1777).
 
-use super::DebError;
 use super::cacerts;
 use super::debfile::{DataKind, read_deb};
+use super::error::DebError;
 use super::fetch::LocalDeb;
 use super::packages::Stanza;
 use crate::oci::layer::{self, Entry, EntryKind};
@@ -408,7 +408,7 @@ mod tests {
                 architecture: "amd64".into(),
                 filename: format!("pool/{name}.deb"),
                 size: bytes.len() as u64,
-                sha256: crate::deb::sha256_hex(&bytes),
+                sha256: crate::deb::sha::sha256_hex(&bytes),
                 depends: vec![],
             },
             path,

@@ -6,7 +6,7 @@
 //! blocking `signal_hook` thread; nothing polls.
 
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How long a process group gets between SIGTERM and SIGKILL.
@@ -31,43 +31,28 @@ struct Inner {
 #[error("cancelled by {}", signal_name(self.0))]
 pub struct Cancelled(pub i32);
 
-/// The token wired to the signal handlers, once installed.
-static INSTALLED: OnceLock<Cancel> = OnceLock::new();
-
 impl Cancel {
     /// A token no signal reaches (tests, library callers); [`Cancel::cancel`] still works.
     pub fn new() -> Cancel {
         Cancel::default()
     }
 
-    /// Installs the SIGINT/SIGTERM/SIGHUP handlers (once; later calls return the same token)
-    /// and returns the token they cancel.
+    /// Installs the SIGINT/SIGTERM/SIGHUP handlers and returns the token they cancel. Called
+    /// once, by `cli::main`; the token then goes down through the `Session`.
     pub fn install_signal_handlers() -> Cancel {
-        INSTALLED
-            .get_or_init(|| {
-                use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-                let cancel = Cancel::new();
-                if let Ok(mut signals) =
-                    signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-                {
-                    let token = cancel.clone();
-                    let _ = std::thread::Builder::new()
-                        .name("signals".into())
-                        .spawn(move || {
-                            for sig in signals.forever() {
-                                token.cancel(sig);
-                            }
-                        });
-                }
-                cancel
-            })
-            .clone()
-    }
-
-    /// The token installed by [`Cancel::install_signal_handlers`], or a fresh one no signal
-    /// reaches. A bridge for call sites that do not get the token passed yet.
-    pub fn current() -> Cancel {
-        INSTALLED.get().cloned().unwrap_or_default()
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let cancel = Cancel::new();
+        if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+            let token = cancel.clone();
+            let _ = std::thread::Builder::new()
+                .name("signals".into())
+                .spawn(move || {
+                    for sig in signals.forever() {
+                        token.cancel(sig);
+                    }
+                });
+        }
+        cancel
     }
 
     /// The signal that cancelled the run, if any.
@@ -155,12 +140,6 @@ impl Cancel {
     fn lock(&self) -> MutexGuard<'_, Vec<i32>> {
         self.0.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// The signal that cancelled the run, read from [`Cancel::current`].
-// TODO(session): callers take the token from the Session instead.
-pub fn cancelled() -> Option<i32> {
-    Cancel::current().signal()
 }
 
 fn kill_all(groups: &[i32], sig: i32) {

@@ -3,8 +3,8 @@
 //! [`Cancel`] token, with a timeout; and how a run ended when it did not succeed
 //! ([`ExecError`]).
 
-use super::Cmd;
 use super::cancel::{Cancel, GRACE, GroupGuard, signal_name};
+use super::cmd::Cmd;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -150,13 +150,6 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `cmd` with stdout and stderr going to the given files, under
-    /// [`Cancel::current`].
-    // TODO(session): callers use `start_with` and the Session's token.
-    pub fn start(cmd: &Cmd, stdout: File, stderr: File) -> Result<Running, ExecError> {
-        Running::start_with(cmd, stdout, stderr, &Cancel::current())
-    }
-
     /// Starts `cmd` with stdout and stderr going to the given files; `cancel` terminates it.
     pub fn start_with(
         cmd: &Cmd,

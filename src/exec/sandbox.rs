@@ -36,8 +36,6 @@ pub struct Prepared {
     new_netns: bool,
     uid_map: CString,
     gid_map: CString,
-    outer_uid: u32,
-    outer_gid: u32,
 }
 
 impl Prepared {
@@ -54,15 +52,12 @@ impl Prepared {
             new_netns: s.new_netns,
             uid_map: c(format!("0 {outer_uid} 1").as_bytes())?,
             gid_map: c(format!("0 {outer_gid} 1").as_bytes())?,
-            outer_uid,
-            outer_gid,
         })
     }
 
     /// Runs in the child after fork: namespaces, loopback up, chroot, drop to the image user,
     /// die with the parent.
     pub fn enter(&self) -> io::Result<()> {
-        let _ = (self.outer_uid, self.outer_gid);
         // SAFETY: raw system calls on pre-allocated data only.
         unsafe {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {

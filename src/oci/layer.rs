@@ -7,9 +7,14 @@
 //! atime, empty uname/gname), mtime = the given epoch (SOURCE_DATE_EPOCH), gzip with mtime 0,
 //! OS byte 255, no file name and level 6. The layer's `digest` (of the gzip) and `diff_id` (of the
 //! tar) are computed while the bytes stream out, so a layer is never read back to be hashed.
+//!
+//! The gzip is block-parallel (`pgzip`: fixed 128 KiB chunks, pigz's format), so its bytes are
+//! the same on every machine whatever its number of cores. `diff_id` alone (no compression) is
+//! what the compressed-layer cache (`layer_cache`) keys on.
 
 use crate::oci::digest::{Digest, HashingWriter};
-use flate2::{Compression, GzBuilder};
+use crate::oci::fsafe::{self, Why};
+use crate::oci::pgzip::{self, ParGzWriter};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -135,8 +140,11 @@ pub enum LayerError {
         host: PathBuf,
         source: io::Error,
     },
-    #[error("layer entry {path:?}: {host} is not a regular file")]
-    HostNotFile { path: String, host: PathBuf },
+    #[error("layer entry {path:?}: {source}")]
+    HostRefused {
+        path: String,
+        source: crate::oci::fsafe::FileError,
+    },
     #[error("layer entry {path:?}: {host} changed size while it was being read; build again")]
     HostChanged { path: String, host: PathBuf },
     #[error("writing the layer failed: {0}")]
@@ -156,10 +164,7 @@ pub fn write<W: Write>(
     out: W,
 ) -> Result<(LayerDigests, W), LayerError> {
     let sorted = normalise(entries)?;
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(HashingWriter::new(out), Compression::new(6));
+    let gz = ParGzWriter::new(HashingWriter::new(out), pgzip::LEVEL);
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     for (path, entry) in &sorted {
         append(&mut tar, path, entry, epoch)?;
@@ -176,6 +181,18 @@ pub fn write<W: Write>(
         },
         out,
     ))
+}
+
+/// The `diff_id` (sha256 of the uncompressed tar) and the tar's size, computed by streaming the
+/// tar into the hash alone: what `write` would record, without compressing anything.
+pub fn diff_id(entries: &[Entry], epoch: u64) -> Result<(Digest, u64), LayerError> {
+    let sorted = normalise(entries)?;
+    let mut tar = tar::Builder::new(HashingWriter::new(io::sink()));
+    for (path, entry) in &sorted {
+        append(&mut tar, path, entry, epoch)?;
+    }
+    let hasher = tar.into_inner().map_err(LayerError::Write)?;
+    Ok(hasher.finish())
 }
 
 /// An entry after validation: its normalised path is the map key.
@@ -316,18 +333,21 @@ fn append<W: Write>(
                 host: host.clone(),
                 source,
             };
-            let file = File::open(host).map_err(read_err)?;
-            let meta = file.metadata().map_err(read_err)?;
-            if !meta.is_file() {
-                return Err(LayerError::HostNotFile {
-                    path: path.to_string(),
-                    host: host.clone(),
-                });
-            }
-            let size = meta.len();
-            if size > MAX_SIZE {
-                return Err(out_of_range(path, "size", size, MAX_SIZE));
-            }
+            // A regular file only, not a link (config time resolved it), opened without
+            // blocking on a FIFO swapped in since.
+            let (file, size) = match fsafe::open_file(host, MAX_SIZE) {
+                Ok(r) => (r.file, r.size),
+                Err(e) => {
+                    return Err(match e.why {
+                        Why::Open(source) => read_err(source),
+                        Why::TooLarge { size, .. } => out_of_range(path, "size", size, MAX_SIZE),
+                        _ => LayerError::HostRefused {
+                            path: path.to_string(),
+                            source: e,
+                        },
+                    });
+                }
+            };
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(size);
             h.set_cksum();
@@ -596,5 +616,30 @@ mod tests {
             build(&[long_link], 0),
             Err(LayerError::LinkTooLong { .. })
         ));
+    }
+
+    /// `image.files` sources are checked at config time; one swapped for a FIFO or a link by
+    /// package time is refused at once (the open must not wait for a writer).
+    #[test]
+    fn host_files_that_became_fifos_or_links_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+        for (host, says) in [
+            (&fifo, "FIFO (named pipe), not a regular file"),
+            (&link, "symbolic link"),
+        ] {
+            let err = build(&[Entry::host_file("etc/x", host, 0o644)], 0)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&host.display().to_string()) && err.contains(says),
+                "{err}"
+            );
+        }
     }
 }

@@ -6,16 +6,23 @@
 //! once; every blob path comes from a validated `Digest`; every blob read is checked against its
 //! descriptor's digest and size, under a size cap. `index.json` entries are tagged with the
 //! `org.opencontainers.image.ref.name` annotation and kept in a stable order.
+//!
+//! A layout is read as hostile input: every file in it is opened through `fsafe` (relative to the
+//! layout directory, no symbolic link followed, no FIFO or device, bounded), `oci-layout` is read
+//! up to 4 KiB, `index.json` and every manifest, index and config blob up to `MAX_JSON_BLOB`, and
+//! every walk over nested indexes stops at `MAX_INDEX_DEPTH` levels, `MAX_INDEX_ENTRIES` entries
+//! per index and `MAX_PLATFORM_IMAGES` distinct images, visiting each index digest once.
 
 use crate::oci::digest::{Digest, HashingReader, HashingWriter};
+use crate::oci::fsafe::{self, FileError, Why};
 use crate::oci::image::{self, Base, BuiltImage, Descriptor, ImageError, Manifest};
 use crate::oci::index::{self, BuiltIndex, Index, IndexError, Platform};
 use crate::oci::json::canonical;
 use crate::oci::layer::{self, Entry, LayerDigests, LayerError};
 use crate::oci::media;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -25,8 +32,15 @@ use std::sync::Mutex;
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The largest manifest, index or config shipit reads (they are JSON; real ones are a few KiB).
 pub const MAX_JSON_BLOB: u64 = 4 << 20;
-/// How deep indexes may nest before a layout is treated as hostile.
-const MAX_NESTING: usize = 4;
+/// How deep indexes may nest (an index in an index is depth 2) before a layout is treated as
+/// hostile; real multi-platform images use one level, attestation wrappers two.
+pub const MAX_INDEX_DEPTH: usize = 8;
+/// The most entries one index may list (real ones list a few platforms and attestations).
+pub const MAX_INDEX_ENTRIES: usize = 1024;
+/// The most distinct platform images one walk over an index may reach.
+pub const MAX_PLATFORM_IMAGES: usize = 256;
+/// The path of the blob directory inside a layout.
+const BLOB_DIR: &str = "blobs/sha256";
 
 /// Serialises read-modify-write of `index.json` between threads of this process.
 static INDEX_LOCK: Mutex<()> = Mutex::new(());
@@ -121,12 +135,31 @@ pub enum LayoutError {
     },
     #[error("{place}: {why}")]
     Invalid { place: String, why: String },
+    #[error("{0}")]
+    File(FileError),
+    #[error(
+        "{what}: over shipit's limit of {limit}; such a layout is refused as hostile \
+         (see \"Limits\" under \"Verification\" in the README)"
+    )]
+    Limit { what: String, limit: String },
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+}
+
+/// A file refused by `fsafe`; a plain open failure keeps the operation's name.
+fn file_err(op: &'static str) -> impl FnOnce(FileError) -> LayoutError {
+    move |e| match e.why {
+        Why::Open(source) => LayoutError::Io {
+            op,
+            path: e.path,
+            source,
+        },
+        _ => LayoutError::File(e),
+    }
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayoutError {
@@ -196,7 +229,41 @@ impl Layout {
             root: dir.to_path_buf(),
         };
         layout.check_marker()?;
+        // Blobs are opened below the layout without following links; so that paths handed on
+        // (a layer to unpack) stay inside too, the blob directories must not be links either.
+        for d in ["blobs", BLOB_DIR] {
+            let p = dir.join(d);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if !m.is_dir() => {
+                    return Err(LayoutError::NotALayout {
+                        path: layout.root.clone(),
+                        why: format!(
+                            "{} is a {}, not a directory (shipit follows no link inside a layout)",
+                            p.display(),
+                            fsafe::kind_name(&m.file_type())
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
         Ok(layout)
+    }
+
+    /// Opens the blob `desc` names for reading (a regular file inside the layout, at most `cap`
+    /// bytes; its content is not checked here: hash it while reading).
+    pub fn open_blob(&self, desc: &Descriptor, cap: u64) -> Result<fsafe::Regular, LayoutError> {
+        fsafe::open_in(&self.root, &self.blob_rel(&desc.digest), cap).map_err(|e| {
+            if e.is_not_found() {
+                LayoutError::MissingBlob {
+                    digest: desc.digest.clone(),
+                    layout: self.root.clone(),
+                    why: "the layout is incomplete (a non-distributable layer?); copy the image in full with skopeo",
+                }
+            } else {
+                file_err("open blob")(e)
+            }
+        })
     }
 
     /// The layout's directory.
@@ -211,7 +278,7 @@ impl Layout {
 
     /// True when the blob is present.
     pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
     }
 
     /// Writes `bytes` as a blob (skipped when already present) and describes it.
@@ -231,7 +298,9 @@ impl Layout {
         media_type: &str,
         src: &Path,
     ) -> Result<Descriptor, LayoutError> {
-        let mut from = File::open(src).map_err(io_err("open", src))?;
+        let mut from = fsafe::open_file(src, u64::MAX)
+            .map_err(file_err("open"))?
+            .file;
         let tmp = self.temp_blob()?;
         let mut w = HashingWriter::new(BufWriter::new(tmp));
         io::copy(&mut from, &mut w).map_err(io_err("copy", src))?;
@@ -304,7 +373,9 @@ impl Layout {
             });
         }
         let path = self.blob_path(&desc.digest);
-        let file = File::open(&path).map_err(io_err("open blob", &path))?;
+        let file = fsafe::open_in(&self.root, &self.blob_rel(&desc.digest), cap)
+            .map_err(file_err("open blob"))?
+            .file;
         let mut bytes = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0));
         file.take(desc.size + 1)
             .read_to_end(&mut bytes)
@@ -324,7 +395,7 @@ impl Layout {
     /// The parsed `index.json`.
     pub fn index(&self) -> Result<Index, LayoutError> {
         let path = self.root.join("index.json");
-        let bytes = read_capped(&path, MAX_JSON_BLOB)?;
+        let bytes = self.read_capped("index.json", MAX_JSON_BLOB)?;
         index::parse(&bytes).map_err(|e| LayoutError::Invalid {
             place: path.display().to_string(),
             why: e.to_string(),
@@ -361,6 +432,44 @@ impl Layout {
             let key = |d: &Descriptor| d.annotation(REF_NAME).map(str::to_string);
             key(a).cmp(&key(b))
         });
+        if idx.media_type.is_none() {
+            idx.media_type = Some(media::OCI_INDEX.to_string());
+        }
+        self.write_index_json(&idx)
+    }
+
+    /// Lists a referrer (an artifact manifest whose `subject` is an image of this layout,
+    /// already written as a blob) in `index.json`: untagged, with its `artifactType`, as the
+    /// image-spec has OCI tools discover a subject's referrers in a layout. Never an entry of
+    /// an image index. Listing the same manifest again changes nothing.
+    pub fn add_referrer(&self, desc: &Descriptor) -> Result<(), LayoutError> {
+        if !self.has_blob(&desc.digest) {
+            return Err(LayoutError::MissingBlob {
+                digest: desc.digest.clone(),
+                layout: self.root.clone(),
+                why: "a referrer is listed only once its manifest is in the layout",
+            });
+        }
+        let _guard = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idx = self.index()?;
+        if idx
+            .manifests
+            .iter()
+            .any(|d| d.digest == desc.digest && d.annotation(REF_NAME).is_none())
+        {
+            return Ok(());
+        }
+        let mut entry = desc.clone();
+        if let Some(a) = entry.annotations.as_mut() {
+            a.remove(REF_NAME);
+        }
+        // Untagged entries come first (see `tag`): after the other untagged ones.
+        let at = idx
+            .manifests
+            .iter()
+            .position(|d| d.annotation(REF_NAME).is_some())
+            .unwrap_or(idx.manifests.len());
+        idx.manifests.insert(at, entry);
         if idx.media_type.is_none() {
             idx.media_type = Some(media::OCI_INDEX.to_string());
         }
@@ -406,8 +515,10 @@ impl Layout {
         };
         let mut found: Vec<SelectedImage> = Vec::new();
         let mut seen: Vec<String> = Vec::new();
+        let mut walk = IndexWalk::default();
+        walk.check_count(start.len())?;
         for d in start {
-            self.walk(&d, want, 0, &mut found, &mut seen)?;
+            self.walk(&d, want, 1, &mut walk, &mut found, &mut seen)?;
         }
         found.dedup_by(|a, b| a.descriptor.digest == b.descriptor.digest);
         let mut digests: Vec<&Digest> = found.iter().map(|f| &f.descriptor.digest).collect();
@@ -445,6 +556,7 @@ impl Layout {
         desc: &Descriptor,
         want: &Platform,
         depth: usize,
+        walk: &mut IndexWalk,
         found: &mut Vec<SelectedImage>,
         seen: &mut Vec<String>,
     ) -> Result<(), LayoutError> {
@@ -455,20 +567,21 @@ impl Layout {
             return Ok(());
         }
         if index::is_index_media_type(&desc.media_type) {
-            if depth >= MAX_NESTING {
-                return Err(LayoutError::Invalid {
-                    place: format!("{} index {}", self.root.display(), desc.digest),
-                    why: format!("indexes nested more than {MAX_NESTING} deep"),
-                });
-            }
-            let idx = index::parse(&self.read_blob(desc, MAX_JSON_BLOB)?)?;
+            let Some(bytes) = walk.enter(self, desc, depth)? else {
+                return Ok(());
+            };
+            let idx = index::parse(&bytes)?;
+            walk.check_entries(desc, &idx)?;
             for child in &idx.manifests {
-                self.walk(child, want, depth + 1, found, seen)?;
+                self.walk(child, want, depth + 1, walk, found, seen)?;
             }
             return Ok(());
         }
         if desc.media_type != media::OCI_MANIFEST && desc.media_type != media::DOCKER_MANIFEST {
             return Ok(()); // an artifact or something else that is not an image
+        }
+        if !walk.image(desc)? {
+            return Ok(()); // the same manifest, labelled the same, was looked at already
         }
         let manifest = image::parse_manifest(&self.read_blob(desc, MAX_JSON_BLOB)?)?;
         let config = image::parse_config(&self.read_blob(&manifest.config, MAX_JSON_BLOB)?)?;
@@ -496,32 +609,43 @@ impl Layout {
     /// Copies the image or index `desc` names (manifests, configs, layers) from this layout into
     /// `to`, verifying every blob; blobs `to` already holds are skipped. Tags are not copied.
     pub fn copy_image(&self, to: &Layout, desc: &Descriptor) -> Result<(), LayoutError> {
-        self.copy_tree(to, desc, 0)
+        let mut walk = IndexWalk::default();
+        self.copy_tree(to, desc, 1, &mut walk)
     }
 
-    fn copy_tree(&self, to: &Layout, desc: &Descriptor, depth: usize) -> Result<(), LayoutError> {
-        if to.has_blob(&desc.digest) && depth > 0 && !index::is_index_media_type(&desc.media_type) {
+    fn copy_tree(
+        &self,
+        to: &Layout,
+        desc: &Descriptor,
+        depth: usize,
+        walk: &mut IndexWalk,
+    ) -> Result<(), LayoutError> {
+        if to.has_blob(&desc.digest) && depth > 1 && !index::is_index_media_type(&desc.media_type) {
             // A manifest is written after its blobs, so its presence means it is complete.
             return Ok(());
         }
-        let bytes = self.read_blob(desc, MAX_JSON_BLOB)?;
-        if index::is_index_media_type(&desc.media_type) {
-            if depth >= MAX_NESTING {
-                return Err(LayoutError::Invalid {
-                    place: format!("{} index {}", self.root.display(), desc.digest),
-                    why: format!("indexes nested more than {MAX_NESTING} deep"),
-                });
+        let bytes = if index::is_index_media_type(&desc.media_type) {
+            let Some(bytes) = walk.enter(self, desc, depth)? else {
+                return Ok(());
+            };
+            let idx = index::parse(&bytes)?;
+            walk.check_entries(desc, &idx)?;
+            for child in &idx.manifests {
+                self.copy_tree(to, child, depth + 1, walk)?;
             }
-            for child in &index::parse(&bytes)?.manifests {
-                self.copy_tree(to, child, depth + 1)?;
-            }
+            bytes
         } else {
+            if !walk.image(desc)? {
+                return Ok(());
+            }
+            let bytes = self.read_blob(desc, MAX_JSON_BLOB)?;
             let manifest = image::parse_manifest(&bytes)?;
             self.copy_blob(to, &manifest.config)?;
             for l in &manifest.layers {
                 self.copy_blob(to, l)?;
             }
-        }
+            bytes
+        };
         to.write_blob(&desc.media_type, &bytes)?;
         Ok(())
     }
@@ -532,14 +656,7 @@ impl Layout {
             return Ok(());
         }
         let src = self.blob_path(&desc.digest);
-        let file = File::open(&src).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => LayoutError::MissingBlob {
-                digest: desc.digest.clone(),
-                layout: self.root.clone(),
-                why: "the source layout is incomplete (a non-distributable layer?); copy the image in full with skopeo",
-            },
-            _ => io_err("open blob", &src)(e),
-        })?;
+        let file = self.open_blob(desc, u64::MAX)?.file;
         let mut r = HashingReader::new(file.take(desc.size + 1));
         let tmp = to.temp_blob()?;
         let mut w = BufWriter::new(tmp);
@@ -562,16 +679,33 @@ impl Layout {
     }
 
     fn blob_dir(&self) -> PathBuf {
-        self.root.join("blobs").join("sha256")
+        self.root.join(BLOB_DIR)
+    }
+
+    /// A blob's path relative to the layout directory.
+    fn blob_rel(&self, digest: &Digest) -> PathBuf {
+        Path::new(BLOB_DIR).join(digest.hex())
+    }
+
+    /// Reads `name` (`oci-layout`, `index.json`) from the layout directory, at most `cap` bytes.
+    fn read_capped(&self, name: &str, cap: u64) -> Result<Vec<u8>, LayoutError> {
+        fsafe::read_in(&self.root, Path::new(name), cap).map_err(|e| match e.why {
+            Why::TooLarge { .. } => LayoutError::Invalid {
+                place: e.path.display().to_string(),
+                why: format!("larger than {cap} bytes"),
+            },
+            _ => file_err("open")(e),
+        })
     }
 
     fn check_marker(&self) -> Result<(), LayoutError> {
-        let path = self.root.join("oci-layout");
         let not = |why: String| LayoutError::NotALayout {
             path: self.root.clone(),
             why,
         };
-        let bytes = read_capped(&path, 4096).map_err(|e| not(e.to_string()))?;
+        let bytes = self
+            .read_capped("oci-layout", 4096)
+            .map_err(|e| not(e.to_string()))?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| not(format!("oci-layout is not JSON: {e}")))?;
         match v.get("imageLayoutVersion").and_then(Value::as_str) {
@@ -627,19 +761,83 @@ fn atomic_write(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), LayoutError
     finish_file(tmp, dest)
 }
 
-fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, LayoutError> {
-    let file = File::open(path).map_err(io_err("open", path))?;
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err("read", path))?;
-    if bytes.len() as u64 > cap {
-        return Err(LayoutError::Invalid {
-            place: path.display().to_string(),
-            why: format!("larger than {cap} bytes"),
-        });
+/// One bounded walk over nested indexes: how deep it went, which indexes it read (each once),
+/// and which images it reached, checked against `MAX_INDEX_DEPTH`, `MAX_INDEX_ENTRIES` and
+/// `MAX_PLATFORM_IMAGES`. Content addressing rules out cycles; this rules out blow-ups (a chain
+/// 10 000 deep, ten indexes each listing the same thousand entries).
+#[derive(Debug, Default)]
+pub struct IndexWalk {
+    indexes: HashSet<Digest>,
+    images: HashSet<Digest>,
+    labelled: HashSet<(Digest, Option<String>)>,
+}
+
+impl IndexWalk {
+    /// Reads the index `desc` found at `depth` (the first is 1) from `layout`; None when this
+    /// walk read it already.
+    pub fn enter(
+        &mut self,
+        layout: &Layout,
+        desc: &Descriptor,
+        depth: usize,
+    ) -> Result<Option<Vec<u8>>, LayoutError> {
+        if depth > MAX_INDEX_DEPTH {
+            return Err(LayoutError::Limit {
+                what: format!(
+                    "indexes nested more than {MAX_INDEX_DEPTH} deep (index {} is at depth {depth})",
+                    desc.digest
+                ),
+                limit: format!("{MAX_INDEX_DEPTH} levels of nested indexes"),
+            });
+        }
+        if !self.indexes.insert(desc.digest.clone()) {
+            return Ok(None);
+        }
+        layout.read_blob(desc, MAX_JSON_BLOB).map(Some)
     }
-    Ok(bytes)
+
+    /// Checks the number of entries of the index `desc`.
+    pub fn check_entries(&self, desc: &Descriptor, idx: &Index) -> Result<(), LayoutError> {
+        if idx.manifests.len() > MAX_INDEX_ENTRIES {
+            return Err(LayoutError::Limit {
+                what: format!(
+                    "index {} lists {} entries",
+                    desc.digest,
+                    idx.manifests.len()
+                ),
+                limit: format!("{MAX_INDEX_ENTRIES} entries per index"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the number of entries of a list to walk (e.g. `index.json`).
+    pub fn check_count(&self, n: usize) -> Result<(), LayoutError> {
+        if n > MAX_INDEX_ENTRIES {
+            return Err(LayoutError::Limit {
+                what: format!("index.json lists {n} entries"),
+                limit: format!("{MAX_INDEX_ENTRIES} entries per index"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts the image manifest `desc`: false when the same digest with the same platform
+    /// label was counted already (a duplicate to skip).
+    pub fn image(&mut self, desc: &Descriptor) -> Result<bool, LayoutError> {
+        let label = desc.platform.as_ref().map(|p| p.to_string());
+        if !self.labelled.insert((desc.digest.clone(), label)) {
+            return Ok(false);
+        }
+        self.images.insert(desc.digest.clone());
+        if self.images.len() > MAX_PLATFORM_IMAGES {
+            return Err(LayoutError::Limit {
+                what: format!("the indexes reach more than {MAX_PLATFORM_IMAGES} distinct images"),
+                limit: format!("{MAX_PLATFORM_IMAGES} images"),
+            });
+        }
+        Ok(true)
+    }
 }
 
 fn empty_index() -> Index {
@@ -867,6 +1065,98 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("oci:PATH:TAG"), "{err}");
+    }
+
+    fn mkfifo(p: &Path) {
+        fs::remove_file(p).unwrap();
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    /// A base layout (`oci:` base) whose manifest is a FIFO, whose layer leads out through a
+    /// link, or whose blob directory is a link: refused at once, naming the file.
+    #[test]
+    fn base_layouts_with_fifos_or_links_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |s| Platform::parse(s).unwrap();
+        let l = Layout::create(&dir.path().join("fifo")).unwrap();
+        let img = image_in(&l, "linux/amd64", b"a");
+        l.tag("t", &img.descriptor).unwrap();
+        mkfifo(&l.blob_path(&img.descriptor.digest));
+        let err = l
+            .select_platform(Some("t"), &p("linux/amd64"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FIFO") && err.contains(img.descriptor.digest.hex()),
+            "{err}"
+        );
+
+        let l = Layout::create(&dir.path().join("link")).unwrap();
+        let to = Layout::create(&dir.path().join("to")).unwrap();
+        let img = image_in(&l, "linux/amd64", b"b");
+        let layer = l.blob_path(&img.manifest.layers[0].digest);
+        fs::rename(&layer, dir.path().join("outside")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), &layer).unwrap();
+        let err = l.copy_image(&to, &img.descriptor).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!to.has_blob(&img.manifest.layers[0].digest));
+
+        let l = Layout::create(&dir.path().join("linked-blobs")).unwrap();
+        fs::rename(l.root().join("blobs"), dir.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), l.root().join("blobs")).unwrap();
+        let err = Layout::open(l.root()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link, not a directory"), "{err}");
+    }
+
+    /// Base selection and copying share verify's limits: depth, entries, distinct images.
+    #[test]
+    fn index_walks_are_bounded_and_visit_each_index_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(dir.path()).unwrap();
+        let to = Layout::create(&dir.path().join("to")).unwrap();
+        let p = |s| Platform::parse(s).unwrap();
+        let img = image_in(&l, "linux/amd64", b"a");
+        let wrap = |inner: &Descriptor, n: usize| {
+            let bytes = canonical(&Index {
+                manifests: vec![inner.clone(); n],
+                ..empty_index()
+            })
+            .unwrap();
+            l.write_blob(media::OCI_INDEX, &bytes).unwrap()
+        };
+        // Eight levels are fine, nine are not.
+        let mut d = img.descriptor.clone();
+        for _ in 0..MAX_INDEX_DEPTH {
+            d = wrap(&d, 1);
+        }
+        l.tag("eight", &d).unwrap();
+        l.select_platform(Some("eight"), &p("linux/amd64")).unwrap();
+        l.copy_image(&to, &d).unwrap();
+        l.tag("nine", &wrap(&d, 1)).unwrap();
+        let err = l
+            .select_platform(Some("nine"), &p("linux/amd64"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nested more than 8 deep"), "{err}");
+        // 1 000 copies of an index listing 1 000 copies: read once, one image.
+        let wide = wrap(&wrap(&img.descriptor, 1000), 1000);
+        l.tag("wide", &wide).unwrap();
+        let got = l.select_platform(Some("wide"), &p("linux/amd64")).unwrap();
+        assert_eq!(got.descriptor.digest, img.descriptor.digest);
+        l.copy_image(&to, &wide).unwrap();
+        // Over the per-index limit.
+        l.tag("wider", &wrap(&img.descriptor, MAX_INDEX_ENTRIES + 1))
+            .unwrap();
+        let err = l
+            .select_platform(Some("wider"), &p("linux/amd64"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("1025 entries") && err.contains("1024 entries per index"),
+            "{err}"
+        );
     }
 
     #[test]

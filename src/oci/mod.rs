@@ -3,14 +3,18 @@
 //! The split follows the data: a `layer` is a deterministic tar+gzip; an `image` is base layers +
 //! our layer + a config + a manifest; an `index` is images in platform order; a `layout` is the
 //! on-disk OCI image layout; `registry` speaks the distribution API; `unpack` turns an image back
-//! into a rootfs, treating every byte as hostile.
+//! into a rootfs, treating every byte as hostile; `fsafe` is the one way to open a file shipit
+//! must not trust (regular files only, no links followed, no blocking, bounded).
 
 pub mod digest;
+pub mod fsafe;
 pub mod image;
 pub mod index;
 pub mod json;
 pub mod layer;
+pub mod layer_cache;
 pub mod layout;
+pub mod pgzip;
 pub mod registry;
 pub mod unpack;
 

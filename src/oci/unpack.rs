@@ -343,6 +343,8 @@ pub enum LayerProblem {
     Zstd(String),
     #[error("cannot read blob {}: {source}", path.display())]
     Open { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Refused(crate::oci::fsafe::FileError),
     #[error(
         "blob size mismatch: the blob is {actual} bytes but the descriptor declares {declared}; the blob is corrupt or the manifest is wrong"
     )]
@@ -624,11 +626,16 @@ impl LayerUnpacker<'_> {
             path: layer.blob.clone(),
             source,
         };
-        let mut file = File::open(&layer.blob).map_err(|e| self.layer_err(open_err(e)))?;
-        let actual = file
-            .metadata()
-            .map_err(|e| self.layer_err(open_err(e)))?
-            .len();
+        // A regular file only, not a link, opened without blocking on a FIFO.
+        let (mut file, actual) = match crate::oci::fsafe::open_file(&layer.blob, u64::MAX) {
+            Ok(r) => (r.file, r.size),
+            Err(e) => {
+                return Err(self.layer_err(match e.why {
+                    crate::oci::fsafe::Why::Open(source) => open_err(source),
+                    _ => LayerProblem::Refused(e),
+                }));
+            }
+        };
         if actual != layer.size {
             return Err(self.layer_err(LayerProblem::Size {
                 declared: layer.size,

@@ -3,9 +3,14 @@
 //! platform (machine, class, float ABI, ARM attributes: an "ARMv6" binary that is really ARMv7
 //! fails here), then it is copied to `dist/bin/<libc>/<os>-<arch>[-<variant>]/<bin>` and recorded
 //! in `dist/build.json` with its sha256, size and ELF facts.
+//!
+//! A target whose stamp from the last successful build still matches everything cargo would look
+//! at is not handed to its toolchain at all: it is reported "fresh (no toolchain started)" and
+//! only the post-build checks and the copy run (`build_fresh`; `SHIPIT_NO_FRESHNESS=1` turns
+//! this off).
 
 use crate::error::{Error, Result};
-use crate::exec::{self, ExecError};
+use crate::exec::{self, Cancel, ExecError};
 use crate::oci::digest::Digest;
 use crate::plan::{Plan, PlatformPlan};
 use crate::platform::Libc;
@@ -24,6 +29,8 @@ pub struct Options {
     pub jobs: usize,
     pub keep_going: bool,
     pub dry_run: bool,
+    /// The run's cancel token: no new target starts once it is set, and running builds stop.
+    pub cancel: Cancel,
 }
 
 /// One built binary, as recorded in `dist/build.json`.
@@ -36,8 +43,10 @@ pub struct Built {
     pub path: PathBuf,
     pub sha256: String,
     pub size: u64,
-    /// Whether the compiler ran (false: cargo found everything up to date).
+    /// Whether the compiler ran (false: cargo found everything up to date, or it never started).
     pub compiled: bool,
+    /// Whether the toolchain was not started at all: the stamp of the last build still matched.
+    pub fresh: bool,
     pub seconds: f64,
     pub elf: elf::ElfFacts,
     /// Warnings from the ELF check (errors fail the build).
@@ -89,14 +98,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     // C libraries: what nothing provides stops here (exit 2), before any compiler runs; what
     // shipit provides (static OpenSSL for musl) is made now.
     // TODO(deb): pass `build.packages` and the sysroots' environment once the deb wiring lands.
-    let syslib_env = crate::syslibs::prepare(
-        plan,
-        &[],
-        opts.jobs,
-        ui,
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
-    )?;
+    let syslib_env = crate::syslibs::prepare(plan, &[], opts.jobs, ui, &opts.cancel)?;
     ui.step(format!(
         "build {} target{} ({} at a time)",
         targets.len(),
@@ -113,7 +115,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(p) = targets.get(i) else { break };
-                    if stop.load(Ordering::SeqCst) || exec::cancelled().is_some() {
+                    if stop.load(Ordering::SeqCst) || opts.cancel.is_cancelled() {
                         progress.set(i, "skipped");
                         break;
                     }
@@ -123,14 +125,16 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                         .get(&(p.platform.to_string(), p.libc))
                         .map(Vec::as_slice)
                         .unwrap_or_default();
-                    let r = build_one(plan, p, env, &stop, &progress, i);
+                    let r = build_one(plan, p, env, &stop, &opts.cancel, &progress, i);
                     match &r {
                         Ok(b) => progress.finish(
                             i,
                             format!(
                                 "done in {:.1}s{}",
                                 b.seconds,
-                                if b.compiled {
+                                if b.fresh {
+                                    " (fresh: no toolchain started)"
+                                } else if b.compiled {
                                     ""
                                 } else {
                                     " (up to date: no compiler work)"
@@ -148,12 +152,10 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                 }
             });
         }
-        s.spawn(|| progress.tick_until_done(&targets));
+        s.spawn(|| progress.tick_until_done(&targets, &opts.cancel));
     });
     progress.clear();
-    if let Some(sig) = exec::cancelled() {
-        return Err(Error::interrupted(sig));
-    }
+    opts.cancel.check()?;
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     let mut built = Vec::new();
@@ -161,7 +163,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     for (i, r) in results {
         match r {
             Ok(b) => built.push(b),
-            Err(e) if e.message.contains("stopped because another target failed") => {
+            Err(Error::Exec(ExecError::Stopped { .. })) => {
                 ui.info(format!(
                     "  {} ({}): stopped",
                     targets[i].platform, targets[i].libc
@@ -181,6 +183,9 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     let fresh = report.built.iter().filter(|b| !b.compiled).count();
     if fresh == report.built.len() && !report.built.is_empty() {
         ui.ok("every binary was already up to date: no compiler work was done");
+        if report.built.iter().all(|b| b.fresh) {
+            ui.ok("every target was fresh (no toolchain started)");
+        }
     }
     for b in &report.built {
         ui.ok(format!(
@@ -200,38 +205,64 @@ fn build_one(
     p: &PlatformPlan,
     env: &[crate::syslibs::sysroot::Var],
     stop: &AtomicBool,
+    cancel: &Cancel,
     progress: &Progress,
     i: usize,
 ) -> Result<Built> {
     let start = Instant::now();
     let _ = std::fs::remove_file(&p.log);
     progress.set_log(i, &p.log);
+    let not_fresh = super::build_fresh::check(p).err();
+    let fresh = not_fresh.is_none();
+    let started = std::time::SystemTime::now();
+    if let Some(why) = &not_fresh {
+        super::build_fresh::forget(p);
+        run_toolchain(p, env, stop, cancel)?;
+        append_log(&p.log, &format!("shipit: the toolchain ran: {why}\n"));
+    } else {
+        write_log(
+            &p.log,
+            "shipit: fresh (no toolchain started): nothing the binary depends on changed since its last build\n",
+        );
+    }
+    let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+    let compiled = !fresh
+        && log
+            .lines()
+            .any(|l| l.trim_start().starts_with("Compiling "));
+    let built = finish_binary(p, compiled, fresh, start)?;
+    if !fresh && let Err(why) = super::build_fresh::record(p, started, &plan.out_dir, &built.sha256)
+    {
+        append_log(
+            &p.log,
+            &format!("shipit: no freshness stamp recorded: {why}\n"),
+        );
+    }
+    Ok(built)
+}
+
+/// Starts the target's toolchain (its output appended to the log).
+fn run_toolchain(
+    p: &PlatformPlan,
+    env: &[crate::syslibs::sysroot::Var],
+    stop: &AtomicBool,
+    cancel: &Cancel,
+) -> Result<()> {
     let cmd = crate::syslibs::sysroot::apply(p.build.clone(), env);
-    exec::run_logged_until(
-        &cmd,
-        &p.log,
-        Some(BUILD_TIMEOUT),
-        Some(stop),
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
-    )
-    .map_err(|e| match e {
-        ExecError::Stopped { .. } => Error::stage(e.to_string()),
-        other => {
-            let err: Error = other.into();
-            Error {
-                message: format!(
-                    "build of {} ({}) failed: {}",
-                    p.platform, p.libc, err.message
-                ),
-                ..err
+    exec::run_logged_until(&cmd, &p.log, Some(BUILD_TIMEOUT), Some(stop), cancel).map_err(|e| {
+        match e {
+            // Not a failure of its own: `run` reports it as stopped.
+            ExecError::Stopped { .. } => Error::from(e),
+            other => {
+                Error::from(other).context(format!("build of {} ({}) failed", p.platform, p.libc))
             }
         }
     })?;
-    let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-    let compiled = log
-        .lines()
-        .any(|l| l.trim_start().starts_with("Compiling "));
+    Ok(())
+}
+
+/// The post-build steps, whether or not the toolchain ran: the ELF check and the copy.
+fn finish_binary(p: &PlatformPlan, compiled: bool, fresh: bool, start: Instant) -> Result<Built> {
     let bytes = std::fs::read(&p.built).map_err(|e| {
         Error::stage(format!(
             "build of {} ({}) reported success but {} is missing: {e}",
@@ -247,7 +278,7 @@ fn build_one(
             p.built.display()
         ))
     })?;
-    let (errors, warnings) = check_binary(plan, p, &facts);
+    let (errors, warnings) = check_binary(p, &facts);
     if !errors.is_empty() {
         return Err(Error::stage(format!(
             "the {} ({}) binary does not fit its platform, so it was not used:",
@@ -262,8 +293,7 @@ fn build_one(
         ));
     }
     if let Some(dir) = p.binary.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::stage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = p.binary.with_extension("tmp");
     std::fs::write(&tmp, &bytes)
@@ -272,7 +302,7 @@ fn build_one(
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         })
         .and_then(|_| std::fs::rename(&tmp, &p.binary))
-        .map_err(|e| Error::stage(format!("{}: {e}", p.binary.display())))?;
+        .map_err(|e| Error::io(&p.binary, e))?;
     Ok(Built {
         platform: p.platform.to_string(),
         libc: p.libc,
@@ -282,19 +312,16 @@ fn build_one(
         sha256: Digest::of(&bytes).to_string(),
         size: bytes.len() as u64,
         compiled,
+        fresh,
         seconds: start.elapsed().as_secs_f64(),
         elf: facts,
         warnings,
     })
 }
 
-/// Checks a binary against its platform and the glibc floor: (errors, warnings).
-pub fn check_binary(
-    plan: &Plan,
-    p: &PlatformPlan,
-    facts: &elf::ElfFacts,
-) -> (Vec<String>, Vec<String>) {
-    let _ = plan;
+/// Checks a binary against its platform and libc: (errors, warnings). The glibc floor is
+/// checked by `verify`, against the image's own glibc.
+pub fn check_binary(p: &PlatformPlan, facts: &elf::ElfFacts) -> (Vec<String>, Vec<String>) {
     let expect = elf::ElfExpect::for_platform(p.spec).with_libc(p.libc);
     let findings = elf::check(facts, &expect);
     let mut errors = Vec::new();
@@ -308,13 +335,26 @@ pub fn check_binary(
     (errors, warnings)
 }
 
+fn write_log(log: &Path, text: &str) {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    std::fs::write(log, text).ok();
+}
+
+fn append_log(log: &Path, text: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
+        f.write_all(text.as_bytes()).ok();
+    }
+}
+
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::stage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| Error::stage(format!("{}: {e}", path.display())))
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
 
 /// One line per target: indicatif bars on a terminal, plain lines otherwise.
@@ -385,7 +425,7 @@ impl Progress {
     }
 
     /// Refreshes the bars from the build logs ("compiling serde (12 crates)") until all finish.
-    fn tick_until_done(&self, targets: &[&PlatformPlan]) {
+    fn tick_until_done(&self, targets: &[&PlatformPlan], cancel: &Cancel) {
         let Some((_, bars)) = &self.bars else { return };
         loop {
             let done = self
@@ -393,7 +433,7 @@ impl Progress {
                 .lock()
                 .map(|d| d.iter().all(|x| *x))
                 .unwrap_or(true);
-            if done || exec::cancelled().is_some() {
+            if done {
                 return;
             }
             let logs = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
@@ -419,7 +459,9 @@ impl Progress {
                 }
                 bars[i].tick();
             }
-            std::thread::sleep(Duration::from_millis(150));
+            if cancel.sleep(Duration::from_millis(150)).is_err() {
+                return;
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use crate::ui::Ui;
 pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
     let (cfg, plan, g) = (&s.config, &s.plan, &s.opts);
     let docker_packager = cfg.package == Packager::Docker;
-    let mut findings = doctor::check(plan, true, docker_packager);
+    let mut findings = doctor::check(plan, true, docker_packager, &g.cancel);
     if fix {
         let cmds = doctor::fix_commands(&findings);
         if cmds.is_empty() {
@@ -31,8 +31,7 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
                 cmd,
                 &log,
                 Some(std::time::Duration::from_secs(1800)),
-                // TODO(session): take the token from the Session
-                &crate::exec::Cancel::current(),
+                &g.cancel,
             ) {
                 Ok(_) => {}
                 // A rust-std that rustup does not serve is fine: -Zbuild-std covers it.
@@ -47,7 +46,7 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        findings = doctor::check(plan, true, docker_packager);
+        findings = doctor::check(plan, true, docker_packager, &g.cancel);
     }
     if g.json {
         println!(
@@ -80,11 +79,11 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
         }
     }
     // C libraries per target: what the crate graph links and what provides it.
-    // TODO(session): take the token from the Session; TODO(deb): pass build.packages.
-    let libs = match crate::syslibs::check(plan, &[], &crate::exec::Cancel::current()) {
+    // TODO(deb): pass build.packages.
+    let libs = match crate::syslibs::check(plan, &[], &g.cancel) {
         Ok(libs) => libs,
         Err(e) => {
-            ui.warn(format!("C libraries not diagnosed: {}", e.message));
+            ui.warn(format!("C libraries not diagnosed: {}", e.message()));
             Vec::new()
         }
     };

@@ -67,7 +67,7 @@ pub fn lines(cfg: &Config, plan: &Plan, mode: Mode, stage: Stage) -> Vec<String>
             }
         }
         Stage::Publish => {
-            // Every blob, manifest and index by digest, then every tag.
+            // Every blob, manifest and index by digest; the tags are the tag stage's.
             for img in &plan.images {
                 for p in &img.platforms {
                     out.push(format!(
@@ -86,11 +86,12 @@ pub fn lines(cfg: &Config, plan: &Plan, mode: Mode, stage: Stage) -> Vec<String>
                     out.push(format!("push {} index by digest to {target}", img.variant));
                 }
             }
-            if mode != Mode::Split {
-                for img in &plan.images {
-                    for t in &img.tags {
-                        out.push(format!("tag {target}:{t}"));
-                    }
+        }
+        Stage::Attach => out.extend(super::attach::describe(cfg, plan)),
+        Stage::Tag => {
+            for img in &plan.images {
+                for t in &img.tags {
+                    out.push(format!("tag {target}:{t}"));
                 }
             }
         }

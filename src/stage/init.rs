@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::ui::Ui;
 use std::path::Path;
 
-pub fn run(dir: &Path, force: bool, ui: &Ui) -> Result<()> {
+pub fn run(dir: &Path, force: bool, cancel: &crate::exec::Cancel, ui: &Ui) -> Result<()> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.exists() {
         return Err(Error::config(format!(
@@ -14,7 +14,8 @@ pub fn run(dir: &Path, force: bool, ui: &Ui) -> Result<()> {
         )));
     }
     let (package, version, bins, _, _) =
-        crate::tools::cargo::facts(&manifest, None).map_err(Error::config)?;
+        // The project's Cargo.toml is init's input: `cargo metadata` failing on it is exit 2.
+        crate::tools::cargo::facts(&manifest, None, cancel).map_err(Error::config)?;
     let bin = match bins.as_slice() {
         [] => {
             return Err(Error::config(format!(
@@ -41,12 +42,10 @@ pub fn run(dir: &Path, force: bool, ui: &Ui) -> Result<()> {
     // What init writes must be a valid pipeline.
     crate::config::parse_str(&text, &pipeline, dir)
         .map_err(|e| Error::stage(format!("internal: init wrote an invalid pipeline:\n{e}")))?;
-    std::fs::write(&pipeline, text)
-        .map_err(|e| Error::stage(format!("{}: {e}", pipeline.display())))?;
+    std::fs::write(&pipeline, text).map_err(|e| Error::io(&pipeline, e))?;
     std::fs::create_dir_all(dockerfile.parent().unwrap_or(dir))
         .map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(&dockerfile, dockerfile_text(&bin))
-        .map_err(|e| Error::stage(format!("{}: {e}", dockerfile.display())))?;
+    std::fs::write(&dockerfile, dockerfile_text(&bin)).map_err(|e| Error::io(&dockerfile, e))?;
     ui.ok(format!(
         "wrote {} and {}",
         pipeline.display(),

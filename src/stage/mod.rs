@@ -2,9 +2,11 @@
 //! `release`, `publish`, `release --split` and `smoke` all walk it (`pipeline::run`), each
 //! skipping some stages with a reason that the summary prints, and their `--dry-run` (and
 //! `package --dry-run`) describes it from the Plan (`dry_run`). No tag moves unless every
-//! platform image passed verification.
+//! platform image passed verification and every attestation was attached.
 
+pub mod attach;
 pub mod build;
+pub mod build_fresh;
 pub mod doctor;
 pub mod dry_run;
 pub mod image_rules;
@@ -17,6 +19,7 @@ pub mod pull;
 pub mod release;
 pub mod split;
 pub mod verify;
+pub mod verify_attest;
 pub mod verify_cmd;
 
 /// One stage of the pipeline.
@@ -27,6 +30,8 @@ pub enum Stage {
     Package,
     Verify,
     Publish,
+    Attach,
+    Tag,
     Report,
 }
 
@@ -36,7 +41,9 @@ pub const RELEASE: &[Stage] = &[
     Stage::Build,   // every (platform, libc) target, side by side, into dist/bin
     Stage::Package, // one image per platform, one index per variant, into dist/oci (staging refs)
     Stage::Verify,  // every platform image under QEMU; a failure stops here, before any push
-    Stage::Publish, // blobs, manifests and indexes by digest, then the tags (exact version first)
+    Stage::Publish, // blobs, manifests and indexes by digest: every image, no tag yet
+    Stage::Attach,  // SBOMs, provenance, verification attestations: signed, as OCI referrers
+    Stage::Tag,     // the tags, exact version first and `latest` last; a failure before moves none
     Stage::Report,  // dist/release.json, the summary, GitHub Actions outputs
 ];
 
@@ -48,6 +55,8 @@ impl Stage {
             Stage::Package => "package",
             Stage::Verify => "verify",
             Stage::Publish => "publish",
+            Stage::Attach => "attach",
+            Stage::Tag => "tag",
             Stage::Report => "report",
         }
     }
@@ -108,14 +117,21 @@ fn skip_reason(mode: Mode, stage: Stage) -> Option<&'static str> {
         (Mode::Split | Mode::Smoke, Stage::Doctor) => {
             Some("one platform: build says what this machine lacks for it")
         }
+        (Mode::Split, Stage::Attach) => Some(
+            "split jobs push by digest only; attestations are not attached in split releases yet",
+        ),
+        (Mode::Split, Stage::Tag) => Some("the merge job moves the tags"),
         (Mode::Split, Stage::Report) => Some("the merge job writes release.json"),
-        (Mode::Smoke, Stage::Publish | Stage::Report) => Some("smoke publishes nothing"),
+        (Mode::Smoke, Stage::Publish | Stage::Attach | Stage::Tag | Stage::Report) => {
+            Some("smoke publishes nothing")
+        }
         (Mode::Package, Stage::Doctor | Stage::Build) => {
             Some("package packs what `shipit build` made in dist/bin")
         }
-        (Mode::Package, Stage::Verify | Stage::Publish | Stage::Report) => {
-            Some("package stops at dist/oci (staging refs, no release tag)")
-        }
+        (
+            Mode::Package,
+            Stage::Verify | Stage::Publish | Stage::Attach | Stage::Tag | Stage::Report,
+        ) => Some("package stops at dist/oci (staging refs, no release tag)"),
         _ => None,
     }
 }

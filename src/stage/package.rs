@@ -8,7 +8,8 @@
 
 use super::image_rules::{image_labels, index_annotations, oci_platform, passwd_group};
 use crate::config::{Base, Config};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
+use crate::exec::Cancel;
 use crate::oci::image::{self, Descriptor, ImageSpec};
 use crate::oci::index;
 use crate::oci::layer::Entry;
@@ -55,9 +56,9 @@ pub fn staging_ref(libc: Libc) -> String {
     format!("staging-{}", libc.name())
 }
 
-pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
+pub fn run(cfg: &Config, plan: &Plan, cancel: &Cancel, ui: &Ui) -> Result<Packaged> {
     let layout_dir = plan.out_dir.join("oci");
-    let layout = Layout::create(&layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
+    let layout = Layout::create(&layout_dir)?;
     ui.step(format!(
         "package {} image{} into {}",
         plan.images.len(),
@@ -66,7 +67,7 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
     ));
     let mut images = Vec::new();
     for img in &plan.images {
-        images.push(package_image(cfg, plan, img, &layout, ui)?);
+        images.push(package_image(cfg, plan, img, &layout, cancel, ui)?);
     }
     let packaged = Packaged {
         version: plan.version.to_string(),
@@ -74,9 +75,8 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Packaged> {
         images,
     };
     let path = plan.out_dir.join("package.json");
-    let text = serde_json::to_string_pretty(&packaged).map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(&path, text + "\n")
-        .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    let text = serde_json::to_string_pretty(&packaged)?;
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
     Ok(packaged)
 }
 
@@ -85,6 +85,7 @@ fn package_image(
     plan: &Plan,
     img: &ImagePlan,
     layout: &Layout,
+    cancel: &Cancel,
     ui: &Ui,
 ) -> Result<PackagedImage> {
     let mut entries = Vec::new();
@@ -95,13 +96,15 @@ fn package_image(
         crate::config::Packager::Docker => img
             .platforms
             .iter()
-            .map(|p| super::package_docker::package_platform(cfg, plan, img, p, layout))
+            .map(|p| super::package_docker::package_platform(cfg, plan, img, p, layout, cancel))
             .collect(),
         crate::config::Packager::Native => std::thread::scope(|s| {
             let handles: Vec<_> = img
                 .platforms
                 .iter()
-                .map(|p| s.spawn(move || package_platform(cfg, plan, img, p, layout)))
+                .map(|p| {
+                    s.spawn(move || package_platform(cfg, plan, img, p, layout, cancel, ui.json))
+                })
                 .collect();
             handles
                 .into_iter()
@@ -115,9 +118,7 @@ fn package_image(
     for (p, made) in img.platforms.iter().zip(made) {
         let (desc, size) = made?;
         let staging = format!("{}-{}", staging_ref(img.variant), p.spec.slug());
-        layout
-            .tag(&staging, &desc)
-            .map_err(|e| Error::stage(format!("{e}")))?;
+        layout.tag(&staging, &desc)?;
         ui.ok(format!(
             "{} ({}) {} {} bytes",
             p.platform,
@@ -135,14 +136,10 @@ fn package_image(
         });
     }
     let built = index::build(&entries, &index_annotations(plan))
-        .map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
-    layout
-        .write_index(&built)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+        .with_context(|| format!("index for {}", img.variant))?;
+    layout.write_index(&built)?;
     let staging = staging_ref(img.variant);
-    layout
-        .tag(&staging, &built.descriptor)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+    layout.tag(&staging, &built.descriptor)?;
     ui.ok(format!(
         "index {} ({}): {} platform{} → oci:{}:{}",
         img.repository,
@@ -168,6 +165,8 @@ fn package_platform(
     img: &ImagePlan,
     p: &PlatformPlan,
     layout: &Layout,
+    cancel: &Cancel,
+    json: bool,
 ) -> Result<(Descriptor, u64)> {
     if !p.binary.exists() {
         return Err(Error::stage(format!(
@@ -184,22 +183,22 @@ fn package_platform(
         Base::Scratch => None,
         Base::Oci { path, tag } => Some((path.clone(), tag.clone())),
         Base::Registry(r) => Some(
-            super::pull::pull_base(r, &want, cfg.publish.insecure).map_err(|e| Error {
-                message: format!("{} base {}: {}", p.platform, r, e.message),
-                ..e
-            })?,
+            super::pull::pull_base(r, &want, cfg.publish.insecure, cancel, json)
+                .with_context(|| format!("{} base {}", p.platform, r))?,
         ),
     };
     let (base, base_has_passwd) = match local {
         None => (None, false),
         Some((path, tag)) => {
+            // The base is the pipeline's `image.base`: a layout there that cannot be read, or
+            // that lacks this platform, is the config's to fix (exit 2), unlike dist/oci.
             let from = Layout::open(&path)
                 .map_err(|e| Error::config(format!("{} base {}: {e}", p.platform, img.base)))?;
             let selected = from
                 .select_platform(tag.as_deref(), &want)
                 .map_err(|e| Error::config(format!("{} base {}: {e}", p.platform, img.base)))?;
             from.copy_image(layout, &selected.descriptor)
-                .map_err(|e| Error::stage(format!("copy base {}: {e}", img.base)))?;
+                .with_context(|| format!("copy base {}", img.base))?;
             let has = selected
                 .manifest
                 .layers
@@ -209,7 +208,7 @@ fn package_platform(
                 Some(
                     selected
                         .into_base()
-                        .map_err(|e| Error::stage(format!("base {}: {e}", img.base)))?,
+                        .with_context(|| format!("base {}", img.base))?,
                 ),
                 has,
             )
@@ -233,9 +232,15 @@ fn package_platform(
             f.mode,
         ));
     }
-    let (layer_desc, digests) = layout
-        .write_layer(&entries, epoch)
-        .map_err(|e| Error::stage(format!("{} layer: {e}", p.platform)))?;
+    // Content compressed before (same diff_id, same settings) is not compressed again.
+    let written = crate::oci::layer_cache::write_layer(
+        layout,
+        &entries,
+        epoch,
+        &plan.out_dir.join("cache").join("layers"),
+    )
+    .with_context(|| format!("{} layer", p.platform))?;
+    let digests = written.digests;
     let labels = image_labels(cfg, plan, epoch);
     let mut env = cfg.image.env.clone();
     let base_has_path = base.as_ref().is_some_and(|b| {
@@ -265,12 +270,9 @@ fn package_platform(
         annotations: BTreeMap::new(),
         epoch,
     };
-    let _ = layer_desc;
     let built = image::build(base.as_ref(), &[digests], &spec)
-        .map_err(|e| Error::stage(format!("{} image: {e}", p.platform)))?;
-    layout
-        .write_image(&built)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+        .with_context(|| format!("{} image", p.platform))?;
+    layout.write_image(&built)?;
     let size = built.manifest.layers.iter().map(|l| l.size).sum::<u64>() + built.config.size;
     Ok((built.descriptor, size))
 }
@@ -290,7 +292,7 @@ fn layer_has_passwd(out: &Path, layout: &Layout, desc: &Descriptor) -> bool {
 
 /// Whether a layer blob holds `path` (e.g. a base's `etc/passwd`).
 fn layer_has(layout: &Layout, desc: &Descriptor, path: &str) -> bool {
-    let Ok(file) = std::fs::File::open(layout.blob_path(&desc.digest)) else {
+    let Ok(file) = layout.open_blob(desc, u64::MAX).map(|b| b.file) else {
         return false;
     };
     let reader: Box<dyn Read> = if desc.media_type.contains("gzip") {
@@ -322,5 +324,5 @@ pub fn load(out_dir: &Path) -> Result<Packaged> {
             path.display()
         ))
     })?;
-    serde_json::from_str(&text).map_err(|e| Error::stage(format!("{}: {e}", path.display())))
+    serde_json::from_str(&text).with_context(|| path.display().to_string())
 }

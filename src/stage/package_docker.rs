@@ -15,7 +15,7 @@
 
 use crate::config::{Base, Config};
 use crate::error::{Error, Result};
-use crate::exec::{self, Cmd};
+use crate::exec::{self, Cancel, Cmd};
 use crate::oci::digest::{Digest, HashingReader, HashingWriter};
 use crate::oci::image::{self, Descriptor, Manifest};
 use crate::oci::json::canonical;
@@ -42,6 +42,7 @@ pub fn package_platform(
     img: &ImagePlan,
     p: &PlatformPlan,
     layout: &Layout,
+    cancel: &Cancel,
 ) -> Result<(Descriptor, u64)> {
     let what = format!("{} ({})", p.platform, p.libc);
     if !p.binary.exists() {
@@ -58,7 +59,7 @@ pub fn package_platform(
     let _ = fs::remove_file(&log);
     let base = match &img.base_ref {
         Base::Scratch => "scratch".to_string(),
-        Base::Oci { path, tag } => load_base(path, tag.as_deref(), &img.base, p, &log)?,
+        Base::Oci { path, tag } => load_base(path, tag.as_deref(), &img.base, p, &log, cancel)?,
         Base::Registry(r) => {
             return Err(Error::config(format!(
                 "base `{r}`: the docker packager cannot pull from a registry here; use \
@@ -79,30 +80,27 @@ pub fn package_platform(
         .map_err(|e| Error::stage(format!("{what}: writing the Dockerfile: {e}")))?;
 
     let tag = temp_tag(&plan.project.bin, p);
-    run(&docker::build_image(&context, p.platform, &tag), &log)?;
+    run(
+        &docker::build_image(&context, p.platform, &tag),
+        &log,
+        cancel,
+    )?;
     let archive = work.path().join("image.tar");
-    let saved = run(&docker::save(&tag, &archive), &log);
+    let saved = run(&docker::save(&tag, &archive), &log, cancel);
     // The tag was only a handle for `docker save`; the image's layers stay cached in dockerd.
     let _ = exec::run_logged(
         &docker::remove_image(&tag),
         &log,
         Some(DOCKER_TIMEOUT),
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
+        cancel,
     );
     saved?;
     import_archive(&archive, &work.path().join("saved"), layout, p)
         .map_err(|e| Error::stage(format!("{what}: importing `docker save` output: {e}")))
 }
 
-fn run(cmd: &Cmd, log: &Path) -> Result<()> {
-    exec::run_logged(
-        cmd,
-        log,
-        Some(DOCKER_TIMEOUT),
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
-    )?;
+fn run(cmd: &Cmd, log: &Path, cancel: &Cancel) -> Result<()> {
+    exec::run_logged(cmd, log, Some(DOCKER_TIMEOUT), cancel)?;
     Ok(())
 }
 
@@ -250,21 +248,17 @@ fn load_base(
     shown: &str,
     p: &PlatformPlan,
     log: &Path,
+    cancel: &Cancel,
 ) -> Result<String> {
     let want = super::image_rules::oci_platform(p);
+    // The pipeline's `image.base` layout: unreadable or without this platform is a config
+    // error (exit 2), as in the native packager.
     let base_err =
         |e: &dyn std::fmt::Display| Error::config(format!("{} base {shown}: {e}", p.platform));
     let from = Layout::open(path).map_err(|e| base_err(&e))?;
     let selected = from.select_platform(tag, &want).map_err(|e| base_err(&e))?;
     let name = format!("shipit-base:{}", selected.descriptor.digest.hex());
-    if exec::capture(
-        &docker::image_id(&name),
-        Duration::from_secs(60),
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
-    )
-    .is_ok()
-    {
+    if exec::capture(&docker::image_id(&name), Duration::from_secs(60), cancel).is_ok() {
         return Ok(name);
     }
     let work = tempfile::Builder::new()
@@ -282,7 +276,7 @@ fn load_base(
             p.platform
         ))
     })?;
-    run(&docker::load(&archive), log)?;
+    run(&docker::load(&archive), log, cancel)?;
     Ok(name)
 }
 
@@ -309,7 +303,14 @@ fn write_docker_archive(
             )));
         }
         let n = format!("{}.tar", l.digest.hex());
-        tar.append_path_with_name(from.blob_path(&l.digest), &n)?;
+        // Through the layout's safe open: a regular file inside the layout, never a FIFO.
+        let blob = from.open_blob(l, u64::MAX).map_err(io::Error::other)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(blob.size);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, &n, blob.file.take(blob.size))?;
         layer_names.push(n);
     }
     let config = from

@@ -3,7 +3,7 @@
 //! `release`, `publish`, `release --split` and `smoke` differ, stage by stage, in one match.
 
 use super::{
-    Mode, Stage, Step, build, dry_run, package, publish, release, split, verify, verify_cmd,
+    Mode, Stage, Step, attach, build, dry_run, package, publish, release, split, verify, verify_cmd,
 };
 use crate::error::{Error, Result};
 use crate::session::Session;
@@ -15,6 +15,10 @@ use std::time::Instant;
 struct Made {
     packaged: Option<package::Packaged>,
     verified: Option<verify::Report>,
+    pushed: Option<publish::Pushed>,
+    attached: Option<attach::Attached>,
+    /// The attach stage's SBOM inputs, gathered while verification runs.
+    sbom: Option<attach::Prefetched>,
     published: Option<publish::Published>,
     /// A verification failure that `release --split` reports after writing its fragments.
     failed: Option<Error>,
@@ -61,22 +65,30 @@ fn run_stage(
 ) -> Result<()> {
     let (cfg, plan) = (&s.config, &s.plan);
     match stage {
-        Stage::Doctor => release::doctor_gate(cfg, plan),
+        Stage::Doctor => release::doctor_gate(cfg, plan, &s.opts.cancel),
         Stage::Build => {
             let opts = build::Options {
                 jobs: s.opts.jobs(),
                 keep_going: false,
                 dry_run: false,
+                cancel: s.opts.cancel.clone(),
             };
             build::run(plan, &opts, ui).map(drop)
         }
         Stage::Package => {
-            made.packaged = Some(package::run(cfg, plan, ui)?);
+            made.packaged = Some(package::run(cfg, plan, &s.opts.cancel, ui)?);
             Ok(())
         }
         Stage::Verify => {
+            if super::steps(mode)
+                .iter()
+                .any(|st| st.stage == Stage::Attach && st.skip.is_none())
+            {
+                let p = packaged(made, s)?;
+                made.sbom = attach::prefetch(s, &p);
+            }
             let items = verify_cmd::packaged_items(plan)?;
-            let mut settings = verify_cmd::settings(Some(cfg), None, s.opts.jobs())?;
+            let mut settings = verify_cmd::settings(Some(cfg), None, &s.opts)?;
             // The verification cache (identical bytes, identical checks); smoke always runs.
             if mode != Mode::Smoke {
                 settings.cache = Some(plan.out_dir.clone());
@@ -99,10 +111,9 @@ fn run_stage(
                     Ok(())
                 }
                 (Mode::Smoke, Some(e)) => Err(e),
-                (_, Some(e)) => Err(Error {
-                    message: format!("{}; nothing was published and no tag moved", e.message),
-                    ..e
-                }),
+                (_, Some(e)) => Err(Error::stage(format!(
+                    "{e}; nothing was published and no tag moved"
+                ))),
             }
         }
         Stage::Publish => {
@@ -117,7 +128,34 @@ fn run_stage(
                     ui,
                 );
             }
-            made.published = Some(publish::run(cfg, &packaged, password.take(), ui)?);
+            made.pushed = Some(publish::push_by_digest(
+                cfg,
+                &packaged,
+                password.take(),
+                &s.opts.cancel,
+                ui,
+            )?);
+            Ok(())
+        }
+        Stage::Attach => {
+            let packaged = packaged(made, s)?;
+            let verified = made.verified.as_ref().ok_or_else(not_verified)?;
+            let pushed = made.pushed.as_ref().ok_or_else(not_pushed)?;
+            match attach::run(s, &packaged, verified, pushed, made.sbom.take(), ui) {
+                Ok(a) => {
+                    made.attached = Some(a);
+                    Ok(())
+                }
+                Err(e) => {
+                    ui.warn("no tag was moved");
+                    Err(e)
+                }
+            }
+        }
+        Stage::Tag => {
+            let packaged = packaged(made, s)?;
+            let pushed = made.pushed.as_ref().ok_or_else(not_pushed)?;
+            made.published = Some(publish::move_all_tags(pushed, &packaged, ui)?);
             Ok(())
         }
         Stage::Report => {
@@ -127,7 +165,8 @@ fn run_stage(
                 .published
                 .as_ref()
                 .ok_or_else(|| Error::stage("report: nothing was published"))?;
-            release::finish(s, &packaged, verified, published, started, ui)
+            let attached = made.attached.clone().unwrap_or_default();
+            release::finish(s, &packaged, verified, published, &attached, started, ui)
         }
     }
 }
@@ -142,6 +181,10 @@ fn packaged(made: &mut Made, s: &Session) -> Result<package::Packaged> {
             Ok(p)
         }
     }
+}
+
+fn not_pushed() -> Error {
+    Error::stage("tag: nothing was pushed by digest in this pipeline")
 }
 
 fn not_verified() -> Error {

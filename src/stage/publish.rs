@@ -1,15 +1,17 @@
 //! `shipit publish`: pushes what `dist/oci` holds, in the one order that never exposes a partial
 //! release: every blob (HEAD first: a rerun uploads only what is missing), then each platform
-//! manifest by digest, then each index by digest — for every image — and only then the tags,
-//! the exact version tag first and `latest` last. An interrupt or a failure before the tags
-//! moves no tag; `release.json` says exactly which tags moved.
+//! manifest by digest, then each index by digest — for every image — then (the attach stage)
+//! the attestations as referrers, and only then the tags, the exact version tag first and
+//! `latest` last: `push_by_digest` and `move_all_tags` are the two halves. An interrupt or a
+//! failure before the tags moves no tag; `release.json` says exactly which tags moved.
 //!
 //! The embedded default target is an OCI layout on disk (`publish.to: oci:dist/oci`): the same
 //! order applies, the tags being `org.opencontainers.image.ref.name` entries of its index.json.
 
 use super::package::Packaged;
 use crate::config::{Config, PublishTo};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
+use crate::exec::Cancel;
 use crate::oci::layout::Layout;
 use crate::oci::registry::{BlobOutcome, Reference, RegistryClient, RegistryError};
 use crate::ui::Ui;
@@ -67,57 +69,105 @@ fn target_name(cfg: &Config) -> String {
     }
 }
 
+/// Where publish-by-digest put the content: what the attach and tag stages write to next.
+pub struct Pushed {
+    /// `oci:PATH` or `REGISTRY/REPO`.
+    pub target: String,
+    pub to: PushedTo,
+    /// The run's cancel token (the tags are moved with it too).
+    pub cancel: Cancel,
+}
+
+/// The publish target, opened.
+pub enum PushedTo {
+    /// The OCI layout the images were copied into.
+    Layout(Layout),
+    /// The registry client (the packaged layout stays the source of blobs).
+    Registry(Arc<RegistryClient>),
+}
+
+/// Publish by digest: every blob, platform manifest and index, for every image, and no tag
+/// (the tag stage moves them, after the attach stage).
+pub fn push_by_digest(
+    cfg: &Config,
+    packaged: &Packaged,
+    password_stdin: Option<String>,
+    cancel: &Cancel,
+    ui: &Ui,
+) -> Result<Pushed> {
+    cancel.check()?;
+    match &cfg.publish.to {
+        PublishTo::Oci(path) => copy_to_layout(packaged, path, cancel, ui),
+        PublishTo::Registry => push_to_registry(cfg, packaged, password_stdin, cancel, ui),
+    }
+}
+
+/// The tags, exact version first and `latest` last, image by image; only once everything was
+/// pushed by digest (and attached).
+pub fn move_all_tags(pushed: &Pushed, packaged: &Packaged, ui: &Ui) -> Result<Published> {
+    match &pushed.to {
+        PushedTo::Layout(to) => tag_layout(to, &pushed.target, packaged, &pushed.cancel, ui),
+        PushedTo::Registry(client) => tag_registry(client, &pushed.target, packaged, ui),
+    }
+}
+
+/// Both halves, without attachments: `push_by_digest`, then `move_all_tags`.
 pub fn run(
     cfg: &Config,
     packaged: &Packaged,
     password_stdin: Option<String>,
+    cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Published> {
-    check_cancel()?;
-    match &cfg.publish.to {
-        PublishTo::Oci(path) => to_layout(packaged, path, ui),
-        PublishTo::Registry => to_registry(cfg, packaged, password_stdin, ui),
-    }
+    let pushed = push_by_digest(cfg, packaged, password_stdin, cancel, ui)?;
+    move_all_tags(&pushed, packaged, ui)
 }
 
-/// `Err(interrupted)` once the run is cancelled.
-fn check_cancel() -> Result<()> {
-    // TODO(session): take the token from the Session
-    Ok(crate::exec::Cancel::current().check()?)
-}
-
-fn to_layout(packaged: &Packaged, path: &Path, ui: &Ui) -> Result<Published> {
+fn copy_to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) -> Result<Pushed> {
     let target = format!("oci:{}", path.display());
     ui.step(format!("publish to {target}"));
-    let from = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    let from = Layout::open(&packaged.layout)?;
     let same = std::fs::canonicalize(path).ok() == std::fs::canonicalize(&packaged.layout).ok();
     let to = if same {
         from.clone()
     } else {
-        Layout::create(path).map_err(|e| Error::stage(format!("{e}")))?
+        Layout::create(path)?
     };
     if !same {
         for img in &packaged.images {
-            check_cancel()?;
+            cancel.check()?;
             from.copy_image(&to, &img.index)
-                .map_err(|e| Error::stage(format!("copy {} into {target}: {e}", img.variant)))?;
+                .with_context(|| format!("copy {} into {target}", img.variant))?;
         }
     }
+    Ok(Pushed {
+        target,
+        to: PushedTo::Layout(to),
+        cancel: cancel.clone(),
+    })
+}
+
+fn tag_layout(
+    to: &Layout,
+    target: &str,
+    packaged: &Packaged,
+    cancel: &Cancel,
+    ui: &Ui,
+) -> Result<Published> {
     let mut out = Published {
-        target: target.clone(),
+        target: target.to_string(),
         ..Published::default()
     };
     for img in &packaged.images {
         let mut moved = Vec::new();
         let mut unchanged = Vec::new();
         for t in &img.tags {
-            check_cancel()?;
+            cancel.check()?;
             if to.resolve(t).is_ok_and(|d| d.digest == img.index.digest) {
                 unchanged.push(t.clone());
                 continue;
             }
-            to.tag(t, &img.index)
-                .map_err(|e| Error::stage(format!("tag {t}: {e}")))?;
+            to.tag(t, &img.index).with_context(|| format!("tag {t}"))?;
             moved.push(t.clone());
         }
         out.images.push(tagged(img, moved, unchanged, ui));
@@ -126,15 +176,15 @@ fn to_layout(packaged: &Packaged, path: &Path, ui: &Ui) -> Result<Published> {
 }
 
 /// The registry client for `image.repository`, with credentials from `--password-stdin`
-/// (user in SHIPIT_REGISTRY_USER), the environment or the docker config.
+/// (user in SHIPIT_REGISTRY_USER), the environment or the docker config. `cancel` stops its
+/// requests; under `json` its `::add-mask::` lines go to stderr.
 pub fn registry_client(
     cfg: &Config,
     password_stdin: Option<String>,
+    cancel: &Cancel,
+    json: bool,
 ) -> Result<Arc<RegistryClient>> {
-    let reference = Reference::parse(&cfg.image.repository)
-        .map_err(|e| Error::config(format!("image.repository: {e}")))?;
-    // TODO(session): take the token from the Session
-    let cancel = crate::exec::Cancel::current();
+    let reference = Reference::parse(&cfg.image.repository).context("image.repository")?;
     match password_stdin {
         Some(pw) => {
             let user = std::env::var("SHIPIT_REGISTRY_USER").map_err(|_| {
@@ -147,23 +197,26 @@ pub fn registry_client(
             RegistryClient::new(
                 &reference,
                 Some(creds),
-                super::pull::client_options(&reference, cfg.publish.insecure)?,
-                &cancel,
+                super::pull::client_options(&reference, cfg.publish.insecure, json)?,
+                cancel,
             )
             .map(Arc::new)
-            .map_err(super::pull::registry_error)
+            .map_err(Error::from)
         }
-        None => super::pull::client(&reference, cfg.publish.insecure, &cancel).map(Arc::new),
+        None => super::pull::client(&reference, cfg.publish.insecure, cancel, json).map(Arc::new),
     }
 }
 
-/// Runs one registry call, after checking the run is not cancelled. The client itself stops
-/// within a moment of a signal (its socket reads look at the cancel token, see
-/// `oci::registry::transport`), so a stalled registry cannot hold an interrupted run; nothing
-/// after the call (in particular no tag) is sent.
-pub fn interruptible<T>(f: impl FnOnce() -> std::result::Result<T, RegistryError>) -> Result<T> {
-    check_cancel()?;
-    f().map_err(super::pull::registry_error)
+/// Runs one registry call, after checking the run (`cancel`, the client's token) is not
+/// cancelled. The client itself stops within a moment of a signal (its socket reads look at the
+/// cancel token, see `oci::registry::transport`), so a stalled registry cannot hold an
+/// interrupted run; nothing after the call (in particular no tag) is sent.
+pub fn interruptible<T>(
+    cancel: &Cancel,
+    f: impl FnOnce() -> std::result::Result<T, RegistryError>,
+) -> Result<T> {
+    cancel.check()?;
+    Ok(f()?)
 }
 
 /// Pushes one platform image: its config and layers (HEAD first), then its manifest by digest.
@@ -174,12 +227,9 @@ pub fn push_platform(
     platform: &str,
     ui: &Ui,
 ) -> Result<()> {
-    check_cancel()?;
-    let bytes = layout
-        .read_blob(manifest_desc, 4 << 20)
-        .map_err(|e| Error::stage(format!("{e}")))?;
-    let manifest =
-        crate::oci::image::parse_manifest(&bytes).map_err(|e| Error::stage(format!("{e}")))?;
+    client.cancel().check()?;
+    let bytes = layout.read_blob(manifest_desc, 4 << 20)?;
+    let manifest = crate::oci::image::parse_manifest(&bytes)?;
     for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
         let (c, digest, size, path) = (
             client.clone(),
@@ -187,7 +237,9 @@ pub fn push_platform(
             blob.size,
             layout.blob_path(&blob.digest),
         );
-        let outcome = interruptible(move || c.push_blob(&digest, size, &path, None))?;
+        let outcome = interruptible(client.cancel(), move || {
+            c.push_blob(&digest, size, &path, None)
+        })?;
         ui.verbose(format!(
             "  blob {} {} bytes: {}",
             blob.digest.short(),
@@ -213,31 +265,44 @@ pub fn push_platform(
     Ok(())
 }
 
-fn to_registry(
+fn push_to_registry(
     cfg: &Config,
     packaged: &Packaged,
     password_stdin: Option<String>,
+    cancel: &Cancel,
     ui: &Ui,
-) -> Result<Published> {
-    let client = registry_client(cfg, password_stdin)?;
+) -> Result<Pushed> {
+    let client = registry_client(cfg, password_stdin, cancel, ui.json)?;
     let target = cfg.image.repository.clone();
     ui.step(format!("publish to {target}"));
-    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
-    // 1. Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
+    let layout = Layout::open(&packaged.layout)?;
+    // Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
     if let Err(e) = push_content(&client, &layout, packaged, ui) {
         ui.warn("no tag was moved");
         return Err(e);
     }
-    // 2. Tags, exact version first and `latest` last, image by image.
-    let mut out = Published {
+    Ok(Pushed {
         target,
+        cancel: cancel.clone(),
+        to: PushedTo::Registry(client),
+    })
+}
+
+fn tag_registry(
+    client: &Arc<RegistryClient>,
+    target: &str,
+    packaged: &Packaged,
+    ui: &Ui,
+) -> Result<Published> {
+    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    // Tags, exact version first and `latest` last, image by image.
+    let mut out = Published {
+        target: target.to_string(),
         ..Published::default()
     };
     for img in &packaged.images {
-        let bytes = layout
-            .read_blob(&img.index, 4 << 20)
-            .map_err(|e| Error::stage(format!("{e}")))?;
-        let (moved, unchanged) = move_tags(&client, &img.index, &bytes, &img.tags, &out, ui)?;
+        let bytes = layout.read_blob(&img.index, 4 << 20)?;
+        let (moved, unchanged) = move_tags(client, &img.index, &bytes, &img.tags, &out, ui)?;
         out.images.push(tagged(img, moved, unchanged, ui));
     }
     let stats = client.stats();
@@ -266,17 +331,17 @@ pub fn move_tags(
     let mut moved = Vec::new();
     let mut unchanged = Vec::new();
     for t in tags {
-        if let Err(e) = check_cancel() {
+        if let Err(e) = client.cancel().check() {
             report_partial(ui, done, &moved);
-            return Err(e);
+            return Err(e.into());
         }
         let (c, tag) = (client.clone(), t.clone());
-        match interruptible(move || c.head_manifest(&tag)) {
+        match interruptible(client.cancel(), move || c.head_manifest(&tag)) {
             Ok(Some((d, _, _))) if d == index.digest => {
                 unchanged.push(t.clone());
                 continue;
             }
-            Err(e) if matches!(e.kind, crate::error::Kind::Interrupted(_)) => {
+            Err(e) if e.interrupted_by().is_some() => {
                 report_partial(ui, done, &moved);
                 return Err(e);
             }
@@ -288,7 +353,7 @@ pub fn move_tags(
             index.media_type.clone(),
             bytes.to_vec(),
         );
-        match interruptible(move || c.push_manifest(&tag, &mt, &body)) {
+        match interruptible(client.cancel(), move || c.push_manifest(&tag, &mt, &body)) {
             Ok(d) if d == index.digest => moved.push(t.clone()),
             Ok(d) => {
                 report_partial(ui, done, &moved);
@@ -317,10 +382,8 @@ fn push_content(
         for p in &img.platforms {
             push_platform(client, layout, &p.manifest, &p.platform, ui)?;
         }
-        check_cancel()?;
-        let bytes = layout
-            .read_blob(&img.index, 4 << 20)
-            .map_err(|e| Error::stage(format!("{e}")))?;
+        client.cancel().check()?;
+        let bytes = layout.read_blob(&img.index, 4 << 20)?;
         push_manifest_once(
             client,
             img.index.digest.as_str(),
@@ -381,9 +444,9 @@ pub fn push_manifest_once(
     digest: &crate::oci::digest::Digest,
 ) -> Result<()> {
     let (c, r) = (client.clone(), reference.to_string());
-    match interruptible(move || c.head_manifest(&r)) {
+    match interruptible(client.cancel(), move || c.head_manifest(&r)) {
         Ok(Some((d, _, _))) if &d == digest => return Ok(()),
-        Err(e) if matches!(e.kind, crate::error::Kind::Interrupted(_)) => return Err(e),
+        Err(e) if e.interrupted_by().is_some() => return Err(e),
         _ => {}
     }
     let (c, r, mt, body) = (
@@ -392,7 +455,7 @@ pub fn push_manifest_once(
         media_type.to_string(),
         bytes.to_vec(),
     );
-    let got = interruptible(move || c.push_manifest(&r, &mt, &body))?;
+    let got = interruptible(client.cancel(), move || c.push_manifest(&r, &mt, &body))?;
     if &got != digest {
         return Err(Error::stage(format!(
             "manifest {digest}: the registry answered digest {got}"

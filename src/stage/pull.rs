@@ -2,13 +2,13 @@
 //! layout over the registry API, so that `verify` reads registry images exactly like local ones.
 
 use super::verify::Item;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::exec::Cancel;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index;
 use crate::oci::layout::Layout;
-use crate::oci::registry::credentials::{CredentialError, Credentials};
-use crate::oci::registry::{ClientOptions, Reference, RegistryClient};
+use crate::oci::registry::credentials::Credentials;
+use crate::oci::registry::{ClientOptions, MaskSink, Reference, RegistryClient};
 use crate::ui::Ui;
 use std::path::Path;
 
@@ -20,8 +20,13 @@ pub const DEADLINE_ENV: &str = "SHIPIT_REGISTRY_DEADLINE";
 
 /// Client options for a registry: plain http only for loopback hosts or when insecure; the
 /// request deadline from `SHIPIT_REGISTRY_DEADLINE` when set.
-pub fn client_options(reference: &Reference, insecure: bool) -> Result<ClientOptions> {
+/// Under `--json` the client's `::add-mask::` lines go to stderr, so that stdout holds the JSON
+/// document only.
+pub fn client_options(reference: &Reference, insecure: bool, json: bool) -> Result<ClientOptions> {
     let mut opts = ClientOptions::default();
+    if json {
+        opts.mask_sink = MaskSink::Stderr;
+    }
     let ca = std::env::var_os("SHIPIT_REGISTRY_CA_FILE").map(std::path::PathBuf::from);
     opts.plain_http = ca.is_none() && (reference.is_loopback() || insecure);
     opts.insecure = insecure;
@@ -43,46 +48,33 @@ pub fn client_options(reference: &Reference, insecure: bool) -> Result<ClientOpt
     Ok(opts)
 }
 
-pub fn client(reference: &Reference, insecure: bool, cancel: &Cancel) -> Result<RegistryClient> {
+pub fn client(
+    reference: &Reference,
+    insecure: bool,
+    cancel: &Cancel,
+    json: bool,
+) -> Result<RegistryClient> {
     let creds = Credentials::resolve(
         &reference.registry,
         crate::oci::registry::credentials::HELPER_TIMEOUT,
         cancel,
     )
-    .map_err(|e| match e {
-        CredentialError::Cancelled(sig) => Error::interrupted(sig),
-        e => Error::env(format!("credentials for {}: {e}", reference.registry)),
-    })?;
-    RegistryClient::new(
+    .with_context(|| format!("credentials for {}", reference.registry))?;
+    Ok(RegistryClient::new(
         reference,
         creds,
-        client_options(reference, insecure)?,
+        client_options(reference, insecure, json)?,
         cancel,
-    )
-    .map_err(registry_error)
+    )?)
 }
 
-pub fn registry_error(e: crate::oci::registry::RegistryError) -> Error {
-    use crate::oci::registry::ErrorKind;
-    match e.kind() {
-        ErrorKind::Auth | ErrorKind::Config => Error::env(e.to_string()),
-        ErrorKind::Cancelled => Error::interrupted(e.cancelled_by().unwrap_or(libc::SIGINT)),
-        _ => Error::stage(e.to_string()),
-    }
-}
-
-pub fn pull(spec: &str, dir: &Path, insecure: bool, ui: &Ui) -> Result<Vec<Item>> {
-    let reference = Reference::parse(spec).map_err(|e| Error::config(format!("{spec}: {e}")))?;
-    // TODO(session): take the token from the Session
-    let client = client(&reference, insecure, &Cancel::current())?;
-    let layout = Layout::create(dir).map_err(|e| Error::stage(format!("{e}")))?;
+pub fn pull(spec: &str, dir: &Path, insecure: bool, cancel: &Cancel, ui: &Ui) -> Result<Vec<Item>> {
+    let reference = Reference::parse(spec).context(spec)?;
+    let client = client(&reference, insecure, cancel, ui.json)?;
+    let layout = Layout::create(dir)?;
     ui.step(format!("pull {spec}"));
-    let (bytes, media_type, digest) = client
-        .get_manifest(&reference.tag_or_digest())
-        .map_err(registry_error)?;
-    let desc = layout
-        .write_blob(&media_type, &bytes)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+    let (bytes, media_type, digest) = client.get_manifest(&reference.tag_or_digest())?;
+    let desc = layout.write_blob(&media_type, &bytes)?;
     if desc.digest != digest {
         return Err(Error::stage(format!(
             "{spec}: the registry's digest {digest} does not match the manifest bytes ({})",
@@ -90,12 +82,20 @@ pub fn pull(spec: &str, dir: &Path, insecure: bool, ui: &Ui) -> Result<Vec<Item>
         )));
     }
     if index::is_index_media_type(&media_type) {
-        let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{spec}: {e}")))?;
+        let idx = index::parse(&bytes).context(spec)?;
+        // The layout's limits apply before anything is fetched; each image is pulled once.
+        let mut walk = crate::oci::layout::IndexWalk::default();
+        walk.check_entries(&desc, &idx).context(spec)?;
         for m in &idx.manifests {
             if m.platform.as_ref().is_some_and(|p| p.os == "unknown") {
                 continue;
             }
-            pull_image(&client, &layout, m)?;
+            if walk
+                .image(m)
+                .map_err(|e| Error::stage(format!("{spec}: {e}")))?
+            {
+                pull_image(&client, &layout, m)?;
+            }
         }
     } else {
         pull_image(&client, &layout, &desc)?;
@@ -104,20 +104,15 @@ pub fn pull(spec: &str, dir: &Path, insecure: bool, ui: &Ui) -> Result<Vec<Item>
 }
 
 fn pull_image(client: &RegistryClient, layout: &Layout, m: &Descriptor) -> Result<()> {
-    let (bytes, media_type, _) = client
-        .get_manifest(m.digest.as_str())
-        .map_err(registry_error)?;
+    let (bytes, media_type, _) = client.get_manifest(m.digest.as_str())?;
     if bytes.len() as u64 > MAX_JSON {
         return Err(Error::stage(format!(
             "manifest {} is larger than 4 MiB",
             m.digest
         )));
     }
-    layout
-        .write_blob(&media_type, &bytes)
-        .map_err(|e| Error::stage(format!("{e}")))?;
-    let manifest =
-        image::parse_manifest(&bytes).map_err(|e| Error::stage(format!("{}: {e}", m.digest)))?;
+    layout.write_blob(&media_type, &bytes)?;
+    let manifest = image::parse_manifest(&bytes).with_context(|| format!("{}", m.digest))?;
     for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
         if layout.has_blob(&blob.digest) {
             continue;
@@ -127,13 +122,11 @@ fn pull_image(client: &RegistryClient, layout: &Layout, m: &Descriptor) -> Resul
         } else {
             MAX_BLOB
         };
-        client
-            .get_blob(
-                &blob.digest,
-                &layout.blob_path(&blob.digest),
-                max.min(blob.size),
-            )
-            .map_err(registry_error)?;
+        client.get_blob(
+            &blob.digest,
+            &layout.blob_path(&blob.digest),
+            max.min(blob.size),
+        )?;
     }
     Ok(())
 }
@@ -146,21 +139,20 @@ pub fn pull_base(
     spec: &str,
     want: &crate::oci::index::Platform,
     insecure: bool,
+    cancel: &Cancel,
+    json: bool,
 ) -> Result<(std::path::PathBuf, Option<String>)> {
-    let reference = Reference::parse(spec).map_err(|e| Error::config(format!("{e}")))?;
+    let reference = Reference::parse(spec)?;
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir)
         .join("shipit/bases");
-    let layout = Layout::create(&cache).map_err(|e| Error::stage(format!("{e}")))?;
-    // TODO(session): take the token from the Session
-    let client = client(&reference, insecure, &Cancel::current())?;
-    let (bytes, media_type, digest) = client
-        .get_manifest(&reference.tag_or_digest())
-        .map_err(registry_error)?;
+    let layout = Layout::create(&cache)?;
+    let client = client(&reference, insecure, cancel, json)?;
+    let (bytes, media_type, digest) = client.get_manifest(&reference.tag_or_digest())?;
     let manifest_desc = if index::is_index_media_type(&media_type) {
-        let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{e}")))?;
+        let idx = index::parse(&bytes)?;
         idx.manifests
             .into_iter()
             .find(|m| m.platform.as_ref().is_some_and(|p| p.matches(want)))
@@ -176,8 +168,6 @@ pub fn pull_base(
     );
     let mut desc = manifest_desc.clone();
     desc.platform = Some(want.clone());
-    layout
-        .tag(&tag, &desc)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+    layout.tag(&tag, &desc)?;
     Ok((cache, Some(tag)))
 }

@@ -21,6 +21,8 @@ pub struct ReleaseReport {
     pub images: Vec<ImageReport>,
     pub blobs_uploaded: u64,
     pub blobs_skipped: u64,
+    /// Every statement attached as an OCI referrer (`attest:`), in push order.
+    pub attachments: Vec<super::attach::Attachment>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +42,9 @@ pub struct PlatformReport {
     pub manifest_digest: String,
     pub compressed_size: u64,
     pub verify_seconds: f64,
+    /// The verification was reused from an earlier run with identical bytes and checks
+    /// (`dist/cache/verified.json`): nothing ran this time.
+    pub cached: bool,
     pub checks: Vec<crate::verify::checks::CheckResult>,
 }
 
@@ -51,6 +56,7 @@ pub fn read_password_stdin(wanted: bool) -> Result<Option<String>> {
     std::io::stdin()
         .take(64 * 1024)
         .read_to_string(&mut s)
+        // An unreadable standard input is the machine's (exit 3), like unusable credentials.
         .map_err(|e| Error::env(format!("--password-stdin: {e}")))?;
     let pw = s.trim_end_matches(['\n', '\r']).to_string();
     if pw.is_empty() {
@@ -60,9 +66,13 @@ pub fn read_password_stdin(wanted: bool) -> Result<Option<String>> {
 }
 
 /// Every tool the plan needs is here (exit 3 before anything is built, when not).
-pub fn doctor_gate(cfg: &Config, plan: &Plan) -> Result<()> {
-    let findings =
-        crate::tools::doctor::check(plan, true, cfg.package == crate::config::Packager::Docker);
+pub fn doctor_gate(cfg: &Config, plan: &Plan, cancel: &crate::exec::Cancel) -> Result<()> {
+    let findings = crate::tools::doctor::check(
+        plan,
+        true,
+        cfg.package == crate::config::Packager::Docker,
+        cancel,
+    );
     let blocking = crate::tools::doctor::blocking(&findings);
     if blocking.is_empty() {
         return Ok(());
@@ -78,6 +88,7 @@ pub fn finish(
     packaged: &package::Packaged,
     verified: &verify::Report,
     published: &publish::Published,
+    attached: &super::attach::Attached,
     started: Instant,
     ui: &Ui,
 ) -> Result<()> {
@@ -110,6 +121,7 @@ pub fn finish(
                             manifest_digest: p.manifest.digest.to_string(),
                             compressed_size: p.compressed_size,
                             verify_seconds: v.map(|v| v.seconds).unwrap_or(0.0),
+                            cached: v.is_some_and(|v| v.cached),
                             checks: v.map(|v| v.checks.clone()).unwrap_or_default(),
                         }
                     })
@@ -125,6 +137,7 @@ pub fn finish(
         images,
         blobs_uploaded: published.blobs_uploaded,
         blobs_skipped: published.blobs_skipped,
+        attachments: attached.attachments.clone(),
     };
     write_report(plan, &report, s.opts.json, ui)
 }
@@ -133,18 +146,17 @@ pub fn finish(
 /// summary and the `digest`/`tags` outputs.
 pub fn write_report(plan: &Plan, report: &ReleaseReport, json: bool, ui: &Ui) -> Result<()> {
     ui.end_groups();
-    std::fs::create_dir_all(&plan.out_dir)
-        .map_err(|e| Error::stage(format!("{}: {e}", plan.out_dir.display())))?;
+    std::fs::create_dir_all(&plan.out_dir).map_err(|e| Error::io(&plan.out_dir, e))?;
     let path = plan.out_dir.join("release.json");
-    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::stage(e.to_string()))?;
-    std::fs::write(&path, text.clone() + "\n")
-        .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(&path, text.clone() + "\n").map_err(|e| Error::io(&path, e))?;
     if json {
         println!("{text}");
     } else {
         print_summary(report);
     }
     if ui.github {
+        // $GITHUB_OUTPUT is the runner's file: failing to write it is environmental (exit 3).
         github_outputs(report).map_err(|e| Error::env(format!("GitHub Actions outputs: {e}")))?;
     }
     ui.ok(format!(
@@ -190,6 +202,14 @@ pub fn print_summary(r: &ReleaseReport) {
                 p.verify_seconds
             );
         }
+    }
+    if !r.attachments.is_empty() {
+        let signed = r.attachments.iter().filter(|a| a.signed).count();
+        println!();
+        println!(
+            "attached {} statements as OCI referrers ({signed} signed)",
+            r.attachments.len()
+        );
     }
 }
 

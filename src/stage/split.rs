@@ -7,7 +7,7 @@
 
 use super::{image_rules, package, publish, verify};
 use crate::config::{Config, PublishTo};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::oci::image::Descriptor;
 use crate::oci::index;
 use crate::platform::Libc;
@@ -66,12 +66,16 @@ pub fn push_and_write_fragments(
     let (cfg, plan) = (&s.config, &s.plan);
     let failed = verify::failure(verified);
     let client = if failed.is_none() {
-        Some(publish::registry_client(cfg, password)?)
+        Some(publish::registry_client(
+            cfg,
+            password,
+            &s.opts.cancel,
+            ui.json,
+        )?)
     } else {
         None
     };
-    let layout = crate::oci::layout::Layout::open(&packaged.layout)
-        .map_err(|e| Error::stage(format!("{e}")))?;
+    let layout = crate::oci::layout::Layout::open(&packaged.layout)?;
     for img in &packaged.images {
         for p in &img.platforms {
             let report = verified
@@ -101,10 +105,8 @@ pub fn push_and_write_fragments(
             let path = fragment_path(&plan.out_dir, img.variant, spec);
             std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
                 .map_err(|e| Error::stage(e.to_string()))?;
-            let text =
-                serde_json::to_string_pretty(&fragment).map_err(|e| Error::stage(e.to_string()))?;
-            std::fs::write(&path, text + "\n")
-                .map_err(|e| Error::stage(format!("{}: {e}", path.display())))?;
+            let text = serde_json::to_string_pretty(&fragment)?;
+            std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
             ui.ok(format!(
                 "fragment {} ({}) {}: {}",
                 p.platform,
@@ -142,6 +144,8 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
     need_registry(cfg, "--merge")?;
     let mut fragments: BTreeMap<(Libc, String), Fragment> = BTreeMap::new();
     for path in paths {
+        // Fragments are named on the command line (`--merge`): one that cannot be read or is
+        // not a fragment is a usage error (exit 2).
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
         let f: Fragment = serde_json::from_str(&text).map_err(|e| {
@@ -188,7 +192,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             problems.join("\n  ")
         )));
     }
-    let client = publish::registry_client(cfg, password)?;
+    let client = publish::registry_client(cfg, password, &s.opts.cancel, ui.json)?;
     ui.step(format!(
         "merge {} fragments into {}",
         fragments.len(),
@@ -197,7 +201,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
     // The manifests must be in the registry, exactly as the fragments say.
     for f in fragments.values() {
         let (c, d) = (client.clone(), f.manifest.digest.to_string());
-        match publish::interruptible(move || c.head_manifest(&d)) {
+        match publish::interruptible(client.cancel(), move || c.head_manifest(&d)) {
             Ok(Some((d, _, _))) if d == f.manifest.digest => {}
             Ok(_) => {
                 return Err(Error::stage(format!(
@@ -223,7 +227,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             })
             .collect();
         let idx = index::build(&entries, &annotations)
-            .map_err(|e| Error::stage(format!("index for {}: {e}", img.variant)))?;
+            .with_context(|| format!("index for {}", img.variant))?;
         publish::push_manifest_once(
             &client,
             idx.descriptor.digest.as_str(),
@@ -281,6 +285,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
                                 manifest_digest: f.manifest.digest.to_string(),
                                 compressed_size: f.compressed_size,
                                 verify_seconds: f.checks.iter().map(|c| c.seconds).sum(),
+                                cached: !f.checks.is_empty() && f.checks.iter().all(|c| c.cached),
                                 checks: f.checks.clone(),
                             }
                         })
@@ -290,6 +295,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             .collect(),
         blobs_uploaded: 0,
         blobs_skipped: 0,
+        attachments: Vec::new(),
     };
     super::release::write_report(plan, &report, s.opts.json, ui)
 }

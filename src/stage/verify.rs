@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index::{self, Platform as OciPlatform};
-use crate::oci::layout::Layout;
+use crate::oci::layout::{IndexWalk, Layout, MAX_JSON_BLOB};
 use crate::oci::unpack::{self, LayerInput, UnpackOptions};
 use crate::platform::{Libc, Platform};
 use crate::ui::Ui;
@@ -46,6 +46,8 @@ pub struct Settings {
     /// Same bytes + same checks = same answer, so `release` and `publish` reuse it and report it
     /// as cached without running anything; `shipit verify` always runs afresh (None).
     pub cache: Option<std::path::PathBuf>,
+    /// The run's cancel token: no new platform starts once it is set, and guests are stopped.
+    pub cancel: crate::exec::Cancel,
 }
 
 impl Settings {
@@ -111,63 +113,82 @@ pub struct Report {
     pub platforms: Vec<PlatformReport>,
 }
 
-const MAX_JSON: u64 = 4 << 20;
+const MAX_JSON: u64 = MAX_JSON_BLOB;
 
-/// The platform images under an index or manifest descriptor of a layout.
+/// The platform images under an index or manifest descriptor of a layout: nested indexes are
+/// followed within the layout's limits (`MAX_INDEX_DEPTH` levels, `MAX_INDEX_ENTRIES` entries
+/// per index, `MAX_PLATFORM_IMAGES` images), each index is read once, and an image listed twice
+/// with the same platform is verified once.
 pub fn items_from_descriptor(
     layout_dir: &Path,
     image: &str,
     variant: Option<Libc>,
     desc: &Descriptor,
 ) -> Result<Vec<Item>> {
-    let layout = Layout::open(layout_dir).map_err(|e| Error::stage(format!("{e}")))?;
-    if index::is_index_media_type(&desc.media_type) {
-        let bytes = layout
-            .read_blob(desc, MAX_JSON)
-            .map_err(|e| Error::stage(format!("{image}: {e}")))?;
-        unpack::check_manifest_document(&bytes, &desc.media_type)
-            .map_err(|e| Error::stage(format!("{image}: {e}")))?;
-        let idx = index::parse(&bytes).map_err(|e| Error::stage(format!("{image}: {e}")))?;
-        let mut out = Vec::new();
-        for m in idx.manifests {
-            // Attestation manifests (buildx) carry unknown/unknown: not a platform to run.
-            if m.platform
-                .as_ref()
-                .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
-            {
-                continue;
-            }
-            if index::is_index_media_type(&m.media_type) {
-                out.extend(items_from_descriptor(layout_dir, image, variant, &m)?);
-                continue;
-            }
-            out.push(Item {
-                image: image.to_string(),
-                variant,
-                layout: layout_dir.to_path_buf(),
-                index_platform: m.platform.clone(),
-                manifest: m,
-            });
-        }
-        if out.is_empty() {
-            return Err(Error::stage(format!(
-                "{image}: the index lists no platform image"
-            )));
-        }
-        Ok(out)
-    } else {
-        Ok(vec![Item {
+    let layout = Layout::open(layout_dir)?;
+    if !index::is_index_media_type(&desc.media_type) {
+        return Ok(vec![Item {
             image: image.to_string(),
             variant,
             layout: layout_dir.to_path_buf(),
             manifest: desc.clone(),
             index_platform: None,
-        }])
+        }]);
     }
+    let mut walk = IndexWalk::default();
+    let mut out = Vec::new();
+    let item = |m: &Descriptor| Item {
+        image: image.to_string(),
+        variant,
+        layout: layout_dir.to_path_buf(),
+        index_platform: m.platform.clone(),
+        manifest: m.clone(),
+    };
+    collect(&layout, desc, 1, &mut walk, &mut |m| out.push(item(m)))
+        .map_err(|e| Error::stage(format!("{image}: {e}")))?;
+    if out.is_empty() {
+        return Err(Error::stage(format!(
+            "{image}: the index lists no platform image"
+        )));
+    }
+    Ok(out)
+}
+
+/// Walks the index `desc` (at `depth`), handing each platform image to `push` once.
+fn collect(
+    layout: &Layout,
+    desc: &Descriptor,
+    depth: usize,
+    walk: &mut IndexWalk,
+    push: &mut dyn FnMut(&Descriptor),
+) -> std::result::Result<(), String> {
+    let Some(bytes) = walk.enter(layout, desc, depth).map_err(|e| e.to_string())? else {
+        return Ok(()); // this index was walked already
+    };
+    unpack::check_manifest_document(&bytes, &desc.media_type).map_err(|e| e.to_string())?;
+    let idx = index::parse(&bytes).map_err(|e| e.to_string())?;
+    walk.check_entries(desc, &idx).map_err(|e| e.to_string())?;
+    for m in &idx.manifests {
+        // Attestation manifests (buildx) carry unknown/unknown: not a platform to run.
+        if m.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
+        {
+            continue;
+        }
+        if index::is_index_media_type(&m.media_type) {
+            collect(layout, m, depth + 1, walk, push)?;
+        } else if walk.image(m).map_err(|e| e.to_string())? {
+            push(m);
+        }
+    }
+    Ok(())
 }
 
 /// `oci:DIR[:TAG]`: the tagged image, or the only image of the layout.
 pub fn items_from_oci(spec: &str) -> Result<Vec<Item>> {
+    // A layout named on the command line that cannot be read is a usage error (exit 2), not a
+    // failed verification: `Error::config` on purpose, where a layout shipit wrote is exit 1.
     let r = crate::oci::layout::parse_oci_ref(spec).map_err(|e| Error::config(format!("{e}")))?;
     let layout = Layout::open(&r.path).map_err(|e| Error::config(format!("{spec}: {e}")))?;
     let desc = match &r.tag {
@@ -200,7 +221,7 @@ pub fn items_from_oci(spec: &str) -> Result<Vec<Item>> {
 
 /// Verifies every item; platforms run in parallel.
 pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
-    let isolation = Isolation::detect();
+    let isolation = Isolation::detect(&settings.cancel);
     if isolation == Isolation::Prefix {
         ui.warn(format!("verification sandbox: {}", isolation.describe()));
     }
@@ -237,7 +258,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         for _ in 0..settings.jobs.clamp(1, todo.len().max(1)) {
             s.spawn(|| {
                 while let Some(&i) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    if crate::exec::cancelled().is_some() {
+                    if settings.cancel.is_cancelled() {
                         break;
                     }
                     let r = verify_one(&items[i], settings, isolation, ui);
@@ -247,9 +268,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
             });
         }
     });
-    if let Some(sig) = crate::exec::cancelled() {
-        return Err(Error::interrupted(sig));
-    }
+    settings.cancel.check()?;
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     if let Some(c) = cache.as_mut() {
@@ -496,6 +515,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
                 .filter(|w| !w.is_empty())
                 .unwrap_or("/")
                 .to_string(),
+            cancel: settings.cancel.clone(),
         };
         if let Err(e) = guest.install_qemu() {
             report.checks.push(CheckResult {
@@ -540,7 +560,7 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
                     .map(|f| format!(" — fix: {f}"))
                     .unwrap_or_default()
             );
-            print!("{}", crate::ci::github::error(&msg));
+            ui.github_error(&msg);
         }
     }
     if ui.quiet {

@@ -22,13 +22,15 @@ pub struct VerifyOptions {
     pub expect_stdout: Option<String>,
     pub allow_root: bool,
     pub insecure: bool,
+    /// An SPKI PEM public key: check IMAGE's attestations against it instead of running it.
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// Settings from the pipeline (if any) and the command line.
 pub fn settings(
     cfg: Option<&Config>,
     args: Option<&VerifyOptions>,
-    jobs: usize,
+    opts: &RunOptions,
 ) -> Result<Settings> {
     let mut checks: Vec<Check> = cfg.map(|c| c.verify.checks.clone()).unwrap_or_default();
     if let Some(run) = args.and_then(|a| a.run.as_deref()) {
@@ -57,8 +59,9 @@ pub fn settings(
             max_size: cfg.and_then(|c| c.verify.max_size),
         },
         cpu: cfg.map(|c| c.verify.cpu).unwrap_or(CpuMode::Strict),
-        jobs,
+        jobs: opts.jobs(),
         cache: None,
+        cancel: opts.cancel.clone(),
     })
 }
 
@@ -92,6 +95,10 @@ pub fn packaged_items(plan: &Plan) -> Result<Vec<Item>> {
 }
 
 pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
+    if let (Some(key), Some(image)) = (&args.key, &args.image) {
+        let insecure = args.insecure || publish_insecure(g, ui)?;
+        return super::verify_attest::run(image, Some(key), insecure, g, ui);
+    }
     let (cfg, items) = match &args.image {
         None => {
             let s = Session::load(g.clone(), ui)?;
@@ -109,13 +116,13 @@ pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
                 v::items_from_oci(image)?
             } else {
                 let insecure = args.insecure || cfg.as_ref().is_some_and(|c| c.publish.insecure);
-                super::pull::pull(image, &g.out.join("pulled"), insecure, ui)?
+                super::pull::pull(image, &g.out.join("pulled"), insecure, &g.cancel, ui)?
             };
             let items = filter(items, &g.platforms)?;
             (cfg, items)
         }
     };
-    let settings = settings(cfg.as_ref(), Some(args), g.jobs())?;
+    let settings = settings(cfg.as_ref(), Some(args), g)?;
     if settings.checks.is_empty() {
         ui.warn("no run or serve checks: only static checks (add verify.checks to the pipeline, or --run ARGS)");
     }
@@ -133,7 +140,44 @@ pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
         }
         return Ok(());
     }
-    finish(v::run(&items, &settings, ui)?, g.json)
+    let report = v::run(&items, &settings, ui)?;
+    let Some(image) = &args.image else {
+        return finish(report, g.json);
+    };
+    // What is attached to the image (signatures unchecked: `--key` checks them).
+    let insecure = args.insecure || cfg.as_ref().is_some_and(|c| c.publish.insecure);
+    let attached = match super::verify_attest::check(image, None, insecure, g) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            ui.verbose(format!(
+                "could not list what is attached to {image}: {}",
+                e.message()
+            ));
+            None
+        }
+    };
+    if g.json {
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        value["attachments"] = serde_json::to_value(&attached).unwrap_or_default();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else if let Some(a) = &attached {
+        super::verify_attest::print(a, false);
+    }
+    match v::failure(&report) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `publish.insecure` of the pipeline, when there is one.
+fn publish_insecure(g: &RunOptions, ui: &Ui) -> Result<bool> {
+    if !g.config.exists() {
+        return Ok(false);
+    }
+    Ok(load_config(g, ui)?.publish.insecure)
 }
 
 fn filter(items: Vec<Item>, platforms: &[String]) -> Result<Vec<Item>> {

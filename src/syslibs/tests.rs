@@ -76,13 +76,17 @@ fn gnu_without_the_dev_package_names_the_chain_and_the_key() {
     let e = require_provided(&tl).unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert!(
-        e.message.contains(
+        e.message().contains(
             "linux/arm64 (gnu): tlsapp → openssl → openssl-sys needs libssl-dev to build: add `build.packages: [libssl-dev]`"
         ),
         "{}",
-        e.message
+        e.message()
     );
-    assert!(e.message.contains("nothing was compiled"), "{}", e.message);
+    assert!(
+        e.message().contains("nothing was compiled"),
+        "{}",
+        e.message()
+    );
 }
 
 #[test]

@@ -77,12 +77,15 @@ struct Target {
 pub type Facts = (String, semver::Version, Vec<String>, PathBuf, PathBuf);
 
 /// Reads the package facts the planner needs from `cargo metadata`.
-pub fn facts(manifest: &Path, package: Option<&str>) -> Result<Facts, String> {
+pub fn facts(
+    manifest: &Path,
+    package: Option<&str>,
+    cancel: &crate::exec::Cancel,
+) -> Result<Facts, String> {
     let out = crate::exec::capture(
         &metadata(manifest),
         std::time::Duration::from_secs(120),
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
+        cancel,
     )
     .map_err(|e| match e.tail() {
         Some(t) => format!("{e}\n{t}"),

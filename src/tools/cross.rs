@@ -22,13 +22,12 @@ pub const TOOLCHAIN: &str = "shipit-cross";
 
 /// `cross --version` (with [`TOOLCHAIN`]: a bare `cross --version` can trigger the toolchain
 /// install described above).
-pub fn version() -> Option<semver::Version> {
+pub fn version(cancel: &crate::exec::Cancel) -> Option<semver::Version> {
     let path = which::which("cross").ok()?;
     let cmd = Cmd::new(path.display().to_string(), "probe cross")
         .arg("--version")
         .env("RUSTUP_TOOLCHAIN", TOOLCHAIN);
-    let out = // TODO(session): take the token from the Session
-    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, &crate::exec::Cancel::current()).ok()?;
+    let out = crate::exec::capture(&cmd, super::PROBE_TIMEOUT, cancel).ok()?;
     let line = out.lines().find(|l| l.starts_with("cross "))?;
     super::first_version(line)
 }

@@ -9,7 +9,7 @@
 //! and the rest of the environment are inherited, so a private daemon is honoured.
 
 use super::BuildSpec;
-use crate::exec::Cmd;
+use crate::exec::{Cancel, Cmd};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -22,14 +22,17 @@ const BUILDX_REQUIRED_FROM: u64 = 23;
 pub const ENV_OVERRIDE: &str = "SHIPIT_DOCKER";
 
 /// The docker CLI shipit runs: [`buildkit_cli`], else plain `docker` (whose BuildKit builds
-/// then fail with docker's own message, which names the missing buildx plugin).
+/// then fail with docker's own message, which names the missing buildx plugin). The session
+/// probes it (with the run's cancel token) in `inventory_for` whenever the config uses docker,
+/// before any command is built; only a caller that skipped that probes here, with a token no
+/// signal reaches (a `--version` probe bounded by `PROBE_TIMEOUT`).
 pub fn program() -> &'static str {
-    buildkit_cli().unwrap_or("docker")
+    buildkit_cli(&Cancel::new()).unwrap_or("docker")
 }
 
 /// `$SHIPIT_DOCKER`, else the first `docker` on PATH that has the buildx plugin or is older than
 /// 23 (BuildKit built in); `None` when no CLI here can run BuildKit builds. Probed once.
-pub fn buildkit_cli() -> Option<&'static str> {
+pub fn buildkit_cli(cancel: &Cancel) -> Option<&'static str> {
     static PROGRAM: OnceLock<Option<String>> = OnceLock::new();
     PROGRAM
         .get_or_init(|| {
@@ -44,7 +47,7 @@ pub fn buildkit_cli() -> Option<&'static str> {
                 }
                 seen.push(real);
                 let name = path.display().to_string();
-                if can_buildkit(&name) {
+                if can_buildkit(&name, cancel) {
                     return Some(name);
                 }
             }
@@ -54,29 +57,27 @@ pub fn buildkit_cli() -> Option<&'static str> {
 }
 
 /// Whether the docker CLI at `program` can run `DOCKER_BUILDKIT=1 docker build`.
-fn can_buildkit(program: &str) -> bool {
-    if has_buildx_at(program) {
+fn can_buildkit(program: &str, cancel: &Cancel) -> bool {
+    if has_buildx_at(program, cancel) {
         return true;
     }
     let cmd = Cmd::new(program, "probe docker").arg("--version");
-    // TODO(session): take the token from the Session
-    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, &crate::exec::Cancel::current())
+    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, cancel)
         .ok()
         .and_then(|out| super::first_version(&out))
         .is_some_and(|v| v.major < BUILDX_REQUIRED_FROM)
 }
 
-fn has_buildx_at(program: &str) -> bool {
+fn has_buildx_at(program: &str, cancel: &Cancel) -> bool {
     let cmd = Cmd::new(program, "probe docker buildx").args(["buildx", "version"]);
-    // TODO(session): take the token from the Session
-    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, &crate::exec::Cancel::current()).is_ok()
+    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, cancel).is_ok()
 }
 
 /// The client version of the docker CLI shipit will run.
-pub fn client_version() -> Option<semver::Version> {
-    let cmd = Cmd::new(program(), "probe docker").arg("--version");
-    let out = // TODO(session): take the token from the Session
-    crate::exec::capture(&cmd, super::PROBE_TIMEOUT, &crate::exec::Cancel::current()).ok()?;
+pub fn client_version(cancel: &Cancel) -> Option<semver::Version> {
+    let program = buildkit_cli(cancel).unwrap_or("docker");
+    let cmd = Cmd::new(program, "probe docker").arg("--version");
+    let out = crate::exec::capture(&cmd, super::PROBE_TIMEOUT, cancel).ok()?;
     super::first_version(&out)
 }
 

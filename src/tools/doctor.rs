@@ -202,6 +202,7 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
 fn probe(
     need: &Need,
     inv: &crate::plan::Inventory,
+    cancel: &crate::exec::Cancel,
 ) -> (Status, Option<String>, Option<String>, Option<String>) {
     match &need.probe {
         Probe::Binary(program, min) => {
@@ -209,7 +210,7 @@ fn probe(
             if path.is_none() {
                 return (Status::Missing, None, Some(min.to_string()), None);
             }
-            match super::probe_version(program.as_str(), &["--version"]) {
+            match super::probe_version(program.as_str(), &["--version"], cancel) {
                 Some(v) if v >= *min => {
                     (Status::Ok, Some(v.to_string()), Some(min.to_string()), path)
                 }
@@ -223,7 +224,7 @@ fn probe(
                 None => (Status::Ok, None, Some(min.to_string()), path),
             }
         }
-        Probe::Cross(min) => match super::cross::version() {
+        Probe::Cross(min) => match super::cross::version(cancel) {
             Some(v) if v >= *min => (
                 Status::Ok,
                 Some(v.to_string()),
@@ -238,8 +239,8 @@ fn probe(
             ),
             None => (Status::Missing, None, Some(min.to_string()), None),
         },
-        Probe::Docker(min) => match super::docker::buildkit_cli() {
-            Some(cli) => match super::docker::client_version() {
+        Probe::Docker(min) => match super::docker::buildkit_cli(cancel) {
+            Some(cli) => match super::docker::client_version(cancel) {
                 Some(v) if v >= *min => (
                     Status::Ok,
                     Some(v.to_string()),
@@ -280,20 +281,28 @@ fn probe(
 }
 
 /// Checks every requirement of the plan.
-pub fn check(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Finding> {
+pub fn check(
+    plan: &Plan,
+    verify: bool,
+    docker_packager: bool,
+    cancel: &crate::exec::Cancel,
+) -> Vec<Finding> {
     let needs = requirements(plan, verify, docker_packager);
     // Rustup's lists only matter for rust-std / rust-src findings.
     let inv = if needs
         .iter()
         .any(|n| matches!(n.probe, Probe::RustStd(_) | Probe::RustSrc))
     {
-        super::probe_inventory(false, false) // cross and docker have probes of their own
+        super::probe_inventory(false, false, cancel) // cross and docker have probes of their own
     } else {
         crate::plan::Inventory::default()
     };
     // Each probe runs `TOOL --version`: run them side by side.
     let probed: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = needs.iter().map(|n| s.spawn(|| probe(n, &inv))).collect();
+        let handles: Vec<_> = needs
+            .iter()
+            .map(|n| s.spawn(|| probe(n, &inv, cancel)))
+            .collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or((Status::Missing, None, None, None)))

@@ -1,18 +1,17 @@
 //! git: the revision, the tag at HEAD and the commit time (the default SOURCE_DATE_EPOCH).
 
-use crate::exec::{Cmd, capture};
+use crate::exec::{Cancel, Cmd, capture};
 use crate::plan::GitFacts;
 use std::path::Path;
 
-pub fn facts(dir: &Path) -> GitFacts {
+pub fn facts(dir: &Path, cancel: &Cancel) -> GitFacts {
     let run = |args: &[&str]| {
         capture(
             &Cmd::new("git", "read git facts")
                 .args(args.iter().copied())
                 .cwd(dir),
             super::PROBE_TIMEOUT,
-            // TODO(session): take the token from the Session
-            &crate::exec::Cancel::current(),
+            cancel,
         )
         .ok()
         .map(|s| s.trim().to_string())

@@ -16,7 +16,7 @@ pub mod rustup;
 pub mod zigbuild;
 
 use crate::config::Backend;
-use crate::exec::Cmd;
+use crate::exec::{Cancel, Cmd};
 use crate::plan::Inventory;
 use std::time::Duration;
 
@@ -68,19 +68,19 @@ pub fn common_cargo_args(s: &BuildSpec, mut cmd: Cmd) -> Cmd {
 /// Probes the machine for the tools the planner chooses between.
 /// Probes the machine for the tools the planner chooses between. cross and docker are probed
 /// only when the config may use them (`auto` never picks them), since their probes are slow.
-pub fn inventory_for(cfg: &crate::config::Config) -> Inventory {
+pub fn inventory_for(cfg: &crate::config::Config, cancel: &Cancel) -> Inventory {
     use crate::config::{Backend, Packager};
     let cross = cfg.build.backend == Backend::Cross;
     let docker = cross || cfg.build.backend == Backend::Docker || cfg.package == Packager::Docker;
-    probe_inventory(cross, docker)
+    probe_inventory(cross, docker, cancel)
 }
 
 /// Probes every tool (doctor and tests).
-pub fn inventory() -> Inventory {
-    probe_inventory(true, true)
+pub fn inventory(cancel: &Cancel) -> Inventory {
+    probe_inventory(true, true, cancel)
 }
 
-pub(crate) fn probe_inventory(cross_too: bool, docker_too: bool) -> Inventory {
+pub(crate) fn probe_inventory(cross_too: bool, docker_too: bool, cancel: &Cancel) -> Inventory {
     let mut inv = Inventory {
         // Presence only (a pyenv shim costs ~150 ms per call); doctor checks the version.
         zigbuild: which::which("cargo-zigbuild").is_ok(),
@@ -89,10 +89,10 @@ pub(crate) fn probe_inventory(cross_too: bool, docker_too: bool) -> Inventory {
         // when that fails), which no plan should pay for. Doctor checks cross's version when a
         // plan uses it.
         cross: cross_too && which::which("cross").is_ok(),
-        docker: docker_too && docker::client_version().is_some(),
+        docker: docker_too && docker::client_version(cancel).is_some(),
         ..Inventory::default()
     };
-    if let Some((targets, src)) = rustup::installed() {
+    if let Some((targets, src)) = rustup::installed(cancel) {
         inv.rust_std = targets;
         inv.rust_src = src;
     } else {
@@ -108,12 +108,11 @@ pub(crate) fn probe_inventory(cross_too: bool, docker_too: bool) -> Inventory {
 }
 
 /// Runs `PROGRAM ARGS` and finds the first semantic version in its output.
-pub fn probe_version(program: &str, args: &[&str]) -> Option<semver::Version> {
+pub fn probe_version(program: &str, args: &[&str], cancel: &Cancel) -> Option<semver::Version> {
     let path = which::which(program).ok()?;
     let cmd =
         Cmd::new(path.display().to_string(), format!("probe {program}")).args(args.iter().copied());
-    let out = // TODO(session): take the token from the Session
-    crate::exec::capture(&cmd, PROBE_TIMEOUT, &crate::exec::Cancel::current()).ok()?;
+    let out = crate::exec::capture(&cmd, PROBE_TIMEOUT, cancel).ok()?;
     first_version(&out)
 }
 

@@ -3,6 +3,6 @@
 
 pub const MIN: semver::Version = semver::Version::new(5, 0, 0);
 
-pub fn version(binary: &str) -> Option<semver::Version> {
-    super::probe_version(binary, &["--version"])
+pub fn version(binary: &str, cancel: &crate::exec::Cancel) -> Option<semver::Version> {
+    super::probe_version(binary, &["--version"], cancel)
 }

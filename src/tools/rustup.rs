@@ -5,20 +5,18 @@ use crate::exec::Cmd;
 use std::collections::BTreeSet;
 
 /// Installed targets and whether `rust-src` is installed; None without rustup.
-pub fn installed() -> Option<(BTreeSet<String>, bool)> {
+pub fn installed(cancel: &crate::exec::Cancel) -> Option<(BTreeSet<String>, bool)> {
     which::which("rustup").ok()?;
     let targets = crate::exec::capture(
         &Cmd::new("rustup", "list installed targets").args(["target", "list", "--installed"]),
         super::PROBE_TIMEOUT,
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
+        cancel,
     )
     .ok()?;
     let components = crate::exec::capture(
         &Cmd::new("rustup", "list installed components").args(["component", "list", "--installed"]),
         super::PROBE_TIMEOUT,
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
+        cancel,
     )
     .unwrap_or_default();
     Some((

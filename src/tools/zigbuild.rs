@@ -9,8 +9,8 @@ use crate::platform::Libc;
 
 pub const MIN: semver::Version = semver::Version::new(0, 17, 0);
 
-pub fn version() -> Option<semver::Version> {
-    super::probe_version("cargo-zigbuild", &["--version"])
+pub fn version(cancel: &crate::exec::Cancel) -> Option<semver::Version> {
+    super::probe_version("cargo-zigbuild", &["--version"], cancel)
 }
 
 pub fn build(s: &BuildSpec) -> Cmd {

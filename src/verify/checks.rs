@@ -598,7 +598,7 @@ fn start_guest(
             "check the temp directory",
         )
     })?;
-    let running = Running::start(cmd, out, err).map_err(|e| {
+    let running = Running::start_with(cmd, out, err, &guest.cancel).map_err(|e| {
         CheckResult::fail(
             &check.name,
             start,
@@ -704,7 +704,7 @@ fn run_once(
     let status = running.wait_for(timeout);
     if status.is_none() {
         running.terminate();
-        if let Some(sig) = exec::cancelled() {
+        if let Some(sig) = guest.cancel.signal() {
             return CheckResult::fail(
                 &check.name,
                 start,
@@ -868,7 +868,8 @@ fn serve(
         if let Ok(s) = attempt {
             break s;
         }
-        if Instant::now() >= deadline || exec::cancelled().is_some() {
+        // The pause between attempts wakes at once when the run is cancelled.
+        if Instant::now() >= deadline || guest.cancel.sleep(Duration::from_millis(50)).is_err() {
             running.terminate();
             return CheckResult::fail(
                 &check.name,
@@ -882,7 +883,6 @@ fn serve(
                 "the server never answered: check that it listens on 0.0.0.0 and this port, or raise serve.timeout",
             );
         }
-        std::thread::sleep(Duration::from_millis(50));
     };
     // 2. The request.
     let answer_within = deadline

@@ -7,7 +7,7 @@
 //! host), and the report says so. The static qemu binary is copied into `<rootfs>/.shipit/`.
 //! On an x86-64 host, amd64 images run natively in the same sandbox.
 
-use crate::exec::{Cmd, Sandbox};
+use crate::exec::{Cancel, Cmd, Sandbox};
 use crate::platform::Platform;
 use std::path::{Path, PathBuf};
 
@@ -24,8 +24,8 @@ pub enum Isolation {
 }
 
 impl Isolation {
-    /// What this machine allows (probed once).
-    pub fn detect() -> Isolation {
+    /// What this machine allows (probed once; `cancel` stops the probe).
+    pub fn detect(cancel: &Cancel) -> Isolation {
         static DETECTED: std::sync::OnceLock<Isolation> = std::sync::OnceLock::new();
         *DETECTED.get_or_init(|| {
             // SAFETY: geteuid cannot fail.
@@ -42,12 +42,7 @@ impl Isolation {
                 new_netns: true,
                 workdir: "/".into(),
             });
-            match crate::exec::capture(
-                &probe,
-                std::time::Duration::from_secs(5),
-                // TODO(session): take the token from the Session
-                &crate::exec::Cancel::current(),
-            ) {
+            match crate::exec::capture(&probe, std::time::Duration::from_secs(5), cancel) {
                 Ok(_) => Isolation::UserNamespace,
                 Err(_) => Isolation::Prefix,
             }
@@ -78,6 +73,8 @@ pub struct Guest {
     pub gid: u32,
     pub env: Vec<(String, String)>,
     pub workdir: String,
+    /// The run's cancel token: it terminates the guest's process group.
+    pub cancel: Cancel,
 }
 
 /// The directory inside the rootfs where shipit puts the static qemu binary.

@@ -81,7 +81,14 @@ fn project_manifest() -> PathBuf {
 }
 
 fn project_sbom(debs: Vec<sbom::DebPackage>) -> Sbom {
-    let cargo = sbom::cargo_graph(&project_manifest(), TARGET, &[], "sbom-app").unwrap();
+    let cargo = sbom::cargo_graph(
+        &project_manifest(),
+        TARGET,
+        &[],
+        "sbom-app",
+        &shipit::exec::Cancel::new(),
+    )
+    .unwrap();
     Sbom {
         image_name: "registry.example/acme/sbom-app".into(),
         platform: "linux/amd64".into(),
@@ -254,7 +261,14 @@ fn runtime_crates(graph: &sbom::CargoGraph) -> BTreeSet<String> {
 #[test]
 fn example_sbom_matches_syft() {
     let manifest = repo().join("examples/hello-server/Cargo.toml");
-    let graph = sbom::cargo_graph(&manifest, TARGET, &[], "hello-server").unwrap();
+    let graph = sbom::cargo_graph(
+        &manifest,
+        TARGET,
+        &[],
+        "hello-server",
+        &shipit::exec::Cancel::new(),
+    )
+    .unwrap();
     let bin = auditable_binary(&manifest, "hello-server");
     assert_eq!(runtime_crates(&graph), syft_crates(&bin));
     assert!(graph.crates.iter().any(|c| c.name == "libc"));

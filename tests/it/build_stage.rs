@@ -170,7 +170,7 @@ fn armv6_guard_refuses_an_armv7_binary_presented_as_v6() {
 
     // The real ARMv7 (musl) binary of the fixture, presented as the ARMv6 one.
     let v7 = shipit::verify::elf::inspect(&built_bytes("musl", "linux-arm-v7")).unwrap();
-    let (errors, _) = shipit::stage::build::check_binary(&plan, v6, &v7);
+    let (errors, _) = shipit::stage::build::check_binary(v6, &v7);
     let all = errors.join("\n");
     assert!(!errors.is_empty(), "an ARMv7 binary passed as ARMv6");
     for word in ["ARMv6", "ARMv7", "Thumb-2"] {
@@ -184,7 +184,7 @@ fn armv6_guard_refuses_an_armv7_binary_presented_as_v6() {
 
     // The real ARMv6 binary passes the same guard.
     let real = shipit::verify::elf::inspect(&built_bytes("musl", "linux-arm-v6")).unwrap();
-    let (errors, _) = shipit::stage::build::check_binary(&plan, v6, &real);
+    let (errors, _) = shipit::stage::build::check_binary(v6, &real);
     assert!(
         errors.is_empty(),
         "the genuine ARMv6 binary was refused: {errors:?}"
@@ -630,4 +630,127 @@ fn doctor_without_qemu_exits_3_and_says_how_to_install_it() {
         Some(3),
         "nothing was installed, so it is still missing"
     );
+}
+
+/// The pipeline of the freshness test: musl amd64 only, a dev build (quick to redo), `features`.
+fn fresh_pipeline(features: &str) -> String {
+    format!(
+        "version: 1\nproject: {{ manifest: Cargo.toml, version: cargo }}\n\
+         build: {{ backend: auto, profile: dev, features: {features} }}\n\
+         platforms: [linux/amd64]\nvariants:\n  musl: {{ base: scratch }}\n\
+         image:\n  repository: localhost/hello-server\n  user: \"10001:10001\"\n"
+    )
+}
+
+/// `shipit build --json` in `dir` with `env` (and no inherited RUSTFLAGS, HELLO_FLAVOUR,
+/// RUSTUP_TOOLCHAIN or SHIPIT_NO_FRESHNESS otherwise): the one `built` entry, and the build log.
+fn build_once(dir: &Path, env: &[(&str, &str)]) -> (serde_json::Value, String) {
+    let mut cmd = shipit(dir);
+    cmd.args(["build", "--json"])
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("HELLO_FLAVOUR")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("SHIPIT_NO_FRESHNESS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = std::fs::read_to_string(dir.join("dist/logs/build-musl-linux-amd64.log")).unwrap();
+    (doc["built"][0].clone(), log)
+}
+
+/// Builds until the target is fresh (at most twice more: cargo may rewrite Cargo.lock, and a
+/// file written while a build runs keeps that build from leaving a stamp).
+fn settle(dir: &Path, env: &[(&str, &str)]) {
+    for _ in 0..3 {
+        if build_once(dir, env).0["fresh"] == true {
+            return;
+        }
+    }
+    panic!("the target never became fresh with {env:?}");
+}
+
+#[test]
+fn a_no_op_build_starts_no_toolchain_and_each_changed_input_defeats_it() {
+    let tmp = source_copy();
+    let dir = tmp.path();
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    write(
+        &dir.join("Cargo.toml"),
+        &format!("{manifest}\n[features]\nextra = []\n"),
+    );
+    write(
+        &dir.join("build.rs"),
+        "fn main() {\n    println!(\"cargo:rerun-if-changed=build.rs\");\n    \
+         println!(\"cargo:rerun-if-env-changed=HELLO_FLAVOUR\");\n}\n",
+    );
+    write(&dir.join("pipeline.yaml"), &fresh_pipeline("[]"));
+
+    let (first, _) = build_once(dir, &[]);
+    assert_eq!(first["fresh"], false);
+    let (again, log) = build_once(dir, &[]);
+    assert_eq!(again["fresh"], true, "{log}");
+    assert_eq!(again["compiled"], false);
+    assert!(log.contains("fresh (no toolchain started)"), "{log}");
+    assert!(!log.contains("$ "), "a command ran: {log}");
+    assert_eq!(again["sha256"], first["sha256"]);
+    assert!(dir.join("dist/bin/musl/linux-amd64/hello-server").is_file());
+
+    let defeated = |what: &str, env: &[(&str, &str)], compiles: bool| {
+        let (b, log) = build_once(dir, env);
+        assert_eq!(
+            b["fresh"], false,
+            "{what} did not start the toolchain: {log}"
+        );
+        assert!(log.starts_with("$ "), "{what}: {log}");
+        if compiles {
+            assert_eq!(b["compiled"], true, "{what}: cargo compiled nothing: {log}");
+        }
+        settle(dir, env);
+    };
+
+    // A source file.
+    let main_rs = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+    write(
+        &dir.join("src/main.rs"),
+        &format!("{main_rs}\n// changed\n"),
+    );
+    defeated("a changed source file", &[], true);
+    // Cargo.lock (a comment: cargo has nothing to compile, but only cargo may say so).
+    let lock = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
+    write(&dir.join("Cargo.lock"), &format!("{lock}\n# touched\n"));
+    defeated("a changed Cargo.lock", &[], false);
+    // A feature.
+    write(&dir.join("pipeline.yaml"), &fresh_pipeline("[extra]"));
+    defeated("a changed feature", &[], true);
+    // RUSTFLAGS, set and then unset again.
+    defeated(
+        "RUSTFLAGS set",
+        &[("RUSTFLAGS", "-C debug-assertions=off")],
+        true,
+    );
+    // Cargo keeps the artifacts of both flag sets apart: it copies the earlier binary back.
+    defeated("RUSTFLAGS unset", &[], false);
+    // A variable a build script declared with rerun-if-env-changed.
+    defeated("HELLO_FLAVOUR set", &[("HELLO_FLAVOUR", "a")], true);
+    defeated("HELLO_FLAVOUR changed", &[("HELLO_FLAVOUR", "b")], true);
+    // A .cargo/config.toml appearing in the project.
+    write(
+        &dir.join(".cargo/config.toml"),
+        "[profile.dev]\ndebug = false\n",
+    );
+    defeated("a new .cargo/config.toml", &[("HELLO_FLAVOUR", "b")], true);
+
+    // The toolchain chosen through the environment (the same one: cargo has nothing to do).
+    let env = [("HELLO_FLAVOUR", "b"), ("RUSTUP_TOOLCHAIN", "stable")];
+    defeated("RUSTUP_TOOLCHAIN set", &env, false);
+
+    // The escape hatch: the toolchain starts (and cargo finds nothing to do).
+    let (b, log) = build_once(dir, &[env[0], env[1], ("SHIPIT_NO_FRESHNESS", "1")]);
+    assert_eq!(b["fresh"], false, "{log}");
+    assert_eq!(b["compiled"], false, "{log}");
+    assert!(log.contains("SHIPIT_NO_FRESHNESS is set"), "{log}");
 }

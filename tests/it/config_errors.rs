@@ -91,6 +91,18 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "did you mean `platforms`?",
         ),
         (
+            "attest_unknown_key",
+            format!("{g}attest:\n  sboms: false\n"),
+            "pipeline.yaml:11:3",
+            "did you mean `sbom`?",
+        ),
+        (
+            "attest_not_a_bool",
+            format!("{g}attest: {{ provenance: \"no\" }}\n"),
+            "pipeline.yaml:10:",
+            "attest.provenance",
+        ),
+        (
             "duplicate_key",
             format!("{g}image:\n  repository: localhost/other\n"),
             "pipeline.yaml:10:1",

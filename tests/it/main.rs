@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture; // the module graph of src/: no cycle, nothing below the CLI imports it
+mod attach_referrers; // release attestations as OCI referrers: registry (fallback tag, referrers API), layout, verify --key
 mod attest; // SBOMs, provenance and signatures checked by cyclonedx, spdx-tools, syft, Python cryptography
 mod bases; // base images pulled from a registry, cached by digest
 mod build_stage; // real cross-compilation of the example, the ARMv6 guard, interrupts, dry runs
@@ -12,6 +13,7 @@ mod deb; // Debian archive → rootfs layers for 3 architectures; openssl, syft,
 
 mod docker_paths; // the docker build backend and packager against a real dockerd (BuildKit)
 mod github_actions; // GITHUB_ACTIONS conventions, generated workflows and action.yml through actionlint
+mod hostile_layouts; // FIFOs, links out and /dev/zero in a layout; nested, wide and fanned-out indexes
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)

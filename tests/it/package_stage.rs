@@ -488,3 +488,119 @@ fn package_json_lists_every_image_digest_and_size() {
     }
     assert_eq!(seen.len(), IMAGES.len(), "{seen:?}");
 }
+
+/// The digest of the largest layer of the single image `doc` describes, and the layout.
+fn payload_layer(dir: &Path, doc: &Value) -> (String, String) {
+    let layout = dir.join("dist/oci");
+    let manifest = json_blob(
+        &layout,
+        doc["images"][0]["platforms"][0]["manifest"]["digest"]
+            .as_str()
+            .unwrap(),
+    );
+    let layer = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .unwrap();
+    let diff_id =
+        json_blob(&layout, manifest["config"]["digest"].as_str().unwrap())["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+    (layer["digest"].as_str().unwrap().to_string(), diff_id)
+}
+
+#[test]
+fn a_large_payload_layer_is_valid_gzip_and_compressed_once_until_its_blob_is_altered() {
+    // Several 128 KiB compression chunks: half text, half pseudo-random bytes.
+    let pipeline = crate::support::fixture::example_pipeline().replacen(
+        "image:\n",
+        "image:\n  files: [{ src: payload.bin, dest: /srv/payload.bin, mode: \"0644\" }]\n",
+        1,
+    );
+    let tmp = {
+        example();
+        let _lock: FixtureLock = fixture_lock();
+        example_copy(Some(&pipeline))
+    };
+    let dir = tmp.path();
+    let mut payload: Vec<u8> = (0..60_000)
+        .flat_map(|i| format!("line {i}: shipit layer payload\n").into_bytes())
+        .collect();
+    let mut x: u32 = 12345;
+    payload.extend((0..1_500_000).map(|_| {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (x >> 16) as u8
+    }));
+    std::fs::write(dir.join("payload.bin"), &payload).unwrap();
+    let one = ["--platform", "linux/amd64", "--variant", "musl"];
+    let pack = || {
+        let out = run_ok(
+            shipit(dir)
+                .args(["package", "--json"])
+                .args(one)
+                .env("SOURCE_DATE_EPOCH", EPOCH),
+        );
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let first = pack();
+    let (digest, diff_id) = payload_layer(dir, &first);
+    let layout = dir.join("dist/oci");
+    let blob_path = layout
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+
+    // A valid gzip (Debian's gzip and tar read it) that holds the payload.
+    run_ok(Command::new("gzip").arg("-t").arg(&blob_path));
+    let unpacked = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&blob_path)
+        .arg("srv/payload.bin")
+        .output()
+        .unwrap();
+    assert!(unpacked.status.success());
+    assert!(
+        unpacked.stdout == payload,
+        "the layer does not hold the payload"
+    );
+
+    // The cache records diff_id → this blob.
+    let records: Vec<PathBuf> = std::fs::read_dir(dir.join("dist/cache/layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(diff_id.strip_prefix("sha256:").unwrap())
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "no cache record for {diff_id}");
+    let record: Value = serde_json::from_slice(&std::fs::read(&records[0]).unwrap()).unwrap();
+    assert_eq!(record["digest"], digest.as_str());
+
+    // Again: the same digests.
+    let second = pack();
+    assert_eq!(index_digests(&first), index_digests(&second));
+
+    // The blob altered in the layout: it is not reused; the layer is made again, the same bytes.
+    std::fs::write(&blob_path, b"not the layer").unwrap();
+    let third = pack();
+    assert_eq!(index_digests(&first), index_digests(&third));
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(&std::fs::read(&blob_path).unwrap())),
+        digest,
+        "the altered blob is still in the layout"
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    shipit::oci::digest::Digest::of(bytes).hex().to_string()
+}

@@ -28,12 +28,6 @@ pub enum SbomError {
     },
 }
 
-impl From<SbomError> for crate::error::Error {
-    fn from(e: SbomError) -> Self {
-        crate::error::Error::stage(format!("SBOM: {e}"))
-    }
-}
-
 /// One crate of the resolved graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crate {
@@ -162,18 +156,18 @@ pub fn metadata_cmd(manifest: &Path, target: &str, features: &[String]) -> Cmd {
 }
 
 /// Runs [`metadata_cmd`] and resolves the graph of `package`'s binary, with checksums from the
-/// workspace's Cargo.lock.
+/// workspace's Cargo.lock. `cancel` (the run's token) stops `cargo metadata`.
 pub fn cargo_graph(
     manifest: &Path,
     target: &str,
     features: &[String],
     package: &str,
+    cancel: &crate::exec::Cancel,
 ) -> Result<CargoGraph, SbomError> {
     let out = crate::exec::capture(
         &metadata_cmd(manifest, target, features),
         Duration::from_secs(300),
-        // TODO(session): take the token from the Session
-        &crate::exec::Cancel::current(),
+        cancel,
     )
     .map_err(|e| {
         SbomError::Cargo(match e.tail() {

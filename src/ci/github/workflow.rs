@@ -24,6 +24,9 @@ pub struct WorkflowOptions {
     pub registry_host: Option<String>,
     /// The pipeline file, relative to the repository root.
     pub config_path: String,
+    /// Also run `actions/attest-build-provenance` on the pushed index digests (the action's
+    /// `attest-build-provenance` input; the workflow gets `id-token` and `attestations` write).
+    pub attest_build_provenance: bool,
 }
 
 impl Default for WorkflowOptions {
@@ -34,6 +37,7 @@ impl Default for WorkflowOptions {
             arm64_runner: None,
             registry_host: None,
             config_path: "pipeline.yaml".into(),
+            attest_build_provenance: false,
         }
     }
 }
@@ -89,7 +93,7 @@ concurrency:
 
 permissions:
   contents: read
-  packages: write   # push to {host} with GITHUB_TOKEN
+  packages: write   # push to {host} with GITHUB_TOKEN{attest_permissions}
 
 env:
   SHIPIT_CONFIG: {config_q}
@@ -100,6 +104,13 @@ jobs:
         config = opts.config_path.replace(['\r', '\n'], " "),
         config_q = yq(&opts.config_path),
         host = host.replace(['\r', '\n'], " "),
+        attest_permissions = if opts.attest_build_provenance {
+            "
+  id-token: write       # actions/attest-build-provenance: a Sigstore certificate for this run
+  attestations: write   # actions/attest-build-provenance: store the attestation"
+        } else {
+            ""
+        },
     );
     if !opts.matrix {
         let _ = write!(
@@ -115,7 +126,7 @@ jobs:
         with:
           config: {config_q}
           push: 'true'
-          registry: {host_q}
+          registry: {host_q}{attest_input}
         env:{creds}
       - name: Keep the release report
         if: always()
@@ -130,6 +141,11 @@ jobs:
             host_q = yq(host),
             release_json = RELEASE_JSON,
             creds = creds,
+            attest_input = if opts.attest_build_provenance {
+                "\n          attest-build-provenance: 'true'"
+            } else {
+                ""
+            },
         );
         return y;
     }
@@ -198,7 +214,7 @@ jobs:
       - name: Assemble the index, check it lists every planned platform, move the tags
         run: shipit release --merge fragments/*.json
         env:{creds}
-      - name: Keep the release report
+{attest_steps}      - name: Keep the release report
         if: always()
         uses: actions/upload-artifact@v4
         with:
@@ -210,9 +226,42 @@ jobs:
         config_q = yq(&opts.config_path),
         release_json = RELEASE_JSON,
         creds = creds,
+        attest_steps = if opts.attest_build_provenance {
+            MERGE_ATTEST_STEPS
+        } else {
+            ""
+        },
     );
     y
 }
+
+/// The merge job's steps for `actions/attest-build-provenance`: each image's index digest from
+/// the release report (at most two images: gnu and musl), then one attestation each.
+const MERGE_ATTEST_STEPS: &str = "      - name: Pushed digests, for GitHub's build provenance
+        id: digests
+        run: |
+          python3 - <<'PY' >>\"$GITHUB_OUTPUT\"
+          import json
+          report = json.load(open(\"dist/release.json\"))
+          for n, image in enumerate(report[\"images\"][:2], start=1):
+              print(f\"name{n}={image['repository']}\")
+              print(f\"digest{n}={image['index_digest']}\")
+          PY
+      - name: GitHub build provenance of the first image
+        if: steps.digests.outputs.digest1 != ''
+        uses: actions/attest-build-provenance@v2
+        with:
+          subject-name: ${{ steps.digests.outputs.name1 }}
+          subject-digest: ${{ steps.digests.outputs.digest1 }}
+          push-to-registry: true
+      - name: GitHub build provenance of the second image
+        if: steps.digests.outputs.digest2 != ''
+        uses: actions/attest-build-provenance@v2
+        with:
+          subject-name: ${{ steps.digests.outputs.name2 }}
+          subject-digest: ${{ steps.digests.outputs.digest2 }}
+          push-to-registry: true
+";
 
 /// Writes `release.yml` into `dir` (normally `.github/workflows`, created if missing). An existing
 /// file is kept unless `force`.
@@ -252,6 +301,7 @@ mod tests {
             arm64_runner: Some("ubuntu-24.04-arm".into()),
             registry_host: None,
             config_path: "deploy/it's.yaml".into(),
+            attest_build_provenance: false,
         };
         let y = generate_workflow(&opts);
         assert!(y.contains("SHIPIT_CONFIG: 'deploy/it''s.yaml'"), "{y}");

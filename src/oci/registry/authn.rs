@@ -5,50 +5,14 @@
 //! credentials to other hosts.
 
 use super::auth::{self, Challenge};
+use super::client::{AuthMode, RegistryClient};
+use super::credentials::{Credentials, Secret};
+use super::error::{RegistryError, redact_url};
 use super::reference;
 use super::transport::{Payload, Req, Target, header};
-use super::{Credentials, RegistryClient, RegistryError, Secret, redact_url};
 use base64::Engine as _;
 use std::collections::HashMap;
-use std::io::{self, Write};
 use ureq::http;
-
-/// How requests to the registry authenticate, learnt from the `/v2/` ping (or from a later
-/// challenge that asks for more).
-#[derive(Clone, Debug)]
-pub(super) enum AuthMode {
-    Anonymous,
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-}
-
-impl AuthMode {
-    fn from_challenge(c: Challenge) -> AuthMode {
-        match c {
-            Challenge::Basic { .. } => AuthMode::Basic,
-            Challenge::Bearer { realm, service, .. } => AuthMode::Bearer { realm, service },
-        }
-    }
-
-    /// Whether a challenge asks for what this mode already answers (an expired Bearer token
-    /// challenges again with the same realm).
-    fn answers(&self, asked: &AuthMode) -> bool {
-        match (self, asked) {
-            (AuthMode::Basic, AuthMode::Basic) => true,
-            (
-                AuthMode::Bearer { realm, service },
-                AuthMode::Bearer {
-                    realm: r2,
-                    service: s2,
-                },
-            ) => realm == r2 && service == s2,
-            _ => false,
-        }
-    }
-}
 
 impl RegistryClient {
     /// The auth mode, pinging `/v2/` the first time.
@@ -249,11 +213,7 @@ impl RegistryClient {
             ),
         })?;
         if self.opts.mask_tokens {
-            let mut out = io::stdout().lock();
-            for line in token.lines().filter(|l| !l.trim().is_empty()) {
-                let _ = writeln!(out, "::add-mask::{line}");
-            }
-            let _ = out.flush();
+            self.opts.mask_sink.add_mask(&token);
         }
         Ok(token)
     }

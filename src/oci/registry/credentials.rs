@@ -152,7 +152,10 @@ pub fn from_docker_config(
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| cfg_err(e.to_string()))?;
+    // A regular file only, never a FIFO or device, at most 1 MiB.
+    let bytes =
+        crate::oci::fsafe::read_following(path, 1 << 20).map_err(|e| cfg_err(e.why.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| cfg_err(e.to_string()))?;
     // serde_json's error says where, never echoes the value.
     let cfg: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| cfg_err(format!("not valid JSON: {e}")))?;

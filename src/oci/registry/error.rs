@@ -1,7 +1,7 @@
 //! What can go wrong talking to a registry: the error classes that decide exit codes and
 //! retries, the registry's own error codes from a response body, and URLs redacted for messages.
 
-use super::CredentialError;
+use super::credentials::CredentialError;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -18,6 +18,7 @@
 
 pub mod auth;
 mod authn;
+mod client;
 pub mod credentials;
 mod error;
 mod read;
@@ -26,204 +27,13 @@ mod retry;
 mod transport;
 mod write;
 
+pub use client::{
+    BlobOutcome, ClientOptions, DEFAULT_REQUEST_DEADLINE, MAX_MANIFEST_SIZE, MaskSink,
+    RegistryClient, RegistryStats,
+};
 pub use credentials::{CredentialError, Credentials, Secret};
 pub use error::{ErrorKind, RegistryError, redact_url};
 pub use reference::{Reference, ReferenceError};
-
-use crate::exec::Cancel;
-use authn::AuthMode;
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-use transport::{Payload, Req, load_ca};
-
-/// Largest manifest or index shipit reads (the distribution reference limit is 4 MiB).
-pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
-
-/// The `Accept` header for manifests: OCI and Docker, index and image.
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-/// The default overall deadline of one registry request (see [`ClientOptions::request_deadline`]).
-pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(300);
-
-/// How a client talks to one registry. `Default` is the production setting.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// Talk plain http instead of https. Allowed only for loopback hosts or with `insecure`.
-    pub plain_http: bool,
-    /// Allow plain http to a non-loopback host (credentials are still never sent over it).
-    pub insecure: bool,
-    /// Extra CA certificates (PEM) trusted for the registry's host, e.g. a self-signed registry.
-    pub ca_file: Option<PathBuf>,
-    /// TCP connect timeout for every request.
-    pub connect_timeout: Duration,
-    /// Timeout for each read or write on the socket.
-    pub io_timeout: Duration,
-    /// Attempts per operation (1 = no retry).
-    pub max_attempts: u32,
-    /// First backoff delay; doubled each retry, with ±20% jitter.
-    pub retry_base_delay: Duration,
-    /// Longest `Retry-After` honoured.
-    pub retry_after_cap: Duration,
-    /// Blobs larger than this are uploaded in PATCH chunks; others in one PUT.
-    pub chunked_threshold: u64,
-    /// PATCH chunk size.
-    pub chunk_size: u64,
-    /// Overall deadline of one request, from connecting to the end of the response body: a
-    /// registry that trickles its answer fails after this long instead of stalling the run.
-    pub request_deadline: Duration,
-    /// Print `::add-mask::<token>` for every derived bearer token (default: `GITHUB_ACTIONS=true`).
-    pub mask_tokens: bool,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            plain_http: false,
-            insecure: false,
-            ca_file: None,
-            connect_timeout: Duration::from_secs(15),
-            io_timeout: Duration::from_secs(60),
-            max_attempts: 4,
-            retry_base_delay: Duration::from_millis(500),
-            retry_after_cap: Duration::from_secs(60),
-            chunked_threshold: 32 << 20,
-            chunk_size: 4 << 20,
-            request_deadline: DEFAULT_REQUEST_DEADLINE,
-            mask_tokens: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
-        }
-    }
-}
-
-/// What `push_blob` did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BlobOutcome {
-    /// The registry already had it (HEAD 200): nothing sent.
-    Existed,
-    /// Mounted from another repository of the same registry.
-    Mounted,
-    /// Uploaded.
-    Uploaded,
-}
-
-/// Counters for the run report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RegistryStats {
-    /// HTTP requests sent (pings, token fetches and retries included).
-    pub requests: u64,
-    pub blobs_uploaded: u64,
-    pub blobs_skipped: u64,
-    pub blobs_mounted: u64,
-    pub bytes_uploaded: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    blobs_uploaded: AtomicU64,
-    blobs_skipped: AtomicU64,
-    blobs_mounted: AtomicU64,
-    bytes_uploaded: AtomicU64,
-}
-
-/// A client for one repository of one registry. Cheap to share across threads (`&self`).
-pub struct RegistryClient {
-    registry: String,
-    repository: String,
-    https: bool,
-    credentials: Option<Credentials>,
-    opts: ClientOptions,
-    /// Indexed by `[use_ca][direct]`: CA roots only for the registry host; no proxy for loopback.
-    agents: [[ureq::Agent; 2]; 2],
-    mode: Mutex<Option<AuthMode>>,
-    tokens: Mutex<HashMap<String, String>>,
-    counters: Counters,
-    /// The run's cancel token: no request starts once it is set, and a blocked socket read
-    /// gives up within [`transport::CANCEL_LOOK`].
-    cancel: Cancel,
-}
-
-impl RegistryClient {
-    /// Makes a client for `reference`'s registry and repository (its tag/digest are ignored).
-    /// Refuses plain http to a non-loopback host unless `opts.insecure`, before any request.
-    pub fn new(
-        reference: &Reference,
-        credentials: Option<Credentials>,
-        opts: ClientOptions,
-        cancel: &Cancel,
-    ) -> Result<RegistryClient, RegistryError> {
-        let loopback = reference.is_loopback();
-        if opts.plain_http && !loopback && !opts.insecure {
-            return Err(RegistryError::Policy(format!(
-                "refusing plain HTTP to non-loopback host {}: use https, or mark the registry insecure if you accept that anyone on the network can read and change what is pushed",
-                reference.registry
-            )));
-        }
-        if opts.plain_http && !loopback && credentials.is_some() {
-            return Err(RegistryError::Policy(format!(
-                "refusing to send credentials over plain HTTP to non-loopback host {}: use https",
-                reference.registry
-            )));
-        }
-        let ca = match &opts.ca_file {
-            Some(path) => Some(load_ca(path)?),
-            None => None,
-        };
-        let agents = transport::agents(&opts, ca.as_deref(), cancel);
-        Ok(RegistryClient {
-            registry: reference.registry.to_ascii_lowercase(),
-            repository: reference.repository.clone(),
-            https: !opts.plain_http,
-            credentials,
-            opts,
-            agents,
-            mode: Mutex::new(None),
-            tokens: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
-            cancel: cancel.clone(),
-        })
-    }
-
-    /// The registry's `host[:port]`.
-    pub fn registry(&self) -> &str {
-        &self.registry
-    }
-
-    /// The repository this client pushes to and pulls from.
-    pub fn repository(&self) -> &str {
-        &self.repository
-    }
-
-    /// A snapshot of the counters.
-    pub fn stats(&self) -> RegistryStats {
-        let c = &self.counters;
-        RegistryStats {
-            requests: c.requests.load(Ordering::Relaxed),
-            blobs_uploaded: c.blobs_uploaded.load(Ordering::Relaxed),
-            blobs_skipped: c.blobs_skipped.load(Ordering::Relaxed),
-            blobs_mounted: c.blobs_mounted.load(Ordering::Relaxed),
-            bytes_uploaded: c.bytes_uploaded.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Checks that the registry answers and that the credentials work (GET `/v2/`).
-    pub fn ping(&self) -> Result<(), RegistryError> {
-        let scopes = auth::push_scopes(&self.repository, None);
-        self.retry("ping", |_| {
-            let resp = self.send(Req {
-                method: "GET",
-                target: self.target("/v2/"),
-                headers: vec![],
-                payload: Payload::Empty,
-                scopes: &scopes,
-                what: "ping",
-            })?;
-            self.expect(resp, &[200], "ping").map(drop)
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -231,6 +41,8 @@ mod tests {
     use super::retry::backoff;
     use super::transport::Target;
     use super::*;
+    use crate::exec::Cancel;
+    use std::time::Duration;
 
     #[test]
     fn redacts_urls() {

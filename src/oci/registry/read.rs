@@ -1,15 +1,33 @@
 //! Reading from the registry: whether a blob exists, a manifest's HEAD and GET (size-limited,
-//! digest-checked), and a blob streamed to a file while its digest is checked.
+//! digest-checked), the referrers API, and a blob streamed to a file while its digest is
+//! checked.
 
+use super::auth;
+use super::client::{MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryClient};
+use super::error::{RegistryError, redact_url};
+use super::reference;
 use super::transport::{Payload, Req, header, into_ureq, is_transient_io};
-use super::{
-    MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryClient, RegistryError, auth, redact_url, reference,
-};
 use crate::oci::digest::{Digest, HashingWriter};
 use std::io::{self, Read};
 use std::path::Path;
 
 impl RegistryClient {
+    /// Checks that the registry answers and that the credentials work (GET `/v2/`).
+    pub fn ping(&self) -> Result<(), RegistryError> {
+        let scopes = auth::push_scopes(&self.repository, None);
+        self.retry("ping", |_| {
+            let resp = self.send(Req {
+                method: "GET",
+                target: self.target("/v2/"),
+                headers: vec![],
+                payload: Payload::Empty,
+                scopes: &scopes,
+                what: "ping",
+            })?;
+            self.expect(resp, &[200], "ping").map(drop)
+        })
+    }
+
     /// Whether the repository has this blob (HEAD).
     pub fn blob_exists(&self, digest: &Digest) -> Result<bool, RegistryError> {
         let scopes = auth::push_scopes(&self.repository, None);
@@ -120,6 +138,40 @@ impl RegistryClient {
                 });
             }
             Ok((bytes, media_type, digest))
+        })
+    }
+
+    /// GET `/v2/<name>/referrers/<digest>` (the OCI 1.1 referrers API): the referrers index,
+    /// or `None` when the registry does not serve the API (404; docker-registry 2.8, GHCR),
+    /// and then the `sha256-<hex>` fallback tag is where referrers are listed.
+    pub fn get_referrers(&self, subject: &Digest) -> Result<Option<Vec<u8>>, RegistryError> {
+        let what = format!("list referrers of {}", subject.short());
+        let scopes = auth::pull_scopes(&self.repository);
+        self.retry(&what, |_| {
+            let resp = self.send(Req {
+                method: "GET",
+                target: self.target(&format!("/v2/{}/referrers/{subject}", self.repository)),
+                headers: vec![("Accept", "application/vnd.oci.image.index.v1+json".into())],
+                payload: Payload::Empty,
+                scopes: &scopes,
+                what: &what,
+            })?;
+            if resp.status().as_u16() == 404 {
+                return Ok(None);
+            }
+            let resp = self.expect(resp, &[200], &what)?;
+            let media_type = header(&resp, "content-type").unwrap_or_default();
+            let bytes = resp
+                .into_body()
+                .with_config()
+                .limit(MAX_MANIFEST_SIZE)
+                .read_to_vec()
+                .map_err(|e| self.net_error(&what, &self.target("/v2/"), e))?;
+            // A registry without the API may answer 200 with something else (an HTML page).
+            if !media_type.starts_with("application/vnd.oci.image.index.v1+json") {
+                return Ok(None);
+            }
+            Ok(Some(bytes))
         })
     }
 

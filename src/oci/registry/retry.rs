@@ -2,7 +2,8 @@
 //! remain, after `Retry-After` (capped) or an exponential backoff with jitter; the pause wakes
 //! at once when the run is cancelled.
 
-use super::{RegistryClient, RegistryError};
+use super::client::RegistryClient;
+use super::error::RegistryError;
 use std::time::Duration;
 
 impl RegistryClient {

@@ -3,14 +3,18 @@
 //! when the run is cancelled, the `Location` policy for redirects and uploads, and turning a
 //! failed exchange or an unexpected status into a [`RegistryError`].
 
+use super::client::{ClientOptions, Counters, RegistryClient};
+use super::credentials::Credentials;
 use super::error::describe_errors;
-use super::{ClientOptions, RegistryClient, RegistryError, redact_url, reference};
+use super::error::{RegistryError, redact_url};
+use super::reference::{self, Reference};
 use crate::exec::Cancel;
 use crate::oci::digest::Digest;
-use std::fs::File;
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use ureq::http;
@@ -137,7 +141,9 @@ impl RegistryClient {
                 agent.run(request)
             }
             Payload::File { path, offset, len } => {
-                let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+                let mut file = crate::oci::fsafe::open_file(path, u64::MAX)
+                    .map_err(|e| io_err(path, io::Error::other(e.why.to_string())))?
+                    .file;
                 file.seek(SeekFrom::Start(*offset))
                     .map_err(|e| io_err(path, e))?;
                 let mut limited = file.take(*len);
@@ -290,8 +296,13 @@ impl RegistryClient {
 
 /// Reads the PEM certificates of a CA file.
 pub(super) fn load_ca(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, RegistryError> {
-    let pem = std::fs::read(path).map_err(|e| {
-        RegistryError::Policy(format!("cannot read the CA file {}: {e}", path.display()))
+    // A regular file only (never a FIFO or device), at most 1 MiB.
+    let pem = crate::oci::fsafe::read_following(path, 1 << 20).map_err(|e| {
+        RegistryError::Policy(format!(
+            "cannot read the CA file {}: {}",
+            path.display(),
+            e.why
+        ))
     })?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
@@ -489,5 +500,47 @@ impl Transport for CancelTransport {
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
+    }
+}
+
+impl RegistryClient {
+    /// Makes a client for `reference`'s registry and repository (its tag/digest are ignored).
+    /// Refuses plain http to a non-loopback host unless `opts.insecure`, before any request.
+    pub fn new(
+        reference: &Reference,
+        credentials: Option<Credentials>,
+        opts: ClientOptions,
+        cancel: &Cancel,
+    ) -> Result<RegistryClient, RegistryError> {
+        let loopback = reference.is_loopback();
+        if opts.plain_http && !loopback && !opts.insecure {
+            return Err(RegistryError::Policy(format!(
+                "refusing plain HTTP to non-loopback host {}: use https, or mark the registry insecure if you accept that anyone on the network can read and change what is pushed",
+                reference.registry
+            )));
+        }
+        if opts.plain_http && !loopback && credentials.is_some() {
+            return Err(RegistryError::Policy(format!(
+                "refusing to send credentials over plain HTTP to non-loopback host {}: use https",
+                reference.registry
+            )));
+        }
+        let ca = match &opts.ca_file {
+            Some(path) => Some(load_ca(path)?),
+            None => None,
+        };
+        let agents = agents(&opts, ca.as_deref(), cancel);
+        Ok(RegistryClient {
+            registry: reference.registry.to_ascii_lowercase(),
+            repository: reference.repository.clone(),
+            https: !opts.plain_http,
+            credentials,
+            opts,
+            agents,
+            mode: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            cancel: cancel.clone(),
+        })
     }
 }

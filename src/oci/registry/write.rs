@@ -1,9 +1,13 @@
 //! Writing to the registry: a blob pushed HEAD-first (skipped if present, mounted from another
 //! repository if allowed, else uploaded in one PUT or PATCH chunks), and a manifest or index
-//! PUT with its digest checked against the registry's answer.
+//! PUT with its digest checked against the registry's answer; an OCI 1.1 referrer (its blobs,
+//! then the artifact manifest by digest, noting whether the registry indexes it itself).
 
-use super::transport::{Payload, Req, Target, check_digest_header};
-use super::{BlobOutcome, RegistryClient, RegistryError, auth, reference};
+use super::auth;
+use super::client::{BlobOutcome, RegistryClient};
+use super::error::RegistryError;
+use super::reference;
+use super::transport::{Payload, Req, Target, check_digest_header, header};
 use crate::oci::digest::Digest;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -176,6 +180,36 @@ impl RegistryClient {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, RegistryError> {
+        self.put_manifest(tag_or_digest, media_type, bytes)
+            .map(|(digest, _)| digest)
+    }
+
+    /// Pushes an OCI 1.1 referrer (an artifact manifest with a `subject`): its blobs (the empty
+    /// `{}` config and the layer, each `(digest, size, path)`, HEAD first), then the manifest
+    /// by digest. Returns true when the registry answered with an `OCI-Subject` header naming
+    /// `subject`: it indexes referrers itself (the referrers API), so no fallback tag is needed.
+    pub fn push_referrer(
+        &self,
+        blobs: &[(&Digest, u64, &Path)],
+        manifest_media_type: &str,
+        manifest: &[u8],
+        subject: &Digest,
+    ) -> Result<bool, RegistryError> {
+        for (digest, size, path) in blobs {
+            self.push_blob(digest, *size, path, None)?;
+        }
+        let digest = Digest::of(manifest);
+        let (_, oci_subject) = self.put_manifest(digest.as_str(), manifest_media_type, manifest)?;
+        Ok(oci_subject.as_deref() == Some(subject.as_str()))
+    }
+
+    /// PUT of a manifest: its digest (checked) and the `OCI-Subject` header, if any.
+    fn put_manifest(
+        &self,
+        tag_or_digest: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(Digest, Option<String>), RegistryError> {
         let digest = Digest::of(bytes);
         let what = format!("push manifest {}:{tag_or_digest}", self.repository);
         self.check_manifest_ref(tag_or_digest)?;
@@ -203,8 +237,9 @@ impl RegistryClient {
                 what: &what,
             })?;
             let resp = self.expect(resp, &[201], &what)?;
-            check_digest_header(&resp, &digest, &what)
-        })?;
-        Ok(digest)
+            check_digest_header(&resp, &digest, &what)?;
+            Ok(header(&resp, "oci-subject"))
+        })
+        .map(|subject| (digest, subject))
     }
 }

@@ -2,7 +2,7 @@
 //! public "aeabi" file attributes of `.ARM.attributes` (Tag_CPU_arch, Tag_THUMB_ISA_use,
 //! Tag_FP_arch, Tag_Advanced_SIMD_arch, ...), with the names readelf prints for their values.
 
-use super::{Context, ElfError};
+use super::error::{Context, ElfError};
 use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, SectionHeader as _};

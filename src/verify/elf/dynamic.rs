@@ -1,8 +1,8 @@
 //! The dynamic table as the loader sees it (through `PT_DYNAMIC`, so section-stripped binaries
 //! still work): DT_NEEDED, DT_FLAGS_1 and the version needs (DT_VERNEED).
 
-use super::versions::VersionNeed;
-use super::{Context, ElfError, malformed};
+use super::error::{Context, ElfError, malformed};
+use super::facts::{MAX_ENTRIES, VersionNeed};
 use object::Endianness;
 use object::elf;
 use object::read::elf::{Dyn as _, FileHeader, ProgramHeader as _};
@@ -14,10 +14,6 @@ pub(super) struct DynamicInfo {
     pub(super) version_needs: Vec<VersionNeed>,
     pub(super) flags_1: u64,
 }
-
-/// Upper bound on entries we follow in any table: real binaries have a few dozen; a corrupted
-/// count must not make us loop for minutes.
-pub(super) const MAX_ENTRIES: u64 = 65_536;
 
 pub(super) fn read_dynamic<Elf: FileHeader<Endian = Endianness>>(
     endian: Endianness,

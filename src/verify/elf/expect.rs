@@ -6,8 +6,7 @@
 use super::arm_attributes::{
     FloatAbi, cpu_arch_family, cpu_arch_name, fp_arch_name, simd_arch_name,
 };
-use super::versions::GlibcVersion;
-use super::{ElfClass, ElfFacts, RiscvFloatAbi, machine_name};
+use super::facts::{ElfClass, ElfFacts, GlibcVersion, RiscvFloatAbi, machine_name};
 use crate::platform::{ArmProfile, FloatConvention, Libc, Platform};
 use object::elf;
 use serde::Serialize;

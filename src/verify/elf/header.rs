@@ -3,8 +3,8 @@
 
 use super::arm_attributes::{arm_facts, read_arm_attributes};
 use super::dynamic::read_dynamic;
-use super::versions::GlibcVersion;
-use super::{Context, ElfClass, ElfError, ElfFacts, RiscvFacts, RiscvFloatAbi, malformed};
+use super::error::{Context, ElfError, malformed};
+use super::facts::{ElfClass, ElfFacts, GlibcVersion, RiscvFacts, RiscvFloatAbi};
 use object::elf;
 use object::read::ReadRef;
 use object::read::elf::{FileHeader, ProgramHeader as _, SectionHeader as _};

@@ -5,6 +5,7 @@ use super::arm_attributes::parse_arm_attributes;
 use super::expect::{cpu_arch_within, fp_arch_within};
 use super::*;
 use crate::platform::{Libc, Platform};
+use object::elf;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,79 +1,12 @@
 //! glibc symbol versions: the ones a binary needs (`.gnu.version_r`, read in `dynamic`) and the
 //! highest one a base image's `libc.so.6` defines (`.gnu.version_d`).
 
-use super::dynamic::MAX_ENTRIES;
+use super::error::{Context, ElfError, malformed};
+use super::facts::{GlibcVersion, MAX_ENTRIES};
 use super::header::{check_header_tables, identify, with_aligned};
-use super::{Context, ElfError, malformed};
 use object::elf;
 use object::read::elf::FileHeader;
 use object::{Endianness, FileKind};
-use serde::Serialize;
-use std::fmt;
-
-/// A glibc symbol version such as `GLIBC_2.34` (or `2.34.1`), comparable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct GlibcVersion {
-    /// Major (2 for every glibc in use).
-    pub major: u32,
-    /// Minor.
-    pub minor: u32,
-    /// Patch, 0 when absent (`GLIBC_2.1.3` has 3).
-    pub patch: u32,
-}
-
-impl GlibcVersion {
-    /// A version from its parts.
-    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        GlibcVersion {
-            major,
-            minor,
-            patch,
-        }
-    }
-
-    /// Parses `"2.34"`, `"2.1.3"` or a version name `"GLIBC_2.34"`. `GLIBC_PRIVATE`,
-    /// `GLIBC_ABI_DT_RELR` and anything else non-numeric give `None`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.strip_prefix("GLIBC_").unwrap_or(s);
-        let mut parts = s.split('.');
-        let num = |p: Option<&str>| -> Option<u32> {
-            let p = p?;
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            p.parse().ok()
-        };
-        let major = num(parts.next())?;
-        let minor = num(parts.next())?;
-        let patch = match parts.next() {
-            None => 0,
-            some => num(some)?,
-        };
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(GlibcVersion::new(major, minor, patch))
-    }
-}
-
-impl fmt::Display for GlibcVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.patch == 0 {
-            write!(f, "{}.{}", self.major, self.minor)
-        } else {
-            write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-        }
-    }
-}
-
-/// The versions a binary requires from one shared library (`.gnu.version_r` / DT_VERNEED).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VersionNeed {
-    /// The library, e.g. `libc.so.6`.
-    pub library: String,
-    /// Version names in file order, e.g. `GLIBC_2.17`, `GLIBC_2.34`.
-    pub versions: Vec<String>,
-}
 
 /// The highest `GLIBC_x.y[.z]` version that a `libc.so.6` DEFINES (`.gnu.version_d`): what a
 /// base image's glibc provides. `Ok(None)` if the file defines no GLIBC version (not glibc).

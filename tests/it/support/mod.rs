@@ -14,6 +14,7 @@ pub fn shipit(dir: &Path) -> Command {
         .env_remove("SHIPIT_CONFIG")
         .env_remove("GITHUB_ACTIONS")
         .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("SHIPIT_SIGNING_KEY")
         .env("NO_COLOR", "1");
     c
 }

@@ -3,6 +3,11 @@
 //! request matching a rule, answers a status itself (503, 429 + `Retry-After`), resets the
 //! connection after N bytes of the request body, or trickles an answer that never ends (one
 //! header line every interval). Tests using it are named `fault_*`.
+//!
+//! With [`FaultProxy::with_referrers_api`] it also plays a registry that serves the OCI 1.1
+//! referrers API in front of docker-registry 2.8 (which does not): a manifest PUT whose body has
+//! a `subject` is answered with `OCI-Subject`, and `GET /v2/<name>/referrers/<digest>` lists the
+//! manifests seen for that subject.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -57,9 +62,25 @@ pub struct FaultProxy {
     stop: Arc<AtomicBool>,
 }
 
+/// Subject digest → the referrer descriptors seen (the referrers API's state).
+type Referrers = Arc<Mutex<std::collections::BTreeMap<String, Vec<serde_json::Value>>>>;
+
 impl FaultProxy {
     /// Listens on a free 127.0.0.1 port and forwards to `upstream`.
     pub fn start(upstream: SocketAddr, rules: Vec<Rule>) -> FaultProxy {
+        FaultProxy::start_inner(upstream, rules, None)
+    }
+
+    /// Like `start`, and serves the referrers API (see the module comment).
+    pub fn with_referrers_api(upstream: SocketAddr, rules: Vec<Rule>) -> FaultProxy {
+        FaultProxy::start_inner(upstream, rules, Some(Referrers::default()))
+    }
+
+    fn start_inner(
+        upstream: SocketAddr,
+        rules: Vec<Rule>,
+        referrers: Option<Referrers>,
+    ) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -80,9 +101,9 @@ impl FaultProxy {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (rules, log) = (rules.clone(), log2.clone());
+                let (rules, log, referrers) = (rules.clone(), log2.clone(), referrers.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(conn, upstream, &rules, &log);
+                    let _ = handle(conn, upstream, &rules, &log, referrers.as_ref());
                 });
             }
         });
@@ -115,6 +136,7 @@ fn handle(
     upstream: SocketAddr,
     rules: &[RuleState],
     log: &Mutex<Vec<Seen>>,
+    referrers: Option<&Referrers>,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(client.try_clone()?);
@@ -200,6 +222,71 @@ fn handle(
                 write!(client_w, "X-Trickle-{n}: {n}\r\n")?;
             }
             Ok(())
+        }
+        None if referrers.is_some() && method == "GET" && path.contains("/referrers/") => {
+            record("referrers API".into());
+            let subject = path.rsplit('/').next().unwrap_or("").to_string();
+            let listed = referrers
+                .unwrap()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&subject)
+                .cloned()
+                .unwrap_or_default();
+            let body = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": listed,
+            }))
+            .unwrap();
+            write!(
+                client_w,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            client_w.write_all(&body)?;
+            client_w.flush()
+        }
+        None if referrers.is_some() && method == "PUT" && path.contains("/manifests/sha256:") => {
+            record("forwarded (referrers API)".into());
+            let mut body = vec![0u8; content_length];
+            reader.read_exact(&mut body)?;
+            let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let subject = manifest["subject"]["digest"].as_str().map(str::to_string);
+            let mut up = TcpStream::connect(upstream)?;
+            let mut head = request_line.clone();
+            for h in &headers {
+                head.push_str(h);
+            }
+            head.push_str("Connection: close\r\n\r\n");
+            up.write_all(head.as_bytes())?;
+            up.write_all(&body)?;
+            up.flush()?;
+            let mut up = BufReader::new(up);
+            let mut status = String::new();
+            up.read_line(&mut status)?;
+            client_w.write_all(status.as_bytes())?;
+            if let (Some(subject), true) = (subject, status.contains(" 201 ")) {
+                let digest = path.rsplit('/').next().unwrap_or("").to_string();
+                let mut desc = serde_json::json!({
+                    "mediaType": manifest["mediaType"],
+                    "digest": digest,
+                    "size": body.len(),
+                });
+                for k in ["artifactType", "annotations"] {
+                    if !manifest[k].is_null() {
+                        desc[k] = manifest[k].clone();
+                    }
+                }
+                let mut map = referrers.unwrap().lock().unwrap_or_else(|p| p.into_inner());
+                let list = map.entry(subject.clone()).or_default();
+                if !list.iter().any(|d| d["digest"] == desc["digest"]) {
+                    list.push(desc);
+                }
+                write!(client_w, "OCI-Subject: {subject}\r\n")?;
+            }
+            std::io::copy(&mut up, &mut client_w)?;
+            client_w.flush()
         }
         None => {
             record("forwarded".into());

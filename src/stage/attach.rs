@@ -1,0 +1,853 @@
+//! The attach stage, between publish-by-digest and the tags: for every platform image that
+//! passed verification, its SBOMs (CycloneDX 1.6 and SPDX 2.3), its SLSA provenance and its
+//! verification attestation; for every index, a provenance statement whose subject is the index
+//! and which lists its platform manifests. Each one is an in-toto statement sealed the same way
+//! (one scheme for all): a Sigstore bundle signed with `SHIPIT_SIGNING_KEY` when it is set, else
+//! the bare statement. Each becomes an OCI 1.1 referrer of exactly the digest verified
+//! (`subject`), never an entry of the image index:
+//!
+//! - in an OCI layout, the artifact manifest and its blobs are written into it and listed in
+//!   `index.json` untagged, with `artifactType`;
+//! - in a registry, the `{}` config, the layer and the artifact manifest are pushed by digest;
+//!   if the registry answers with `OCI-Subject` or serves `/referrers/`, that is all; else the
+//!   `sha256-<hex>` fallback tag is updated read-modify-write, re-read, and merged again until
+//!   our entry is listed (bounded), so concurrent writers lose nothing.
+//!
+//! A failure here fails the release before any tag moves. `attest:` turns kinds off.
+
+use super::package::{Packaged, PackagedImage, PackagedPlatform};
+use super::publish::{Pushed, PushedTo, interruptible};
+use super::verify;
+use crate::attest::bundle::{self, Sealed};
+use crate::attest::key::SigningKey;
+use crate::attest::provenance::{self, ProvenanceInput, Resource};
+use crate::attest::referrer::{self, ReferrerManifest};
+use crate::attest::sbom::{self, Sbom};
+use crate::attest::verification::{self, CheckRecord, Emulator, VerificationInput};
+use crate::attest::{Statement, Subject};
+use crate::config::{CheckKind, Config};
+use crate::error::{Error, Result};
+use crate::oci::digest::Digest;
+use crate::oci::image::Descriptor;
+use crate::oci::index::Index;
+use crate::oci::layout::Layout;
+use crate::oci::registry::{ErrorKind, RegistryClient};
+use crate::plan::{Plan, PlatformPlan};
+use crate::session::Session;
+use crate::ui::Ui;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The in-toto predicate type of a CycloneDX SBOM statement.
+pub const CYCLONEDX_PREDICATE: &str = "https://cyclonedx.org/bom";
+/// The in-toto predicate type of an SPDX SBOM statement.
+pub const SPDX_PREDICATE: &str = "https://spdx.dev/Document";
+/// How often the fallback tag is re-read and merged before giving up.
+const FALLBACK_ATTEMPTS: u32 = 8;
+
+/// What the attach stage attached.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Attached {
+    pub attachments: Vec<Attachment>,
+}
+
+/// One attached statement, for `release.json`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Attachment {
+    /// The digest of the platform manifest or index it is about (its `subject`).
+    pub subject: String,
+    /// `manifest` or `index`.
+    pub subject_kind: String,
+    /// The platform (`linux/arm64`) of a platform manifest's attachment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub variant: String,
+    /// The referrer's `artifactType` (the bundle or bare statement media type).
+    pub artifact_type: String,
+    pub predicate_type: String,
+    /// The artifact manifest's digest.
+    pub manifest_digest: String,
+    pub signed: bool,
+    /// Where it is listed.
+    pub listed_by: ListedBy,
+}
+
+/// Where a referrer is listed, so that OCI tools find it from its subject.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListedBy {
+    /// An untagged entry of the OCI layout's `index.json`.
+    Layout,
+    /// By the registry itself (`OCI-Subject`, `/referrers/`).
+    ReferrersApi,
+    /// In the subject's `sha256-<hex>` fallback index.
+    FallbackTag,
+}
+
+/// What the attach stage would do, for `--dry-run`.
+pub fn describe(cfg: &Config, plan: &Plan) -> Vec<String> {
+    let a = cfg.attest;
+    if !a.any() {
+        return vec!["# attach nothing (attest: every statement is off)".to_string()];
+    }
+    let mut kinds = Vec::new();
+    if a.sbom {
+        kinds.push("CycloneDX and SPDX SBOMs");
+    }
+    if a.provenance {
+        kinds.push("SLSA provenance");
+    }
+    if a.verification {
+        kinds.push("verification attestation");
+    }
+    let sealed = if std::env::var_os(crate::attest::key::KEY_ENV).is_some_and(|v| !v.is_empty()) {
+        "signed with SHIPIT_SIGNING_KEY"
+    } else {
+        "unsigned (no SHIPIT_SIGNING_KEY)"
+    };
+    let mut out = Vec::new();
+    for img in &plan.images {
+        for p in &img.platforms {
+            out.push(format!(
+                "# attach to {} ({}) manifest: {}, {sealed}",
+                p.platform,
+                img.variant,
+                kinds.join(", ")
+            ));
+        }
+        if a.provenance {
+            out.push(format!(
+                "# attach to {} index: SLSA provenance, {sealed}",
+                img.variant
+            ));
+        }
+    }
+    out
+}
+
+/// A statement to attach, and to what.
+struct Planned {
+    subject: Descriptor,
+    subject_kind: &'static str,
+    platform: Option<String>,
+    variant: String,
+    statement: Statement,
+}
+
+/// Gathers the SBOMs' inputs on a thread of its own, so that `cargo metadata` (whose runs wait
+/// for each other on cargo's package cache lock) overlaps verification; `run` takes the result.
+pub fn prefetch(s: &Session, packaged: &Packaged) -> Option<Prefetched> {
+    if !s.config.attest.sbom {
+        return None;
+    }
+    let (s, packaged) = (s.clone(), packaged.clone());
+    Some(Prefetched(std::thread::spawn(move || {
+        let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+        sbom_inputs(&s, &packaged, &layout)
+    })))
+}
+
+/// The SBOM inputs being gathered by [`prefetch`].
+pub struct Prefetched(std::thread::JoinHandle<Result<SbomInputs>>);
+
+/// Makes, seals and attaches every statement `attest:` asks for (with the SBOM inputs of
+/// [`prefetch`], when it ran).
+pub fn run(
+    s: &Session,
+    packaged: &Packaged,
+    verified: &verify::Report,
+    pushed: &Pushed,
+    prefetched: Option<Prefetched>,
+    ui: &Ui,
+) -> Result<Attached> {
+    let a = s.config.attest;
+    if !a.any() {
+        ui.info("attest: every statement is off; nothing attached");
+        return Ok(Attached::default());
+    }
+    let key = SigningKey::from_env()?;
+    ui.step(format!(
+        "attach to {} ({})",
+        pushed.target,
+        if key.is_some() { "signed" } else { "unsigned" }
+    ));
+    let prefetched = prefetched.map(|p| {
+        p.0.join()
+            .unwrap_or_else(|_| Err(Error::stage("attach: the SBOM thread panicked")))
+    });
+    let planned = statements(s, packaged, verified, prefetched)?;
+    let created = s.plan.source_date_epoch.max(0) as u64;
+    let source = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    let mut out = Attached::default();
+    // Subject → the entries its fallback tag must list (registries without the referrers API).
+    let mut fallback: Vec<(Digest, Vec<Descriptor>)> = Vec::new();
+    for p in planned {
+        s.opts.cancel.check()?;
+        let sealed = bundle::seal(&p.statement, key.as_ref());
+        let r = referrer::for_sealed(&p.subject, &sealed, created);
+        // The packaged layout holds every blob that is pushed, attachments too.
+        write_blobs(&source, &r)?;
+        let listed_by = match &pushed.to {
+            PushedTo::Layout(to) => {
+                write_blobs(to, &r)?;
+                to.add_referrer(&r.descriptor)
+                    .map_err(|e| Error::stage(format!("attach to {}: {e}", pushed.target)))?;
+                ListedBy::Layout
+            }
+            PushedTo::Registry(client) => {
+                let listed_by = push(client, &source, &p.subject.digest, &r)?;
+                if listed_by == ListedBy::FallbackTag {
+                    match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
+                        Some((_, entries)) => entries.push(r.descriptor.clone()),
+                        None => {
+                            fallback.push((p.subject.digest.clone(), vec![r.descriptor.clone()]))
+                        }
+                    }
+                }
+                listed_by
+            }
+        };
+        ui.verbose(format!(
+            "  {} {} → {} ({listed_by:?})",
+            p.platform.as_deref().unwrap_or(&p.variant),
+            sealed.predicate_type,
+            r.descriptor.digest.short()
+        ));
+        out.attachments.push(record(&p, &sealed, &r, listed_by));
+    }
+    if let PushedTo::Registry(client) = &pushed.to {
+        merge_fallback(client, &fallback)?;
+    }
+    let signed = out.attachments.iter().filter(|a| a.signed).count();
+    ui.ok(format!(
+        "attached {} statements ({signed} signed) as OCI referrers",
+        out.attachments.len()
+    ));
+    Ok(out)
+}
+
+fn record(p: &Planned, sealed: &Sealed, r: &ReferrerManifest, listed_by: ListedBy) -> Attachment {
+    Attachment {
+        subject: p.subject.digest.to_string(),
+        subject_kind: p.subject_kind.to_string(),
+        platform: p.platform.clone(),
+        variant: p.variant.clone(),
+        artifact_type: sealed.media_type.to_string(),
+        predicate_type: sealed.predicate_type.clone(),
+        manifest_digest: r.descriptor.digest.to_string(),
+        signed: sealed.signed,
+        listed_by,
+    }
+}
+
+fn write_blobs(layout: &Layout, r: &ReferrerManifest) -> Result<()> {
+    let err = |e: crate::oci::layout::LayoutError| Error::stage(format!("attach: {e}"));
+    layout
+        .write_blob(&r.config.0.media_type, &r.config.1)
+        .map_err(err)?;
+    layout
+        .write_blob(&r.layer.0.media_type, &r.layer.1)
+        .map_err(err)?;
+    layout
+        .write_blob(&r.descriptor.media_type, &r.bytes)
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Pushes one referrer and makes sure it is listed: by the registry itself (`OCI-Subject` or
+/// the referrers API), else in the fallback tag.
+fn push(
+    client: &Arc<RegistryClient>,
+    source: &Layout,
+    subject: &Digest,
+    r: &ReferrerManifest,
+) -> Result<ListedBy> {
+    let (c, paths) = (
+        client.clone(),
+        [
+            (
+                r.config.0.digest.clone(),
+                r.config.0.size,
+                source.blob_path(&r.config.0.digest),
+            ),
+            (
+                r.layer.0.digest.clone(),
+                r.layer.0.size,
+                source.blob_path(&r.layer.0.digest),
+            ),
+        ],
+    );
+    let (mt, bytes, subj) = (
+        r.descriptor.media_type.clone(),
+        r.bytes.clone(),
+        subject.clone(),
+    );
+    // A rerun of the same release makes the same bytes: nothing to push again.
+    let (c2, digest) = (client.clone(), r.descriptor.digest.clone());
+    let there = interruptible(client.cancel(), move || c2.head_manifest(digest.as_str()))?
+        .is_some_and(|(d, _, _)| d == r.descriptor.digest);
+    let indexed = !there
+        && interruptible(client.cancel(), move || {
+            let blobs: Vec<_> = paths.iter().map(|(d, s, p)| (d, *s, p.as_path())).collect();
+            c.push_referrer(&blobs, &mt, &bytes, &subj)
+        })?;
+    if indexed {
+        return Ok(ListedBy::ReferrersApi);
+    }
+    let (c, subj) = (client.clone(), subject.clone());
+    if interruptible(client.cancel(), move || c.get_referrers(&subj))?.is_some() {
+        return Ok(ListedBy::ReferrersApi);
+    }
+    Ok(ListedBy::FallbackTag)
+}
+
+/// The referrers tag schema, for each `(subject, entries)`: GET `sha256-<hex>` → merge our
+/// entries → PUT if changed; then, after a pause, GET each again and check every entry of ours
+/// is listed. A concurrent writer's PUT made from an older read is seen there, and that subject
+/// is merged again (at most [`FALLBACK_ATTEMPTS`] rounds). The registry has no conditional PUT,
+/// so the re-read after a pause is the check; a subject's entries go in one batch, so a
+/// writer's window between its GET and its PUT is one request.
+pub fn merge_fallback(
+    client: &Arc<RegistryClient>,
+    subjects: &[(Digest, Vec<Descriptor>)],
+) -> Result<()> {
+    let mut pending: Vec<&(Digest, Vec<Descriptor>)> = subjects.iter().collect();
+    for attempt in 1..=FALLBACK_ATTEMPTS {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for (subject, entries) in &pending {
+            let tag = referrer::fallback_tag(subject);
+            let mut index = read_fallback(client, &tag)?;
+            let mut changed = false;
+            let mut bytes = Vec::new();
+            for e in entries {
+                let merged = referrer::merge_into_index(index.as_ref(), e);
+                changed |= merged.changed;
+                bytes = merged.bytes;
+                index = Some(merged.index);
+            }
+            if changed {
+                let c = client.clone();
+                interruptible(client.cancel(), move || {
+                    c.push_manifest(&tag, crate::oci::media::OCI_INDEX, &bytes)
+                        .map(drop)
+                })?;
+            }
+        }
+        // Let a concurrent writer's PUT (made from a read older than ours) land before we
+        // look; the pause grows and is staggered, so two writers do not keep colliding.
+        client.cancel().check()?;
+        std::thread::sleep(settle(attempt));
+        let mut still = Vec::new();
+        for item in pending {
+            let after = read_fallback(client, &referrer::fallback_tag(&item.0))?;
+            let listed = |e: &Descriptor| {
+                after
+                    .as_ref()
+                    .is_some_and(|i| i.manifests.iter().any(|d| d.digest == e.digest))
+            };
+            if !item.1.iter().all(listed) {
+                still.push(item);
+            }
+        }
+        pending = still;
+    }
+    match pending.first() {
+        None => Ok(()),
+        Some((subject, _)) => Err(Error::stage(format!(
+            "attach: the fallback tag {} kept losing referrers after {FALLBACK_ATTEMPTS} merges (another writer?); no tag was moved",
+            referrer::fallback_tag(subject)
+        ))),
+    }
+}
+
+/// How long to wait before re-reading the fallback tag: 100 ms and more each attempt, plus up
+/// to 50 ms of jitter from the clock.
+fn settle(attempt: u32) -> std::time::Duration {
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 50_000_000);
+    std::time::Duration::from_millis(100 * u64::from(attempt))
+        + std::time::Duration::from_nanos(u64::from(jitter))
+}
+
+/// The fallback tag's index, or `None` when the tag does not exist.
+fn read_fallback(client: &Arc<RegistryClient>, tag: &str) -> Result<Option<Index>> {
+    let (c, t) = (client.clone(), tag.to_string());
+    let got = interruptible(client.cancel(), move || match c.get_manifest(&t) {
+        Ok((bytes, _, _)) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    })?;
+    got.map(|bytes| {
+        crate::oci::index::parse(&bytes)
+            .map_err(|e| Error::stage(format!("the fallback tag {tag} is not an index: {e}")))
+    })
+    .transpose()
+}
+
+/// Every statement of the release, platform images first (in package order), then indexes.
+fn statements(
+    s: &Session,
+    packaged: &Packaged,
+    verified: &verify::Report,
+    prefetched: Option<Result<SbomInputs>>,
+) -> Result<Vec<Planned>> {
+    let a = s.config.attest;
+    let plan = &s.plan;
+    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+    let inputs = if let Some(p) = prefetched {
+        p?
+    } else if a.sbom {
+        sbom_inputs(s, packaged, &layout)?
+    } else {
+        SbomInputs {
+            graphs: HashMap::new(),
+            debs: HashMap::new(),
+        }
+    };
+    let config_digest = Digest::of(
+        &std::fs::read(&s.config.file)
+            .map_err(|e| Error::stage(format!("{}: {e}", s.config.file.display())))?,
+    );
+    let toolchain = toolchain(&s.opts.cancel);
+    let created = plan.source_date_epoch.max(0) as u64;
+    let mut out = Vec::new();
+    for img in &packaged.images {
+        for p in &img.platforms {
+            let report = verified
+                .platforms
+                .iter()
+                .find(|r| r.digest == p.manifest.digest.as_str() && r.passed)
+                .ok_or_else(|| {
+                    Error::stage(format!(
+                        "attach: {} ({}) {} did not pass verification in this run; nothing is attested and no tag moved",
+                        p.platform, img.variant, p.manifest.digest
+                    ))
+                })?;
+            let pp = plan_platform(plan, img, p);
+            let subject = Subject {
+                name: img.repository.clone(),
+                digest: p.manifest.digest.clone(),
+            };
+            let mut add = |statement: Statement| {
+                out.push(Planned {
+                    subject: p.manifest.clone(),
+                    subject_kind: "manifest",
+                    platform: Some(p.platform.clone()),
+                    variant: img.variant.to_string(),
+                    statement,
+                })
+            };
+            if a.sbom {
+                let graph = inputs.graphs.get(&p.target).cloned().ok_or_else(|| {
+                    Error::stage(format!("attach: no crate graph for {}", p.target))
+                })?;
+                let debs = inputs
+                    .debs
+                    .get(&p.manifest.digest)
+                    .cloned()
+                    .unwrap_or_default();
+                let doc = Sbom {
+                    image_name: img.repository.clone(),
+                    platform: p.platform.clone(),
+                    target: p.target.clone(),
+                    variant: img.variant.to_string(),
+                    features: plan.project.features.clone(),
+                    cargo: graph,
+                    debs,
+                    distro: sbom::DEFAULT_DISTRO.to_string(),
+                    created,
+                    tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                };
+                for (predicate, bytes) in [
+                    (CYCLONEDX_PREDICATE, sbom::cyclonedx::render(&doc)),
+                    (SPDX_PREDICATE, sbom::spdx::render(&doc)),
+                ] {
+                    let document: serde_json::Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| Error::stage(format!("attach: SBOM: {e}")))?;
+                    add(crate::attest::statement(
+                        std::slice::from_ref(&subject),
+                        predicate,
+                        document,
+                    ));
+                }
+            }
+            if a.provenance {
+                add(provenance::statement(&provenance_input(
+                    s,
+                    img,
+                    vec![subject.clone()],
+                    vec![p.platform.clone()],
+                    platform_internal(pp),
+                    &config_digest,
+                    &toolchain,
+                )));
+            }
+            if a.verification {
+                add(verification::statement(&verification_input(
+                    s, img, p, pp, report, &subject, created,
+                )));
+            }
+        }
+        if a.provenance {
+            // The index's own statement: its subject is the index, and it lists the platform
+            // manifests it was assembled from.
+            let internal = BTreeMap::from([(
+                "manifests".to_string(),
+                json!(
+                    img.platforms
+                        .iter()
+                        .map(|p| json!({"platform": p.platform, "digest": p.manifest.digest.as_str()}))
+                        .collect::<Vec<_>>()
+                ),
+            )]);
+            let statement = provenance::statement(&provenance_input(
+                s,
+                img,
+                vec![Subject {
+                    name: img.repository.clone(),
+                    digest: img.index.digest.clone(),
+                }],
+                img.platforms.iter().map(|p| p.platform.clone()).collect(),
+                internal,
+                &config_digest,
+                &toolchain,
+            ));
+            out.push(Planned {
+                subject: img.index.clone(),
+                subject_kind: "index",
+                platform: None,
+                variant: img.variant.to_string(),
+                statement,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn plan_platform<'p>(
+    plan: &'p Plan,
+    img: &PackagedImage,
+    p: &PackagedPlatform,
+) -> Option<&'p PlatformPlan> {
+    plan.images
+        .iter()
+        .filter(|i| i.variant == img.variant)
+        .flat_map(|i| i.platforms.iter())
+        .find(|pp| pp.platform == p.platform)
+}
+
+fn platform_internal(pp: Option<&PlatformPlan>) -> BTreeMap<String, serde_json::Value> {
+    let Some(pp) = pp else {
+        return BTreeMap::new();
+    };
+    BTreeMap::from([
+        ("target".to_string(), json!(pp.target)),
+        ("backend".to_string(), json!(format!("{:?}", pp.backend))),
+        ("linker".to_string(), json!(pp.linker)),
+        ("buildStd".to_string(), json!(pp.build_std)),
+    ])
+}
+
+/// The provenance of `subjects` of one image variant.
+fn provenance_input(
+    s: &Session,
+    img: &PackagedImage,
+    subjects: Vec<Subject>,
+    platforms: Vec<String>,
+    mut internal: BTreeMap<String, serde_json::Value>,
+    config_digest: &Digest,
+    toolchain: &[Resource],
+) -> ProvenanceInput {
+    let plan = &s.plan;
+    if let Some(g) = s.config.build.glibc {
+        internal.insert("glibcFloor".into(), json!(format!("{}.{}", g.0, g.1)));
+    }
+    let github = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let source = plan.revision.as_ref().map(|rev| {
+        let uri = match (github("GITHUB_SERVER_URL"), github("GITHUB_REPOSITORY")) {
+            (Some(server), Some(repo)) => format!("git+{server}/{repo}"),
+            _ => format!("git+file://{}", plan.project.root.display()),
+        };
+        Resource::git(&uri, rev)
+    });
+    let base = plan
+        .images
+        .iter()
+        .find(|i| i.variant == img.variant)
+        .map(|i| i.base.clone())
+        .filter(|b| b != "scratch");
+    let (builder_id, invocation_id) = match (
+        github("GITHUB_SERVER_URL"),
+        github("GITHUB_REPOSITORY"),
+        github("GITHUB_RUN_ID"),
+    ) {
+        (Some(server), Some(repo), Some(run)) => (
+            format!("{server}/{repo}/actions/runs/{run}"),
+            format!(
+                "{run}/{}",
+                github("GITHUB_RUN_ATTEMPT").unwrap_or_else(|| "1".into())
+            ),
+        ),
+        _ => (
+            "https://shipit.dev/local".to_string(),
+            format!("{}@{}", plan.version, plan.identity),
+        ),
+    };
+    let epoch = plan.source_date_epoch.max(0) as u64;
+    ProvenanceInput {
+        subjects,
+        config_digest: config_digest.clone(),
+        platforms,
+        variant: img.variant.to_string(),
+        features: plan.project.features.clone(),
+        profile: plan.project.profile.clone(),
+        internal,
+        source,
+        base_images: base
+            .map(|b| Resource {
+                uri: Some(b),
+                ..Resource::default()
+            })
+            .into_iter()
+            .collect(),
+        toolchain: toolchain.to_vec(),
+        builder_id,
+        builder_version: BTreeMap::from([(
+            "shipit".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )]),
+        invocation_id,
+        // The source date, not the wall clock: the same release attests to the same bytes, so
+        // a rerun attaches nothing new.
+        started_on: epoch,
+        finished_on: epoch,
+    }
+}
+
+/// `verify::PlatformReport` as the verification attestation's input.
+fn verification_input(
+    s: &Session,
+    img: &PackagedImage,
+    p: &PackagedPlatform,
+    pp: Option<&PlatformPlan>,
+    report: &verify::PlatformReport,
+    subject: &Subject,
+    created: u64,
+) -> VerificationInput {
+    let kind = |name: &str| match s
+        .config
+        .verify
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| &c.kind)
+    {
+        Some(CheckKind::Run { .. }) => "run",
+        Some(_) => "serve",
+        None => "static",
+    };
+    VerificationInput {
+        subject: subject.clone(),
+        platform: p.platform.clone(),
+        variant: img.variant.to_string(),
+        emulator: pp.filter(|pp| !pp.native).map(|pp| Emulator {
+            binary: pp.spec.qemu_static(),
+            cpu: pp.cpu.clone().unwrap_or_else(|| "max".into()),
+        }),
+        glibc_floor: s.config.build.glibc.map(|g| format!("{}.{}", g.0, g.1)),
+        glibc_required: None,
+        checks: report
+            .checks
+            .iter()
+            .map(|c| CheckRecord {
+                name: c.name.clone(),
+                kind: kind(&c.name).to_string(),
+                result: if c.passed { "passed" } else { "failed" }.to_string(),
+                duration_ms: (c.seconds * 1000.0).round() as u64,
+                detail: c.detail.clone(),
+            })
+            .collect(),
+        verifier_version: env!("CARGO_PKG_VERSION").to_string(),
+        verified_on: created,
+    }
+}
+
+/// What the SBOMs are made of, gathered side by side: the crate graph of each distinct target
+/// (one `cargo metadata --filter-platform` each) and the Debian packages of each platform image
+/// on a base that is not scratch (its dpkg status, read from its layers).
+pub struct SbomInputs {
+    graphs: HashMap<String, sbom::CargoGraph>,
+    debs: HashMap<Digest, Vec<sbom::DebPackage>>,
+}
+
+fn sbom_inputs(s: &Session, packaged: &Packaged, layout: &Layout) -> Result<SbomInputs> {
+    let mut targets: Vec<&str> = packaged
+        .images
+        .iter()
+        .flat_map(|i| i.platforms.iter().map(|p| p.target.as_str()))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    let on_a_base: Vec<&Descriptor> = packaged
+        .images
+        .iter()
+        .filter(|img| {
+            s.plan
+                .images
+                .iter()
+                .any(|i| i.variant == img.variant && i.base != "scratch")
+        })
+        .flat_map(|img| img.platforms.iter().map(|p| &p.manifest))
+        .collect();
+    let project = &s.plan.project;
+    let cache = s.plan.out_dir.join("cache/dpkg-status");
+    let cache = &cache;
+    type Graphs = Vec<(
+        String,
+        std::result::Result<sbom::CargoGraph, sbom::SbomError>,
+    )>;
+    type Debs = Vec<(Digest, Result<Vec<sbom::DebPackage>>)>;
+    let (graphs, debs): (Graphs, Debs) = std::thread::scope(|scope| {
+        let cargo: Vec<_> = targets
+            .iter()
+            .map(|t| {
+                scope.spawn(move || {
+                    let g = sbom::cargo_graph(
+                        &project.manifest,
+                        t,
+                        &project.features,
+                        &project.package,
+                        &s.opts.cancel,
+                    );
+                    (t.to_string(), g)
+                })
+            })
+            .collect();
+        let dpkg: Vec<_> = on_a_base
+            .iter()
+            .map(|m| scope.spawn(move || (m.digest.clone(), dpkg_packages(layout, m, cache))))
+            .collect();
+        (
+            cargo
+                .into_iter()
+                .map(|h| h.join().expect("a cargo metadata thread panicked"))
+                .collect(),
+            dpkg.into_iter()
+                .map(|h| h.join().expect("a dpkg status thread panicked"))
+                .collect(),
+        )
+    });
+    let mut out = SbomInputs {
+        graphs: HashMap::new(),
+        debs: HashMap::new(),
+    };
+    for (t, r) in graphs {
+        out.graphs.insert(t, r?);
+    }
+    for (d, r) in debs {
+        out.debs.insert(d, r?);
+    }
+    Ok(out)
+}
+
+/// The Debian packages of an image: the dpkg status file of its topmost layer that has one.
+/// What each layer holds is remembered in `cache` (`dist/cache/dpkg-status/<layer hex>`: a layer
+/// is addressed by its digest, so the base's big layers are read once, not every release).
+fn dpkg_packages(
+    layout: &Layout,
+    manifest: &Descriptor,
+    cache: &Path,
+) -> Result<Vec<sbom::DebPackage>> {
+    let err = |e: String| Error::stage(format!("attach: {e}"));
+    let bytes = layout
+        .read_blob(manifest, 4 << 20)
+        .map_err(|e| err(e.to_string()))?;
+    let m = crate::oci::image::parse_manifest(&bytes).map_err(|e| err(e.to_string()))?;
+    for layer in m.layers.iter().rev() {
+        let cached = cache.join(layer.digest.hex());
+        let status = match std::fs::read_to_string(&cached) {
+            Ok(text) => text.strip_prefix("status\n").map(str::to_string),
+            Err(_) => {
+                let status = layer_dpkg_status(layout, layer)?;
+                let text = match &status {
+                    Some(t) => format!("status\n{t}"),
+                    None => "absent\n".to_string(),
+                };
+                remember(cache, &cached, &text)?;
+                status
+            }
+        };
+        if let Some(text) = status {
+            return Ok(sbom::parse_dpkg_status(&text));
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Writes a cache entry (a temp file renamed into place: concurrent writers write the same).
+fn remember(dir: &Path, path: &Path, text: &str) -> Result<()> {
+    let err = |e: std::io::Error| Error::stage(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// The `var/lib/dpkg/status` of one layer, if it has one.
+fn layer_dpkg_status(layout: &Layout, layer: &Descriptor) -> Result<Option<String>> {
+    let err = |e: String| Error::stage(format!("attach: layer {}: {e}", layer.digest.short()));
+    let path = layout.blob_path(&layer.digest);
+    let file = std::fs::File::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let reader: Box<dyn Read> = if layer.media_type.ends_with("gzip") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(|e| err(e.to_string()))? {
+        let mut entry = entry.map_err(|e| err(e.to_string()))?;
+        let is_status = entry
+            .path()
+            .is_ok_and(|p| p.strip_prefix("./").unwrap_or(&p) == Path::new("var/lib/dpkg/status"));
+        if !is_status {
+            continue;
+        }
+        let mut text = String::new();
+        entry
+            .by_ref()
+            .take(64 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| err(format!("var/lib/dpkg/status: {e}")))?;
+        return Ok(Some(text));
+    }
+    Ok(None)
+}
+
+/// rustc's version and commit (`rustc -vV`), for the provenance's resolved dependencies.
+fn toolchain(cancel: &crate::exec::Cancel) -> Vec<Resource> {
+    let cmd = crate::exec::Cmd::new("rustc", "read the Rust toolchain version").args(["-vV"]);
+    let Ok(out) = crate::exec::capture(&cmd, std::time::Duration::from_secs(30), cancel) else {
+        return Vec::new();
+    };
+    let field = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+    };
+    match field("release:") {
+        Some(v) => vec![Resource::tool(
+            "rustc",
+            &v,
+            field("commit-hash:").filter(|c| c != "unknown").as_deref(),
+        )],
+        None => Vec::new(),
+    }
+}
