@@ -129,6 +129,12 @@ pub enum Command {
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// The workspace member to release (default: the only one with a binary).
+        #[arg(long, value_name = "NAME")]
+        package: Option<String>,
+        /// The binary to release (default: the package's only one).
+        #[arg(long, value_name = "NAME")]
+        bin: Option<String>,
     },
     /// Compile every (platform, libc) target into dist/bin/<libc>/<os>-<arch>[-<variant>]/.
     Build {
@@ -353,11 +359,19 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
             ui.ok(format!("wrote {}", path.display()));
             Ok(())
         }
-        Command::Init { force } => {
+        Command::Init {
+            force,
+            package,
+            bin,
+        } => {
             let dir = std::env::current_dir()
                 // A current directory that cannot be read is the machine's (exit 3).
                 .map_err(|e| Error::env(format!("current directory: {e}")))?;
-            stage::init::run(&dir, *force, &opts.cancel, ui)
+            let pick = crate::stage::init::Pick {
+                package: package.as_deref(),
+                bin: bin.as_deref(),
+            };
+            stage::init::run(&dir, *force, pick, &opts.cancel, ui)
         }
         Command::Build { keep_going } => {
             let s = session(opts)?;

@@ -41,6 +41,9 @@ pub fn print_plan(plan: &Plan, syslibs: Option<&[TargetLibs]>, ui: &Ui) {
             image.base,
             image.tags.join(", ")
         );
+        for d in &image.dropped_tags {
+            println!("  no tag from `{}`: {}", d.template, d.reason);
+        }
         let rows: Vec<[String; 6]> = image
             .platforms
             .iter()

@@ -3,6 +3,7 @@
 //! errors of a file are reported at once.
 
 pub mod files;
+pub mod redact;
 pub mod schema;
 pub mod types;
 pub mod values;
@@ -31,6 +32,7 @@ pub struct Diagnostic {
 pub struct ConfigError {
     /// The file as the user named it (for messages).
     pub file: PathBuf,
+    /// The file's text, with the values of secret-looking keys masked (`redact::mask_text`).
     pub source_text: String,
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -171,19 +173,32 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
 
 /// Validates config text; `file` is used for messages, `root` is the project directory.
 pub fn parse_str(text: &str, file: &Path, root: &Path) -> Result<Config, ConfigError> {
-    let fail = |diagnostics: Vec<Diagnostic>| ConfigError {
+    // No secret from the file reaches an error: neither in the excerpt nor in a message or hint
+    // (terminal, `::error` annotations and --json all render these same fields).
+    let fail = |diagnostics: Vec<Diagnostic>, secrets: &[String]| ConfigError {
         file: file.to_path_buf(),
-        source_text: text.to_string(),
-        diagnostics,
+        source_text: redact::mask_values(&redact::mask_text(text), secrets),
+        diagnostics: diagnostics
+            .into_iter()
+            .map(|d| Diagnostic {
+                message: redact::mask_values(&d.message, secrets),
+                hint: d.hint.map(|h| redact::mask_values(&h, secrets)),
+                ..d
+            })
+            .collect(),
     };
     let (doc, parse_problems) = yaml::parse(text).map_err(|p| {
-        fail(vec![Diagnostic {
-            line: p.pos.line,
-            col: p.pos.col,
-            message: p.message,
-            hint: p.hint,
-        }])
+        fail(
+            vec![Diagnostic {
+                line: p.pos.line,
+                col: p.pos.col,
+                message: p.message,
+                hint: p.hint,
+            }],
+            &[],
+        )
     })?;
+    let secrets = redact::secret_values(&doc);
     let mut diags: Vec<Diagnostic> = parse_problems
         .into_iter()
         .map(|p| Diagnostic {
@@ -195,7 +210,7 @@ pub fn parse_str(text: &str, file: &Path, root: &Path) -> Result<Config, ConfigE
         .collect();
     match schema::validate(&doc, file, root) {
         Ok(cfg) if diags.is_empty() => Ok(cfg),
-        Ok(_) => Err(fail(diags)),
+        Ok(_) => Err(fail(diags, &secrets)),
         Err(problems) => {
             diags.extend(problems.into_iter().map(|p| Diagnostic {
                 line: p.pos.line,
@@ -204,7 +219,7 @@ pub fn parse_str(text: &str, file: &Path, root: &Path) -> Result<Config, ConfigE
                 hint: p.hint,
             }));
             diags.sort_by_key(|d| (d.line, d.col));
-            Err(fail(diags))
+            Err(fail(diags, &secrets))
         }
     }
 }

@@ -601,7 +601,7 @@ impl Walker<'_> {
                                     "image.tags: `{tpl}` can make a tag of {longest} characters; a tag is at most {MAX_TAG_LEN}"
                                 ),
                                 Some(format!(
-                                    "counted with the longest values: {{version}} {}, {{major}}/{{minor}}/{{patch}} 20 digits, {{sha}} 64, plus the longest tag_suffix; shorten the template",
+                                    "counted with the longest values: {{version}} {}, {{major}}/{{minor}}/{{patch}} 20 digits, {{sha}} and {{sha_long}} 64, {{pr}} 20, {{branch}} cut to fit, plus the longest tag_suffix; shorten the template",
                                     match &ctx.version {
                                         Some(v) => format!("`{v}`"),
                                         None => "62 characters".to_string(),

@@ -17,7 +17,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// The longest tag a registry accepts (the OCI distribution spec's tag grammar).
 pub const MAX_TAG_LEN: usize = 128;
 
-pub(super) const PLACEHOLDERS: &[&str] = &["version", "major", "minor", "patch", "sha"];
+/// The placeholders of a tag template (`plan::tags` expands them; README, "Tags").
+pub(super) const PLACEHOLDERS: &[&str] = &[
+    "version", "major", "minor", "patch", "sha", "sha_long", "branch", "pr",
+];
 
 /// YAML 1.1 spellings of booleans: as a bare value where a string is meant they are ambiguous
 /// (other YAML readers turn them into true/false), so shipit asks for quotes.
@@ -409,8 +412,10 @@ pub(super) fn parse_glibc(s: &str) -> Option<(u32, u32)> {
 }
 
 /// The longest tag a template can make: each placeholder at its longest (`{major}`, `{minor}`,
-/// `{patch}`: 20 digits, the largest u64; `{version}`: the explicit version when the config gives
-/// one, else three 20-digit numbers; `{sha}`: 64 hex digits, a SHA-256 repository), plus `suffix`.
+/// `{patch}`, `{pr}`: 20 digits, the largest u64; `{version}`: the explicit version when the
+/// config gives one, else three 20-digit numbers; `{sha}`, `{sha_long}`: 64 hex digits, a SHA-256
+/// repository), plus `suffix`. `{branch}` counts one character: it is cut to the room the rest
+/// of the tag leaves.
 pub fn worst_case_tag_len(template: &str, version: Option<&str>, suffix: &str) -> usize {
     let version_len = version.map_or(20 * 3 + 2, str::len);
     let mut len = template.len() + suffix.len();
@@ -420,6 +425,9 @@ pub fn worst_case_tag_len(template: &str, version: Option<&str>, suffix: &str) -
         ("{minor}", 20),
         ("{patch}", 20),
         ("{sha}", 64),
+        ("{sha_long}", 64),
+        ("{pr}", 20),
+        ("{branch}", 1),
     ] {
         let n = template.matches(name).count();
         len = len - n * name.len() + n * longest;
@@ -459,5 +467,8 @@ mod tests {
         assert_eq!(worst_case_tag_len("{version}", Some("1.4.0-rc.1"), ""), 10);
         assert_eq!(worst_case_tag_len("{major}.{minor}", None, ""), 41);
         assert_eq!(worst_case_tag_len("sha-{sha}", None, ""), 68);
+        assert_eq!(worst_case_tag_len("sha-{sha_long}", None, ""), 68);
+        assert_eq!(worst_case_tag_len("pr-{pr}", None, "-musl"), 28);
+        assert_eq!(worst_case_tag_len("{branch}", None, "-musl"), 6);
     }
 }

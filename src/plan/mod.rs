@@ -35,6 +35,12 @@ pub struct GitFacts {
     /// The tag pointing exactly at HEAD (`git describe --tags --exact-match`).
     pub exact_tag: Option<String>,
     pub commit_time: Option<i64>,
+    /// The branch built (a pull request's head branch), from `GITHUB_*` or git.
+    pub branch: Option<String>,
+    /// The pull request number, when building one (`GITHUB_REF=refs/pull/N/merge`).
+    pub pr: Option<u64>,
+    /// The repository's default branch (for the `edge` tag), when known.
+    pub default_branch: Option<String>,
 }
 
 /// Which build tools the machine has, as far as the planner needs to know.
@@ -109,6 +115,8 @@ pub struct ImagePlan {
     pub variant: Libc,
     pub repository: String,
     pub tags: Vec<String>,
+    /// Templates that made no tag here, and why (`{pr}` outside a pull request, ...).
+    pub dropped_tags: Vec<tags::Dropped>,
     pub base: String,
     #[serde(skip)]
     pub base_ref: Base,
@@ -253,7 +261,13 @@ pub fn make(
         .source_date_epoch
         .or(facts.git.commit_time)
         .unwrap_or(0);
-    let short_sha = facts.git.sha.as_deref().map(|s| &s[..s.len().min(7)]);
+    let tag_ctx = tags::Context {
+        version: &version,
+        sha: facts.git.sha.as_deref(),
+        branch: facts.git.branch.as_deref(),
+        pr: facts.git.pr,
+        default_branch: facts.git.default_branch.as_deref(),
+    };
     let project = ProjectPlan {
         root: cfg.root.clone(),
         manifest: facts.manifest_path.clone(),
@@ -282,10 +296,12 @@ pub fn make(
         if platforms.is_empty() {
             continue;
         }
+        let tags = tags::expand(&cfg.image.tags, &tag_ctx, &variant.tag_suffix);
         images.push(ImagePlan {
             variant: variant.libc,
             repository: cfg.image.repository.clone(),
-            tags: tags::expand(&cfg.image.tags, &version, short_sha, &variant.tag_suffix),
+            tags: tags.tags,
+            dropped_tags: tags.dropped,
             base: variant.base.display(&cfg.root),
             base_ref: variant.base.clone(),
             entrypoint: entrypoint.clone(),
@@ -302,7 +318,7 @@ pub fn make(
             .map(|v| {
                 serde_json::json!({
                     "variant": v.libc.name(),
-                    "tags": tags::expand(&cfg.image.tags, &version, short_sha, &v.tag_suffix),
+                    "tags": tags::expand(&cfg.image.tags, &tag_ctx, &v.tag_suffix).tags,
                     "platforms": v.platforms.iter().map(|p| p.name).collect::<Vec<_>>(),
                     "base": v.base.display(&cfg.root),
                 })

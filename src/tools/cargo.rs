@@ -147,6 +147,50 @@ fn parse_facts(out: &str, manifest: &Path, package: Option<&str>) -> Result<Fact
     Ok((name, version, bins, manifest_path, target_dir))
 }
 
+/// A workspace member as `shipit init` needs it: its name, version and binary targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub version: semver::Version,
+    pub bins: Vec<String>,
+}
+
+/// Every member of the workspace (or the one package) of `manifest`, in `cargo metadata` order.
+pub fn members(manifest: &Path, cancel: &crate::exec::Cancel) -> Result<Vec<Member>, String> {
+    let out = crate::exec::capture(
+        &metadata(manifest),
+        std::time::Duration::from_secs(120),
+        cancel,
+    )
+    .map_err(|e| match e.tail() {
+        Some(t) => format!("{e}\n{t}"),
+        None => e.to_string(),
+    })?;
+    parse_members(&out)
+}
+
+fn parse_members(out: &str) -> Result<Vec<Member>, String> {
+    let meta: Metadata = serde_json::from_str(out)
+        .map_err(|e| format!("cargo metadata printed something unexpected: {e}"))?;
+    meta.packages
+        .iter()
+        .filter(|p| meta.workspace_members.contains(&p.id))
+        .map(|p| {
+            Ok(Member {
+                name: p.name.clone(),
+                version: semver::Version::parse(&p.version)
+                    .map_err(|e| format!("package `{}` version: {e}", p.name))?,
+                bins: p
+                    .targets
+                    .iter()
+                    .filter(|t| t.kind.iter().any(|k| k == "bin"))
+                    .map(|t| t.name.clone())
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +214,20 @@ mod tests {
         assert_eq!(target, Path::new("/w/target"));
         let own = parse_facts(TWO, Path::new("/w/a/Cargo.toml"), None).unwrap();
         assert_eq!((own.0.as_str(), own.2), ("a", vec!["a".to_string()]));
+    }
+
+    #[test]
+    fn lists_the_members_with_their_binaries() {
+        let m = parse_members(TWO).unwrap();
+        assert_eq!(
+            m.iter()
+                .map(|m| (m.name.as_str(), m.bins.clone()))
+                .collect::<Vec<_>>(),
+            [
+                ("a", vec!["a".to_string()]),
+                ("b", vec!["b1".to_string(), "b2".to_string()])
+            ]
+        );
     }
 
     #[test]

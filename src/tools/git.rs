@@ -1,10 +1,18 @@
-//! git: the revision, the tag at HEAD and the commit time (the default SOURCE_DATE_EPOCH).
+//! git and the CI ref: the revision, the tag at HEAD, the commit time (the default
+//! SOURCE_DATE_EPOCH), and for the ref-based tags the branch, the pull request number and the
+//! default branch. Under GitHub Actions the ref comes from `GITHUB_REF`, `GITHUB_HEAD_REF`,
+//! `GITHUB_REF_NAME` and `GITHUB_EVENT_NAME` (a checkout there is a detached HEAD or a merge
+//! commit), and the default branch from the event payload; elsewhere from git itself.
 
 use crate::exec::{Cancel, Cmd, capture};
 use crate::plan::GitFacts;
 use std::path::Path;
 
+/// The largest event payload read for the default branch (GitHub's are far smaller).
+const MAX_EVENT_BYTES: u64 = 16 << 20;
+
 pub fn facts(dir: &Path, cancel: &Cancel) -> GitFacts {
+    let env = |k: &str| std::env::var(k).ok().filter(|s| !s.trim().is_empty());
     let run = |args: &[&str]| {
         capture(
             &Cmd::new("git", "read git facts")
@@ -17,12 +25,155 @@ pub fn facts(dir: &Path, cancel: &Cancel) -> GitFacts {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
     };
-    if which::which("git").is_err() {
-        return GitFacts::default();
+    let have_git = which::which("git").is_ok();
+    let git_branch = || {
+        have_git
+            .then(|| run(&["symbolic-ref", "--short", "-q", "HEAD"]))
+            .flatten()
+    };
+    let (branch, pr) = ref_facts(&env, git_branch);
+    let default_branch = env("GITHUB_EVENT_PATH")
+        .and_then(|p| event_default_branch(Path::new(&p)))
+        .or_else(|| {
+            have_git
+                .then(|| run(&["symbolic-ref", "--short", "-q", "refs/remotes/origin/HEAD"]))
+                .flatten()
+                .map(|s| s.strip_prefix("origin/").unwrap_or(&s).to_string())
+        });
+    if !have_git {
+        return GitFacts {
+            branch,
+            pr,
+            default_branch,
+            ..GitFacts::default()
+        };
     }
     GitFacts {
         sha: run(&["rev-parse", "HEAD"]),
         exact_tag: run(&["describe", "--tags", "--exact-match"]),
         commit_time: run(&["log", "-1", "--format=%ct"]).and_then(|s| s.parse().ok()),
+        branch,
+        pr,
+        default_branch,
+    }
+}
+
+/// The branch and pull request number from the GitHub variables (`env`), else git's branch
+/// (called only when the variables do not say). On a pull request the branch is its head branch;
+/// on a tag there is none.
+pub fn ref_facts(
+    env: &dyn Fn(&str) -> Option<String>,
+    git_branch: impl FnOnce() -> Option<String>,
+) -> (Option<String>, Option<u64>) {
+    let gh_ref = env("GITHUB_REF");
+    let number = |r: &str| r.split('/').next()?.parse::<u64>().ok();
+    let pr = gh_ref
+        .as_deref()
+        .and_then(|r| r.strip_prefix("refs/pull/"))
+        .and_then(number)
+        .or_else(|| {
+            // pull_request events name the ref `42/merge` in GITHUB_REF_NAME.
+            env("GITHUB_EVENT_NAME")
+                .filter(|e| e.starts_with("pull_request"))
+                .and(env("GITHUB_REF_NAME"))
+                .and_then(|n| number(&n))
+        });
+    let branch = if pr.is_some() {
+        env("GITHUB_HEAD_REF").or_else(git_branch)
+    } else if let Some(r) = gh_ref.as_deref() {
+        if let Some(b) = r.strip_prefix("refs/heads/") {
+            Some(b.to_string())
+        } else if r.starts_with("refs/tags/") {
+            None
+        } else {
+            git_branch()
+        }
+    } else {
+        git_branch()
+    };
+    (branch, pr)
+}
+
+/// `repository.default_branch` from a GitHub event payload.
+fn event_default_branch(path: &Path) -> Option<String> {
+    let bytes = crate::config::files::read_regular(path, MAX_EVENT_BYTES).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v["repository"]["default_branch"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn git(b: &str) -> impl FnOnce() -> Option<String> + '_ {
+        move || Some(b.to_string())
+    }
+
+    #[test]
+    fn a_push_to_a_branch() {
+        let e = env(&[
+            ("GITHUB_REF", "refs/heads/feature/x"),
+            ("GITHUB_EVENT_NAME", "push"),
+        ]);
+        assert_eq!(
+            ref_facts(&e, git("other")),
+            (Some("feature/x".into()), None)
+        );
+    }
+
+    #[test]
+    fn a_pull_request_names_its_head_branch() {
+        let e = env(&[
+            ("GITHUB_REF", "refs/pull/42/merge"),
+            ("GITHUB_HEAD_REF", "feature/Foo_bar"),
+            ("GITHUB_EVENT_NAME", "pull_request"),
+        ]);
+        assert_eq!(
+            ref_facts(&e, git("x")),
+            (Some("feature/Foo_bar".into()), Some(42))
+        );
+        // Without GITHUB_HEAD_REF, git's branch.
+        let e = env(&[("GITHUB_REF", "refs/pull/42/merge")]);
+        assert_eq!(ref_facts(&e, git("mine")), (Some("mine".into()), Some(42)));
+        // Only the event name and the ref name.
+        let e = env(&[
+            ("GITHUB_EVENT_NAME", "pull_request_target"),
+            ("GITHUB_REF_NAME", "7/merge"),
+        ]);
+        assert_eq!(ref_facts(&e, git("b")), (Some("b".into()), Some(7)));
+    }
+
+    #[test]
+    fn a_tag_has_no_branch() {
+        let e = env(&[("GITHUB_REF", "refs/tags/v1.0.0")]);
+        assert_eq!(ref_facts(&e, git("main")), (None, None));
+    }
+
+    #[test]
+    fn outside_actions_git_says() {
+        let e = env(&[]);
+        assert_eq!(ref_facts(&e, git("main")), (Some("main".into()), None));
+        assert_eq!(ref_facts(&e, || None), (None, None));
+    }
+
+    #[test]
+    fn the_default_branch_from_the_event_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("event.json");
+        std::fs::write(&p, r#"{"repository":{"default_branch":"trunk"}}"#).unwrap();
+        assert_eq!(event_default_branch(&p).as_deref(), Some("trunk"));
+        std::fs::write(&p, "{}").unwrap();
+        assert_eq!(event_default_branch(&p), None);
     }
 }

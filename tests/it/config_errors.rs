@@ -158,9 +158,9 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
         ),
         (
             "unknown_placeholder",
-            g.replace("latest]", "\"{branch}\"]"),
+            g.replace("latest]", "\"{branchname}\"]"),
             "pipeline.yaml:9:23",
-            "unknown placeholder `{branch}`",
+            "unknown placeholder `{branchname}`",
         ),
         (
             "path_escapes",
@@ -642,4 +642,286 @@ fn an_in_project_symlink_to_a_project_file_is_fine() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A value that must appear nowhere in shipit's output.
+const CANARY: &str = "c4n4ry-s3cr3t-v4lue";
+
+#[test]
+fn no_secret_from_the_pipeline_reaches_any_output() {
+    let g = GOOD;
+    // (pipeline, the masked excerpt line its error shows, if the secret's line is shown)
+    let pipelines = [
+        // The refused `password:` key, its line in the excerpt.
+        (
+            format!("{g}publish:\n  to: registry\n  password: {CANARY}\n"),
+            Some("   12 |   password: ********\n"),
+        ),
+        // A secret-looking env value on a line with an error of its own (flow style).
+        (
+            format!("{g}  env: {{ API_TOKEN: {CANARY}, \"A=B\": x }}\n"),
+            Some("   10 |   env: { API_TOKEN: ********, \"A=B\": x }\n"),
+        ),
+        // A secret nested under a secret-looking key, in a block scalar, under an unknown key.
+        (
+            format!("{g}credentials:\n  Auth: |\n    {CANARY}\n  user: me\n"),
+            None,
+        ),
+        // Invalid YAML on the secret's own line.
+        (format!("{g}publish:\n  password: \"{CANARY}\n"), None),
+        // A quoted secret key with a comment after the value.
+        (
+            format!("{g}publish:\n  \"Registry_Secret\": {CANARY}  # remove me\n"),
+            Some("   11 |   \"Registry_Secret\": ********\n"),
+        ),
+    ];
+    for (text, excerpt) in &pipelines {
+        let dir = tempfile::tempdir().unwrap();
+        project(dir.path(), text);
+        for (args, github) in [
+            (&["plan"][..], false),
+            (&["plan", "--json"][..], false),
+            (&["plan"][..], true),
+            (&["plan", "--json"][..], true),
+        ] {
+            let mut cmd = shipit(dir.path());
+            cmd.args(args);
+            if github {
+                cmd.env("GITHUB_ACTIONS", "true");
+            }
+            let out = cmd.output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{text}\n{stderr}");
+            assert!(
+                !stdout.contains(CANARY) && !stderr.contains(CANARY),
+                "the secret leaked ({args:?}, GITHUB_ACTIONS={github}) for\n{text}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            );
+            if let (Some(line), false) = (excerpt, github) {
+                assert!(stderr.contains(line), "wanted {line:?} in\n{stderr}");
+            }
+        }
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=shipit",
+            "-c",
+            "user.email=shipit@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `shipit plan --json` with the GitHub ref variables in `env` (all others removed).
+fn plan_json_with_ref(dir: &Path, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut cmd = shipit(dir);
+    cmd.args(["plan", "--json"]);
+    for k in [
+        "GITHUB_REF",
+        "GITHUB_HEAD_REF",
+        "GITHUB_REF_NAME",
+        "GITHUB_REF_TYPE",
+        "GITHUB_EVENT_NAME",
+        "GITHUB_EVENT_PATH",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn tags_from_git_refs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    project(
+        d,
+        &GOOD.replace(
+            "tags: [\"{version}\", latest]",
+            "tags: [\"{version}\", latest, \"pr-{pr}\", \"{branch}\", \"sha-{sha}\", \"{sha_long}\", edge]",
+        ),
+    );
+    git(d, &["init", "-q"]);
+    git(d, &["checkout", "-q", "-b", "feature/Foo_bar"]);
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "init"]);
+    let sha = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(d)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+
+    // A pull request: the branch from git (no GITHUB_HEAD_REF), sanitised; no edge.
+    let v = plan_json_with_ref(d, &[("GITHUB_REF", "refs/pull/42/merge")]);
+    let image = &v["images"][0];
+    assert_eq!(
+        image["tags"],
+        serde_json::json!([
+            "1.2.3",
+            "latest",
+            "pr-42",
+            "feature-foo_bar",
+            format!("sha-{}", &sha[..7]),
+            sha,
+        ])
+    );
+    assert_eq!(image["dropped_tags"][0]["template"], "edge");
+    assert!(
+        image["dropped_tags"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pull request")
+    );
+
+    // A push to the default branch (from the event payload): edge moves, {pr} has no value.
+    let event = d.join("event.json");
+    std::fs::write(&event, r#"{"repository":{"default_branch":"main"}}"#).unwrap();
+    let v = plan_json_with_ref(
+        d,
+        &[
+            ("GITHUB_REF", "refs/heads/main"),
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
+        ],
+    );
+    let image = &v["images"][0];
+    assert_eq!(image["tags"][2], "main");
+    assert_eq!(image["tags"].as_array().unwrap().last().unwrap(), "edge");
+    assert_eq!(
+        image["dropped_tags"],
+        serde_json::json!([{"template": "pr-{pr}", "reason": "not a pull request"}])
+    );
+
+    // The human plan says which templates made no tag.
+    let out = shipit(d)
+        .arg("plan")
+        .env_remove("GITHUB_REF")
+        .env_remove("GITHUB_EVENT_PATH")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("no tag from `pr-{pr}`: not a pull request"),
+        "{stdout}"
+    );
+}
+
+/// A copy of tests/fixtures/workspace (a library crate and one binary crate).
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::fixture::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/workspace"),
+        dir.path(),
+    );
+    dir
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = shipit(dir)
+        .args(args)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shipit {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn init_in_a_workspace_picks_the_binary_crate_and_it_builds() {
+    let dir = workspace();
+    let d = dir.path();
+    run_ok(d, &["init"]);
+    let pipeline = std::fs::read_to_string(d.join("pipeline.yaml")).unwrap();
+    assert!(
+        pipeline.contains("  package: hello\n") && pipeline.contains("  bin: hello\n"),
+        "{pipeline}"
+    );
+    let plan = run_ok(d, &["plan", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(v["project"]["package"], "hello");
+    assert_eq!(v["project"]["bin"], "hello");
+    assert_eq!(v["version"], "0.2.0");
+    run_ok(
+        d,
+        &["build", "--platform", "linux/amd64", "--variant", "musl"],
+    );
+    let bin = d.join("dist/bin/musl/linux-amd64/hello");
+    let out = Command::new(&bin).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello 0.2.0\n");
+}
+
+#[test]
+fn init_in_a_workspace_of_two_binaries_lists_both_and_takes_flags() {
+    let dir = workspace();
+    let d = dir.path();
+    write(
+        &d.join("Cargo.toml"),
+        &std::fs::read_to_string(d.join("Cargo.toml"))
+            .unwrap()
+            .replace(r#"["greet", "hello"]"#, r#"["greet", "hello", "tool"]"#),
+    );
+    write(
+        &d.join("tool/Cargo.toml"),
+        "[package]\nname = \"tool\"\nversion = \"3.0.0\"\nedition = \"2021\"\n\n[[bin]]\nname = \"tool-cli\"\npath = \"src/main.rs\"\n",
+    );
+    write(&d.join("tool/src/main.rs"), "fn main() {}\n");
+    let out = shipit(d).arg("init").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hello (hello), tool (tool-cli)") && stderr.contains("--package"),
+        "{stderr}"
+    );
+    assert!(!d.join("pipeline.yaml").exists() && !d.join("docker").exists());
+
+    run_ok(d, &["init", "--bin", "tool-cli"]);
+    let pipeline = std::fs::read_to_string(d.join("pipeline.yaml")).unwrap();
+    assert!(
+        pipeline.contains("  package: tool\n") && pipeline.contains("  bin: tool-cli\n"),
+        "{pipeline}"
+    );
+    run_ok(d, &["init", "--force", "--package", "hello"]);
+    let plan = run_ok(d, &["plan", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(
+        (v["project"]["package"].as_str(), v["version"].as_str()),
+        (Some("hello"), Some("0.2.0"))
+    );
+    let bad = shipit(d)
+        .args(["init", "--force", "--package", "greet"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`greet` has no binary"));
 }

@@ -1,11 +1,13 @@
 //! The docker paths against a real dockerd (20.10, BuildKit, vfs storage): the `docker` build
 //! backend, the `docker` packager (scratch and `oci:` bases) and the `cross` backend. Each test
-//! starts the private test daemon with `scripts/start-dockerd.sh` and makes the local builder
-//! image with `scripts/docker-fixtures.sh` (both idempotent), copies examples/hello-server into a
+//! starts the private test daemon with `scripts/start-dockerd.sh` and makes the local builder image
+//! with `scripts/docker-fixtures.sh` (both idempotent), copies examples/hello-server into a
 //! temporary directory and runs the shipit binary there. Nothing is pulled from any hub: the
-//! builder image is imported from an mmdebstrap rootfs plus this machine's Rust toolchain, and the
-//! crates are vendored into the copy, since the test daemon has no bridge network
-//! (`SHIPIT_DOCKER_NETWORK=none`, `CROSS_CONTAINER_OPTS=--network none`).
+//! builder image is docker/builder.Dockerfile on an mmdebstrap rootfs plus this machine's Rust
+//! toolchain, and the crates are vendored into the copy, since the test daemon has no bridge
+//! network (`SHIPIT_DOCKER_NETWORK=none`, `CROSS_CONTAINER_OPTS=--network none`). The Dockerfiles
+//! of `docker/` are built here too: `builder.Dockerfile` (through the script, under a throwaway
+//! name) and `Dockerfile`, shipit's own image, whose `shipit --version` then runs.
 
 use crate::support::shipit;
 use serde_json::Value;
@@ -348,4 +350,196 @@ fn cross_backend_builds_arm64_musl_in_a_local_image() {
     );
     let bin = dir.join("dist/bin/musl/linux-arm64/hello-server");
     assert_eq!(qemu_version(&bin, &[]).trim(), "hello-server 0.3.1");
+}
+
+/// `docker` against the test daemon, with the legacy builder (the CLI on PATH may lack buildx;
+/// these Dockerfiles need no BuildKit feature).
+fn docker(args: &[&str]) -> Output {
+    Command::new(need("docker"))
+        .args(["-H", DOCKER_HOST])
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap()
+}
+
+/// Removes the image when dropped (they are large on vfs storage).
+struct Image(&'static str);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", self.0]);
+    }
+}
+
+#[test]
+fn docker_builder_dockerfile_builds_the_test_builder_image() {
+    docker_ready();
+    // Under another name: the shared shipit-test/rust:bookworm stays as it is.
+    let image = Image("shipit-test/rust:dockerfile-check");
+    let out = Command::new("bash")
+        .arg(Path::new(REPO).join("scripts/docker-fixtures.sh"))
+        .env("DOCKER_HOST", DOCKER_HOST)
+        .env("SHIPIT_BUILDER_IMAGE", image.0)
+        .env("SHIPIT_FIXTURE_REBUILD", "1")
+        .output()
+        .unwrap();
+    let log = ok(
+        out,
+        "scripts/docker-fixtures.sh (docker/builder.Dockerfile)",
+    );
+    assert!(
+        log.contains("from docker/builder.Dockerfile"),
+        "the script did not build the Dockerfile:\n{log}"
+    );
+    let cargo = ok(
+        docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image.0,
+            "cargo",
+            "--version",
+        ]),
+        "cargo --version in the builder image",
+    );
+    assert!(cargo.starts_with("cargo "), "{cargo}");
+    let env = ok(
+        docker(&["image", "inspect", "-f", "{{json .Config.Env}}", image.0]),
+        "docker image inspect",
+    );
+    assert!(
+        env.contains("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld"),
+        "{env}"
+    );
+    let lld = ok(
+        docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image.0,
+            "rust-lld",
+            "-flavor",
+            "gnu",
+            "--version",
+        ]),
+        "rust-lld in the builder image",
+    );
+    assert!(lld.contains("LLD"), "{lld}");
+}
+
+/// The test daemon's vfs storage copies every layer whole: building shipit's image takes about
+/// 5 GiB at its peak (the toolchain image twice, the build container, its target dir).
+const SHIPIT_IMAGE_NEEDS_GIB: u64 = 6;
+
+#[test]
+fn docker_dockerfile_builds_shipit_and_its_image_runs_as_non_root() {
+    docker_ready();
+    // Fail loudly before filling a shared disk (a full disk fails every build on the machine).
+    let df = ok(
+        Command::new("df")
+            .args(["--output=avail", "-B1G", "/var/lib/shipit-docker"])
+            .output()
+            .unwrap(),
+        "df /var/lib/shipit-docker",
+    );
+    let free: u64 = df.lines().last().unwrap_or("").trim().parse().unwrap_or(0);
+    assert!(
+        free >= SHIPIT_IMAGE_NEEDS_GIB,
+        "building shipit's image on the test dockerd's vfs storage needs {SHIPIT_IMAGE_NEEDS_GIB} GiB free in /var/lib/shipit-docker; {free} GiB are"
+    );
+    // A copy of the sources with the crates vendored (the build has no network).
+    let ctx = tempfile::tempdir().unwrap();
+    let dir = ctx.path();
+    for f in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(Path::new(REPO).join(f), dir.join(f)).unwrap();
+    }
+    for d in ["src", "docker"] {
+        copy_dir(&Path::new(REPO).join(d), &dir.join(d));
+    }
+    // cargo vendor takes every platform's crates; the Windows ones are fetched once if missing.
+    let offline = Command::new(need("cargo"))
+        .args(["vendor", "--locked", "--offline", "--quiet", "vendor"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    if !offline.status.success() {
+        ok(
+            Command::new(need("cargo"))
+                .args(["fetch", "--locked"])
+                .current_dir(dir)
+                .output()
+                .unwrap(),
+            "cargo fetch --locked (the crates cargo vendor needs)",
+        );
+    }
+    vendor(dir);
+    // No debug info: a smaller, faster build (the test checks the Dockerfile, not the profile).
+    let config = dir.join(".cargo/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n[profile.dev]\ndebug = 0\n")).unwrap();
+    let image = Image("shipit-test/shipit:dockerfile-check");
+    let dockerfile = dir.join("docker/Dockerfile");
+    ok(
+        docker(&[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-f",
+            dockerfile.to_str().unwrap(),
+            "--build-arg",
+            "RUST_IMAGE=shipit-test/rust:bookworm",
+            "--build-arg",
+            "BASE=shipit-test/debian:bookworm",
+            // The release profile's thin LTO adds minutes and proves nothing more here.
+            "--build-arg",
+            "PROFILE=dev",
+            "-t",
+            image.0,
+            dir.to_str().unwrap(),
+        ]),
+        "docker build -f docker/Dockerfile",
+    );
+    let version = ok(
+        docker(&["run", "--rm", "--network", "none", image.0, "--version"]),
+        "shipit --version in its image",
+    );
+    assert_eq!(
+        version.trim(),
+        format!("shipit {}", env!("CARGO_PKG_VERSION"))
+    );
+    let id = ok(
+        docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "id",
+            image.0,
+        ]),
+        "id in the shipit image",
+    );
+    assert!(
+        id.starts_with("uid=10001(shipit) gid=10001(shipit)"),
+        "{id}"
+    );
+    ok(
+        docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "grep",
+            image.0,
+            "-q",
+            "BEGIN CERTIFICATE",
+            "/etc/ssl/certs/ca-certificates.crt",
+        ]),
+        "the CA bundle in the shipit image",
+    );
 }

@@ -319,6 +319,69 @@ fn generated_workflows_with_build_provenance_pass_actionlint() {
     assert!(!plain.contains("id-token") && !plain.contains("attest-build-provenance"));
 }
 
+/// The cache steps of a job: (paths, key) of each actions/cache step, in order, and whether they
+/// all come before the first step that runs shipit.
+fn cache_steps(job: &Node) -> (Vec<(String, String)>, bool) {
+    let steps = seq(get(job, "steps"));
+    let is_cache = |s: &Node| opt(s, "uses").is_some_and(|u| scalar(u) == "actions/cache@v4");
+    let caches = steps
+        .iter()
+        .filter(|s| is_cache(s))
+        .map(|s| {
+            let with = get(s, "with");
+            (scalar(get(with, "path")), scalar(get(with, "key")))
+        })
+        .collect();
+    let first_shipit = steps
+        .iter()
+        .position(|s| opt(s, "uses").is_some_and(|u| scalar(u).starts_with("shipit-dev/")))
+        .unwrap();
+    let last_cache = steps.iter().rposition(is_cache).unwrap();
+    (caches, last_cache < first_shipit)
+}
+
+#[test]
+fn generated_workflows_cache_the_registry_each_target_and_the_debs() {
+    const LOCK: &str = "${{ hashFiles('**/Cargo.lock') }}";
+    let single = parse(&generate_workflow(&WorkflowOptions {
+        platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+        ..WorkflowOptions::default()
+    }));
+    let (caches, before) = cache_steps(get(get(&single, "jobs"), "release"));
+    assert!(before, "caches are restored before shipit runs");
+    let paths: Vec<&str> = caches.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "~/.cargo/registry/index/\n~/.cargo/registry/cache/\n~/.cargo/git/db/\n",
+            "~/.cache/shipit/debs\n",
+            "target/shipit/x86_64-unknown-linux-gnu\ntarget/shipit/x86_64-unknown-linux-musl\n",
+            "target/shipit/aarch64-unknown-linux-gnu\ntarget/shipit/aarch64-unknown-linux-musl\n",
+        ]
+    );
+    assert!(caches[0].1.ends_with(LOCK));
+    assert!(caches[2].1.contains("-linux-amd64-") && caches[2].1.ends_with(LOCK));
+    assert!(caches[3].1.contains("-linux-arm64-") && caches[3].1.ends_with(LOCK));
+
+    let matrix = parse(&generate_workflow(&WorkflowOptions {
+        matrix: true,
+        platforms: four_platforms(),
+        ..WorkflowOptions::default()
+    }));
+    let jobs = get(&matrix, "jobs");
+    let (caches, before) = cache_steps(get(jobs, "platform"));
+    assert!(before);
+    assert_eq!(caches.len(), 3);
+    assert_eq!(caches[2].0, "target/shipit/*\n");
+    assert!(caches[2].1.contains("${{ matrix.slug }}") && caches[2].1.ends_with(LOCK));
+    // The merge job builds nothing: no caches.
+    assert!(
+        !seq(get(get(jobs, "merge"), "steps"))
+            .iter()
+            .any(|s| opt(s, "uses").is_some_and(|u| scalar(u) == "actions/cache@v4"))
+    );
+}
+
 #[test]
 fn repository_workflows_pass_actionlint() {
     let dir = repo_root().join(".github/workflows");

@@ -1,5 +1,7 @@
 //! The `release.yml` workflow that `shipit ci github [--matrix]` writes: one job triggered by
-//! version tags, or one job per platform plus a merge job.
+//! version tags, or one job per platform plus a merge job. The jobs that build restore caches
+//! first (actions/cache): cargo's registry keyed by Cargo.lock, `target/shipit/<triple>` per
+//! target keyed by Cargo.lock and the target, and shipit's Debian package cache.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -62,6 +64,77 @@ fn platform_slug(p: &str) -> String {
         .collect()
 }
 
+/// Where shipit keeps the Debian packages it downloads, on a runner.
+pub const DEBS_CACHE: &str = "~/.cache/shipit/debs";
+
+/// One actions/cache step (6 spaces of indentation: a step of a job).
+fn cache_step(name: &str, paths: &[String], key: &str, restore: &str) -> String {
+    let mut y = format!(
+        "      - name: {}\n        uses: actions/cache@v4\n        with:\n          path: |\n",
+        yq(name)
+    );
+    for p in paths {
+        y.push_str(&format!("            {p}\n"));
+    }
+    y.push_str(&format!(
+        "          key: {key}\n          restore-keys: |\n            {restore}\n"
+    ));
+    y
+}
+
+/// The cache steps of a job: cargo's registry, the Debian package cache, and one step per
+/// `(name, paths)` of build directories under `target/shipit/`.
+fn cache_steps(builds: &[(String, Vec<String>)], config_path: &str) -> String {
+    const LOCK: &str = "${{ hashFiles('**/Cargo.lock') }}";
+    const OS: &str = "${{ runner.os }}-${{ runner.arch }}";
+    let mut y = cache_step(
+        "Cache cargo's registry (keyed by Cargo.lock)",
+        &[
+            "~/.cargo/registry/index/".into(),
+            "~/.cargo/registry/cache/".into(),
+            "~/.cargo/git/db/".into(),
+        ],
+        &format!("cargo-registry-{OS}-{LOCK}"),
+        &format!("cargo-registry-{OS}-"),
+    );
+    // The pipeline says which packages a release needs; an older set is a fine start.
+    let pipeline = format!("${{{{ hashFiles({}) }}}}", yq(config_path));
+    y.push_str(&cache_step(
+        "Cache the Debian packages shipit downloads",
+        &[DEBS_CACHE.into()],
+        &format!("shipit-debs-{OS}-{pipeline}"),
+        &format!("shipit-debs-{OS}-"),
+    ));
+    for (name, paths) in builds {
+        y.push_str(&cache_step(
+            &format!("Cache the build of {name} (keyed by Cargo.lock and the target)"),
+            paths,
+            &format!("shipit-target-{OS}-{name}-{LOCK}"),
+            &format!("shipit-target-{OS}-{name}-"),
+        ));
+    }
+    y
+}
+
+/// Per platform (OCI name), its slug and the directories of its targets under
+/// `target/shipit/`: both libc variants (actions/cache skips the one not built).
+fn platform_builds(platforms: &[String]) -> Vec<(String, Vec<String>)> {
+    use crate::platform::{Libc, Platform};
+    platforms
+        .iter()
+        .map(|p| {
+            let paths = match Platform::parse(p) {
+                Some(spec) => Libc::ALL
+                    .iter()
+                    .map(|l| format!("target/shipit/{}", spec.target(*l)))
+                    .collect(),
+                None => vec!["target/shipit/*".to_string()],
+            };
+            (platform_slug(p), paths)
+        })
+        .collect()
+}
+
 /// The contents of `.github/workflows/release.yml`.
 pub fn generate_workflow(opts: &WorkflowOptions) -> String {
     let host = opts.registry_host.as_deref().unwrap_or("ghcr.io");
@@ -120,7 +193,7 @@ jobs:
     timeout-minutes: 90
     steps:
       - uses: actions/checkout@v4
-      - name: Release (build, package, verify, publish)
+{caches}      - name: Release (build, package, verify, publish)
         id: shipit
         uses: {action}
         with:
@@ -146,6 +219,7 @@ jobs:
             } else {
                 ""
             },
+            caches = cache_steps(&platform_builds(&opts.platforms), &opts.config_path),
         );
         return y;
     }
@@ -176,7 +250,7 @@ jobs:
         y,
         "    steps:
       - uses: actions/checkout@v4
-      - name: Install shipit
+{caches}      - name: Install shipit
         uses: {action}
         with:
           config: {config_q}
@@ -231,6 +305,14 @@ jobs:
         } else {
             ""
         },
+        // A platform job builds only its own targets: all of target/shipit, under its slug.
+        caches = cache_steps(
+            &[(
+                "${{ matrix.slug }}".to_string(),
+                vec!["target/shipit/*".to_string()]
+            )],
+            &opts.config_path
+        ),
     );
     y
 }
@@ -310,9 +392,30 @@ mod tests {
         assert!(y.contains("fail-fast: true"));
         assert!(y.contains("needs: platform"));
         assert!(!y.contains("--password"));
+        // Each platform job caches its build under its slug, plus cargo's registry and the debs.
+        assert!(y.contains("key: shipit-target-${{ runner.os }}-${{ runner.arch }}-${{ matrix.slug }}-${{ hashFiles('**/Cargo.lock') }}"), "{y}");
+        assert!(y.contains("key: shipit-debs-${{ runner.os }}-${{ runner.arch }}-${{ hashFiles('deploy/it''s.yaml') }}"), "{y}");
         let single = generate_workflow(&WorkflowOptions::default());
         assert!(single.contains(&format!("uses: {SHIPIT_ACTION}")));
         assert!(!single.contains("matrix"));
+        assert!(single.contains("~/.cargo/registry/index/"));
+        assert!(single.contains(DEBS_CACHE));
+    }
+
+    #[test]
+    fn the_single_job_caches_each_target() {
+        let y = generate_workflow(&WorkflowOptions {
+            platforms: vec!["linux/amd64".into(), "linux/arm/v7".into()],
+            ..WorkflowOptions::default()
+        });
+        assert!(y.contains("            target/shipit/x86_64-unknown-linux-gnu\n            target/shipit/x86_64-unknown-linux-musl\n          key: shipit-target-${{ runner.os }}-${{ runner.arch }}-linux-amd64-${{ hashFiles('**/Cargo.lock') }}\n"), "{y}");
+        assert!(
+            y.contains("target/shipit/armv7-unknown-linux-musleabihf"),
+            "{y}"
+        );
+        assert_eq!(y.matches("uses: actions/cache@v4").count(), 4);
+        // The caches are restored before shipit runs.
+        assert!(y.find("actions/cache").unwrap() < y.find(SHIPIT_ACTION).unwrap());
     }
 
     #[test]
