@@ -22,6 +22,7 @@ pub mod platform;
 pub mod report;
 pub mod session;
 pub mod stage;
+pub mod syslibs;
 pub mod tools;
 pub mod ui;
 pub mod verify;
