@@ -268,8 +268,18 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
     let session = |opts: RunOptions| Session::load(opts, ui);
     match &cli.command {
         Command::Plan => {
-            crate::report::print_plan(&session(opts)?.plan, ui);
-            Ok(())
+            let s = session(opts)?;
+            // TODO(deb): pass build.packages.
+            let libs = crate::syslibs::check(&s.plan, &[], &s.opts.cancel);
+            let libs = match libs {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    ui.warn(format!("C libraries not diagnosed: {}", e.message()));
+                    None
+                }
+            };
+            crate::report::print_plan(&s.plan, libs.as_deref(), ui);
+            libs.map_or(Ok(()), |l| crate::syslibs::require_provided(&l))
         }
         Command::Doctor { fix } => {
             let s = session(opts)?;
@@ -282,6 +292,7 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
                 stage::dry_run::print(&s.config, &s.plan, Mode::Package, &steps);
                 return Ok(());
             }
+            let _locks = stage::locks::take(&s, Mode::Package, ui)?;
             let packaged =
                 stage::package::run(&s.config, &s.plan, s.opts.lock_mode(), &s.opts.cancel, ui)?;
             if s.opts.json {

@@ -1,15 +1,21 @@
 //! Human and machine output of results: the plan table, the build summary, `release.json`.
 
 use crate::plan::Plan;
+use crate::syslibs::TargetLibs;
 use crate::ui::Ui;
 
-/// `shipit plan`: a table on stdout, or the JSON document with `--json`.
-pub fn print_plan(plan: &Plan, ui: &Ui) {
+/// `shipit plan`: a table on stdout, or the JSON document with `--json`; `syslibs` (the C
+/// libraries per target, `None` when the graph could not be read) under `"syslibs"`.
+pub fn print_plan(plan: &Plan, syslibs: Option<&[TargetLibs]>, ui: &Ui) {
     if ui.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default()
-        );
+        let mut doc = plan.to_json();
+        if let (Some(libs), Some(obj)) = (syslibs, doc.as_object_mut()) {
+            obj.insert(
+                "syslibs".into(),
+                serde_json::to_value(libs).unwrap_or_default(),
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
     println!(
@@ -112,6 +118,14 @@ pub fn print_plan(plan: &Plan, ui: &Ui) {
                     ),
                 }
             }
+        }
+    }
+    let lines = syslibs.map(crate::syslibs::render).unwrap_or_default();
+    if !lines.is_empty() {
+        println!();
+        println!("C libraries (crates with a `links` key):");
+        for l in lines {
+            println!("  {l}");
         }
     }
 }

@@ -70,7 +70,13 @@ impl Rootfs {
         &self,
         out: W,
     ) -> Result<(layer::LayerDigests, W), DebError> {
-        Ok(layer::write(&self.entries, self.epoch, out)?)
+        // In-memory entries only (no host file to stream): nothing long enough to interrupt.
+        Ok(layer::write(
+            &self.entries,
+            self.epoch,
+            out,
+            &crate::exec::Cancel::new(),
+        )?)
     }
 }
 

@@ -165,6 +165,48 @@ impl Drop for GroupGuard {
     }
 }
 
+/// How many bytes in-process work (hashing, compressing, copying, unpacking) handles between
+/// two looks at the cancel token.
+pub const CHECK_EVERY: u64 = 4 << 20;
+
+/// A reader that fails with [`Cancelled`] (inside an `io::Error`, see [`cancelled_in`]) once
+/// the token fires, looking at it every [`CHECK_EVERY`] bytes: in-process loops over large
+/// data stop within a moment of a signal.
+pub struct Interruptible<R> {
+    inner: R,
+    cancel: Cancel,
+    since_check: u64,
+}
+
+impl<R> Interruptible<R> {
+    pub fn new(inner: R, cancel: &Cancel) -> Interruptible<R> {
+        Interruptible {
+            inner,
+            cancel: cancel.clone(),
+            since_check: 0,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Interruptible<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.since_check == 0 || self.since_check >= CHECK_EVERY {
+            self.since_check = 0;
+            self.cancel.check().map_err(std::io::Error::other)?;
+        }
+        let n = self.inner.read(buf)?;
+        self.since_check += n.max(1) as u64;
+        Ok(n)
+    }
+}
+
+/// The cancellation an `io::Error` carries, if it is one made by [`Interruptible`].
+pub fn cancelled_in(e: &std::io::Error) -> Option<Cancelled> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Cancelled>())
+        .copied()
+}
+
 pub fn signal_name(sig: i32) -> &'static str {
     match sig {
         libc::SIGINT => "SIGINT",
@@ -193,6 +235,21 @@ mod tests {
         assert_eq!(c.signal(), Some(libc::SIGTERM));
         assert_eq!(c.check(), Err(Cancelled(libc::SIGTERM)));
         assert!(!Cancel::new().is_cancelled());
+    }
+
+    #[test]
+    fn interruptible_readers_stop_once_cancelled() {
+        use std::io::Read;
+        let c = Cancel::new();
+        let mut r = Interruptible::new(std::io::repeat(7), &c);
+        let mut buf = vec![0u8; 1 << 20];
+        for _ in 0..10 {
+            r.read_exact(&mut buf).unwrap();
+        }
+        c.cancel(libc::SIGTERM);
+        let e = std::io::copy(&mut r, &mut std::io::sink()).unwrap_err();
+        assert_eq!(cancelled_in(&e), Some(Cancelled(libc::SIGTERM)));
+        assert_eq!(cancelled_in(&std::io::Error::other("x")), None);
     }
 
     #[test]

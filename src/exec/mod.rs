@@ -15,7 +15,7 @@ mod cmd;
 mod run;
 mod sandbox;
 
-pub use cancel::{Cancel, Cancelled, GRACE, signal_name};
+pub use cancel::{CHECK_EVERY, Cancel, Cancelled, GRACE, Interruptible, cancelled_in, signal_name};
 pub use cmd::Cmd;
 pub use run::{
     ExecError, Finished, Output, Running, capture, describe_status, output, run_logged,

@@ -12,6 +12,7 @@
 //! the same on every machine whatever its number of cores. `diff_id` alone (no compression) is
 //! what the compressed-layer cache (`layer_cache`) keys on.
 
+use crate::exec::{Cancel, Cancelled, Interruptible};
 use crate::oci::digest::{Digest, HashingWriter};
 use crate::oci::fsafe::{self, Why};
 use crate::oci::pgzip::{self, ParGzWriter};
@@ -149,25 +150,30 @@ pub enum LayerError {
     HostChanged { path: String, host: PathBuf },
     #[error("writing the layer failed: {0}")]
     Write(#[source] io::Error),
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 /// Builds a layer in memory.
 pub fn build(entries: &[Entry], epoch: u64) -> Result<Layer, LayerError> {
-    let (digests, bytes) = write(entries, epoch, Vec::new())?;
+    let (digests, bytes) = write(entries, epoch, Vec::new(), &Cancel::new())?;
     Ok(Layer { bytes, digests })
 }
 
-/// Streams a layer into `out` (a file, a socket, a `Vec`), and gives `out` back.
+/// Streams a layer into `out` (a file, a socket, a `Vec`), and gives `out` back. Stops with
+/// `Cancelled` within a few MiB of host file data once `cancel` fires.
 pub fn write<W: Write>(
     entries: &[Entry],
     epoch: u64,
     out: W,
+    cancel: &Cancel,
 ) -> Result<(LayerDigests, W), LayerError> {
     let sorted = normalise(entries)?;
     let gz = ParGzWriter::new(HashingWriter::new(out), pgzip::LEVEL);
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     for (path, entry) in &sorted {
-        append(&mut tar, path, entry, epoch)?;
+        cancel.check()?;
+        append(&mut tar, path, entry, epoch, cancel)?;
     }
     let tar_hasher = tar.into_inner().map_err(LayerError::Write)?;
     let (diff_id, _, gz) = tar_hasher.finish_into();
@@ -185,11 +191,16 @@ pub fn write<W: Write>(
 
 /// The `diff_id` (sha256 of the uncompressed tar) and the tar's size, computed by streaming the
 /// tar into the hash alone: what `write` would record, without compressing anything.
-pub fn diff_id(entries: &[Entry], epoch: u64) -> Result<(Digest, u64), LayerError> {
+pub fn diff_id(
+    entries: &[Entry],
+    epoch: u64,
+    cancel: &Cancel,
+) -> Result<(Digest, u64), LayerError> {
     let sorted = normalise(entries)?;
     let mut tar = tar::Builder::new(HashingWriter::new(io::sink()));
     for (path, entry) in &sorted {
-        append(&mut tar, path, entry, epoch)?;
+        cancel.check()?;
+        append(&mut tar, path, entry, epoch, cancel)?;
     }
     let hasher = tar.into_inner().map_err(LayerError::Write)?;
     Ok(hasher.finish())
@@ -279,6 +290,7 @@ fn append<W: Write>(
     path: &str,
     item: &Item<'_>,
     epoch: u64,
+    cancel: &Cancel,
 ) -> Result<(), LayerError> {
     let (kind, mode, uid, gid) = match item {
         Item::Parent => (&EntryKind::Dir, 0o755, 0, 0),
@@ -352,11 +364,16 @@ fn append<W: Write>(
             h.set_size(size);
             h.set_cksum();
             let mut reader = ExactReader {
-                inner: file,
+                inner: Interruptible::new(file, cancel),
                 left: size,
                 changed: false,
             };
             let res = tar.append(&h, &mut reader);
+            if let Err(e) = &res
+                && let Some(c) = crate::exec::cancelled_in(e)
+            {
+                return Err(LayerError::Cancelled(c));
+            }
             if reader.changed || reader.left != 0 {
                 return Err(LayerError::HostChanged {
                     path: path.to_string(),
@@ -398,7 +415,7 @@ fn set_name(h: &mut tar::UstarHeader, name: &str) -> Result<(), LayerError> {
 
 /// Yields exactly `left` bytes of `inner`; notes whether the file turned out longer or shorter.
 struct ExactReader {
-    inner: File,
+    inner: Interruptible<File>,
     left: u64,
     changed: bool,
 }

@@ -46,7 +46,7 @@ pub fn write_layer(
     epoch: u64,
     cache_dir: &Path,
 ) -> Result<Written, LayoutError> {
-    let (diff_id, _) = layer::diff_id(entries, epoch)?;
+    let (diff_id, _) = layer::diff_id(entries, epoch, layout.cancel())?;
     let path = record_path(cache_dir, &diff_id);
     if let Some(digests) = cached(layout, &path, &diff_id) {
         return Ok(Written {
@@ -94,8 +94,11 @@ fn cached(layout: &Layout, path: &Path, diff_id: &Digest) -> Option<LayerDigests
     }
     let blob = layout.blob_path(&r.digest);
     let file = crate::oci::fsafe::open_file(&blob, r.size).ok()?.file;
-    let (digest, size) =
-        Digest::of_reader(std::io::BufReader::with_capacity(1 << 16, file)).ok()?;
+    let (digest, size) = Digest::of_reader(std::io::BufReader::with_capacity(
+        1 << 16,
+        crate::exec::Interruptible::new(file, layout.cancel()),
+    ))
+    .ok()?;
     if digest != r.digest || size != r.size {
         // A blob whose bytes are not its name is worthless; removing it lets the layer written
         // next take its place (the layout keeps an existing blob file as it is).

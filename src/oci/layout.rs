@@ -13,6 +13,7 @@
 //! every walk over nested indexes stops at `MAX_INDEX_DEPTH` levels, `MAX_INDEX_ENTRIES` entries
 //! per index and `MAX_PLATFORM_IMAGES` distinct images, visiting each index digest once.
 
+use crate::exec::{Cancel, Cancelled, Interruptible};
 use crate::oci::digest::{Digest, HashingReader, HashingWriter};
 use crate::oci::fsafe::{self, FileError, Why};
 use crate::oci::image::{self, Base, BuiltImage, Descriptor, ImageError, Manifest};
@@ -42,14 +43,27 @@ pub const MAX_PLATFORM_IMAGES: usize = 256;
 /// The path of the blob directory inside a layout.
 const BLOB_DIR: &str = "blobs/sha256";
 
-/// Serialises read-modify-write of `index.json` between threads of this process.
+/// Serialises read-modify-write of `index.json` between threads of this process (the flock on
+/// `lock::INDEX_LOCK` serialises processes).
 static INDEX_LOCK: Mutex<()> = Mutex::new(());
+/// How long an `index.json` update waits for another process's (each takes milliseconds).
+const INDEX_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// An OCI image layout directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An OCI image layout directory. Its long copies (layers written, blobs copied in) stop
+/// within a few MiB once its cancel token fires (`with_cancel`; none by default).
+#[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    cancel: Cancel,
 }
+
+impl PartialEq for Layout {
+    fn eq(&self, other: &Layout) -> bool {
+        self.root == other.root
+    }
+}
+
+impl Eq for Layout {}
 
 /// `oci:PATH[:TAG]`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +162,8 @@ pub enum LayoutError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 /// A file refused by `fsafe`; a plain open failure keeps the operation's name.
@@ -164,7 +180,10 @@ fn file_err(op: &'static str) -> impl FnOnce(FileError) -> LayoutError {
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayoutError {
     let path = path.to_path_buf();
-    move |source| LayoutError::Io { op, path, source }
+    move |source| match crate::exec::cancelled_in(&source) {
+        Some(c) => LayoutError::Cancelled(c),
+        None => LayoutError::Io { op, path, source },
+    }
 }
 
 /// Parses `oci:PATH[:TAG]` (the path ends at the first `:` after `oci:`, as in skopeo): the one
@@ -209,6 +228,7 @@ impl Layout {
     pub fn create(dir: &Path) -> Result<Layout, LayoutError> {
         let layout = Layout {
             root: dir.to_path_buf(),
+            cancel: Cancel::new(),
         };
         fs::create_dir_all(layout.blob_dir()).map_err(io_err("create", &layout.blob_dir()))?;
         let marker = dir.join("oci-layout");
@@ -218,7 +238,10 @@ impl Layout {
             atomic_write(dir, &marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
         if !dir.join("index.json").exists() {
-            layout.write_index_json(&empty_index())?;
+            let _guard = layout.lock_index()?;
+            if !dir.join("index.json").exists() {
+                layout.write_index_json(&empty_index())?;
+            }
         }
         Ok(layout)
     }
@@ -227,6 +250,7 @@ impl Layout {
     pub fn open(dir: &Path) -> Result<Layout, LayoutError> {
         let layout = Layout {
             root: dir.to_path_buf(),
+            cancel: Cancel::new(),
         };
         layout.check_marker()?;
         // Blobs are opened below the layout without following links; so that paths handed on
@@ -248,6 +272,17 @@ impl Layout {
             }
         }
         Ok(layout)
+    }
+
+    /// The token that stops this layout's long copies.
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+
+    /// The same layout, its long copies stopped by `cancel`.
+    pub fn with_cancel(mut self, cancel: &Cancel) -> Layout {
+        self.cancel = cancel.clone();
+        self
     }
 
     /// Opens the blob `desc` names for reading (a regular file inside the layout, at most `cap`
@@ -298,9 +333,10 @@ impl Layout {
         media_type: &str,
         src: &Path,
     ) -> Result<Descriptor, LayoutError> {
-        let mut from = fsafe::open_file(src, u64::MAX)
+        let from = fsafe::open_file(src, u64::MAX)
             .map_err(file_err("open"))?
             .file;
+        let mut from = Interruptible::new(from, &self.cancel);
         let tmp = self.temp_blob()?;
         let mut w = HashingWriter::new(BufWriter::new(tmp));
         io::copy(&mut from, &mut w).map_err(io_err("copy", src))?;
@@ -321,7 +357,7 @@ impl Layout {
         epoch: u64,
     ) -> Result<(Descriptor, LayerDigests), LayoutError> {
         let tmp = self.temp_blob()?;
-        let (digests, buf) = layer::write(entries, epoch, BufWriter::new(tmp))?;
+        let (digests, buf) = layer::write(entries, epoch, BufWriter::new(tmp), &self.cancel)?;
         let tmp = buf.into_inner().map_err(|e| LayoutError::Io {
             op: "write",
             path: self.blob_dir(),
@@ -418,7 +454,7 @@ impl Layout {
                 why: "tags may only point at blobs the layout holds; write it first",
             });
         }
-        let _guard = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.lock_index()?;
         let mut idx = self.index()?;
         idx.manifests
             .retain(|d| d.annotation(REF_NAME) != Some(tag));
@@ -657,7 +693,7 @@ impl Layout {
         }
         let src = self.blob_path(&desc.digest);
         let file = self.open_blob(desc, u64::MAX)?.file;
-        let mut r = HashingReader::new(file.take(desc.size + 1));
+        let mut r = HashingReader::new(Interruptible::new(file, &to.cancel).take(desc.size + 1));
         let tmp = to.temp_blob()?;
         let mut w = BufWriter::new(tmp);
         io::copy(&mut r, &mut w).map_err(io_err("copy blob", &src))?;
@@ -714,6 +750,26 @@ impl Layout {
                 "oci-layout has imageLayoutVersion {other:?}, expected \"1.0.0\""
             ))),
         }
+    }
+
+    /// Holds `index.json` for a read-modify-write: against this process's other threads and
+    /// against every other process (see `crate::lock`).
+    fn lock_index(
+        &self,
+    ) -> Result<(std::sync::MutexGuard<'static, ()>, crate::lock::DirLock), LayoutError> {
+        let threads = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let process = crate::lock::acquire(
+            &self.root,
+            crate::lock::INDEX_LOCK,
+            INDEX_LOCK_WAIT,
+            &crate::exec::Cancel::new(),
+            &|_| {},
+        )
+        .map_err(|e| LayoutError::Invalid {
+            place: format!("{}/index.json", self.root.display()),
+            why: e.to_string(),
+        })?;
+        Ok((threads, process))
     }
 
     fn write_index_json(&self, idx: &Index) -> Result<(), LayoutError> {
@@ -957,6 +1013,62 @@ mod tests {
             l.tag("v4", &missing),
             Err(LayoutError::MissingBlob { .. })
         ));
+    }
+
+    /// 20 processes tag one layout at once, 10 tags each: every tag is there afterwards. (The
+    /// child processes are this test binary, re-run on this test with the layout in the env.)
+    #[test]
+    fn concurrent_tag_writers_in_many_processes_lose_no_tag() {
+        const CHILD: &str = "SHIPIT_TEST_TAG_CHILD";
+        if let Ok(spec) = std::env::var(CHILD) {
+            let (dir, n, desc) = spec
+                .split_once('|')
+                .and_then(|(d, rest)| {
+                    rest.split_once('|')
+                        .map(|(n, desc)| (d.to_string(), n.to_string(), desc.to_string()))
+                })
+                .unwrap();
+            let desc: Descriptor = serde_json::from_str(&desc).unwrap();
+            let l = Layout::create(Path::new(&dir)).unwrap();
+            for i in 0..10 {
+                l.tag(&format!("p{n}-{i}"), &desc).unwrap();
+            }
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(dir.path()).unwrap();
+        let img = image_in(&l, "linux/amd64", b"a");
+        let desc = serde_json::to_string(&img.descriptor).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..20)
+            .map(|n| {
+                std::process::Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "oci::layout::tests::concurrent_tag_writers_in_many_processes_lose_no_tag",
+                        "--test-threads=1",
+                    ])
+                    .env(CHILD, format!("{}|{n}|{desc}", dir.path().display()))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let mut tags: Vec<String> = l
+            .entries()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d.annotation(REF_NAME).map(str::to_string))
+            .collect();
+        tags.sort();
+        let mut want: Vec<String> = (0..20)
+            .flat_map(|n| (0..10).map(move |i| format!("p{n}-{i}")))
+            .collect();
+        want.sort();
+        assert_eq!(tags, want);
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! absolute target `/usr/lib` means `<root>/usr/lib`, `..` stops at the root), bounded to 40 hops,
 //! and only ever returns regular files, size-capped (CVE-2024-9676 shape).
 
+use crate::exec::Interruptible;
 use crate::oci::digest::{Digest, DigestError};
 use crate::oci::media;
 use sha2::{Digest as _, Sha256};
@@ -132,6 +133,8 @@ pub struct UnpackOptions {
     /// Directory in which the private temporary rootfs is created (default: the system temp dir).
     pub parent: Option<PathBuf>,
     pub limits: Limits,
+    /// Stops hashing and unpacking within a few MiB once it fires (the partial tree is removed).
+    pub cancel: crate::exec::Cancel,
 }
 
 /// An unpacked image: a private 0700 directory, removed when this value is dropped.
@@ -490,6 +493,7 @@ pub fn unpack_image(layers: &[LayerInput], opts: &UnpackOptions) -> Result<Rootf
             layer,
             short: layer.digest.short().to_string(),
             limits: &opts.limits,
+            cancel: &opts.cancel,
             report: &mut report,
             guard: Rc::clone(&guard),
             seen: HashSet::new(),
@@ -571,6 +575,7 @@ struct LayerUnpacker<'a> {
     layer: &'a LayerInput,
     short: String,
     limits: &'a Limits,
+    cancel: &'a crate::exec::Cancel,
     report: &'a mut UnpackReport,
     guard: Rc<RefCell<GuardState>>,
     /// Normalised names of this layer's entries (duplicate detection).
@@ -643,8 +648,11 @@ impl LayerUnpacker<'_> {
             }));
         }
         // Verify the compressed bytes before a single one reaches the decompressor.
-        let (digest, read) = Digest::of_reader((&mut file).take(layer.size.saturating_add(1)))
-            .map_err(|e| self.layer_err(open_err(e)))?;
+        let (digest, read) = Digest::of_reader(Interruptible::new(
+            (&mut file).take(layer.size.saturating_add(1)),
+            self.cancel,
+        ))
+        .map_err(|e| self.layer_err(open_err(e)))?;
         if read != layer.size {
             return Err(self.layer_err(LayerProblem::Size {
                 declared: layer.size,
@@ -656,7 +664,7 @@ impl LayerUnpacker<'_> {
         }
         file.seek(SeekFrom::Start(0))
             .map_err(|e| self.layer_err(open_err(e)))?;
-        let raw = BufReader::new(file.take(layer.size));
+        let raw = BufReader::new(Interruptible::new(file.take(layer.size), self.cancel));
         let decompressed: Box<dyn Read> = match compression {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
             Compression::None => Box::new(raw),

@@ -98,10 +98,19 @@ pub struct Plan {
     pub out_dir: PathBuf,
     /// Where `publish` sends images: an OCI layout path or `registry`.
     pub publish_to: String,
-    /// A hash of what the release is, independent of `--platform`/`--variant` filters: version,
-    /// revision, epoch, repository, and per variant its tags and all its platforms. Split jobs of
-    /// one release share it; `--merge` refuses fragments of another release.
+    /// A hash of what the release is, independent of `--platform`/`--variant` filters:
+    /// `package_facts` (version, repository, per variant its tags, platforms and base, the image
+    /// config) plus the revision and the epoch. Split jobs of one release share it; `--merge`
+    /// refuses fragments of another release.
     pub identity: String,
+    /// What an image made from this plan is, as far as publishing goes: version, repository,
+    /// per variant its tags, platforms and base, the binary and the image config. `package`
+    /// records its digest in dist/package.json; publish refuses a package made from another.
+    #[serde(skip)]
+    pub package_facts: serde_json::Value,
+    /// The digest of `package_facts`.
+    #[serde(skip)]
+    pub package_digest: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -363,31 +372,17 @@ pub fn make(
     if images.is_empty() {
         return Err(PlanError::Empty);
     }
-    let identity = {
-        let variants: Vec<serde_json::Value> = cfg
-            .variants
-            .iter()
-            .map(|v| {
-                serde_json::json!({
-                    "variant": v.libc.name(),
-                    "tags": tags::expand(&cfg.image.tags, &tag_ctx, &v.tag_suffix).tags,
-                    "platforms": v.platforms.iter().map(|p| p.name).collect::<Vec<_>>(),
-                    "base": v.base.display(&cfg.root),
-                })
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "version": version.to_string(),
-            "revision": facts.git.sha,
-            "epoch": epoch,
-            "repository": cfg.image.repository,
-            "variants": variants,
-        });
-        crate::oci::digest::Digest::of(&crate::oci::json::canonical(&doc).unwrap_or_default())
-            .to_string()
-    };
+    let package_facts = package_facts(cfg, &version, &tag_ctx, &bin, &entrypoint);
+    let package_digest = digest_json(&package_facts);
+    let identity = digest_json(&serde_json::json!({
+        "package": package_facts,
+        "revision": facts.git.sha,
+        "epoch": epoch,
+    }));
     Ok(Plan {
         identity,
+        package_facts,
+        package_digest,
         version,
         revision: facts.git.sha.clone(),
         source_date_epoch: epoch,
@@ -399,6 +394,97 @@ pub fn make(
             PublishTo::Oci(p) => format!("oci:{}", p.display()),
         },
     })
+}
+
+/// The publish-relevant part of a plan (see `Plan::package_facts`); independent of the
+/// `--platform`/`--variant` filters, of the revision and of the timestamp.
+fn package_facts(
+    cfg: &Config,
+    version: &semver::Version,
+    tag_ctx: &tags::Context,
+    bin: &str,
+    entrypoint: &[String],
+) -> serde_json::Value {
+    let variants: serde_json::Map<String, serde_json::Value> = cfg
+        .variants
+        .iter()
+        .map(|v| {
+            (
+                v.libc.name().to_string(),
+                serde_json::json!({
+                    "tags": tags::expand(&cfg.image.tags, tag_ctx, &v.tag_suffix).tags,
+                    "platforms": v.platforms.iter().map(|p| p.name).collect::<Vec<_>>(),
+                    "base": v.base.display(&cfg.root),
+                }),
+            )
+        })
+        .collect();
+    let img = &cfg.image;
+    serde_json::json!({
+        "version": version.to_string(),
+        "repository": img.repository,
+        "variants": variants,
+        "bin": bin,
+        "packager": cfg.package,
+        "image": {
+            "user": img.user,
+            "entrypoint": entrypoint,
+            "cmd": img.cmd,
+            "workdir": img.workdir,
+            "ports": img.ports,
+            "env": img.env,
+            "labels": img.labels,
+            "files": img.files.iter().map(|f| serde_json::json!({
+                "src": f.src.strip_prefix(&cfg.root).unwrap_or(&f.src),
+                "dest": f.dest,
+                "mode": f.mode,
+            })).collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// The digest of a JSON document's canonical form.
+fn digest_json(doc: &serde_json::Value) -> String {
+    crate::oci::digest::Digest::of(&crate::oci::json::canonical(doc).unwrap_or_default())
+        .to_string()
+}
+
+/// What differs between two `package_facts` documents, one `path: old → new` per leaf.
+pub fn facts_diff(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    fn flatten(
+        prefix: &str,
+        v: &serde_json::Value,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&p, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let (mut a, mut b) = Default::default();
+    flatten("", old, &mut a);
+    flatten("", new, &mut b);
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            let show = |m: &std::collections::BTreeMap<String, String>| {
+                m.get(k).cloned().unwrap_or_else(|| "(none)".into())
+            };
+            format!("{k}: {} → {}", show(&a), show(&b))
+        })
+        .collect()
 }
 
 /// The host's own target triple (shipit is built for the machine it runs on).

@@ -95,6 +95,10 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
         )
         .with_detail(missing.join("\n")));
     }
+    // C libraries: what nothing provides stops here (exit 2), before any compiler runs; what
+    // shipit provides (static OpenSSL for musl) is made now.
+    // TODO(deb): pass `build.packages` and the sysroots' environment once the deb wiring lands.
+    let syslib_env = crate::syslibs::prepare(plan, &[], opts.jobs, ui, &opts.cancel)?;
     ui.step(format!(
         "build {} target{} ({} at a time)",
         targets.len(),
@@ -117,7 +121,11 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                     }
                     progress.set(i, "compiling");
                     ui.verbose(format!("  $ {}", p.build.display()));
-                    let r = build_one(plan, p, &stop, &opts.cancel, &progress, i);
+                    let env = syslib_env
+                        .get(&(p.platform.to_string(), p.libc))
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    let r = build_one(plan, p, env, &stop, &opts.cancel, &progress, i);
                     match &r {
                         Ok(b) => progress.finish(
                             i,
@@ -195,6 +203,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
 fn build_one(
     plan: &Plan,
     p: &PlatformPlan,
+    env: &[crate::syslibs::sysroot::Var],
     stop: &AtomicBool,
     cancel: &Cancel,
     progress: &Progress,
@@ -208,7 +217,7 @@ fn build_one(
     let started = std::time::SystemTime::now();
     if let Some(why) = &not_fresh {
         super::build_fresh::forget(p);
-        run_toolchain(p, stop, cancel)?;
+        run_toolchain(p, env, stop, cancel)?;
         append_log(&p.log, &format!("shipit: the toolchain ran: {why}\n"));
     } else {
         write_log(
@@ -233,16 +242,22 @@ fn build_one(
 }
 
 /// Starts the target's toolchain (its output appended to the log).
-fn run_toolchain(p: &PlatformPlan, stop: &AtomicBool, cancel: &Cancel) -> Result<()> {
-    exec::run_logged_until(&p.build, &p.log, Some(BUILD_TIMEOUT), Some(stop), cancel).map_err(
-        |e| match e {
+fn run_toolchain(
+    p: &PlatformPlan,
+    env: &[crate::syslibs::sysroot::Var],
+    stop: &AtomicBool,
+    cancel: &Cancel,
+) -> Result<()> {
+    let cmd = crate::syslibs::sysroot::apply(p.build.clone(), env);
+    exec::run_logged_until(&cmd, &p.log, Some(BUILD_TIMEOUT), Some(stop), cancel).map_err(|e| {
+        match e {
             // Not a failure of its own: `run` reports it as stopped.
             ExecError::Stopped { .. } => Error::from(e),
             other => {
                 Error::from(other).context(format!("build of {} ({}) failed", p.platform, p.libc))
             }
-        },
-    )?;
+        }
+    })?;
     Ok(())
 }
 

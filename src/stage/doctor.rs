@@ -78,10 +78,24 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
             }
         }
     }
+    // C libraries per target: what the crate graph links and what provides it.
+    // TODO(deb): pass build.packages.
+    let libs = match crate::syslibs::check(plan, &[], &g.cancel) {
+        Ok(libs) => libs,
+        Err(e) => {
+            ui.warn(format!("C libraries not diagnosed: {}", e.message()));
+            Vec::new()
+        }
+    };
+    if !g.json {
+        for line in crate::syslibs::render(&libs) {
+            println!("{line}");
+        }
+    }
     let blocking = doctor::blocking(&findings);
     if blocking.is_empty() {
         ui.ok("every tool the plan needs is here");
-        Ok(())
+        crate::syslibs::require_provided(&libs)
     } else {
         Err(Error::env(format!(
             "{} required tool{} missing or too old: {}; run `shipit doctor --fix` (or the install commands above)",

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod dry_run;
 pub mod image_rules;
 pub mod init;
+pub mod locks;
 pub mod package;
 pub mod package_docker;
 pub mod pipeline;

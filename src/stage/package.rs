@@ -29,6 +29,13 @@ pub struct Packaged {
     pub version: String,
     pub layout: PathBuf,
     pub images: Vec<PackagedImage>,
+    /// `Plan::package_digest` of the plan these images were made from; publish and verify
+    /// refuse them when the current plan's differs.
+    #[serde(default)]
+    pub plan_digest: String,
+    /// `Plan::package_facts` of that plan (what the refusal says changed).
+    #[serde(default)]
+    pub plan: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,7 +77,9 @@ pub fn run(
 ) -> Result<Packaged> {
     let bases = super::deb_base::prepare(cfg, plan, lock, cancel, ui)?;
     let layout_dir = plan.out_dir.join("oci");
-    let layout = Layout::create(&layout_dir)?;
+    // A signal stops the layer writer and blob copies within a few MiB; their temporary blobs
+    // are removed and no ref is written.
+    let layout = Layout::create(&layout_dir)?.with_cancel(cancel);
     ui.step(format!(
         "package {} image{} into {}",
         plan.images.len(),
@@ -79,17 +88,52 @@ pub fn run(
     ));
     let mut images = Vec::new();
     for img in &plan.images {
+        cancel.check()?;
         images.push(package_image(cfg, plan, img, &layout, &bases, cancel, ui)?);
     }
-    let packaged = Packaged {
+    cancel.check()?;
+    let mut packaged = Packaged {
         version: plan.version.to_string(),
         layout: layout_dir,
         images,
+        plan_digest: plan.package_digest.clone(),
+        plan: plan.package_facts.clone(),
     };
+    // A run for some variants keeps what an earlier run of the same plan made for the others
+    // (`package --variant gnu`, then `--variant musl`). The caller holds the dist/ lock.
+    if let Ok(earlier) = load(&plan.out_dir)
+        && earlier.plan_digest == packaged.plan_digest
+        && earlier.layout == packaged.layout
+    {
+        let kept: Vec<PackagedImage> = earlier
+            .images
+            .into_iter()
+            .filter(|e| !packaged.images.iter().any(|i| i.variant == e.variant))
+            .collect();
+        packaged.images.extend(kept);
+        packaged
+            .images
+            .sort_by_key(|i| cfg.variants.iter().position(|v| v.libc == i.variant));
+    }
     let path = plan.out_dir.join("package.json");
     let text = serde_json::to_string_pretty(&packaged)?;
-    std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
+    write_atomically(&path, (text + "\n").as_bytes())?;
     Ok(packaged)
+}
+
+/// Writes `path` through a temporary file in its directory and a rename: a reader sees the old
+/// file or the new one, and an interrupted write leaves no half file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let err = |e: std::io::Error| Error::io(path, e);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-shipit-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
 }
 
 fn package_image(
@@ -334,6 +378,31 @@ fn layer_has(layout: &Layout, desc: &Descriptor, path: &str) -> bool {
         }
     }
     false
+}
+
+/// Reads `dist/package.json` for `plan`: refused (exit 2, saying what changed) when it was made
+/// from another plan, so that nothing stale is verified, tagged or reported.
+pub fn load_for(plan: &Plan) -> Result<Packaged> {
+    let packaged = load(&plan.out_dir)?;
+    if packaged.plan_digest == plan.package_digest {
+        return Ok(packaged);
+    }
+    let changes = if packaged.plan.is_null() {
+        vec!["(dist/package.json records no plan: made by an older shipit)".to_string()]
+    } else {
+        crate::plan::facts_diff(&packaged.plan, &plan.package_facts)
+    };
+    Err(Error::config(format!(
+        "{}: made from another plan than the current one; run `shipit package` again (nothing was verified, pushed or tagged)",
+        plan.out_dir.join("package.json").display()
+    ))
+    .with_detail(
+        changes
+            .iter()
+            .map(|c| format!("  changed: {c}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ))
 }
 
 /// Reads `dist/package.json`.

@@ -35,6 +35,8 @@ pub fn run(mode: Mode, s: &Session, password: Option<String>, ui: &Ui) -> Result
         dry_run::print(&s.config, &s.plan, mode, &steps);
         return Ok(());
     }
+    // Another run writing the same dist/ or layout is waited for (see `locks`).
+    let _locks = super::locks::take(s, mode, ui)?;
     let mut made = Made::default();
     let mut password = password;
     for step in &steps {
@@ -134,9 +136,14 @@ fn run_stage(
                     ui,
                 );
             }
+            // A filtered publish publishes only the filtered images, and pushes (so tags) only
+            // indexes whose every platform image was verified in this run.
+            let packaged = publish::select(&packaged, plan, verified)?;
+            made.packaged = Some(packaged.clone());
             made.pushed = Some(publish::push_by_digest(
                 cfg,
                 &packaged,
+                verified,
                 password.take(),
                 &s.opts.cancel,
                 ui,
@@ -182,7 +189,7 @@ fn packaged(made: &mut Made, s: &Session) -> Result<package::Packaged> {
     match &made.packaged {
         Some(p) => Ok(p.clone()),
         None => {
-            let p = package::load(&s.plan.out_dir)?;
+            let p = package::load_for(&s.plan)?;
             made.packaged = Some(p.clone());
             Ok(p)
         }

@@ -87,15 +87,22 @@ pub enum PushedTo {
 }
 
 /// Publish by digest: every blob, platform manifest and index, for every image, and no tag
-/// (the tag stage moves them, after the attach stage).
+/// (the tag stage moves them, after the attach stage). Each image's index must list only
+/// platform images that passed verification in `verified` (read from the layout, not from
+/// package.json), or nothing is pushed: the tags later move only onto what was pushed here.
 pub fn push_by_digest(
     cfg: &Config,
     packaged: &Packaged,
+    verified: &super::verify::Report,
     password_stdin: Option<String>,
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Pushed> {
     cancel.check()?;
+    let layout = Layout::open(&packaged.layout)?;
+    for img in &packaged.images {
+        check_all_verified(&layout, img, verified)?;
+    }
     match &cfg.publish.to {
         PublishTo::Oci(path) => copy_to_layout(packaged, path, cancel, ui),
         PublishTo::Registry => push_to_registry(cfg, packaged, password_stdin, cancel, ui),
@@ -111,16 +118,79 @@ pub fn move_all_tags(pushed: &Pushed, packaged: &Packaged, ui: &Ui) -> Result<Pu
     }
 }
 
-/// Both halves, without attachments: `push_by_digest`, then `move_all_tags`.
+/// Both halves, without attachments: `push_by_digest`, then `move_all_tags`; each index only
+/// when every platform image it lists passed verification in `verified` (see `select`).
 pub fn run(
     cfg: &Config,
     packaged: &Packaged,
+    verified: &super::verify::Report,
     password_stdin: Option<String>,
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Published> {
-    let pushed = push_by_digest(cfg, packaged, password_stdin, cancel, ui)?;
+    let pushed = push_by_digest(cfg, packaged, verified, password_stdin, cancel, ui)?;
     move_all_tags(&pushed, packaged, ui)
+}
+
+/// What a (possibly filtered) publish publishes: the packaged images of the plan's variants
+/// only, each of which must have every platform image its index lists verified in this run.
+/// A `--platform` filter that leaves out a platform of an index refuses the publish (exit 2):
+/// a tag moves only onto an index all of whose platform images passed.
+pub fn select(
+    packaged: &Packaged,
+    plan: &crate::plan::Plan,
+    verified: &super::verify::Report,
+) -> Result<Packaged> {
+    let images: Vec<_> = packaged
+        .images
+        .iter()
+        .filter(|img| plan.images.iter().any(|p| p.variant == img.variant))
+        .cloned()
+        .collect();
+    let layout = Layout::open(&packaged.layout)?;
+    for img in &images {
+        check_all_verified(&layout, img, verified)?;
+    }
+    Ok(Packaged {
+        images,
+        ..packaged.clone()
+    })
+}
+
+/// Refuses an image whose index (as the layout holds it, not as package.json says) lists a
+/// platform image that did not pass verification in this run.
+fn check_all_verified(
+    layout: &Layout,
+    img: &super::package::PackagedImage,
+    verified: &super::verify::Report,
+) -> Result<()> {
+    let bytes = layout.read_blob(&img.index, crate::oci::layout::MAX_JSON_BLOB)?;
+    let index =
+        crate::oci::index::parse(&bytes).with_context(|| format!("index {}", img.index.digest))?;
+    let unverified: Vec<String> = index
+        .manifests
+        .iter()
+        .filter(|m| {
+            !verified
+                .platforms
+                .iter()
+                .any(|r| r.passed && r.digest == m.digest.as_str())
+        })
+        .map(|m| match &m.platform {
+            Some(p) => format!("{p} ({})", m.digest.short()),
+            None => m.digest.to_string(),
+        })
+        .collect();
+    if unverified.is_empty() {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{} ({}): its index {} also lists {}, which this run did not verify; a tag moves only onto an index whose every platform image passed verification: publish without --platform (or `shipit package` with the same --platform first); nothing was pushed and no tag moved",
+        img.repository,
+        img.variant,
+        img.index.digest.short(),
+        unverified.join(", ")
+    )))
 }
 
 fn copy_to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) -> Result<Pushed> {
@@ -131,7 +201,8 @@ fn copy_to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) ->
     let to = if same {
         from.clone()
     } else {
-        Layout::create(path)?
+        // A signal stops the blob copies within a few MiB.
+        Layout::create(path)?.with_cancel(cancel)
     };
     if !same {
         for img in &packaged.images {

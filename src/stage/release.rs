@@ -149,7 +149,7 @@ pub fn write_report(plan: &Plan, report: &ReleaseReport, json: bool, ui: &Ui) ->
     std::fs::create_dir_all(&plan.out_dir).map_err(|e| Error::io(&plan.out_dir, e))?;
     let path = plan.out_dir.join("release.json");
     let text = serde_json::to_string_pretty(&report)?;
-    std::fs::write(&path, text.clone() + "\n").map_err(|e| Error::io(&path, e))?;
+    package::write_atomically(&path, (text.clone() + "\n").as_bytes())?;
     if json {
         println!("{text}");
     } else {

@@ -77,7 +77,12 @@ pub fn push_and_write_fragments(
     };
     let layout = crate::oci::layout::Layout::open(&packaged.layout)?;
     for img in &packaged.images {
-        for p in &img.platforms {
+        // Only this job's platforms: dist/package.json may also list earlier runs' images.
+        let planned = |p: &package::PackagedPlatform| {
+            plan.platforms()
+                .any(|(i, pp)| i.variant == img.variant && pp.platform == p.platform)
+        };
+        for p in img.platforms.iter().filter(|p| planned(p)) {
             let report = verified
                 .platforms
                 .iter()
@@ -122,6 +127,65 @@ pub fn push_and_write_fragments(
                 crate::ci::github::write_output("fragment", &path.display().to_string()).ok();
             }
         }
+    }
+    Ok(())
+}
+
+/// Reads the fragment's manifest and its config from the registry: the digest, size and media
+/// type must be the fragment's, and the config's os/architecture/variant its platform.
+fn check_fragment_image(
+    client: &std::sync::Arc<crate::oci::registry::RegistryClient>,
+    f: &Fragment,
+    scratch: &Path,
+) -> Result<()> {
+    let want = crate::platform::Platform::parse(&f.platform)
+        .map(|p| index::Platform::new(p.os, p.architecture, p.variant))
+        .ok_or_else(|| Error::stage(format!("{:?} is not a platform", f.platform)))?;
+    let (c, d) = (client.clone(), f.manifest.digest.to_string());
+    let (bytes, media_type, digest) =
+        publish::interruptible(client.cancel(), move || c.get_manifest(&d)).map_err(|e| {
+            if e.interrupted_by().is_some() {
+                return e;
+            }
+            e.context(format!(
+                "manifest {} is not readable in {}",
+                f.manifest.digest,
+                client.repository()
+            ))
+        })?;
+    if digest != f.manifest.digest || bytes.len() as u64 != f.manifest.size {
+        return Err(Error::stage(format!(
+            "the registry's manifest is {digest}, {} bytes; the fragment says {}, {} bytes",
+            bytes.len(),
+            f.manifest.digest,
+            f.manifest.size
+        )));
+    }
+    let media_type = media_type.split(';').next().unwrap_or_default().trim();
+    if media_type != f.manifest.media_type {
+        return Err(Error::stage(format!(
+            "manifest {} is a {media_type}, the fragment says {}",
+            f.manifest.digest, f.manifest.media_type
+        )));
+    }
+    let manifest = crate::oci::image::parse_manifest(&bytes)
+        .map_err(|e| Error::stage(format!("manifest {}: {e}", f.manifest.digest)))?;
+    let path = scratch.join(manifest.config.digest.hex());
+    let (c, d, p) = (client.clone(), manifest.config.digest.clone(), path.clone());
+    publish::interruptible(client.cancel(), move || {
+        c.get_blob(&d, &p, crate::oci::layout::MAX_JSON_BLOB)
+            .map(drop)
+    })?;
+    let config_bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let config = crate::oci::image::parse_config(&config_bytes)
+        .map_err(|e| Error::stage(format!("config {}: {e}", manifest.config.digest)))?;
+    let got = crate::oci::image::config_platform(&config)
+        .map_err(|e| Error::stage(format!("config {}: {e}", manifest.config.digest)))?;
+    if !got.matches(&want) {
+        return Err(Error::stage(format!(
+            "manifest {} is not an image of {want}: its config says {got}",
+            f.manifest.digest.short()
+        )));
     }
     Ok(())
 }
@@ -192,25 +256,25 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             problems.join("\n  ")
         )));
     }
+    let _locks = super::locks::take_out_dir(s, ui)?;
     let client = publish::registry_client(cfg, password, &s.opts.cancel, ui.json)?;
     ui.step(format!(
         "merge {} fragments into {}",
         fragments.len(),
         cfg.image.repository
     ));
-    // The manifests must be in the registry, exactly as the fragments say.
+    // Each manifest must be in the registry, exactly as the fragment says, and be an image of
+    // the fragment's platform (its config, read from the registry, says so).
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::env(format!("a temporary directory: {e}")))?;
     for f in fragments.values() {
-        let (c, d) = (client.clone(), f.manifest.digest.to_string());
-        match publish::interruptible(client.cancel(), move || c.head_manifest(&d)) {
-            Ok(Some((d, _, _))) if d == f.manifest.digest => {}
-            Ok(_) => {
-                return Err(Error::stage(format!(
-                    "{} ({}): manifest {} is not in {}; no tag was moved",
-                    f.platform, f.variant, f.manifest.digest, cfg.image.repository
-                )));
+        check_fragment_image(&client, f, scratch.path()).map_err(|e| {
+            if e.interrupted_by().is_some() {
+                return e;
             }
-            Err(e) => return Err(e),
-        }
+            e.context(format!("{} ({})", f.platform, f.variant))
+                .with_detail("no tag was moved")
+        })?;
     }
     // Indexes by digest, all of them, then tags.
     let annotations = image_rules::index_annotations(plan);

@@ -441,6 +441,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
     };
     let opts = UnpackOptions {
         parent: Some(parent.path().to_path_buf()),
+        cancel: settings.cancel.clone(),
         ..UnpackOptions::default()
     };
     let t = Instant::now();

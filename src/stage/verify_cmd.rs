@@ -67,7 +67,7 @@ pub fn settings(
 
 /// The platform images `package` made (dist/package.json), filtered like the plan.
 pub fn packaged_items(plan: &Plan) -> Result<Vec<Item>> {
-    let packaged = super::package::load(&plan.out_dir)?;
+    let packaged = super::package::load_for(plan)?;
     let mut items = Vec::new();
     for img in &packaged.images {
         let Some(planned) = plan.images.iter().find(|i| i.variant == img.variant) else {

@@ -31,6 +31,25 @@ pub fn metadata(manifest: &Path) -> Cmd {
     ])
 }
 
+/// `cargo metadata` with the dependency graph resolved for one target and the plan's features:
+/// what the sys-crate diagnosis reads (`syslibs`). It may update the lock file and download
+/// crate manifests, as `cargo build` would.
+pub fn metadata_for_target(manifest: &Path, target: &str, features: &[String]) -> Cmd {
+    let mut cmd = Cmd::new("cargo", format!("read the dependency graph for {target}")).args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--filter-platform",
+        target,
+        "--manifest-path",
+        &manifest.display().to_string(),
+    ]);
+    if !features.is_empty() {
+        cmd = cmd.args(["--features", &features.join(",")]);
+    }
+    cmd
+}
+
 /// The part of `cargo metadata --format-version 1` shipit reads.
 #[derive(Debug, Deserialize)]
 struct Metadata {

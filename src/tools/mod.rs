@@ -9,6 +9,8 @@ pub mod docker;
 pub mod doctor;
 pub mod git;
 pub mod gpgv;
+pub mod openssl;
+pub mod pkg_config;
 pub mod qemu;
 pub mod rustup;
 pub mod zigbuild;

@@ -359,12 +359,41 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
+            let packages = debian_packages(&missing);
+            let add = if packages.is_empty() {
+                "add it to the base (e.g. the Debian package that ships it)".to_string()
+            } else {
+                format!(
+                    "add it to the base: add {} to image.packages (the Debian package{} that ship{} {names})",
+                    packages.join(", "),
+                    if packages.len() == 1 { "" } else { "s" },
+                    if packages.len() == 1 { "s" } else { "" },
+                )
+            };
             out.push(CheckResult::fail(
                 "libraries",
                 start,
                 format!("the binary needs {names}, which the image does not have (it would fail with \"{}: cannot open shared object file\")", missing[0]),
-                format!("the base image lacks {names}: add it to the base (e.g. the Debian package that ships it) or link statically"),
+                format!("the base image lacks {names}: {add}, or link statically"),
             ));
+        }
+    }
+
+    // CA roots: a binary that will look for the system's roots needs a bundle in the image.
+    if let Some(why) = elf::ca::looks_for_ca_roots(&bytes, &facts.needed) {
+        let start = Instant::now();
+        match ca_bundle(s.root, s.config) {
+            Some(found) => out.push(CheckResult::pass(
+                "ca-roots",
+                start,
+                Some(format!("{why}; the image has {found}")),
+            )),
+            None => out.push(CheckResult::fail(
+                "ca-roots",
+                start,
+                format!("the binary will look for the system's CA roots ({why}), but the image has no CA bundle (none of the paths openssl-probe checks, such as /etc/ssl/certs/ca-certificates.crt, exists): every TLS connection would fail to verify"),
+                "add ca-certificates to image.packages (or a CA bundle at /etc/ssl/certs/ca-certificates.crt through image.files)",
+            )),
         }
     }
 
@@ -415,6 +444,50 @@ fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
         }
     }
     (out, true)
+}
+
+/// The Debian packages that ship these libraries, where known, each once.
+fn debian_packages(libs: &[&String]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for lib in libs {
+        if let Some(p) = crate::syslibs::table::debian_package_for_library(lib)
+            && !out.contains(&p)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The CA bundle the image offers where openssl-probe looks (`SSL_CERT_FILE`/`SSL_CERT_DIR` of
+/// the image's environment first, then its well-known files, then a non-empty `certs` dir).
+fn ca_bundle(root: &Path, config: &serde_json::Value) -> Option<String> {
+    let is_file = |p: &str| read_in_root(root, p, 64 << 20).is_ok_and(|b| !b.is_empty());
+    let non_empty_dir = |p: &str| {
+        resolve_in_root(root, p)
+            .ok()
+            .filter(|d| d.is_dir())
+            .and_then(|d| std::fs::read_dir(d).ok())
+            .is_some_and(|mut entries| entries.next().is_some())
+    };
+    for (k, v) in image_env(config) {
+        if (k == "SSL_CERT_FILE" && is_file(&v)) || (k == "SSL_CERT_DIR" && non_empty_dir(&v)) {
+            return Some(format!("{v} ({k})"));
+        }
+    }
+    for dir in elf::ca::CA_DIRS {
+        if let Some(f) = elf::ca::CA_FILES
+            .iter()
+            .map(|f| format!("{dir}/{f}"))
+            .find(|p| is_file(p))
+        {
+            return Some(f);
+        }
+    }
+    elf::ca::CA_DIRS
+        .iter()
+        .map(|d| format!("{d}/certs"))
+        .find(|p| non_empty_dir(p))
 }
 
 fn library_dirs(_root: &Path, p: &Platform) -> Vec<String> {
@@ -579,7 +652,12 @@ fn diagnose(guest: &Guest, status: Option<std::process::ExitStatus>, stderr: &st
             .nth(1)
             .and_then(|r| r.split(':').next())
             .unwrap_or("a library");
-        return format!("the base image lacks {lib}: add it to the base or link statically");
+        return match crate::syslibs::table::debian_package_for_library(lib) {
+            Some(pkg) => format!(
+                "the base image lacks {lib}: add it to the base (add {pkg} to image.packages) or link statically"
+            ),
+            None => format!("the base image lacks {lib}: add it to the base or link statically"),
+        };
     }
     if stderr.contains("GLIBC_") && stderr.contains("not found") {
         return "the binary needs a newer glibc than the image has: pin the floor with cargo-zigbuild (build.glibc) or use a newer base".into();

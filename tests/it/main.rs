@@ -15,8 +15,10 @@ mod deb_base; // deb:SUITE bases through the CLI: release under QEMU, syft, dige
 mod docker_paths; // the docker build backend and packager against a real dockerd (BuildKit)
 mod github_actions; // GITHUB_ACTIONS conventions, generated workflows and action.yml through actionlint
 mod hostile_layouts; // FIFOs, links out and /dev/zero in a layout; nested, wide and fanned-out indexes
+mod integrity; // publish filters, stale packages, merge platform checks, signals, concurrent writers
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
 mod release_registry; // shipit release to a real docker-registry: order, idempotence, faults, auth
+mod syslibs; // C libraries: sys-crate diagnosis before compiling, static OpenSSL for musl, libssl3 and CA roots verified
 mod verify_images; // every failure users meet in production, each a real image, caught before tagging

@@ -150,6 +150,7 @@ impl Fixture {
         UnpackOptions {
             parent: Some(self.dest()),
             limits,
+            ..UnpackOptions::default()
         }
     }
     /// Runs an unpack that must fail; checks nothing outside changed and the rootfs is gone.

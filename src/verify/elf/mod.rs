@@ -25,6 +25,7 @@
 //! section.
 
 mod arm_attributes;
+pub mod ca;
 mod dynamic;
 mod error;
 mod expect;
