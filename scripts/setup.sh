@@ -9,6 +9,7 @@ APT_PACKAGES=(
   qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-armhf-cross musl-tools docker-registry apache2-utils skopeo umoci buildah mmdebstrap
   docker.io binutils-multiarch openssl curl jq gpgv debian-archive-keyring ca-certificates pigz
+  libssl-dev pkg-config time
 )
 RUST_TARGETS=(
   aarch64-unknown-linux-gnu aarch64-unknown-linux-musl x86_64-unknown-linux-musl
