@@ -245,8 +245,17 @@ fn same_inputs_give_identical_layouts() {
         two.iter().map(|f| &f.0).collect::<Vec<_>>()
     );
     assert!(one == two, "the two layouts differ in some file's bytes");
+    // The writers' lock (`.shipit-index.lock`, held while index.json is rewritten) stays in the
+    // layout, empty; everything else is the image.
+    let (locks, content): (Vec<_>, Vec<_>) = one
+        .iter()
+        .partition(|(p, _)| p.to_str().is_some_and(|p| p.starts_with(".shipit")));
+    assert!(
+        locks.iter().all(|(_, bytes)| bytes.is_empty()),
+        "lock files keep no content: {locks:?}"
+    );
     assert_eq!(
-        one.len(),
+        content.len(),
         2 + 7,
         "oci-layout, index.json, 2 layers, 2 configs, 2 manifests, 1 index"
     );
