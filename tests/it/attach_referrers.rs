@@ -7,7 +7,7 @@
 //! every index, which has no `unknown/unknown` entry; two writers merging into one fallback tag
 //! lose nothing; a failed attach (500 on the referrer manifest PUT) moves no tag.
 
-use crate::support::fixture::{EPOCH, copy_tree, example, example_pipeline, repo, run_ok};
+use crate::support::fixture::{EPOCH, example_copy, example_pipeline, repo, run_ok};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::TestRegistry;
 use crate::support::shipit;
@@ -135,15 +135,7 @@ fn pipeline(registry: Option<&str>) -> String {
 
 /// A copy of the project and its dist/bin with `pipeline`, packaged for two musl platforms.
 fn packaged(pipeline: &str) -> tempfile::TempDir {
-    let src = example();
-    let tmp = tempfile::tempdir().unwrap();
-    for f in ["Cargo.toml", "Cargo.lock"] {
-        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
-    }
-    copy_tree(&src.join("src"), &tmp.path().join("src"));
-    std::os::unix::fs::symlink(src.join("base"), tmp.path().join("base")).unwrap();
-    copy_tree(&src.join("dist/bin"), &tmp.path().join("dist/bin"));
-    std::fs::write(tmp.path().join("pipeline.yaml"), pipeline).unwrap();
+    let tmp = example_copy(Some(pipeline));
     run_ok(
         shipit(tmp.path())
             .args(["package", "-q"])

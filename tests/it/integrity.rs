@@ -4,7 +4,7 @@
 //! manifest's config platform in the registry; SIGTERM/SIGINT stop in-process packaging within
 //! seconds with nothing half-written; concurrent writers of one dist/ lose nothing.
 
-use crate::support::fixture::{EPOCH, copy_tree, example, example_pipeline};
+use crate::support::fixture::{EPOCH, example, example_copy, example_pipeline};
 use crate::support::registry::TestRegistry;
 use crate::support::shipit;
 use std::io::{BufRead, BufReader};
@@ -24,20 +24,6 @@ fn pipeline(repo: Option<&str>) -> String {
             )
             .replace("publish:\n  to: oci:dist/oci", "publish:\n  to: registry"),
     }
-}
-
-/// The project (manifest, sources, base, dist/bin) in a temp dir, with `pipeline`.
-fn project(pipeline: &str) -> tempfile::TempDir {
-    let src = example();
-    let tmp = tempfile::tempdir().unwrap();
-    for f in ["Cargo.toml", "Cargo.lock"] {
-        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
-    }
-    copy_tree(&src.join("src"), &tmp.path().join("src"));
-    std::os::unix::fs::symlink(src.join("base"), tmp.path().join("base")).unwrap();
-    copy_tree(&src.join("dist/bin"), &tmp.path().join("dist/bin"));
-    std::fs::write(tmp.path().join("pipeline.yaml"), pipeline).unwrap();
-    tmp
 }
 
 /// `shipit ARGS` in `dir` (fixed SOURCE_DATE_EPOCH, no stdin).
@@ -112,7 +98,7 @@ const TWO: [&str; 4] = ["--platform", "linux/amd64", "--platform", "linux/arm64"
 fn a_filtered_publish_tags_only_fully_verified_indexes_of_the_filter() {
     let reg = TestRegistry::anonymous();
     let repo = format!("{}/filter/hello", reg.host_port());
-    let dir = project(&pipeline(Some(&repo)));
+    let dir = example_copy(Some(&pipeline(Some(&repo))));
     let bin = |slug: &str| dir.path().join(format!("dist/bin/gnu/{slug}/hello-server"));
     // The gnu amd64 image gets the arm64 binary: it cannot pass verification.
     std::fs::copy(bin("linux-arm64"), bin("linux-amd64")).unwrap();
@@ -170,7 +156,7 @@ fn a_filtered_publish_tags_only_fully_verified_indexes_of_the_filter() {
 fn publish_refuses_a_package_made_from_another_plan() {
     let reg = TestRegistry::anonymous();
     let repo = format!("{}/stale/hello", reg.host_port());
-    let dir = project(&pipeline(Some(&repo)));
+    let dir = example_copy(Some(&pipeline(Some(&repo))));
     let musl2 = [&["--variant", "musl"][..], &TWO].concat();
     let out = run(dir.path(), &[&["package", "-q"][..], &musl2].concat(), &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -315,7 +301,7 @@ fn merge_checks_each_fragments_manifest_platform_in_the_registry() {
 /// dist/oci/index.json and package.json as they were and no temporary blob.
 #[test]
 fn package_stops_on_sigterm_and_sigint_within_seconds_leaving_nothing_half_written() {
-    let dir = project(&pipeline(None));
+    let dir = example_copy(Some(&pipeline(None)));
     let one = ["--variant", "musl", "--platform", "linux/amd64"];
     let out = run(dir.path(), &[&["package", "-q"][..], &one].concat(), &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -395,7 +381,7 @@ fn package_stops_on_sigterm_and_sigint_within_seconds_leaving_nothing_half_writt
 /// package.json lists both variants.
 #[test]
 fn concurrent_package_runs_of_one_project_lose_no_ref() {
-    let dir = project(&pipeline(None));
+    let dir = example_copy(Some(&pipeline(None)));
     let spawn = |variant: &str| {
         shipit(dir.path())
             .args(["package", "--variant", variant])
@@ -447,7 +433,7 @@ fn concurrent_package_runs_of_one_project_lose_no_ref() {
 /// having written nothing.
 #[test]
 fn a_writer_waits_for_the_lock_then_fails_clearly() {
-    let dir = project(&pipeline(None));
+    let dir = example_copy(Some(&pipeline(None)));
     let dist = dir.path().join("dist");
     let lock = std::fs::OpenOptions::new()
         .create(true)
