@@ -22,6 +22,8 @@ struct Made {
     published: Option<publish::Published>,
     /// A verification failure that `release --split` reports after writing its fragments.
     failed: Option<Error>,
+    /// How long each stage that ran took, in order (for the report and `-v`).
+    stages: Vec<release::StageTime>,
 }
 
 /// Runs `mode`'s walk of the pipeline (or, with `--dry-run`, describes it).
@@ -43,7 +45,14 @@ pub fn run(mode: Mode, s: &Session, password: Option<String>, ui: &Ui) -> Result
         if step.skip.is_some() {
             continue;
         }
+        let t = Instant::now();
         run_stage(mode, step.stage, s, &mut made, &mut password, started, ui)?;
+        let seconds = t.elapsed().as_secs_f64();
+        ui.verbose(format!("{} took {seconds:.3}s", step.stage.name()));
+        made.stages.push(release::StageTime {
+            stage: step.stage.name(),
+            seconds,
+        });
     }
     for Step { stage, skip } in &steps {
         if let Some(why) = skip {
@@ -145,6 +154,7 @@ fn run_stage(
                 &packaged,
                 verified,
                 password.take(),
+                upload_jobs(s),
                 &s.opts.cancel,
                 ui,
             )?);
@@ -179,9 +189,25 @@ fn run_stage(
                 .as_ref()
                 .ok_or_else(|| Error::stage("report: nothing was published"))?;
             let attached = made.attached.clone().unwrap_or_default();
-            release::finish(s, &packaged, verified, published, &attached, started, ui)
+            let outcome = release::Outcome {
+                packaged: &packaged,
+                verified,
+                published,
+                attached: &attached,
+                stages: made.stages.clone(),
+            };
+            release::finish(s, outcome, started, ui)
         }
     }
+}
+
+/// How many registry requests publish runs at once: `--jobs` when given, else
+/// `publish::UPLOAD_JOBS`.
+fn upload_jobs(s: &Session) -> usize {
+    s.opts
+        .jobs
+        .filter(|j| *j > 0)
+        .unwrap_or(publish::UPLOAD_JOBS)
 }
 
 /// What `package` made in this run, or (`shipit publish`) what dist/package.json records.

@@ -95,6 +95,7 @@ pub fn push_by_digest(
     packaged: &Packaged,
     verified: &super::verify::Report,
     password_stdin: Option<String>,
+    jobs: usize,
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Pushed> {
@@ -105,7 +106,7 @@ pub fn push_by_digest(
     }
     match &cfg.publish.to {
         PublishTo::Oci(path) => copy_to_layout(packaged, path, cancel, ui),
-        PublishTo::Registry => push_to_registry(cfg, packaged, password_stdin, cancel, ui),
+        PublishTo::Registry => push_to_registry(cfg, packaged, password_stdin, jobs, cancel, ui),
     }
 }
 
@@ -125,10 +126,11 @@ pub fn run(
     packaged: &Packaged,
     verified: &super::verify::Report,
     password_stdin: Option<String>,
+    jobs: usize,
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Published> {
-    let pushed = push_by_digest(cfg, packaged, verified, password_stdin, cancel, ui)?;
+    let pushed = push_by_digest(cfg, packaged, verified, password_stdin, jobs, cancel, ui)?;
     move_all_tags(&pushed, packaged, ui)
 }
 
@@ -290,18 +292,59 @@ pub fn interruptible<T>(
     Ok(f()?)
 }
 
-/// Pushes one platform image: its config and layers (HEAD first), then its manifest by digest.
+/// How many blob uploads (or HEADs, or manifest PUTs) run at once when `--jobs` does not say:
+/// uploads wait on the network, not on the CPU, so this is not the build's core count.
+pub const UPLOAD_JOBS: usize = 4;
+
+/// Pushes one platform image: its config and layers (HEAD first, `jobs` at a time), then its
+/// manifest by digest.
 pub fn push_platform(
     client: &Arc<RegistryClient>,
     layout: &Layout,
     manifest_desc: &crate::oci::image::Descriptor,
     platform: &str,
+    jobs: usize,
     ui: &Ui,
 ) -> Result<()> {
     client.cancel().check()?;
     let bytes = layout.read_blob(manifest_desc, 4 << 20)?;
     let manifest = crate::oci::image::parse_manifest(&bytes)?;
-    for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
+    let blobs: Vec<_> = std::iter::once(&manifest.config)
+        .chain(manifest.layers.iter())
+        .cloned()
+        .collect();
+    push_blobs(client, layout, &blobs, jobs, ui)?;
+    push_manifest_once(
+        client,
+        manifest_desc.digest.as_str(),
+        &manifest_desc.media_type,
+        &bytes,
+        &manifest_desc.digest,
+    )?;
+    ui.verbose(format!(
+        "  manifest {platform} {}",
+        manifest_desc.digest.short()
+    ));
+    Ok(())
+}
+
+/// Pushes blobs (each HEAD first: only what the registry lacks is uploaded), each digest once,
+/// `jobs` at a time. The first failure starts no further blob; an interrupt stops the ones in
+/// flight within a moment (the client's socket reads look at the run's cancel token).
+pub fn push_blobs(
+    client: &Arc<RegistryClient>,
+    layout: &Layout,
+    blobs: &[crate::oci::image::Descriptor],
+    jobs: usize,
+    ui: &Ui,
+) -> Result<()> {
+    let mut unique: Vec<&crate::oci::image::Descriptor> = Vec::with_capacity(blobs.len());
+    for b in blobs {
+        if !unique.iter().any(|u| u.digest == b.digest) {
+            unique.push(b);
+        }
+    }
+    bounded(&unique, jobs, client.cancel(), |blob| {
         let (c, digest, size, path) = (
             client.clone(),
             blob.digest.clone(),
@@ -321,25 +364,81 @@ pub fn push_platform(
                 BlobOutcome::Uploaded => "uploaded",
             }
         ));
+        Ok(())
+    })
+    .map(drop)
+}
+
+/// Runs `work` on every item, at most `jobs` at a time, and returns the results in item order.
+/// The first failure (or the run's cancellation) starts no further item; the items already
+/// running finish (or stop at the cancel token), and that first failure is the result.
+pub fn bounded<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    cancel: &Cancel,
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    cancel.check()?;
+    let workers = jobs.max(1).min(items.len());
+    if workers <= 1 {
+        return items
+            .iter()
+            .map(|item| {
+                cancel.check()?;
+                work(item)
+            })
+            .collect();
     }
-    push_manifest_once(
-        client,
-        manifest_desc.digest.as_str(),
-        &manifest_desc.media_type,
-        &bytes,
-        &manifest_desc.digest,
-    )?;
-    ui.verbose(format!(
-        "  manifest {platform} {}",
-        manifest_desc.digest.short()
-    ));
-    Ok(())
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    if stop.load(Ordering::SeqCst) || cancel.is_cancelled() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { return };
+                    match work(item) {
+                        Ok(r) => {
+                            if let Ok(mut all) = results.lock() {
+                                all[i] = Some(r);
+                            }
+                        }
+                        Err(e) => {
+                            stop.store(true, Ordering::SeqCst);
+                            if let Ok(mut first) = first_error.lock() {
+                                first.get_or_insert(e);
+                            }
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    cancel.check()?;
+    results
+        .into_inner()
+        .map_err(|_| Error::stage("publish: a worker panicked"))?
+        .into_iter()
+        .map(|r| r.ok_or_else(|| Error::stage("publish: a worker stopped before its item")))
+        .collect()
 }
 
 fn push_to_registry(
     cfg: &Config,
     packaged: &Packaged,
     password_stdin: Option<String>,
+    jobs: usize,
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Pushed> {
@@ -348,7 +447,7 @@ fn push_to_registry(
     ui.step(format!("publish to {target}"));
     let layout = Layout::open(&packaged.layout)?;
     // Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
-    if let Err(e) = push_content(&client, &layout, packaged, ui) {
+    if let Err(e) = push_content(&client, &layout, packaged, jobs, ui) {
         ui.warn("no tag was moved");
         return Err(e);
     }
@@ -442,27 +541,58 @@ pub fn move_tags(
     Ok((moved, unchanged))
 }
 
-/// Every blob, platform manifest and index, by digest, skipping what the registry has.
+/// Every blob, platform manifest and index, by digest, skipping what the registry has, `jobs`
+/// requests at a time and children first: every blob of every image (each digest once: a layer
+/// shared by platforms or variants is sent once), then every platform manifest, then every
+/// index. A failure at one level starts nothing of the next.
 fn push_content(
     client: &Arc<RegistryClient>,
     layout: &Layout,
     packaged: &Packaged,
+    jobs: usize,
     ui: &Ui,
 ) -> Result<()> {
+    let mut manifests = Vec::new();
     for img in &packaged.images {
         for p in &img.platforms {
-            push_platform(client, layout, &p.manifest, &p.platform, ui)?;
+            client.cancel().check()?;
+            let bytes = layout.read_blob(&p.manifest, 4 << 20)?;
+            let manifest = crate::oci::image::parse_manifest(&bytes)?;
+            manifests.push((p, bytes, manifest));
         }
-        client.cancel().check()?;
-        let bytes = layout.read_blob(&img.index, 4 << 20)?;
+    }
+    let blobs: Vec<_> = manifests
+        .iter()
+        .flat_map(|(_, _, m)| std::iter::once(&m.config).chain(m.layers.iter()))
+        .cloned()
+        .collect();
+    push_blobs(client, layout, &blobs, jobs, ui)?;
+    bounded(&manifests, jobs, client.cancel(), |(p, bytes, _)| {
         push_manifest_once(
             client,
-            img.index.digest.as_str(),
-            &img.index.media_type,
-            &bytes,
-            &img.index.digest,
+            p.manifest.digest.as_str(),
+            &p.manifest.media_type,
+            bytes,
+            &p.manifest.digest,
         )?;
-    }
+        ui.verbose(format!(
+            "  manifest {} {}",
+            p.platform,
+            p.manifest.digest.short()
+        ));
+        Ok(())
+    })?;
+    let indexes: Vec<_> = packaged.images.iter().map(|img| &img.index).collect();
+    bounded(&indexes, jobs, client.cancel(), |index| {
+        let bytes = layout.read_blob(index, 4 << 20)?;
+        push_manifest_once(
+            client,
+            index.digest.as_str(),
+            &index.media_type,
+            &bytes,
+            &index.digest,
+        )
+    })?;
     Ok(())
 }
 

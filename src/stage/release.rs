@@ -23,6 +23,16 @@ pub struct ReleaseReport {
     pub blobs_skipped: u64,
     /// Every statement attached as an OCI referrer (`attest:`), in push order.
     pub attachments: Vec<super::attach::Attachment>,
+    /// Wall-clock seconds of each stage that ran, in pipeline order (the report's own
+    /// writing is not in it): where a release spends its time.
+    pub stages: Vec<StageTime>,
+}
+
+/// How long one stage of the pipeline took.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTime {
+    pub stage: &'static str,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,16 +92,24 @@ pub fn doctor_gate(cfg: &Config, plan: &Plan, cancel: &crate::exec::Cancel) -> R
     ))
 }
 
+/// What the release report is made of: everything the stages made, and their timings.
+pub struct Outcome<'a> {
+    pub packaged: &'a package::Packaged,
+    pub verified: &'a verify::Report,
+    pub published: &'a publish::Published,
+    pub attached: &'a super::attach::Attached,
+    pub stages: Vec<StageTime>,
+}
+
 /// The release report of what this run packaged, verified and published.
-pub fn finish(
-    s: &Session,
-    packaged: &package::Packaged,
-    verified: &verify::Report,
-    published: &publish::Published,
-    attached: &super::attach::Attached,
-    started: Instant,
-    ui: &Ui,
-) -> Result<()> {
+pub fn finish(s: &Session, made: Outcome<'_>, started: Instant, ui: &Ui) -> Result<()> {
+    let Outcome {
+        packaged,
+        verified,
+        published,
+        attached,
+        stages,
+    } = made;
     let plan = &s.plan;
     let images = packaged
         .images
@@ -138,6 +156,7 @@ pub fn finish(
         blobs_uploaded: published.blobs_uploaded,
         blobs_skipped: published.blobs_skipped,
         attachments: attached.attachments.clone(),
+        stages,
     };
     write_report(plan, &report, s.opts.json, ui)
 }

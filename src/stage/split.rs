@@ -89,7 +89,14 @@ pub fn push_and_write_fragments(
                 .find(|r| r.digest == p.manifest.digest.as_str());
             let passed = report.is_some_and(|r| r.passed);
             if let (Some(client), true) = (&client, passed) {
-                publish::push_platform(client, &layout, &p.manifest, &p.platform, ui)?;
+                publish::push_platform(
+                    client,
+                    &layout,
+                    &p.manifest,
+                    &p.platform,
+                    publish::UPLOAD_JOBS,
+                    ui,
+                )?;
             }
             let fragment = Fragment {
                 format: 1,
@@ -360,6 +367,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
         blobs_uploaded: 0,
         blobs_skipped: 0,
         attachments: Vec::new(),
+        stages: Vec::new(),
     };
     super::release::write_report(plan, &report, s.opts.json, ui)
 }
