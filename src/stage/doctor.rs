@@ -3,13 +3,13 @@
 use crate::config::Packager;
 use crate::error::{Error, Result};
 use crate::session::Session;
-use crate::tools::doctor::{self, Status};
+use crate::tools::doctor::{self, Probing, Status};
 use crate::ui::Ui;
 
 pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
     let (cfg, plan, g) = (&s.config, &s.plan, &s.opts);
     let docker_packager = cfg.package == Packager::Docker;
-    let mut findings = doctor::check(plan, true, docker_packager, &g.cancel);
+    let mut findings = doctor::check(plan, true, docker_packager, Probing::Fresh, &g.cancel);
     if fix {
         let cmds = doctor::fix_commands(&findings);
         if cmds.is_empty() {
@@ -46,7 +46,7 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        findings = doctor::check(plan, true, docker_packager, &g.cancel);
+        findings = doctor::check(plan, true, docker_packager, Probing::Fresh, &g.cancel);
     }
     if g.json {
         println!(

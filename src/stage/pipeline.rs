@@ -76,7 +76,7 @@ fn run_stage(
 ) -> Result<()> {
     let (cfg, plan) = (&s.config, &s.plan);
     match stage {
-        Stage::Doctor => release::doctor_gate(cfg, plan, &s.opts.cancel),
+        Stage::Doctor => release::doctor_gate(s),
         Stage::Build => {
             let opts = build::Options {
                 jobs: s.opts.jobs(),

@@ -3,7 +3,6 @@
 //! run in the one order of `stage::RELEASE`, walked by `stage::pipeline`.
 
 use super::{package, publish, verify};
-use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::session::Session;
@@ -76,11 +75,17 @@ pub fn read_password_stdin(wanted: bool) -> Result<Option<String>> {
 }
 
 /// Every tool the plan needs is here (exit 3 before anything is built, when not).
-pub fn doctor_gate(cfg: &Config, plan: &Plan, cancel: &crate::exec::Cancel) -> Result<()> {
+pub fn doctor_gate(s: &Session) -> Result<()> {
+    let (cfg, plan, cancel) = (&s.config, &s.plan, &s.opts.cancel);
+    // Versions probed by an earlier run of the same tools are not probed again.
     let findings = crate::tools::doctor::check(
         plan,
         true,
         cfg.package == crate::config::Packager::Docker,
+        crate::tools::doctor::Probing::Remembered {
+            out: &plan.out_dir,
+            inventory: &s.facts.tools,
+        },
         cancel,
     );
     let blocking = crate::tools::doctor::blocking(&findings);

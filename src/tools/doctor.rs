@@ -1,12 +1,34 @@
 //! `shipit doctor`: for what the Plan needs, find each tool (`which` + its version parsed with
 //! semver against a minimum), say what is missing or too old and the exact command that installs
 //! it; `--fix` runs those installs where it can (apt as root, rustup, pip).
+//!
+//! The release's gate (`Probing::Remembered`) does not start every tool again: a version probed
+//! once is remembered in `dist/cache/tool-versions.json` under the identity of what would run
+//! (the path `PATH` finds and the file it resolves to, each by size, mtime and inode, and what
+//! picks the program behind a rustup proxy or a pyenv shim: the toolchains, rustup's settings,
+//! `rust-toolchain` files, pyenv's version file and their environment variables). Anything of
+//! that changed probes again; `shipit doctor` always probes afresh.
 
 use crate::config::Backend;
 use crate::exec::Cmd;
 use crate::plan::Plan;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// How `check` learns what is installed.
+#[derive(Debug, Clone, Copy)]
+pub enum Probing<'a> {
+    /// Every probe runs now (`shipit doctor`, and after `--fix`).
+    Fresh,
+    /// The inventory this run's session probed, and versions remembered in
+    /// `<out>/cache/tool-versions.json` while the tool's identity is unchanged (the release gate).
+    Remembered {
+        out: &'a Path,
+        inventory: &'a crate::plan::Inventory,
+    },
+}
 
 /// How a missing tool gets installed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -212,15 +234,21 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
 fn probe(
     need: &Need,
     inv: &crate::plan::Inventory,
+    memo: Option<&Memo>,
     cancel: &crate::exec::Cancel,
 ) -> (Status, Option<String>, Option<String>, Option<String>) {
     match &need.probe {
         Probe::Binary(program, min) => {
-            let path = which::which(program).ok().map(|p| p.display().to_string());
-            if path.is_none() {
+            let path = which::which(program).ok();
+            let Some(path) = path else {
                 return (Status::Missing, None, Some(min.to_string()), None);
-            }
-            match super::probe_version(program.as_str(), &["--version"], cancel) {
+            };
+            let version = match memo {
+                Some(memo) => memo.version(program, &path, cancel),
+                None => super::probe_version(program.as_str(), &["--version"], cancel),
+            };
+            let path = Some(path.display().to_string());
+            match version {
                 Some(v) if v >= *min => {
                     (Status::Ok, Some(v.to_string()), Some(min.to_string()), path)
                 }
@@ -290,34 +318,42 @@ fn probe(
     }
 }
 
-/// Checks every requirement of the plan.
+/// Checks every requirement of the plan, probing as `probing` says.
 pub fn check(
     plan: &Plan,
     verify: bool,
     docker_packager: bool,
+    probing: Probing<'_>,
     cancel: &crate::exec::Cancel,
 ) -> Vec<Finding> {
     let needs = requirements(plan, verify, docker_packager);
-    // Rustup's lists only matter for rust-std / rust-src findings.
-    let inv = if needs
+    let rustup_needed = needs
         .iter()
-        .any(|n| matches!(n.probe, Probe::RustStd(_) | Probe::RustSrc))
-    {
-        super::probe_inventory(false, false, cancel) // cross and docker have probes of their own
-    } else {
-        crate::plan::Inventory::default()
+        .any(|n| matches!(n.probe, Probe::RustStd(_) | Probe::RustSrc));
+    // Rustup's lists only matter for rust-std / rust-src findings; the session has them.
+    let inv = match probing {
+        _ if !rustup_needed => crate::plan::Inventory::default(),
+        Probing::Remembered { inventory, .. } => inventory.clone(),
+        Probing::Fresh => super::probe_inventory(false, false, cancel), // cross and docker have probes of their own
     };
-    // Each probe runs `TOOL --version`: run them side by side.
+    let memo = match probing {
+        Probing::Remembered { out, .. } => Some(Memo::open(out)),
+        Probing::Fresh => None,
+    };
+    // Each probe runs `TOOL --version` (unless remembered): run them side by side.
     let probed: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = needs
             .iter()
-            .map(|n| s.spawn(|| probe(n, &inv, cancel)))
+            .map(|n| s.spawn(|| probe(n, &inv, memo.as_ref(), cancel)))
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or((Status::Missing, None, None, None)))
             .collect()
     });
+    if let Some(memo) = memo {
+        memo.save();
+    }
     needs
         .into_iter()
         .zip(probed)
@@ -333,6 +369,133 @@ pub fn check(
             install: n.install,
         })
         .collect()
+}
+
+/// Tool versions remembered by the identity of what would run (see the module's comment).
+struct Memo {
+    cache: Mutex<crate::cache::Cache>,
+    /// What picks the program behind a proxy or a shim, the same for every tool of a run.
+    selectors: String,
+}
+
+/// The version a probe found (`None`: the tool printed none shipit could parse).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    version: Option<String>,
+}
+
+impl Memo {
+    fn open(out: &Path) -> Memo {
+        Memo {
+            cache: Mutex::new(crate::cache::Cache::open(out, "tool-versions")),
+            selectors: selectors(),
+        }
+    }
+
+    /// `program`'s version: remembered while its identity is unchanged, else probed (and
+    /// remembered when the probe ran to the end).
+    fn version(
+        &self,
+        program: &str,
+        path: &Path,
+        cancel: &crate::exec::Cancel,
+    ) -> Option<semver::Version> {
+        let key = self.key(program, path);
+        if let Some(r) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get::<Remembered>(&key))
+        {
+            return r.version.and_then(|v| semver::Version::parse(&v).ok());
+        }
+        let v = super::probe_version(program, &["--version"], cancel);
+        // An interrupted probe found nothing: nothing to remember.
+        if !cancel.is_cancelled()
+            && let Ok(mut c) = self.cache.lock()
+        {
+            c.put(
+                &key,
+                &Remembered {
+                    version: v.as_ref().map(ToString::to_string),
+                },
+            );
+        }
+        v
+    }
+
+    fn key(&self, program: &str, path: &Path) -> String {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let text = format!(
+            "{program}\n{}\n{}\n{}\n{}\n{}",
+            path.display(),
+            file_id(path),
+            real.display(),
+            file_id(&real),
+            self.selectors
+        );
+        crate::oci::digest::Digest::of(text.as_bytes()).to_string()
+    }
+
+    fn save(self) {
+        if let Ok(mut c) = self.cache.into_inner() {
+            c.save();
+        }
+    }
+}
+
+/// Size, mtime (ns) and inode of a file, or `-` when it is not there.
+fn file_id(f: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(f) {
+        Ok(m) => format!("{} {}.{} {}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()),
+        Err(_) => "-".into(),
+    }
+}
+
+/// What decides which program a rustup proxy or a pyenv shim runs: their environment
+/// variables, every rustup toolchain's `cargo` and `rustc`, rustup's settings, the
+/// `rust-toolchain` files from the working directory up, pyenv's version file.
+fn selectors() -> String {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let rustup = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".rustup"));
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".pyenv"));
+    let mut out = String::new();
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTUP_HOME",
+        "PYENV_VERSION",
+        "PYENV_ROOT",
+        "PATH",
+    ] {
+        out.push_str(&format!("{var}={:?}\n", std::env::var_os(var)));
+    }
+    let mut files = vec![rustup.join("settings.toml"), pyenv.join("version")];
+    let mut toolchains: Vec<PathBuf> = std::fs::read_dir(rustup.join("toolchains"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    toolchains.sort();
+    for tc in toolchains {
+        files.push(tc.join("bin/cargo"));
+        files.push(tc.join("bin/rustc"));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            files.push(dir.join("rust-toolchain"));
+            files.push(dir.join("rust-toolchain.toml"));
+            files.push(dir.join(".python-version"));
+        }
+    }
+    for f in files {
+        out.push_str(&format!("{} {}\n", f.display(), file_id(&f)));
+    }
+    out
 }
 
 /// The commands `--fix` would run for these findings (apt grouped into one install).
