@@ -664,3 +664,67 @@ pub fn push_manifest_once(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn bounded_keeps_item_order_and_at_most_jobs_at_once() {
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let items: Vec<u32> = (0..20).collect();
+        let out = bounded(&items, 4, &Cancel::new(), |i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(i * 2)
+        })
+        .unwrap();
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!((2..=4).contains(&most), "{most} at once");
+    }
+
+    #[test]
+    fn bounded_first_failure_starts_no_further_item() {
+        let started = AtomicUsize::new(0);
+        let items: Vec<u32> = (0..100).collect();
+        let e = bounded(&items, 3, &Cancel::new(), |i| {
+            started.fetch_add(1, Ordering::SeqCst);
+            if *i == 5 {
+                return Err(Error::stage("blob 5 failed"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("blob 5 failed"), "{e}");
+        let n = started.load(Ordering::SeqCst);
+        assert!(n < 12, "{n} items started after the failure");
+    }
+
+    #[test]
+    fn bounded_stops_on_the_cancel_token() {
+        let cancel = Cancel::new();
+        let started = AtomicUsize::new(0);
+        let items: Vec<u32> = (0..100).collect();
+        let r = bounded(&items, 4, &cancel, |i| {
+            started.fetch_add(1, Ordering::SeqCst);
+            if *i == 2 {
+                cancel.cancel(libc::SIGINT);
+            }
+            Ok(())
+        });
+        assert!(r.is_err());
+        assert!(started.load(Ordering::SeqCst) < 10);
+        let none: Vec<u32> = Vec::new();
+        assert!(
+            bounded(&none, 4, &Cancel::new(), |_| Ok(()))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
