@@ -92,7 +92,7 @@ pub(crate) fn probe_inventory(cross_too: bool, docker_too: bool, cancel: &Cancel
         docker: docker_too && docker::client_version(cancel).is_some(),
         ..Inventory::default()
     };
-    if let Some((targets, src)) = rustup::installed(cancel) {
+    if let Some((targets, src)) = doctor::rustup_installed(cancel) {
         inv.rust_std = targets;
         inv.rust_src = src;
     } else {
