@@ -754,3 +754,69 @@ fn a_no_op_build_starts_no_toolchain_and_each_changed_input_defeats_it() {
     assert_eq!(b["compiled"], false, "{log}");
     assert!(log.contains("SHIPIT_NO_FRESHNESS is set"), "{log}");
 }
+
+/// `shipit release --json` in `dir` (no inherited RUSTFLAGS or toolchain choice): the report
+/// and the one `built` entry of `dist/build.json`.
+fn release_once(dir: &Path) -> (serde_json::Value, serde_json::Value) {
+    let out = shipit(dir)
+        .args(["release", "--json"])
+        .env("SOURCE_DATE_EPOCH", crate::support::fixture::EPOCH)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("HELLO_FLAVOUR")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("SHIPIT_NO_FRESHNESS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let build: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("dist/build.json")).unwrap()).unwrap();
+    (report, build["built"][0].clone())
+}
+
+/// The release's no-op path for the build: a second `release` with nothing changed starts no
+/// toolchain, reuses the verification and makes the same digests; a changed source file
+/// rebuilds, and its new bytes are packaged and verified again.
+#[test]
+fn a_no_op_release_starts_no_toolchain_and_a_changed_source_rebuilds_and_verifies_again() {
+    let tmp = source_copy();
+    let dir = tmp.path();
+    write(
+        &dir.join("pipeline.yaml"),
+        &format!(
+            "{}  entrypoint: [\"/usr/local/bin/hello-server\"]\nverify:\n  checks:\n    - name: version\n      run: [\"--version\"]\n      stdout: 'hello-server \\d+'\npublish:\n  to: oci:dist/oci\n",
+            fresh_pipeline("[]")
+        ),
+    );
+    settle(dir, &[]);
+    let platform = |r: &serde_json::Value| r["images"][0]["platforms"][0].clone();
+
+    let (first, _) = release_once(dir);
+    let (second, built) = release_once(dir);
+    assert_eq!(built["fresh"], true, "{built}");
+    assert_eq!(platform(&second)["cached"], true, "{second}");
+    assert_eq!(
+        platform(&second)["manifest_digest"],
+        platform(&first)["manifest_digest"]
+    );
+    assert_eq!(
+        second["images"][0]["index_digest"],
+        first["images"][0]["index_digest"]
+    );
+
+    // New bytes: a changed message in the source.
+    let main_rs = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+    let changed = main_rs.replace("shutting down", "shutting down now");
+    assert_ne!(changed, main_rs);
+    write(&dir.join("src/main.rs"), &changed);
+    let (third, built) = release_once(dir);
+    assert_eq!(built["fresh"], false, "{built}");
+    assert_eq!(built["compiled"], true, "{built}");
+    assert_ne!(
+        platform(&third)["manifest_digest"],
+        platform(&first)["manifest_digest"],
+        "a new image for a new binary"
+    );
+    assert_eq!(platform(&third)["cached"], false, "verified again: {third}");
+}

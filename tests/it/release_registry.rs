@@ -603,7 +603,11 @@ fn release_pushes_both_variants_and_rerun_uploads_nothing() {
         .unwrap();
     assert!(verify.status.success(), "{}", text(&verify));
 
-    // Nothing changed: the rerun uploads no blob and moves no tag.
+    // Nothing changed: the rerun uploads no blob, moves no tag and makes the same digests.
+    let first_indexes: std::collections::BTreeMap<&str, (String, Vec<u8>)> = planned
+        .iter()
+        .map(|(libc, _, _)| (*libc, staged_index(&out, libc)))
+        .collect();
     let posts = reg.count("POST", "/blobs/uploads/");
     let puts = reg.count("PUT", "/blobs/uploads/");
     let manifest_puts = reg.count("PUT", "/manifests/");
@@ -631,10 +635,129 @@ fn release_pushes_both_variants_and_rerun_uploads_nothing() {
     );
     let report = json(&out.join("release.json"));
     assert_eq!(report["blobs_uploaded"], 0, "{report}");
+    for (libc, _, _) in &planned {
+        let (digest, bytes) = staged_index(&out, libc);
+        assert_eq!(
+            (&digest, &bytes),
+            (&first_indexes[*libc].0, &first_indexes[*libc].1),
+            "{libc}: the same index across runs"
+        );
+    }
     for img in report["images"].as_array().unwrap() {
         assert_eq!(img["tags_moved"].as_array().unwrap().len(), 0, "{img}");
         assert_eq!(img["tags_unchanged"].as_array().unwrap().len(), 4, "{img}");
     }
+}
+
+/// `release --json ARGS` in the shared example (its target/ is built: no compile), the report.
+fn release_json(args: &[String]) -> serde_json::Value {
+    let out = shipit(example())
+        .args(["release", "--json"])
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// `(index digest, [(platform, manifest digest, cached)])` of the one image of a report.
+fn digests(report: &serde_json::Value) -> (String, Vec<(String, String, bool)>) {
+    let img = &report["images"][0];
+    let platforms = img["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["platform"].as_str().unwrap().to_string(),
+                p["manifest_digest"].as_str().unwrap().to_string(),
+                p["cached"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    (img["index_digest"].as_str().unwrap().to_string(), platforms)
+}
+
+/// A second release with nothing changed, to a registry (counted through the proxy): every
+/// digest as before, the verification reused, no blob upload started or committed, no manifest
+/// PUT and no tag moved, only HEADs. Then a changed base (scratch → the Debian layout) defeats
+/// the no-op path: new manifest and index digests, verified again, blobs uploaded, tags moved.
+#[test]
+fn a_no_op_release_only_heads_and_a_changed_base_repackages_and_pushes_again() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(reg.addr, Vec::new());
+    let checks = "  checks:\n    - name: version\n      run: [\"--version\"]\n      stdout: 'hello-server \\d+\\.\\d+\\.\\d+'\n      timeout: 10s\n";
+    let scratch = pipeline(&proxy.addr.to_string(), "", Some(checks));
+    let mut args = example_variant("noop-registry", &scratch);
+    args.extend(["--variant", "musl", "--platform", "linux/amd64"].map(String::from));
+
+    let first = release_json(&args);
+    let (index, platforms) = digests(&first);
+    assert_eq!(platforms.len(), 1, "{first}");
+    assert!(!platforms[0].2, "the first verification ran: {first}");
+    assert_eq!(
+        first["images"][0]["tags_moved"].as_array().unwrap().len(),
+        4
+    );
+
+    let before = proxy.seen().len();
+    let second = release_json(&args);
+    let during: Vec<_> = proxy.seen().split_off(before);
+    let (index2, platforms2) = digests(&second);
+    assert_eq!(index2, index, "the same index digest");
+    assert_eq!(platforms2[0].1, platforms[0].1, "the same manifest digest");
+    assert!(platforms2[0].2, "the verification was reused: {second}");
+    assert_eq!(second["blobs_uploaded"], 0, "{second}");
+    let img = &second["images"][0];
+    assert_eq!(img["tags_moved"].as_array().unwrap().len(), 0, "{img}");
+    assert_eq!(img["tags_unchanged"].as_array().unwrap().len(), 4, "{img}");
+    let sent: Vec<String> = during
+        .iter()
+        .filter(|s| s.method != "HEAD" && !(s.method == "GET" && s.path == "/v2/"))
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        sent,
+        Vec::<String>::new(),
+        "a no-op release sends only HEADs"
+    );
+    assert!(
+        during
+            .iter()
+            .any(|s| s.method == "HEAD" && s.path.contains("/blobs/")),
+        "{during:?}"
+    );
+
+    // Another base: everything downstream of it is made, verified and pushed again.
+    let debian = scratch.replace(
+        "musl: { base: scratch,",
+        "musl: { base: \"oci:base/bookworm:bookworm-amd64\",",
+    );
+    assert_ne!(debian, scratch);
+    std::fs::write(example().join("pipeline-noop-registry.yaml"), debian).unwrap();
+    let before = proxy.seen().len();
+    let third = release_json(&args);
+    let (index3, platforms3) = digests(&third);
+    assert_ne!(index3, index, "a new index for a new base");
+    assert_ne!(
+        platforms3[0].1, platforms[0].1,
+        "a new image for a new base"
+    );
+    assert!(!platforms3[0].2, "verified again: {third}");
+    assert!(third["blobs_uploaded"].as_u64().unwrap() > 0, "{third}");
+    assert_eq!(
+        third["images"][0]["tags_moved"].as_array().unwrap().len(),
+        4,
+        "{third}"
+    );
+    assert!(proxy.count("PUT", "/blobs/uploads/") > 0);
+    assert!(proxy.seen().len() > before);
+    assert_eq!(
+        head_tag(reg.addr, "0.3.1-musl").as_deref(),
+        Some(index3.as_str())
+    );
 }
 
 /// An arm/v7 image holding an arm64 binary fails verification: publish exits 1 and the
@@ -955,6 +1078,77 @@ fn fault_sigterm_mid_push_exits_143_and_moves_no_tag() {
     let leftover = strays(pid, &marker);
     assert!(leftover.is_empty(), "left running: {leftover:?}");
     proxy.release();
+    assert_eq!(proxy.count("PUT", "/manifests/"), 0, "{:?}", proxy.seen());
+    for tag in MUSL_TAGS {
+        assert_eq!(head_tag(reg.addr, tag), None, "{tag}");
+    }
+
+    let out = publish(dir.path(), &MUSL2, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_musl_tags(&reg, dir.path());
+}
+
+/// SIGINT while the uploads run in parallel through a proxy that trickles the answer to the
+/// first blob PUT forever: the other blobs are uploaded meanwhile (the pool does not wait on the
+/// stuck one), and the interrupt ends the run within 2 s with exit 130, no manifest PUT, no tag
+/// and no process left; a rerun completes.
+#[test]
+fn fault_sigint_mid_parallel_push_through_a_trickling_proxy_exits_within_2s_and_moves_no_tag() {
+    let reg = TestRegistry::anonymous();
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![Rule {
+            method: "PUT",
+            path_contains: "/blobs/uploads/".into(),
+            nth: 1,
+            fault: Fault::Trickle(Duration::from_millis(200)),
+        }],
+    );
+    let dir = packaged(&pipeline(&proxy.addr.to_string(), "", None), &MUSL2);
+    let logs = tempfile::tempdir().unwrap();
+    let marker = format!("SHIPIT_TEST_RUN=sigint-parallel-{}", std::process::id());
+    let (mk, mv) = marker.split_once('=').unwrap();
+    let mut child = spawn_shipit(
+        dir.path(),
+        &[&["publish"][..], &MUSL2].concat(),
+        &[(mk, mv)],
+        logs.path(),
+    );
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let uploaded_meanwhile = |seen: &[crate::support::proxy::Seen]| {
+        let trickling = seen.iter().any(|s| s.outcome.starts_with("trickle"));
+        let others = seen
+            .iter()
+            .filter(|s| {
+                s.method == "PUT" && s.path.contains("/blobs/uploads/") && s.outcome == "forwarded"
+            })
+            .count();
+        trickling && others >= 1
+    };
+    while !uploaded_meanwhile(&proxy.seen()) {
+        assert!(
+            Instant::now() < deadline,
+            "no other blob was uploaded while the first one hung: {:?}\n{}",
+            proxy.seen(),
+            std::fs::read_to_string(logs.path().join("stderr")).unwrap_or_default()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "publish ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    let t = Instant::now();
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let took = t.elapsed();
+    let err = std::fs::read_to_string(logs.path().join("stderr")).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        took < Duration::from_secs(2),
+        "exited {took:?} after SIGINT"
+    );
+    let leftover = strays(pid, &marker);
+    assert!(leftover.is_empty(), "left running: {leftover:?}");
     assert_eq!(proxy.count("PUT", "/manifests/"), 0, "{:?}", proxy.seen());
     for tag in MUSL_TAGS {
         assert_eq!(head_tag(reg.addr, tag), None, "{tag}");

@@ -1424,6 +1424,90 @@ fn rerun_with_same_bytes_and_checks_is_cached_and_runs_no_guest() {
     );
 }
 
+/// `shipit release --json -v ARGS` in the shared example (built: no compile), its output.
+fn release(args: &[String]) -> Output {
+    let out = shipit(example())
+        .args(["release", "--json", "-v"])
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "release failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The release's no-op path for verification: a second `release` of the same bytes with the
+/// same checks reuses the verification (no guest runs) and keeps every digest; a changed check
+/// (another stdout pattern) runs the guest again on the same bytes.
+#[test]
+fn a_no_op_release_reuses_the_verification_and_a_changed_check_verifies_again() {
+    let _fixture = read_fixture();
+    let with_pattern = |pattern: &str| {
+        let p = example_pipeline();
+        let start = p
+            .find("  checks:\n")
+            .expect("checks in the example pipeline");
+        let end = p.find("publish:").expect("publish in the example pipeline");
+        let mut p = p;
+        p.replace_range(
+            start..end,
+            &format!(
+                "  checks:\n{}\n",
+                VERSION_CHECK.replace(r"\d+\.\d+\.\d+", pattern)
+            ),
+        );
+        p
+    };
+    let mut args = example_variant("noop-verify", &with_pattern(r"\d+\.\d+\.\d+"));
+    args.extend(["--variant", "musl", "--platform", "linux/arm64"].map(String::from));
+    let digest = |out: &Output| {
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["images"][0]["platforms"][0]["manifest_digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let key = ("linux/arm64".to_string(), "version".to_string());
+
+    let first = release(&args);
+    assert_eq!(cached_checks(&first).get(&key), Some(&false));
+    assert_eq!(guest_commands(&first).len(), 1);
+
+    let second = release(&args);
+    assert_eq!(cached_checks(&second).get(&key), Some(&true));
+    assert_eq!(
+        guest_commands(&second),
+        Vec::<String>::new(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(digest(&second), digest(&first), "the same image");
+
+    std::fs::write(
+        example().join("pipeline-noop-verify.yaml"),
+        with_pattern(r"\d+\.\d+"),
+    )
+    .unwrap();
+    let third = release(&args);
+    assert_eq!(cached_checks(&third).get(&key), Some(&false));
+    assert_eq!(
+        guest_commands(&third).len(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    assert_eq!(
+        digest(&third),
+        digest(&first),
+        "the same bytes, checked again"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Image configs that contradict their manifest
 
