@@ -918,7 +918,9 @@ fn fault_429_retry_after_is_honoured() {
             }
             (t429, tnext)
         });
-        let out = publish(dir.path(), &MUSL2, &[]);
+        // One request at a time: the second POST is the retry of the first (with the default
+        // pool it may be another blob's upload, sent while the first waits).
+        let out = publish(dir.path(), &[&MUSL2[..], &["--jobs", "1"]].concat(), &[]);
         done.store(true, Ordering::SeqCst);
         assert!(out.status.success(), "{}", text(&out));
         watcher.join().unwrap()
@@ -944,13 +946,14 @@ fn fault_429_retry_after_is_honoured() {
 #[test]
 fn fault_registry_killed_mid_push_then_rerun_uploads_only_the_rest() {
     let mut reg = RestartableRegistry::start();
-    // Hold the third blob PUT (amd64 config and layer are committed by then).
+    // Hold the third blob PUT (amd64 config and layer are committed by then: one upload at a
+    // time, so that exactly two are; the parallel pool's interrupt has a test of its own).
     let proxy = StallProxy::start(reg.addr, "PUT", "/blobs/uploads/", 3);
     let dir = packaged(&pipeline(&proxy.addr.to_string(), "", None), &MUSL2);
     let logs = tempfile::tempdir().unwrap();
     let mut child = spawn_shipit(
         dir.path(),
-        &[&["publish"][..], &MUSL2].concat(),
+        &[&["publish"][..], &MUSL2, &["--jobs", "1"]].concat(),
         &[],
         logs.path(),
     );
