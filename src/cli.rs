@@ -58,7 +58,8 @@ pub struct Global {
     /// Only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// How many targets build or verify at once (default: the number of cores).
+    /// How many targets build or verify at once (default: the number of cores), and how many
+    /// registry uploads run at once when given (default: 4).
     #[arg(long, global = true, value_name = "N")]
     pub jobs: Option<usize>,
     /// Where binaries, images, logs and reports go.
