@@ -156,10 +156,13 @@ fn closure(r: &Resolution, roots: &[impl AsRef<str>]) -> BTreeSet<String> {
     seen
 }
 
-/// The packages whose libraries set the glibc floor: what `build.packages` reach that the C
-/// library's own development set (`libc6-dev` and its dependencies) does not.
+/// The packages whose libraries set the glibc floor: what `build.packages` reach beyond glibc
+/// itself (`libc6`, `libc6-dev` and what `libc6` depends on). What only `libc6-dev` pulls in is
+/// not linked unless asked for (its closure reaches libssl3 through libtirpc and Kerberos, so
+/// subtracting it would hide exactly the libraries asked for).
 pub fn linked_packages(r: &Resolution, build_packages: &[String]) -> BTreeSet<String> {
-    let libc = closure(r, SYSROOT_PACKAGES);
+    let mut libc = closure(r, &["libc6"]);
+    libc.extend(SYSROOT_PACKAGES.iter().map(|s| s.to_string()));
     closure(r, build_packages)
         .into_iter()
         .filter(|p| !libc.contains(p) && r.get(p).is_some())
@@ -380,7 +383,8 @@ mod tests {
             arch: "arm64".into(),
             packages: vec![
                 pkg("libc6", &["libgcc-s1"]),
-                pkg("libc6-dev", &["libc6", "linux-libc-dev"]),
+                pkg("libc6-dev", &["libc6", "linux-libc-dev", "libtirpc3"]),
+                pkg("libtirpc3", &["libssl3"]),
                 pkg("libgcc-s1", &["libc6"]),
                 pkg("libssl-dev", &["libssl3"]),
                 pkg("libssl3", &["libc6"]),
