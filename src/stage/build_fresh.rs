@@ -532,6 +532,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_command_key_covers_the_sysroot_and_the_build_variables() {
+        use crate::config::Backend;
+        use crate::syslibs::sysroot::{apply, env};
+        let p = crate::platform::Platform::parse("linux/arm64").unwrap();
+        let t = "aarch64-unknown-linux-gnu";
+        let base = Cmd::new("cargo", "build").args(["zigbuild", "--target", t]);
+        let with = |dir: &str| {
+            command_key(&apply(
+                base.clone(),
+                &env(Path::new(dir), t, p, Backend::Zigbuild),
+            ))
+        };
+        let a = with("/t/shipit/sysroot/bookworm-arm64-0123456789abcdef");
+        // Another lock (another key, so another directory) or no sysroot at all: not fresh.
+        assert_ne!(a, with("/t/shipit/sysroot/bookworm-arm64-fedcba9876543210"));
+        assert_ne!(a, command_key(&base));
+        assert_eq!(a, with("/t/shipit/sysroot/bookworm-arm64-0123456789abcdef"));
+        assert!(a.contains("PKG_CONFIG_SYSROOT_DIR="), "{a}");
+        // A variable shipit adds for the target changes it too.
+        let more = apply(
+            base.clone(),
+            &[crate::syslibs::sysroot::Var {
+                name: "OPENSSL_STATIC".into(),
+                value: "1".into(),
+                append: false,
+            }],
+        );
+        assert_ne!(command_key(&more), command_key(&base));
+    }
+
+    #[test]
     fn dep_info_is_parsed_with_escapes_and_checked_against_the_binary() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("app.d");
