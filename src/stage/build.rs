@@ -135,7 +135,8 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                         .get(&(p.platform.to_string(), p.libc))
                         .map(Vec::as_slice)
                         .unwrap_or_default();
-                    let r = build_one(plan, p, env, &stop, &opts.cancel, &progress, i);
+                    let cmd = crate::syslibs::sysroot::apply(sysroots.command(p), env);
+                    let r = build_one(plan, p, &cmd, &stop, &opts.cancel, &progress, i);
                     match &r {
                         Ok(b) => progress.finish(
                             i,
@@ -210,10 +211,11 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     Ok(report)
 }
 
+/// Builds one target with `cmd` (its plan's command with the build variables added).
 fn build_one(
     plan: &Plan,
     p: &PlatformPlan,
-    env: &[crate::syslibs::sysroot::Var],
+    cmd: &exec::Cmd,
     stop: &AtomicBool,
     cancel: &Cancel,
     progress: &Progress,
@@ -222,13 +224,12 @@ fn build_one(
     let start = Instant::now();
     let _ = std::fs::remove_file(&p.log);
     progress.set_log(i, &p.log);
-    let cmd = crate::syslibs::sysroot::apply(p.build.clone(), env);
-    let not_fresh = super::build_fresh::check(p, &cmd).err();
+    let not_fresh = super::build_fresh::check(p, cmd).err();
     let fresh = not_fresh.is_none();
     let started = std::time::SystemTime::now();
     if let Some(why) = &not_fresh {
         super::build_fresh::forget(p);
-        run_toolchain(p, &cmd, stop, cancel)?;
+        run_toolchain(p, cmd, stop, cancel)?;
         append_log(&p.log, &format!("shipit: the toolchain ran: {why}\n"));
     } else {
         write_log(
@@ -243,7 +244,7 @@ fn build_one(
             .any(|l| l.trim_start().starts_with("Compiling "));
     let built = finish_binary(p, compiled, fresh, start)?;
     if !fresh
-        && let Err(why) = super::build_fresh::record(p, &cmd, started, &plan.out_dir, &built.sha256)
+        && let Err(why) = super::build_fresh::record(p, cmd, started, &plan.out_dir, &built.sha256)
     {
         append_log(
             &p.log,

@@ -11,13 +11,14 @@
 //! `build.glibc` pinned lower is a config error at that key ([`check_floor`]): a binary linked
 //! against those libraries cannot run on an older glibc, so shipit refuses to promise one.
 
+use crate::config::Backend;
 use crate::config::yaml;
 use crate::config::{ConfigError, Diagnostic};
 use crate::deb::sysroot::{self as engine, Manifest};
 use crate::deb::{self, Cache, Http, LockMode, Mirror, Request, Resolution};
 use crate::error::{Error, Result};
 use crate::exec::Cancel;
-use crate::plan::{GlibcFloor, Plan, SysrootTarget, SysrootsPlan};
+use crate::plan::{GlibcFloor, Plan, PlatformPlan, SysrootTarget, SysrootsPlan};
 use crate::platform::Libc;
 use crate::syslibs::BuildEnv;
 use crate::ui::Ui;
@@ -248,9 +249,37 @@ pub fn run_lock(plan: &Plan, mode: LockMode, cancel: &Cancel, ui: &Ui) -> Result
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     pub targets: Vec<SysrootTarget>,
+    /// `build.glibc` was not pinned.
+    pub unpinned: bool,
 }
 
 impl Prepared {
+    /// The build command of `p`: the plan's, except that cargo-zigbuild without a `build.glibc`
+    /// pin targets the sysroot's glibc floor (`--target T.2.34`). zig links glibc from its own
+    /// stubs of the version it targets, and its default is older than what the sysroot's
+    /// libraries need (lld refuses `dlopen@GLIBC_2.34` in libcrypto.so otherwise).
+    pub fn command(&self, p: &PlatformPlan) -> crate::exec::Cmd {
+        let mut cmd = p.build.clone();
+        if !self.unpinned || p.backend != Backend::Zigbuild || p.libc != Libc::Gnu {
+            return cmd;
+        }
+        let Some(floor) = self
+            .targets
+            .iter()
+            .find(|t| t.platform == p.platform && t.libc == p.libc)
+            .and_then(|t| t.glibc_floor.as_ref())
+            .and_then(GlibcFloor::parts)
+        else {
+            return cmd;
+        };
+        if let Some(i) = cmd.args.iter().position(|a| a == "--target")
+            && cmd.args.get(i + 1) == Some(&p.target)
+        {
+            cmd.args[i + 1] = format!("{}.{}.{}", p.target, floor.0, floor.1);
+        }
+        cmd
+    }
+
     /// The assembled sysroot of one (platform, libc).
     pub fn dir(&self, platform: &str, libc: Libc) -> Option<&PathBuf> {
         self.targets
@@ -311,7 +340,22 @@ pub fn prepare(plan: &Plan, mode: LockMode, cancel: &Cancel, ui: &Ui) -> Result<
         ));
     }
     check_floor(sp, &targets)?;
-    Ok(Prepared { targets })
+    let unpinned = sp.glibc_pin.is_none();
+    if unpinned {
+        for t in &targets {
+            if let Some(f) = &t.glibc_floor
+                && plan.platforms().any(|(_, p)| {
+                    p.platform == t.platform && p.libc == t.libc && p.backend == Backend::Zigbuild
+                })
+            {
+                ui.info(format!(
+                    "  {} ({}): build.glibc is not pinned, so cargo-zigbuild targets glibc {}, the floor of the sysroot's libraries",
+                    t.platform, t.libc, f.version
+                ));
+            }
+        }
+    }
+    Ok(Prepared { targets, unpinned })
 }
 
 /// One sysroot: found assembled (no network), or fetched and unpacked.
@@ -433,6 +477,50 @@ mod tests {
             check_floor(&sp(ok, file.clone()), &[target(Some("2.34"))]).unwrap();
         }
         check_floor(&sp(Some("2.17"), file), &[target(None)]).unwrap();
+    }
+
+    #[test]
+    fn unpinned_zigbuild_targets_the_floor_and_a_pin_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = crate::config::parse_str(
+            "version: 1\nbuild:\n  backend: zigbuild\n  packages: [libssl-dev]\nplatforms: [linux/arm64]\nvariants:\n  gnu: { base: \"deb:bookworm\" }\nimage:\n  repository: localhost/x\n",
+            &tmp.path().join("pipeline.yaml"),
+            tmp.path(),
+        )
+        .unwrap();
+        let plan = crate::plan::make(
+            &cfg,
+            &crate::plan::Facts {
+                package: "x".into(),
+                package_version: semver::Version::new(0, 1, 0),
+                bins: vec!["x".into()],
+                manifest_path: tmp.path().join("Cargo.toml"),
+                target_dir: tmp.path().join("target"),
+                git: Default::default(),
+                source_date_epoch: None,
+                tools: Default::default(),
+                deb_lock: None,
+            },
+            &crate::plan::Options::default(),
+            crate::tools::build_command,
+        )
+        .unwrap();
+        let (_, p) = plan.platforms().next().unwrap();
+        let mut prepared = Prepared {
+            targets: vec![target(Some("2.34"))],
+            unpinned: true,
+        };
+        let args = |c: crate::exec::Cmd| c.args.join(" ");
+        assert!(
+            args(prepared.command(p)).contains("--target aarch64-unknown-linux-gnu.2.34 "),
+            "{}",
+            args(prepared.command(p))
+        );
+        prepared.unpinned = false;
+        assert_eq!(prepared.command(p).args, p.build.args);
+        prepared.unpinned = true;
+        prepared.targets = vec![target(None)];
+        assert_eq!(prepared.command(p).args, p.build.args);
     }
 
     #[test]
