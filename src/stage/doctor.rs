@@ -95,6 +95,14 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
         for line in crate::syslibs::render(&libs) {
             println!("{line}");
         }
+        // The gnu targets' build sysroots, as pipeline.lock and what is assembled say.
+        if plan.sysroots.is_some() {
+            let mut annotated = plan.clone();
+            super::sysroots::annotate(&mut annotated);
+            for line in annotated.sysroots.iter().flat_map(|s| s.render()) {
+                println!("{line}");
+            }
+        }
     }
     let blocking = doctor::blocking(&findings);
     if blocking.is_empty() {
