@@ -42,7 +42,7 @@ pub const SYSROOT_PACKAGES: &[&str] = &["libc6-dev"];
 pub const MANIFEST: &str = "shipit-sysroot.json";
 
 /// Bumped when the unpacking changes the tree for the same packages (part of the key).
-const SYSROOT_VERSION: u32 = 1;
+const SYSROOT_VERSION: u32 = 2;
 
 /// The packages a sysroot is resolved from: [`SYSROOT_PACKAGES`], then `build.packages` (each
 /// once, in order).
@@ -137,16 +137,16 @@ impl Manifest {
     }
 }
 
-/// The packages `roots` reach along the resolution's dependency edges (a root may be written
-/// `name=version`).
-fn closure(r: &Resolution, roots: &[impl AsRef<str>]) -> BTreeSet<String> {
+/// The packages `roots` reach along the resolution's dependency edges, not entering `stop` (a
+/// root may be written `name=version`).
+fn closure(r: &Resolution, roots: &[impl AsRef<str>], stop: &[&str]) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     let mut queue: VecDeque<String> = roots
         .iter()
         .map(|s| s.as_ref().split('=').next().unwrap_or("").to_string())
         .collect();
     while let Some(n) = queue.pop_front() {
-        if !seen.insert(n.clone()) {
+        if stop.contains(&n.as_str()) || !seen.insert(n.clone()) {
             continue;
         }
         if let Some(p) = r.get(&n) {
@@ -156,16 +156,17 @@ fn closure(r: &Resolution, roots: &[impl AsRef<str>]) -> BTreeSet<String> {
     seen
 }
 
-/// The packages whose libraries set the glibc floor: what `build.packages` reach beyond glibc
-/// itself (`libc6`, `libc6-dev` and what `libc6` depends on). What only `libc6-dev` pulls in is
-/// not linked unless asked for (its closure reaches libssl3 through libtirpc and Kerberos, so
-/// subtracting it would hide exactly the libraries asked for).
+/// The packages whose libraries set the glibc floor: what `build.packages` reach without going
+/// through glibc itself (`libc6`, `libc6-dev`). What only glibc pulls in is not linked unless
+/// asked for: `libc6-dev` reaches libcrypt1 (which needs the suite's newest glibc) and, through
+/// libtirpc and Kerberos, even libssl3; `-dev` packages such as libsqlite3-dev depend on
+/// `libc6-dev` themselves.
 pub fn linked_packages(r: &Resolution, build_packages: &[String]) -> BTreeSet<String> {
-    let mut libc = closure(r, &["libc6"]);
-    libc.extend(SYSROOT_PACKAGES.iter().map(|s| s.to_string()));
-    closure(r, build_packages)
+    let mut stop: Vec<&str> = vec!["libc6"];
+    stop.extend(SYSROOT_PACKAGES);
+    closure(r, build_packages, &stop)
         .into_iter()
-        .filter(|p| !libc.contains(p) && r.get(p).is_some())
+        .filter(|p| r.get(p).is_some())
         .collect()
 }
 
@@ -384,9 +385,10 @@ mod tests {
             packages: vec![
                 pkg("libc6", &["libgcc-s1"]),
                 pkg("libc6-dev", &["libc6", "linux-libc-dev", "libtirpc3"]),
-                pkg("libtirpc3", &["libssl3"]),
+                pkg("libtirpc3", &["libssl3", "libcrypt1"]),
+                pkg("libcrypt1", &["libc6"]),
                 pkg("libgcc-s1", &["libc6"]),
-                pkg("libssl-dev", &["libssl3"]),
+                pkg("libssl-dev", &["libc6-dev", "libssl3"]),
                 pkg("libssl3", &["libc6"]),
                 pkg("linux-libc-dev", &[]),
             ],

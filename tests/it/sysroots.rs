@@ -67,16 +67,17 @@ fn lock_fixture(dir: &Path) -> FixtureLock {
 }
 
 /// The TLS example's pipeline for this module: gnu on deb:bookworm for the three architectures
-/// and musl for linux/amd64 only (its static OpenSSL is the syslibs module's concern).
+/// and musl (static, on deb:bookworm for the CA bundle) for linux/amd64 only (its static OpenSSL
+/// for the other targets is the syslibs module's concern).
 fn tls_pipeline() -> String {
     let p = std::fs::read_to_string(repo().join("examples/tls-client/pipeline.yaml")).unwrap();
     assert!(p.contains("packages: [libssl-dev]"), "{p}");
     assert!(p.contains("packages: [ca-certificates, libssl3]"), "{p}");
-    let musl = "  musl: { base: scratch, tag_suffix: \"-musl\" }\n";
+    let musl = "  musl: { base: \"deb:bookworm\", tag_suffix: \"-musl\" }\n";
     assert!(p.contains(musl), "{p}");
     p.replace(
         musl,
-        "  musl: { base: scratch, tag_suffix: \"-musl\", platforms: [linux/amd64] }\n",
+        "  musl: { base: \"deb:bookworm\", tag_suffix: \"-musl\", platforms: [linux/amd64] }\n",
     )
 }
 
@@ -179,29 +180,36 @@ fn three_gnu_architectures_link_bookworm_sysroots_and_pass_the_self_test_under_q
             );
         }
     }
-    // Each gnu build linked its own architecture's sysroot, and the lock holds its rows.
+    // Each gnu build linked its own architecture's sysroot (the plan names it), and the lock
+    // holds its rows.
+    let rows = sysroot_rows(&std::fs::read_to_string(dir.join("pipeline.lock")).unwrap());
+    let sysroots = plan["sysroots"]["targets"].as_array().unwrap();
     for (arch, multiarch) in [
         ("amd64", "x86_64-linux-gnu"),
         ("arm64", "aarch64-linux-gnu"),
         ("armhf", "arm-linux-gnueabihf"),
     ] {
-        let sysroots: Vec<PathBuf> = std::fs::read_dir(dir.join("target/shipit/sysroot"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(&format!("bookworm-{arch}-"))
-            })
-            .collect();
-        assert_eq!(sysroots.len(), 1, "{arch}: {sysroots:?}");
-        let lib = sysroots[0].join(format!("usr/lib/{multiarch}"));
+        let t = sysroots
+            .iter()
+            .find(|t| t["arch"] == arch)
+            .unwrap_or_else(|| panic!("{arch}: {sysroots:?}"));
+        let root = PathBuf::from(t["sysroot"].as_str().unwrap_or_else(|| panic!("{t:#}")));
+        assert!(root.starts_with(dir.join("target/shipit/sysroot")), "{t:#}");
+        let lib = root.join(format!("usr/lib/{multiarch}"));
         assert!(lib.join("libssl.so").exists(), "{}", lib.display());
         assert!(lib.join("pkgconfig/openssl.pc").exists());
-        assert!(sysroots[0].join("usr/include/openssl/ssl.h").exists());
-        let rows = sysroot_rows(&std::fs::read_to_string(dir.join("pipeline.lock")).unwrap());
+        assert!(root.join("usr/include/openssl/ssl.h").exists());
+        // The freshness stamp records the command the binary was built with.
+        let target = t["target"].as_str().unwrap();
+        let stamp = std::fs::read_to_string(dir.join(format!(
+            "target/shipit/{target}/{target}/release/tlsapp.shipit-fresh.json"
+        )))
+        .unwrap();
+        assert!(
+            stamp.contains(&format!("PKG_CONFIG_SYSROOT_DIR={}", root.display())),
+            "{arch}: the build did not use {}:\n{stamp}",
+            root.display()
+        );
         for name in ["libc6-dev", "libssl-dev", "libssl3"] {
             assert!(
                 rows.contains(&(arch.to_string(), name.to_string())),
