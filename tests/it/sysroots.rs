@@ -382,6 +382,9 @@ fn sqlite_image_without_libsqlite3_0_fails_naming_the_library_and_its_package() 
     let without = p.replace("packages: [libsqlite3-0]", "packages: []");
     assert_ne!(p, without);
     std::fs::write(dir.join("pipeline-nolib.yaml"), without).unwrap();
+    // This run prunes libsqlite3-0 from the shared pipeline.lock: put it back afterwards.
+    let _lock = lock_fixture(dir);
+    let lock = std::fs::read(dir.join("pipeline.lock")).unwrap();
     let o = run(
         dir,
         &[
@@ -394,6 +397,7 @@ fn sqlite_image_without_libsqlite3_0_fails_naming_the_library_and_its_package() 
         ],
         &[],
     );
+    std::fs::write(dir.join("pipeline.lock"), lock).unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let all = text(&o);
     assert!(
