@@ -269,9 +269,17 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
     let session = |opts: RunOptions| Session::load(opts, ui);
     match &cli.command {
         Command::Plan => {
-            let s = session(opts)?;
-            // TODO(deb): pass build.packages.
-            let libs = crate::syslibs::check(&s.plan, &[], &s.opts.cancel);
+            let mut s = session(opts)?;
+            // The build sysroots and their glibc floor, as far as pipeline.lock and what is
+            // already assembled say (no network).
+            stage::sysroots::annotate(&mut s.plan);
+            let build_packages = s
+                .plan
+                .sysroots
+                .as_ref()
+                .map(|sp| sp.build_packages.clone())
+                .unwrap_or_default();
+            let libs = crate::syslibs::check(&s.plan, &build_packages, &s.opts.cancel);
             let libs = match libs {
                 Ok(l) => Some(l),
                 Err(e) => {
@@ -280,6 +288,15 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
                 }
             };
             crate::report::print_plan(&s.plan, libs.as_deref(), ui);
+            if let Some(sp) = &s.plan.sysroots {
+                if !ui.json {
+                    println!();
+                    for line in sp.render() {
+                        println!("{line}");
+                    }
+                }
+                stage::sysroots::check_floor(sp, &sp.targets)?;
+            }
             libs.map_or(Ok(()), |l| crate::syslibs::require_provided(&l))
         }
         Command::Doctor { fix } => {
@@ -396,6 +413,11 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
             } else {
                 s.opts.lock_mode()
             };
+            // The build sysroots' rows first: a pipeline without a deb: base may still have them.
+            stage::sysroots::run_lock(&s.plan, mode, &s.opts.cancel, ui)?;
+            if s.plan.sysroots.is_some() && !s.plan.images.iter().any(|i| i.deb.is_some()) {
+                return Ok(());
+            }
             stage::deb_base::run_lock(&s.config, &s.plan, mode, &s.opts.cancel, ui)
         }
         Command::Build { keep_going } => {
@@ -405,6 +427,7 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
                 keep_going: *keep_going,
                 dry_run: s.opts.dry_run,
                 cancel: s.opts.cancel.clone(),
+                lock_mode: s.opts.lock_mode(),
             };
             let report = stage::build::run(&s.plan, &build_opts, ui)?;
             if s.opts.json {

@@ -19,6 +19,12 @@
 //! sha256 = "…"
 //! depends = ["libgcc-s1"]
 //! ```
+//!
+//! The gnu targets' build sysroots (`libc6-dev` plus `build.packages`, see [`super::sysroot`])
+//! are locked in the same file, in rows with `sysroot = true`: a second table per suite and
+//! architecture, apart from the image's packages (a base's lock keeps exactly what its image
+//! installs, so the two sets must not prune each other). [`Lock::sysroot_view`] gives that table
+//! as a lock of its own, so `resolve_with_lock` and `resolve_locked` work on it unchanged.
 
 use super::error::DebError;
 use super::packages::valid_name;
@@ -56,6 +62,8 @@ pub struct Lock {
     /// Where it was read from (for errors); empty for a new lock.
     pub path: PathBuf,
     pub suites: BTreeMap<String, BTreeMap<String, Entries>>,
+    /// The build sysroots' packages (rows with `sysroot = true`), suite → architecture.
+    pub sysroots: BTreeMap<String, BTreeMap<String, Entries>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -71,6 +79,9 @@ struct File {
 struct Row {
     suite: String,
     arch: String,
+    /// A build sysroot's package (not the image's).
+    #[serde(default, skip_serializing_if = "is_false")]
+    sysroot: bool,
     name: String,
     version: String,
     architecture: String,
@@ -79,6 +90,10 @@ struct Row {
     sha256: String,
     #[serde(default)]
     depends: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Lock {
@@ -141,8 +156,12 @@ impl Lock {
                     r.architecture, r.arch
                 )));
             }
-            let entries = lock
-                .suites
+            let table = if r.sysroot {
+                &mut lock.sysroots
+            } else {
+                &mut lock.suites
+            };
+            let entries = table
                 .entry(r.suite.clone())
                 .or_default()
                 .entry(r.arch.clone())
@@ -162,13 +181,15 @@ impl Lock {
                 return Err(bad(format!("{at} is listed twice")));
             }
         }
-        for (suite, arches) in &lock.suites {
-            for (arch, entries) in arches {
-                for (name, e) in entries {
-                    if let Some(d) = e.depends.iter().find(|d| !entries.contains_key(*d)) {
-                        return Err(bad(format!(
-                            "{suite}/{arch}/{name} depends on {d:?}, which is not locked"
-                        )));
+        for (set, table) in [("", &lock.suites), (" (sysroot)", &lock.sysroots)] {
+            for (suite, arches) in table {
+                for (arch, entries) in arches {
+                    for (name, e) in entries {
+                        if let Some(d) = e.depends.iter().find(|d| !entries.contains_key(*d)) {
+                            return Err(bad(format!(
+                                "{suite}/{arch}/{name}{set} depends on {d:?}, which is not locked"
+                            )));
+                        }
                     }
                 }
             }
@@ -179,20 +200,23 @@ impl Lock {
     /// The lock as text: sorted, so equal locks give equal bytes.
     pub fn render(&self) -> String {
         let mut rows = Vec::new();
-        for (suite, arches) in &self.suites {
-            for (arch, entries) in arches {
-                for (name, e) in entries {
-                    rows.push(Row {
-                        suite: suite.clone(),
-                        arch: arch.clone(),
-                        name: name.clone(),
-                        version: e.version.clone(),
-                        architecture: e.architecture.clone(),
-                        filename: e.filename.clone(),
-                        size: e.size,
-                        sha256: e.sha256.clone(),
-                        depends: e.depends.clone(),
-                    });
+        for (sysroot, table) in [(false, &self.suites), (true, &self.sysroots)] {
+            for (suite, arches) in table {
+                for (arch, entries) in arches {
+                    for (name, e) in entries {
+                        rows.push(Row {
+                            suite: suite.clone(),
+                            arch: arch.clone(),
+                            sysroot,
+                            name: name.clone(),
+                            version: e.version.clone(),
+                            architecture: e.architecture.clone(),
+                            filename: e.filename.clone(),
+                            size: e.size,
+                            sha256: e.sha256.clone(),
+                            depends: e.depends.clone(),
+                        });
+                    }
                 }
             }
         }
@@ -218,6 +242,21 @@ impl Lock {
             .map_err(DebError::io(path))?;
         tmp.persist(path).map_err(|e| DebError::io(path)(e.error))?;
         Ok(())
+    }
+
+    /// The build sysroots' table as a lock of its own (same path), for `resolve_with_lock` and
+    /// `resolve_locked`; put it back with [`Lock::set_sysroots`].
+    pub fn sysroot_view(&self) -> Lock {
+        Lock {
+            path: self.path.clone(),
+            suites: self.sysroots.clone(),
+            sysroots: BTreeMap::new(),
+        }
+    }
+
+    /// Takes the image table of `view` (from [`Lock::sysroot_view`]) as the sysroots' table.
+    pub fn set_sysroots(&mut self, view: Lock) {
+        self.sysroots = view.suites;
     }
 
     /// The entries of one suite and architecture.
@@ -385,6 +424,44 @@ mod tests {
         let e = resolve_locked(&lock, &Request::new("bookworm", "amd64", &["libssl3=2.0"]))
             .unwrap_err();
         assert!(e.to_string().contains("libssl3=2.0"), "{e}");
+    }
+
+    #[test]
+    fn sysroot_rows_are_a_table_of_their_own() {
+        let mut lock = Lock::from_resolutions([&res("amd64")]);
+        let mut view = lock.sysroot_view();
+        assert!(view.suites.is_empty());
+        let mut dev = res("amd64");
+        dev.packages.truncate(2);
+        view.merge(&dev);
+        lock.set_sysroots(view);
+        let text = lock.render();
+        assert_eq!(text.matches("sysroot = true").count(), 2, "{text}");
+        let back = Lock::parse(&text, Path::new("pipeline.lock")).unwrap();
+        assert_eq!(
+            back,
+            Lock {
+                path: "pipeline.lock".into(),
+                ..lock.clone()
+            }
+        );
+        assert_eq!(back.suites["bookworm"]["amd64"].len(), 3);
+        let r = resolve_locked(
+            &back.sysroot_view(),
+            &Request::new("bookworm", "amd64", &["libssl3"]),
+        )
+        .unwrap_err();
+        assert!(matches!(r, DebError::NotLocked { .. }), "{r}");
+        // An image row never satisfies a sysroot row's dependency.
+        let mut only_ssl = res("amd64");
+        only_ssl.packages.retain(|p| p.name == "libssl3");
+        let mut broken = Lock::from_resolutions([&res("amd64")]);
+        broken.sysroots = Lock::from_resolutions([&only_ssl]).suites;
+        let e = Lock::parse(&broken.render(), Path::new("pipeline.lock")).unwrap_err();
+        assert!(
+            e.to_string().contains("libssl3 (sysroot) depends on"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Debian packages as image input: a client for the Debian archive and a rootfs assembler, the
-//! engine behind `deb:SUITE` bases and `image.packages` (and, later, gnu sysroots). Nothing here
+//! engine behind `deb:SUITE` bases, `image.packages` and the gnu targets' build sysroots
+//! ([`sysroot`]: `libc6-dev` plus `build.packages`, unpacked into a directory). Nothing here
 //! runs a package's maintainer scripts; the effects a minimal image needs are done in Rust and
 //! listed in [`rootfs`].
 //!
@@ -61,6 +62,7 @@ pub mod release;
 pub mod resolve;
 pub mod rootfs;
 mod sha;
+pub mod sysroot;
 pub mod version;
 
 pub use error::DebError;

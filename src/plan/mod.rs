@@ -98,6 +98,8 @@ pub struct Plan {
     pub out_dir: PathBuf,
     /// Where `publish` sends images: an OCI layout path or `registry`.
     pub publish_to: String,
+    /// The gnu targets' build sysroots (`None` when `build.packages` is empty).
+    pub sysroots: Option<SysrootsPlan>,
     /// A hash of what the release is, independent of `--platform`/`--variant` filters:
     /// `package_facts` (version, repository, per variant its tags, platforms and base, the image
     /// config) plus the revision and the epoch. Split jobs of one release share it; `--merge`
@@ -162,6 +164,186 @@ pub struct DebPlatformPlan {
     /// Where the versions come from, in words.
     pub source: String,
 }
+
+/// The gnu targets' Debian build sysroots: `libc6-dev` plus `build.packages`, from the suite of
+/// the gnu variant's `deb:` base (bookworm when the base is not `deb:`), locked in
+/// `pipeline.lock` beside the base's packages. The plan decides which targets get one; the lock
+/// and an assembled sysroot fill in `sysroot` and `glibc_floor` (`stage::sysroots::annotate`
+/// for `shipit plan`, `stage::sysroots::prepare` for a build).
+#[derive(Debug, Clone, Serialize)]
+pub struct SysrootsPlan {
+    /// What every sysroot is resolved from: `libc6-dev`, then `build.packages`.
+    pub packages: Vec<String>,
+    /// `build.packages` as written.
+    pub build_packages: Vec<String>,
+    /// `pipeline.lock`, beside the pipeline file.
+    pub lock: PathBuf,
+    /// Where sysroots are unpacked: `<cargo target dir>/shipit/sysroot`.
+    pub dir: PathBuf,
+    /// `build.glibc` as pinned (`2.34`).
+    pub glibc_pin: Option<String>,
+    /// The pipeline file (for an error at `build.glibc`).
+    #[serde(skip)]
+    pub config_file: PathBuf,
+    pub targets: Vec<SysrootTarget>,
+}
+
+/// One gnu target's sysroot.
+#[derive(Debug, Clone, Serialize)]
+pub struct SysrootTarget {
+    pub platform: &'static str,
+    pub libc: Libc,
+    pub target: String,
+    pub suite: String,
+    /// Why this suite: `the deb:bookworm base`, or the default.
+    pub suite_from: String,
+    /// The Debian architecture.
+    pub arch: String,
+    /// The assembled sysroot, once known.
+    pub sysroot: Option<PathBuf>,
+    /// The glibc the linked libraries need, once the sysroot is assembled.
+    pub glibc_floor: Option<GlibcFloor>,
+    /// Where it stands, in words.
+    pub status: String,
+}
+
+/// The highest glibc symbol version a sysroot's linked libraries need, and which one needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GlibcFloor {
+    /// `2.34`.
+    pub version: String,
+    /// `libssl.so.3`.
+    pub library: String,
+    pub package: String,
+    pub package_version: String,
+    pub suite: String,
+}
+
+impl GlibcFloor {
+    /// `glibc floor 2.34 — libssl3 3.0.15-1~deb12u1 from bookworm needs GLIBC_2.34 (libssl.so.3)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "glibc floor {} — {} {} from {} needs GLIBC_{} ({})",
+            self.version,
+            self.package,
+            self.package_version,
+            self.suite,
+            self.version,
+            self.library
+        )
+    }
+
+    /// (major, minor) of the floor.
+    pub fn parts(&self) -> Option<(u32, u32)> {
+        let (a, b) = self.version.split_once('.')?;
+        let b = b.split('.').next()?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    }
+}
+
+impl SysrootsPlan {
+    /// The sysroot plan of one (platform, libc), if it gets one.
+    pub fn target(&self, platform: &str, libc: Libc) -> Option<&SysrootTarget> {
+        self.targets
+            .iter()
+            .find(|t| t.platform == platform && t.libc == libc)
+    }
+
+    /// Lines for `shipit plan`.
+    pub fn render(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "build sysroots ({}; {}):",
+            self.packages.join(", "),
+            match &self.glibc_pin {
+                Some(v) => format!("build.glibc {v}"),
+                None => "build.glibc not pinned".to_string(),
+            }
+        )];
+        for t in &self.targets {
+            lines.push(format!(
+                "  {} ({}) {} {} from {}: {}",
+                t.platform, t.libc, t.suite, t.arch, t.suite_from, t.status
+            ));
+            if let Some(f) = &t.glibc_floor {
+                lines.push(format!("    {}", f.describe()));
+            }
+        }
+        lines
+    }
+}
+
+/// The sysroots a config asks for: every gnu target built on this machine (cargo with a cross
+/// gcc, cargo-zigbuild; cross and docker build in their own containers) when `build.packages`
+/// is not empty.
+fn sysroots_plan(cfg: &Config, facts: &Facts, images: &[ImagePlan]) -> Option<SysrootsPlan> {
+    if cfg.build.packages.is_empty() {
+        return None;
+    }
+    let mut targets = Vec::new();
+    for img in images.iter().filter(|i| i.variant == Libc::Gnu) {
+        let (suite, suite_from) = match &img.base_ref {
+            Base::Deb { suite } => (suite.clone(), format!("the deb:{suite} base")),
+            _ => (
+                DEFAULT_SYSROOT_SUITE.to_string(),
+                format!("default {DEFAULT_SYSROOT_SUITE} (the gnu base is not deb:)"),
+            ),
+        };
+        for p in &img.platforms {
+            let status = if !matches!(p.backend, Backend::Cargo | Backend::Zigbuild) {
+                Some(format!(
+                    "no sysroot: the {} backend builds in its own container",
+                    p.backend.name()
+                ))
+            } else {
+                crate::deb::names::no_debian_arch(p.spec)
+                    .map(|why| format!("no sysroot: no Debian architecture ({why})"))
+            };
+            if let Some(why) = status {
+                targets.push(SysrootTarget {
+                    platform: p.platform,
+                    libc: p.libc,
+                    target: p.target.clone(),
+                    suite: suite.clone(),
+                    suite_from: suite_from.clone(),
+                    arch: String::new(),
+                    sysroot: None,
+                    glibc_floor: None,
+                    status: why,
+                });
+                continue;
+            }
+            targets.push(SysrootTarget {
+                platform: p.platform,
+                libc: p.libc,
+                target: p.target.clone(),
+                suite: suite.clone(),
+                suite_from: suite_from.clone(),
+                arch: p.spec.debian_arch.to_string(),
+                sysroot: None,
+                glibc_floor: None,
+                status: "resolved and assembled at build time".into(),
+            });
+        }
+    }
+    let mut packages: Vec<String> = vec!["libc6-dev".to_string()];
+    for p in &cfg.build.packages {
+        if !packages.contains(p) {
+            packages.push(p.clone());
+        }
+    }
+    Some(SysrootsPlan {
+        packages,
+        build_packages: cfg.build.packages.clone(),
+        lock: cfg.root.join("pipeline.lock"),
+        dir: facts.target_dir.join("shipit").join("sysroot"),
+        glibc_pin: cfg.build.glibc.map(|(a, b)| format!("{a}.{b}")),
+        config_file: cfg.file.clone(),
+        targets,
+    })
+}
+
+/// The suite of a gnu target's sysroot when its variant's base is not `deb:SUITE`.
+pub const DEFAULT_SYSROOT_SUITE: &str = "bookworm";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DebPackagePlan {
@@ -379,7 +561,9 @@ pub fn make(
         "revision": facts.git.sha,
         "epoch": epoch,
     }));
+    let sysroots = sysroots_plan(cfg, facts, &images);
     Ok(Plan {
+        sysroots,
         identity,
         package_facts,
         package_digest,

@@ -31,6 +31,8 @@ pub struct Options {
     pub dry_run: bool,
     /// The run's cancel token: no new target starts once it is set, and running builds stop.
     pub cancel: Cancel,
+    /// How the build sysroots' rows of `pipeline.lock` are used (`--locked`).
+    pub lock_mode: crate::deb::LockMode,
 }
 
 /// One built binary, as recorded in `dist/build.json`.
@@ -96,9 +98,17 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
         .with_detail(missing.join("\n")));
     }
     // C libraries: what nothing provides stops here (exit 2), before any compiler runs; what
-    // shipit provides (static OpenSSL for musl) is made now.
-    // TODO(deb): pass `build.packages` and the sysroots' environment once the deb wiring lands.
-    let syslib_env = crate::syslibs::prepare(plan, &[], opts.jobs, ui, &opts.cancel)?;
+    // shipit provides (static OpenSSL for musl, the gnu targets' Debian sysroots with
+    // `build.packages`) is made now, and a glibc pin below the sysroot's libraries is refused.
+    let build_packages = plan
+        .sysroots
+        .as_ref()
+        .map(|s| s.build_packages.clone())
+        .unwrap_or_default();
+    let mut syslib_env =
+        crate::syslibs::prepare(plan, &build_packages, opts.jobs, ui, &opts.cancel)?;
+    let sysroots = super::sysroots::prepare(plan, opts.lock_mode, &opts.cancel, ui)?;
+    super::sysroots::add_env(plan, &sysroots, &mut syslib_env);
     ui.step(format!(
         "build {} target{} ({} at a time)",
         targets.len(),
@@ -125,7 +135,8 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                         .get(&(p.platform.to_string(), p.libc))
                         .map(Vec::as_slice)
                         .unwrap_or_default();
-                    let r = build_one(plan, p, env, &stop, &opts.cancel, &progress, i);
+                    let cmd = crate::syslibs::sysroot::apply(sysroots.command(p), env);
+                    let r = build_one(plan, p, &cmd, &stop, &opts.cancel, &progress, i);
                     match &r {
                         Ok(b) => progress.finish(
                             i,
@@ -200,10 +211,11 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     Ok(report)
 }
 
+/// Builds one target with `cmd` (its plan's command with the build variables added).
 fn build_one(
     plan: &Plan,
     p: &PlatformPlan,
-    env: &[crate::syslibs::sysroot::Var],
+    cmd: &exec::Cmd,
     stop: &AtomicBool,
     cancel: &Cancel,
     progress: &Progress,
@@ -212,12 +224,12 @@ fn build_one(
     let start = Instant::now();
     let _ = std::fs::remove_file(&p.log);
     progress.set_log(i, &p.log);
-    let not_fresh = super::build_fresh::check(p).err();
+    let not_fresh = super::build_fresh::check(p, cmd).err();
     let fresh = not_fresh.is_none();
     let started = std::time::SystemTime::now();
     if let Some(why) = &not_fresh {
         super::build_fresh::forget(p);
-        run_toolchain(p, env, stop, cancel)?;
+        run_toolchain(p, cmd, stop, cancel)?;
         append_log(&p.log, &format!("shipit: the toolchain ran: {why}\n"));
     } else {
         write_log(
@@ -231,7 +243,8 @@ fn build_one(
             .lines()
             .any(|l| l.trim_start().starts_with("Compiling "));
     let built = finish_binary(p, compiled, fresh, start)?;
-    if !fresh && let Err(why) = super::build_fresh::record(p, started, &plan.out_dir, &built.sha256)
+    if !fresh
+        && let Err(why) = super::build_fresh::record(p, cmd, started, &plan.out_dir, &built.sha256)
     {
         append_log(
             &p.log,
@@ -241,15 +254,15 @@ fn build_one(
     Ok(built)
 }
 
-/// Starts the target's toolchain (its output appended to the log).
+/// Starts the target's toolchain (`cmd`: its build command with the build variables; its
+/// output appended to the log).
 fn run_toolchain(
     p: &PlatformPlan,
-    env: &[crate::syslibs::sysroot::Var],
+    cmd: &exec::Cmd,
     stop: &AtomicBool,
     cancel: &Cancel,
 ) -> Result<()> {
-    let cmd = crate::syslibs::sysroot::apply(p.build.clone(), env);
-    exec::run_logged_until(&cmd, &p.log, Some(BUILD_TIMEOUT), Some(stop), cancel).map_err(|e| {
+    exec::run_logged_until(cmd, &p.log, Some(BUILD_TIMEOUT), Some(stop), cancel).map_err(|e| {
         match e {
             // Not a failure of its own: `run` reports it as stopped.
             ExecError::Stopped { .. } => Error::from(e),

@@ -11,7 +11,10 @@
 //! - by content: every `Cargo.toml`, `Cargo.lock`, `.cargo/config[.toml]`,
 //!   `rust-toolchain[.toml]` from the project (and each local package) up to `/`, and
 //!   `$CARGO_HOME/config[.toml]` and rustup's `settings.toml`;
-//! - the exact command (program, arguments, the variables shipit sets, the working directory);
+//! - the exact command (program, arguments, the variables shipit sets, the working directory),
+//!   as it runs: with the C library variables added for the target (`syslibs`), so a build
+//!   sysroot's path, which carries its key (`bookworm-arm64-<key>`: the locked packages), is in
+//!   it and a changed sysroot or variable starts the toolchain;
 //! - the environment: every inherited variable whose name starts with `CARGO`, `RUST`, `CC`,
 //!   `CXX`, `CFLAGS`, `AR`, `TARGET_`, `HOST_`, `ZIG`, … (RUSTFLAGS, CARGO_ENCODED_RUSTFLAGS,
 //!   CARGO_PROFILE_*, RUSTC_WRAPPER, RUSTUP_TOOLCHAIN, CC_<target> …), a variable appearing or
@@ -83,8 +86,9 @@ struct Stamp {
     binary_sha256: String,
 }
 
-/// Whether the stamp of `p` says its binary is up to date: `Ok(())`, or why not (for the log).
-pub fn check(p: &PlatformPlan) -> Result<(), String> {
+/// Whether the stamp of `p` says its binary is up to date when built by `cmd` (the plan's
+/// command with the build variables added): `Ok(())`, or why not (for the log).
+pub fn check(p: &PlatformPlan, cmd: &Cmd) -> Result<(), String> {
     if std::env::var(DISABLE_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
         return Err(format!("{DISABLE_ENV} is set"));
     }
@@ -101,7 +105,7 @@ pub fn check(p: &PlatformPlan) -> Result<(), String> {
     if file_id(&p.built).as_ref() != Some(&old.binary) {
         return Err(format!("{} changed", p.built.display()));
     }
-    if command_key(&p.build) != old.command {
+    if command_key(cmd) != old.command {
         return Err("the build command changed".into());
     }
     let declared: BTreeSet<String> = old.env.keys().cloned().collect();
@@ -133,11 +137,12 @@ pub fn forget(p: &PlatformPlan) {
     std::fs::remove_file(stamp_path(p)).ok();
 }
 
-/// Records the stamp of `p` after a successful build that started at `started` and gave the
-/// binary with digest `built_sha256`; says why not when no stamp could be made (then the next
-/// build simply starts the toolchain).
+/// Records the stamp of `p` after a successful build by `cmd` that started at `started` and
+/// gave the binary with digest `built_sha256`; says why not when no stamp could be made (then
+/// the next build simply starts the toolchain).
 pub fn record(
     p: &PlatformPlan,
+    cmd: &Cmd,
     started: SystemTime,
     out_dir: &Path,
     built_sha256: &str,
@@ -153,7 +158,7 @@ pub fn record(
     let mut files: BTreeMap<PathBuf, Option<FileId>> = BTreeMap::new();
     let mut contents: BTreeMap<PathBuf, Option<String>> = BTreeMap::new();
     let mut roots: BTreeSet<PathBuf> = BTreeSet::new();
-    if let Some(cwd) = &p.build.cwd {
+    if let Some(cwd) = &cmd.cwd {
         roots.insert(cwd.clone());
     }
     for s in &sources {
@@ -202,7 +207,7 @@ pub fn record(
     }
     let stamp = Stamp {
         version: STAMP_VERSION,
-        command: command_key(&p.build),
+        command: command_key(cmd),
         env: env_snapshot(&declared),
         files,
         contents,
@@ -525,6 +530,37 @@ fn mtime_ns(t: SystemTime) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_key_covers_the_sysroot_and_the_build_variables() {
+        use crate::config::Backend;
+        use crate::syslibs::sysroot::{apply, env};
+        let p = crate::platform::Platform::parse("linux/arm64").unwrap();
+        let t = "aarch64-unknown-linux-gnu";
+        let base = Cmd::new("cargo", "build").args(["zigbuild", "--target", t]);
+        let with = |dir: &str| {
+            command_key(&apply(
+                base.clone(),
+                &env(Path::new(dir), t, p, Backend::Zigbuild),
+            ))
+        };
+        let a = with("/t/shipit/sysroot/bookworm-arm64-0123456789abcdef");
+        // Another lock (another key, so another directory) or no sysroot at all: not fresh.
+        assert_ne!(a, with("/t/shipit/sysroot/bookworm-arm64-fedcba9876543210"));
+        assert_ne!(a, command_key(&base));
+        assert_eq!(a, with("/t/shipit/sysroot/bookworm-arm64-0123456789abcdef"));
+        assert!(a.contains("PKG_CONFIG_SYSROOT_DIR="), "{a}");
+        // A variable shipit adds for the target changes it too.
+        let more = apply(
+            base.clone(),
+            &[crate::syslibs::sysroot::Var {
+                name: "OPENSSL_STATIC".into(),
+                value: "1".into(),
+                append: false,
+            }],
+        );
+        assert_ne!(command_key(&more), command_key(&base));
+    }
 
     #[test]
     fn dep_info_is_parsed_with_escapes_and_checked_against_the_binary() {

@@ -79,8 +79,12 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
         }
     }
     // C libraries per target: what the crate graph links and what provides it.
-    // TODO(deb): pass build.packages.
-    let libs = match crate::syslibs::check(plan, &[], &g.cancel) {
+    let build_packages = plan
+        .sysroots
+        .as_ref()
+        .map(|s| s.build_packages.clone())
+        .unwrap_or_default();
+    let libs = match crate::syslibs::check(plan, &build_packages, &g.cancel) {
         Ok(libs) => libs,
         Err(e) => {
             ui.warn(format!("C libraries not diagnosed: {}", e.message()));
@@ -90,6 +94,14 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
     if !g.json {
         for line in crate::syslibs::render(&libs) {
             println!("{line}");
+        }
+        // The gnu targets' build sysroots, as pipeline.lock and what is assembled say.
+        if plan.sysroots.is_some() {
+            let mut annotated = plan.clone();
+            super::sysroots::annotate(&mut annotated);
+            for line in annotated.sysroots.iter().flat_map(|s| s.render()) {
+                println!("{line}");
+            }
         }
     }
     let blocking = doctor::blocking(&findings);

@@ -20,6 +20,7 @@ pub mod publish;
 pub mod pull;
 pub mod release;
 pub mod split;
+pub mod sysroots;
 pub mod verify;
 pub mod verify_attest;
 pub mod verify_cmd;

@@ -83,6 +83,7 @@ fn run_stage(
                 keep_going: false,
                 dry_run: false,
                 cancel: s.opts.cancel.clone(),
+                lock_mode: s.opts.lock_mode(),
             };
             build::run(plan, &opts, ui).map(drop)
         }

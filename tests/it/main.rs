@@ -21,4 +21,5 @@ mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU re
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
 mod release_registry; // shipit release to a real docker-registry: order, idempotence, faults, auth
 mod syslibs; // C libraries: sys-crate diagnosis before compiling, static OpenSSL for musl, libssl3 and CA roots verified
+mod sysroots; // gnu build sysroots from the Debian engine: TLS for 3 architectures and SQLite under QEMU, the glibc floor, --locked
 mod verify_images; // every failure users meet in production, each a real image, caught before tagging
