@@ -22,6 +22,7 @@ const TOP: &[&str] = &[
     "verify",
     "publish",
     "attest",
+    "archives",
 ];
 const PROJECT: &[&str] = &["manifest", "package", "bin", "version"];
 const BUILD: &[&str] = &["backend", "profile", "features", "glibc", "packages"];
@@ -35,6 +36,7 @@ const IMAGE: &[&str] = &[
     "ports",
     "env",
     "labels",
+    "annotations",
     "tags",
     "files",
     "packages",
@@ -266,6 +268,10 @@ impl Walker<'_> {
         let verify = self.verify(f.get("verify"));
         let publish = self.publish(f.get("publish"));
         let attest = self.attest(f.get("attest"));
+        let archives = match f.get("archives") {
+            None => Some(true),
+            Some(n) => self.bool(n, "archives"),
+        };
         Some(Config {
             file: file.to_path_buf(),
             root: self.root.to_path_buf(),
@@ -278,6 +284,7 @@ impl Walker<'_> {
             verify: verify?,
             publish: publish?,
             attest: attest?,
+            archives: archives?,
         })
     }
 
@@ -625,6 +632,10 @@ impl Walker<'_> {
             None => Some(Vec::new()),
             Some(l) => self.string_map(l, "image.labels"),
         };
+        let annotations = match f.get("annotations") {
+            None => Some(Vec::new()),
+            Some(a) => self.annotations(a),
+        };
         let tags = match f.get("tags") {
             None => Some(vec!["{version}".to_string(), "latest".to_string()]),
             Some(t) => {
@@ -706,10 +717,60 @@ impl Walker<'_> {
             ports: ports?,
             env: env?,
             labels: labels?,
+            annotations: annotations?,
             tags: tags?,
             files: files?,
             packages: packages?,
         })
+    }
+
+    /// `image.annotations`: a mapping of `[index:|manifest:]KEY` to a string; a key is
+    /// non-empty, without whitespace or control characters, and a scope prefix is one of the two.
+    fn annotations(&mut self, n: &Node) -> Option<Vec<Annotation>> {
+        let Kind::Map(entries) = &n.kind else {
+            self.err(
+                n.pos,
+                "image.annotations must be a mapping of annotation keys to strings",
+                Some("e.g. `org.opencontainers.image.vendor: Acme`, or `index:KEY` / `manifest:KEY` for one of the two".into()),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (k, v) in entries {
+            let (scope, key) = match k.name.split_once(':') {
+                Some(("index", key)) => (AnnotationScope::Index, key),
+                Some(("manifest", key)) => (AnnotationScope::Manifest, key),
+                Some((prefix, _)) if !prefix.contains('.') => {
+                    self.err(
+                        k.pos,
+                        format!("image.annotations: `{prefix}:` is not a scope"),
+                        Some("prefix a key with `index:` (the multi-arch index only) or `manifest:` (each platform manifest and its labels only), or with nothing (both)".into()),
+                    );
+                    ok = false;
+                    continue;
+                }
+                _ => (AnnotationScope::Both, k.name.as_str()),
+            };
+            if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.err(
+                    k.pos,
+                    format!("image.annotations: `{}` is not an annotation key", k.name),
+                    Some("use a reverse-domain key without spaces, e.g. org.opencontainers.image.vendor".into()),
+                );
+                ok = false;
+                continue;
+            }
+            match self.string(v, &format!("image.annotations.{}", k.name)) {
+                Some(value) => out.push(Annotation {
+                    scope,
+                    key: key.to_string(),
+                    value,
+                }),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     /// Names in `image.env` must be non-empty and hold no `=` (or NUL).

@@ -27,6 +27,8 @@ pub struct Facts {
     /// SOURCE_DATE_EPOCH from the environment, if set.
     pub source_date_epoch: Option<i64>,
     pub tools: Inventory,
+    /// The package's descriptive Cargo keys (for the image annotations and release archives).
+    pub meta: CrateMeta,
     /// What `pipeline.lock` (beside the pipeline file) says each `deb:` base will hold, by
     /// (suite, Debian architecture): the packages, or why the lock does not cover them. `None`:
     /// no lock file (or no `deb:` base). Read by the session: the plan reads no file.
@@ -45,6 +47,21 @@ pub struct GitFacts {
     pub pr: Option<u64>,
     /// The repository's default branch (for the `edge` tag), when known.
     pub default_branch: Option<String>,
+    /// Where the source lives, as an https URL without credentials: git's `origin` remote, else
+    /// `https://github.com/$GITHUB_REPOSITORY`.
+    pub source_url: Option<String>,
+}
+
+/// The descriptive keys of the Cargo package, as `cargo metadata` gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CrateMeta {
+    pub repository: Option<String>,
+    /// The `license` key as written (`MIT/Apache-2.0` included).
+    pub license: Option<String>,
+    /// The `license-file` key, absolute.
+    pub license_file: Option<PathBuf>,
+    pub description: Option<String>,
+    pub homepage: Option<String>,
 }
 
 /// Which build tools the machine has, as far as the planner needs to know.
@@ -121,6 +138,11 @@ pub struct ProjectPlan {
     pub bin: String,
     pub profile: String,
     pub features: Vec<String>,
+    /// The package's descriptive Cargo keys.
+    pub meta: CrateMeta,
+    /// Where the source lives: Cargo's `repository`, else the git remote (https, no
+    /// credentials), else `https://github.com/$GITHUB_REPOSITORY`.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -322,6 +344,12 @@ pub fn make(
         bin: bin.clone(),
         profile: cfg.build.profile.clone(),
         features: cfg.build.features.clone(),
+        meta: facts.meta.clone(),
+        source: facts
+            .meta
+            .repository
+            .clone()
+            .or_else(|| facts.git.source_url.clone()),
     };
     let entrypoint = cfg
         .image
@@ -434,6 +462,14 @@ fn package_facts(
             "ports": img.ports,
             "env": img.env,
             "labels": img.labels,
+            "annotations": img.annotations.iter().map(|a| {
+                let scope = match a.scope {
+                    crate::config::AnnotationScope::Both => "",
+                    crate::config::AnnotationScope::Index => "index:",
+                    crate::config::AnnotationScope::Manifest => "manifest:",
+                };
+                (format!("{scope}{}", a.key), a.value.clone())
+            }).collect::<Vec<_>>(),
             "files": img.files.iter().map(|f| serde_json::json!({
                 "src": f.src.strip_prefix(&cfg.root).unwrap_or(&f.src),
                 "dest": f.dest,

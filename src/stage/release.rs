@@ -46,6 +46,9 @@ pub struct PlatformReport {
     /// (`dist/cache/verified.json`): nothing ran this time.
     pub cached: bool,
     pub checks: Vec<crate::verify::checks::CheckResult>,
+    /// The base image: its name as `image.base` gives it and the digest of its manifest for
+    /// this platform (`null` on scratch).
+    pub base: Option<super::image_rules::BaseImage>,
 }
 
 pub fn read_password_stdin(wanted: bool) -> Result<Option<String>> {
@@ -123,6 +126,7 @@ pub fn finish(
                             verify_seconds: v.map(|v| v.seconds).unwrap_or(0.0),
                             cached: v.is_some_and(|v| v.cached),
                             checks: v.map(|v| v.checks.clone()).unwrap_or_default(),
+                            base: p.base.clone(),
                         }
                     })
                     .collect(),
