@@ -23,6 +23,9 @@ pub struct ReleaseReport {
     pub blobs_skipped: u64,
     /// Every statement attached as an OCI referrer (`attest:`), in push order.
     pub attachments: Vec<super::attach::Attachment>,
+    /// The release archives in `dist/archives` (name, target, digest, size), sorted by name;
+    /// empty when none were written (`archives: false`, a merge job).
+    pub archives: Vec<super::archives::Archive>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,12 +89,14 @@ pub fn doctor_gate(cfg: &Config, plan: &Plan, cancel: &crate::exec::Cancel) -> R
 }
 
 /// The release report of what this run packaged, verified and published.
+#[allow(clippy::too_many_arguments)]
 pub fn finish(
     s: &Session,
     packaged: &package::Packaged,
     verified: &verify::Report,
     published: &publish::Published,
     attached: &super::attach::Attached,
+    archives: &super::archives::Archives,
     started: Instant,
     ui: &Ui,
 ) -> Result<()> {
@@ -142,6 +147,7 @@ pub fn finish(
         blobs_uploaded: published.blobs_uploaded,
         blobs_skipped: published.blobs_skipped,
         attachments: attached.attachments.clone(),
+        archives: archives.archives.clone(),
     };
     write_report(plan, &report, s.opts.json, ui)
 }
@@ -214,6 +220,18 @@ pub fn print_summary(r: &ReleaseReport) {
             "attached {} statements as OCI referrers ({signed} signed)",
             r.attachments.len()
         );
+    }
+    if !r.archives.is_empty() {
+        println!();
+        println!("archives (with SHA256SUMS):");
+        for a in &r.archives {
+            println!(
+                "  {:<56} {:>10}  {}",
+                a.name,
+                crate::verify::checks::human(a.size),
+                &a.digest[..19.min(a.digest.len())]
+            );
+        }
     }
 }
 

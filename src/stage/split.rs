@@ -365,6 +365,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
         blobs_uploaded: 0,
         blobs_skipped: 0,
         attachments: Vec::new(),
+        archives: Vec::new(),
     };
     super::release::write_report(plan, &report, s.opts.json, ui)
 }
