@@ -1192,3 +1192,77 @@ impl Walker<'_> {
         ok.then_some(a)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str =
+        "version: 1\nvariants:\n  musl: { base: scratch }\nimage:\n  repository: localhost/app\n";
+
+    fn parse(text: &str) -> Result<Config, Vec<(usize, usize, String)>> {
+        let dir = std::env::temp_dir();
+        crate::config::parse_str(text, Path::new("pipeline.yaml"), &dir).map_err(|e| {
+            e.diagnostics
+                .into_iter()
+                .map(|d| (d.line, d.col, d.message))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn annotations_with_and_without_a_scope() {
+        let cfg = parse(&format!(
+            "{HEAD}  annotations:\n    org.opencontainers.image.vendor: Acme\n    \"index:org.opencontainers.image.description\": all\n    manifest:com.example.build: \"42\"\n    com.example:odd: kept\n"
+        ))
+        .unwrap();
+        let got: Vec<(AnnotationScope, &str, &str)> = cfg
+            .image
+            .annotations
+            .iter()
+            .map(|a| (a.scope, a.key.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    AnnotationScope::Both,
+                    "org.opencontainers.image.vendor",
+                    "Acme"
+                ),
+                (
+                    AnnotationScope::Index,
+                    "org.opencontainers.image.description",
+                    "all"
+                ),
+                (AnnotationScope::Manifest, "com.example.build", "42"),
+                (AnnotationScope::Both, "com.example:odd", "kept"),
+            ]
+        );
+        assert!(cfg.archives, "archives are on by default");
+    }
+
+    #[test]
+    fn bad_annotations_and_archives_are_errors_where_they_are() {
+        let errs = parse(&format!(
+            "{HEAD}  annotations:\n    manifest-descriptor:a.b: x\n    \"index:\": x\n    ok.key: [x]\n    \"with space\": x\narchives: yes\n"
+        ))
+        .unwrap_err();
+        let at: Vec<(usize, usize)> = errs.iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(at, [(7, 5), (8, 5), (9, 13), (10, 5), (11, 11)], "{errs:?}");
+        assert!(
+            errs[0].2.contains("`manifest-descriptor:` is not a scope"),
+            "{errs:?}"
+        );
+        assert!(errs[1].2.contains("is not an annotation key"), "{errs:?}");
+        assert!(errs[2].2.contains("image.annotations.ok.key"), "{errs:?}");
+        assert!(errs[3].2.contains("is not an annotation key"), "{errs:?}");
+        assert!(
+            errs[4].2.contains("archives must be true or false"),
+            "{errs:?}"
+        );
+        let errs = parse(&format!("{HEAD}  annotations: [a, b]\n")).unwrap_err();
+        assert_eq!(errs[0].0, 6);
+        assert!(errs[0].2.contains("must be a mapping"), "{errs:?}");
+    }
+}
