@@ -181,8 +181,32 @@ pub struct DebPlatformPlan {
     pub arch: String,
     /// The packages and versions from `pipeline.lock`; `None` until the lock covers them.
     pub locked: Option<Vec<DebPackagePlan>>,
-    /// Where the versions come from, in words.
-    pub source: String,
+    /// Where the versions come from: `pipeline.lock`, or `package-time` (resolved from the
+    /// Debian archive when packaging).
+    pub source: DebSource,
+    /// Why the lock does not give them (`source: package-time`), in words.
+    pub unlocked_reason: Option<String>,
+}
+
+/// Where a `deb:` base's package versions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DebSource {
+    #[serde(rename = "pipeline.lock")]
+    Lock,
+    #[serde(rename = "package-time")]
+    PackageTime,
+}
+
+impl DebPlatformPlan {
+    /// Where the versions come from, in words: `pipeline.lock`, or `resolved at package time
+    /// (why)`.
+    pub fn describe_source(&self) -> String {
+        match (self.source, &self.unlocked_reason) {
+            (DebSource::Lock, _) => "pipeline.lock".to_string(),
+            (DebSource::PackageTime, Some(why)) => format!("resolved at package time ({why})"),
+            (DebSource::PackageTime, None) => "resolved at package time".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -561,7 +585,8 @@ fn choose(
         Choice {
             backend: Backend::Zigbuild,
             reason,
-            linker: Some("zig cc (cargo-zigbuild)".into()),
+            // cargo-zigbuild links with `zig cc`.
+            linker: Some("zig".into()),
             missing,
         }
     };
@@ -611,7 +636,8 @@ fn choose(
             Choice {
                 backend: Backend::Cross,
                 reason: "build.backend: cross".into(),
-                linker: Some("cross's container toolchain".into()),
+                // Inside cross's container: its toolchain, not a program of this machine.
+                linker: None,
                 missing,
             }
         }
@@ -752,27 +778,26 @@ fn platform_plan(
 fn deb_platform(d: &DebBasePlan, facts: &Facts, p: &'static Platform) -> DebPlatformPlan {
     // The config refused platforms without a Debian architecture.
     let arch = p.debian_arch.to_string();
-    let (locked, source) = match &facts.deb_lock {
-        None => (
-            None,
-            "resolved at package time (no pipeline.lock yet)".to_string(),
-        ),
+    let (locked, unlocked_reason) = match &facts.deb_lock {
+        None => (None, Some("no pipeline.lock yet".to_string())),
         Some(view) => match view.get(&(d.suite.clone(), arch.clone())) {
-            Some(Ok(pkgs)) => (Some(pkgs.clone()), "pipeline.lock".to_string()),
+            Some(Ok(pkgs)) => (Some(pkgs.clone()), None),
             Some(Err(why)) => (
                 None,
-                format!("resolved at package time (pipeline.lock does not cover it: {why})"),
+                Some(format!("pipeline.lock does not cover it: {why}")),
             ),
-            None => (
-                None,
-                "resolved at package time (pipeline.lock has no entry for it)".to_string(),
-            ),
+            None => (None, Some("pipeline.lock has no entry for it".to_string())),
         },
     };
     DebPlatformPlan {
         arch,
+        source: if locked.is_some() {
+            DebSource::Lock
+        } else {
+            DebSource::PackageTime
+        },
         locked,
-        source,
+        unlocked_reason,
     }
 }
 

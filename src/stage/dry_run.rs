@@ -66,7 +66,7 @@ pub fn lines(cfg: &Config, plan: &Plan, mode: Mode, stage: Stage) -> Vec<String>
                                 .join(", "),
                             None => d.packages.join(", "),
                         },
-                        pd.source
+                        pd.describe_source()
                     ));
                 }
             }

@@ -84,7 +84,7 @@ pub fn doctor_gate(cfg: &Config, plan: &Plan, cancel: &crate::exec::Cancel) -> R
         return Ok(());
     }
     Err(Error::env("tools this release needs are missing; nothing was built or pushed (run `shipit doctor --fix`)").with_detail(
-        blocking.iter().map(|f| format!("  {}: needed for {} — install: {}", f.tool, f.needed_for.join("; "), f.install_command)).collect::<Vec<_>>().join("\n"),
+        blocking.iter().map(|f| format!("  {}: needed for {} — install: {}", f.tool, f.needed_for.join("; "), f.install.command())).collect::<Vec<_>>().join("\n"),
     ))
 }
 
