@@ -21,5 +21,6 @@ mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
 mod release_registry; // shipit release to a real docker-registry: order, idempotence, faults, auth
+mod riscv64; // linux/riscv64 musl with -Zbuild-std and zig, lp64d, checks under qemu-riscv64 -cpu sifive-u54
 mod syslibs; // C libraries: sys-crate diagnosis before compiling, static OpenSSL for musl, libssl3 and CA roots verified
 mod verify_images; // every failure users meet in production, each a real image, caught before tagging
