@@ -3,8 +3,8 @@
 
 mod support;
 
-mod architecture; // the module graph of src/: no cycle, nothing below the CLI imports it
 mod archives; // release archives: sha256sum -c, tar -tvzf, same bytes twice, tampering caught
+mod architecture; // the module graph of src/: no cycle, nothing below the CLI imports it
 mod attach_referrers; // release attestations as OCI referrers: registry (fallback tag, referrers API), layout, verify --key
 mod attest; // SBOMs, provenance and signatures checked by cyclonedx, spdx-tools, syft, Python cryptography
 mod bases; // base images pulled from a registry, cached by digest
