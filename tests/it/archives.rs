@@ -12,7 +12,7 @@ const NAME: &str = "tiny-1.2.3-x86_64-unknown-linux-musl.tar.gz";
 
 /// A dependency-free crate with `license-file`, license and README files (and files that are
 /// none of those), released for linux/amd64 musl on scratch.
-fn tiny(archives: Option<bool>) -> tempfile::TempDir {
+pub(crate) fn tiny(archives: Option<bool>) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
     write(

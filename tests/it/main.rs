@@ -3,8 +3,8 @@
 
 mod support;
 
-mod archives; // release archives: sha256sum -c, tar -tvzf, same bytes twice, tampering caught
 mod architecture; // the module graph of src/: no cycle, nothing below the CLI imports it
+mod archives; // release archives: sha256sum -c, tar -tvzf, same bytes twice, tampering caught
 mod attach_referrers; // release attestations as OCI referrers: registry (fallback tag, referrers API), layout, verify --key
 mod attest; // SBOMs, provenance and signatures checked by cyclonedx, spdx-tools, syft, Python cryptography
 mod bases; // base images pulled from a registry, cached by digest
@@ -17,6 +17,7 @@ mod docker_paths; // the docker build backend and packager against a real docker
 mod github_actions; // GITHUB_ACTIONS conventions, generated workflows and action.yml through actionlint
 mod hostile_layouts; // FIFOs, links out and /dev/zero in a layout; nested, wide and fanned-out indexes
 mod integrity; // publish filters, stale packages, merge platform checks, signals, concurrent writers
+mod json_shapes; // every --json document has exactly the keys the README lists
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
