@@ -121,8 +121,10 @@ pub struct Plan {
     /// refuses fragments of another release.
     pub identity: String,
     /// What an image made from this plan is, as far as publishing goes: version, repository,
-    /// per variant its tags, platforms and base, the binary and the image config. `package`
-    /// records its digest in dist/package.json; publish refuses a package made from another.
+    /// per variant its tags, platforms and base, the binary, the image config and what its
+    /// standard annotations are made of (Cargo's license, description, homepage; the source).
+    /// `package` records its digest in dist/package.json; publish refuses a package made from
+    /// another.
     #[serde(skip)]
     pub package_facts: serde_json::Value,
     /// The digest of `package_facts`.
@@ -424,7 +426,14 @@ pub fn make(
     if images.is_empty() {
         return Err(PlanError::Empty);
     }
-    let package_facts = package_facts(cfg, &version, &tag_ctx, &bin, &entrypoint);
+    let mut package_facts = package_facts(cfg, &version, &tag_ctx, &bin, &entrypoint);
+    // The Cargo keys and the source the standard annotations are made of.
+    package_facts["annotated"] = serde_json::json!({
+        "source": project.source,
+        "license": project.meta.license,
+        "description": project.meta.description,
+        "homepage": project.meta.homepage,
+    });
     let package_digest = digest_json(&package_facts);
     let identity = digest_json(&serde_json::json!({
         "package": package_facts,
