@@ -229,7 +229,9 @@ pub static PLATFORMS: [Platform; 5] = [
         gnu_target: "riscv64gc-unknown-linux-gnu",
         musl_target: "riscv64gc-unknown-linux-musl",
         qemu: "qemu-riscv64",
-        strict_cpu: None,
+        // SiFive U54: the first Linux-capable RV64GC core (IMAFDC), exactly what `riscv64gc`
+        // targets assume.
+        strict_cpu: Some("sifive-u54"),
         elf_machine: machine::RISCV,
         elf_64: true,
         float_abi: FloatConvention::RiscvDouble,
@@ -360,6 +362,19 @@ mod tests {
             ("qemu-aarch64", Some("cortex-a53"))
         );
         assert_eq!(a64.elf_machine, machine::AARCH64);
+        let rv = Platform::parse("linux/riscv64").unwrap();
+        assert_eq!(
+            (rv.qemu, rv.strict_cpu, rv.musl_target),
+            (
+                "qemu-riscv64",
+                Some("sifive-u54"),
+                "riscv64gc-unknown-linux-musl"
+            )
+        );
+        assert!(
+            rv.optional,
+            "riscv64 is built only when a pipeline lists it"
+        );
         assert_eq!(
             Platform::parse("linux/amd64").unwrap().qemu_static(),
             "qemu-x86_64-static"

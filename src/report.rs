@@ -56,7 +56,12 @@ pub fn print_plan(plan: &Plan, syslibs: Option<&[TargetLibs]>, ui: &Ui) {
                         p.backend.name(),
                         if p.build_std { " +build-std" } else { "" }
                     ),
-                    p.linker.clone().unwrap_or_else(|| "default".into()),
+                    match (p.backend, &p.linker) {
+                        (crate::config::Backend::Zigbuild, _) => "zig cc (cargo-zigbuild)".into(),
+                        (crate::config::Backend::Cross, _) => "cross's container toolchain".into(),
+                        (_, Some(l)) => l.clone(),
+                        (_, None) => "default".into(),
+                    },
                     p.qemu.clone().unwrap_or_else(|| "native".into()),
                     p.cpu.clone().unwrap_or_else(|| "max".into()),
                 ]
@@ -98,7 +103,7 @@ pub fn print_plan(plan: &Plan, syslibs: Option<&[TargetLibs]>, ui: &Ui) {
                         "      base deb:{} {} from {}: {}",
                         img.suite,
                         d.arch,
-                        d.source,
+                        d.describe_source(),
                         pkgs.iter()
                             .map(|p| format!("{} {}", p.name, p.version))
                             .collect::<Vec<_>>()
@@ -114,7 +119,7 @@ pub fn print_plan(plan: &Plan, syslibs: Option<&[TargetLibs]>, ui: &Ui) {
                         } else {
                             img.packages.join(", ")
                         },
-                        d.source
+                        d.describe_source()
                     ),
                 }
             }

@@ -87,7 +87,7 @@ impl Session {
             )
         });
         // `project.manifest` is the config's: `cargo metadata` failing on it is exit 2.
-        let (package, package_version, bins, manifest_path, target_dir) = cargo_facts
+        let (package, package_version, bins, manifest_path, target_dir, meta) = cargo_facts
             .map_err(|e| Error::config(format!("{}: {e}", config.project.manifest.display())))?;
         let facts = Facts {
             package,
@@ -100,6 +100,7 @@ impl Session {
                 .ok()
                 .and_then(|s| s.trim().parse().ok()),
             tools,
+            meta,
             deb_lock: read_deb_lock(&config)?,
         };
         let out_dir = if opts.out.is_absolute() {

@@ -22,6 +22,7 @@ const TOP: &[&str] = &[
     "verify",
     "publish",
     "attest",
+    "archives",
 ];
 const PROJECT: &[&str] = &["manifest", "package", "bin", "version"];
 const BUILD: &[&str] = &["backend", "profile", "features", "glibc", "packages"];
@@ -35,6 +36,7 @@ const IMAGE: &[&str] = &[
     "ports",
     "env",
     "labels",
+    "annotations",
     "tags",
     "files",
     "packages",
@@ -266,6 +268,10 @@ impl Walker<'_> {
         let verify = self.verify(f.get("verify"));
         let publish = self.publish(f.get("publish"));
         let attest = self.attest(f.get("attest"));
+        let archives = match f.get("archives") {
+            None => Some(true),
+            Some(n) => self.bool(n, "archives"),
+        };
         Some(Config {
             file: file.to_path_buf(),
             root: self.root.to_path_buf(),
@@ -278,6 +284,7 @@ impl Walker<'_> {
             verify: verify?,
             publish: publish?,
             attest: attest?,
+            archives: archives?,
         })
     }
 
@@ -625,6 +632,10 @@ impl Walker<'_> {
             None => Some(Vec::new()),
             Some(l) => self.string_map(l, "image.labels"),
         };
+        let annotations = match f.get("annotations") {
+            None => Some(Vec::new()),
+            Some(a) => self.annotations(a),
+        };
         let tags = match f.get("tags") {
             None => Some(vec!["{version}".to_string(), "latest".to_string()]),
             Some(t) => {
@@ -706,10 +717,60 @@ impl Walker<'_> {
             ports: ports?,
             env: env?,
             labels: labels?,
+            annotations: annotations?,
             tags: tags?,
             files: files?,
             packages: packages?,
         })
+    }
+
+    /// `image.annotations`: a mapping of `[index:|manifest:]KEY` to a string; a key is
+    /// non-empty, without whitespace or control characters, and a scope prefix is one of the two.
+    fn annotations(&mut self, n: &Node) -> Option<Vec<Annotation>> {
+        let Kind::Map(entries) = &n.kind else {
+            self.err(
+                n.pos,
+                "image.annotations must be a mapping of annotation keys to strings",
+                Some("e.g. `org.opencontainers.image.vendor: Acme`, or `index:KEY` / `manifest:KEY` for one of the two".into()),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (k, v) in entries {
+            let (scope, key) = match k.name.split_once(':') {
+                Some(("index", key)) => (AnnotationScope::Index, key),
+                Some(("manifest", key)) => (AnnotationScope::Manifest, key),
+                Some((prefix, _)) if !prefix.contains('.') => {
+                    self.err(
+                        k.pos,
+                        format!("image.annotations: `{prefix}:` is not a scope"),
+                        Some("prefix a key with `index:` (the multi-arch index only) or `manifest:` (each platform manifest and its labels only), or with nothing (both)".into()),
+                    );
+                    ok = false;
+                    continue;
+                }
+                _ => (AnnotationScope::Both, k.name.as_str()),
+            };
+            if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.err(
+                    k.pos,
+                    format!("image.annotations: `{}` is not an annotation key", k.name),
+                    Some("use a reverse-domain key without spaces, e.g. org.opencontainers.image.vendor".into()),
+                );
+                ok = false;
+                continue;
+            }
+            match self.string(v, &format!("image.annotations.{}", k.name)) {
+                Some(value) => out.push(Annotation {
+                    scope,
+                    key: key.to_string(),
+                    value,
+                }),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     /// Names in `image.env` must be non-empty and hold no `=` (or NUL).
@@ -1129,5 +1190,79 @@ impl Walker<'_> {
             }
         }
         ok.then_some(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str =
+        "version: 1\nvariants:\n  musl: { base: scratch }\nimage:\n  repository: localhost/app\n";
+
+    fn parse(text: &str) -> Result<Config, Vec<(usize, usize, String)>> {
+        let dir = std::env::temp_dir();
+        crate::config::parse_str(text, Path::new("pipeline.yaml"), &dir).map_err(|e| {
+            e.diagnostics
+                .into_iter()
+                .map(|d| (d.line, d.col, d.message))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn annotations_with_and_without_a_scope() {
+        let cfg = parse(&format!(
+            "{HEAD}  annotations:\n    org.opencontainers.image.vendor: Acme\n    \"index:org.opencontainers.image.description\": all\n    manifest:com.example.build: \"42\"\n    com.example:odd: kept\n"
+        ))
+        .unwrap();
+        let got: Vec<(AnnotationScope, &str, &str)> = cfg
+            .image
+            .annotations
+            .iter()
+            .map(|a| (a.scope, a.key.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    AnnotationScope::Both,
+                    "org.opencontainers.image.vendor",
+                    "Acme"
+                ),
+                (
+                    AnnotationScope::Index,
+                    "org.opencontainers.image.description",
+                    "all"
+                ),
+                (AnnotationScope::Manifest, "com.example.build", "42"),
+                (AnnotationScope::Both, "com.example:odd", "kept"),
+            ]
+        );
+        assert!(cfg.archives, "archives are on by default");
+    }
+
+    #[test]
+    fn bad_annotations_and_archives_are_errors_where_they_are() {
+        let errs = parse(&format!(
+            "{HEAD}  annotations:\n    manifest-descriptor:a.b: x\n    \"index:\": x\n    ok.key: [x]\n    \"with space\": x\narchives: yes\n"
+        ))
+        .unwrap_err();
+        let at: Vec<(usize, usize)> = errs.iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(at, [(7, 5), (8, 5), (9, 13), (10, 5), (11, 11)], "{errs:?}");
+        assert!(
+            errs[0].2.contains("`manifest-descriptor:` is not a scope"),
+            "{errs:?}"
+        );
+        assert!(errs[1].2.contains("is not an annotation key"), "{errs:?}");
+        assert!(errs[2].2.contains("image.annotations.ok.key"), "{errs:?}");
+        assert!(errs[3].2.contains("is not an annotation key"), "{errs:?}");
+        assert!(
+            errs[4].2.contains("archives must be true or false"),
+            "{errs:?}"
+        );
+        let errs = parse(&format!("{HEAD}  annotations: [a, b]\n")).unwrap_err();
+        assert_eq!(errs[0].0, 6);
+        assert!(errs[0].2.contains("must be a mapping"), "{errs:?}");
     }
 }

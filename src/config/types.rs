@@ -19,6 +19,9 @@ pub struct Config {
     pub verify: Verify,
     pub publish: Publish,
     pub attest: Attest,
+    /// `archives`: `shipit release` writes `dist/archives/<bin>-<version>-<target>.tar.gz` per
+    /// built target and `SHA256SUMS` (default true).
+    pub archives: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -146,11 +149,42 @@ pub struct Image {
     pub ports: Vec<u16>,
     pub env: Vec<(String, String)>,
     pub labels: Vec<(String, String)>,
+    /// `image.annotations`: added to (or overriding) the standard `org.opencontainers.image.*`
+    /// annotations, each on the index, the platform manifests, or both.
+    pub annotations: Vec<Annotation>,
     pub tags: Vec<String>,
     pub files: Vec<ExtraFile>,
     /// Debian packages (`name` or `name=version`) added to every image whose base is
     /// `deb:SUITE`, with their `Depends`/`Pre-Depends`.
     pub packages: Vec<String>,
+}
+
+/// One `image.annotations` entry: `KEY: value`, or buildx-style `index:KEY` / `manifest:KEY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotation {
+    pub scope: AnnotationScope,
+    pub key: String,
+    pub value: String,
+}
+
+/// Where an annotation goes. The manifest's annotations are also the image config's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnotationScope {
+    /// No prefix: the index and every platform manifest.
+    Both,
+    /// `index:KEY`: the multi-arch index only.
+    Index,
+    /// `manifest:KEY`: every platform manifest (and its config's labels) only.
+    Manifest,
+}
+
+impl AnnotationScope {
+    pub fn on_index(self) -> bool {
+        matches!(self, AnnotationScope::Both | AnnotationScope::Index)
+    }
+    pub fn on_manifest(self) -> bool {
+        matches!(self, AnnotationScope::Both | AnnotationScope::Manifest)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

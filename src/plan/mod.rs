@@ -27,6 +27,8 @@ pub struct Facts {
     /// SOURCE_DATE_EPOCH from the environment, if set.
     pub source_date_epoch: Option<i64>,
     pub tools: Inventory,
+    /// The package's descriptive Cargo keys (for the image annotations and release archives).
+    pub meta: CrateMeta,
     /// What `pipeline.lock` (beside the pipeline file) says each `deb:` base will hold, by
     /// (suite, Debian architecture): the packages, or why the lock does not cover them. `None`:
     /// no lock file (or no `deb:` base). Read by the session: the plan reads no file.
@@ -45,6 +47,21 @@ pub struct GitFacts {
     pub pr: Option<u64>,
     /// The repository's default branch (for the `edge` tag), when known.
     pub default_branch: Option<String>,
+    /// Where the source lives, as an https URL without credentials: git's `origin` remote, else
+    /// `https://github.com/$GITHUB_REPOSITORY`.
+    pub source_url: Option<String>,
+}
+
+/// The descriptive keys of the Cargo package, as `cargo metadata` gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CrateMeta {
+    pub repository: Option<String>,
+    /// The `license` key as written (`MIT/Apache-2.0` included).
+    pub license: Option<String>,
+    /// The `license-file` key, absolute.
+    pub license_file: Option<PathBuf>,
+    pub description: Option<String>,
+    pub homepage: Option<String>,
 }
 
 /// Which build tools the machine has, as far as the planner needs to know.
@@ -106,8 +123,10 @@ pub struct Plan {
     /// refuses fragments of another release.
     pub identity: String,
     /// What an image made from this plan is, as far as publishing goes: version, repository,
-    /// per variant its tags, platforms and base, the binary and the image config. `package`
-    /// records its digest in dist/package.json; publish refuses a package made from another.
+    /// per variant its tags, platforms and base, the binary, the image config and what its
+    /// standard annotations are made of (Cargo's license, description, homepage; the source).
+    /// `package` records its digest in dist/package.json; publish refuses a package made from
+    /// another.
     #[serde(skip)]
     pub package_facts: serde_json::Value,
     /// The digest of `package_facts`.
@@ -123,6 +142,11 @@ pub struct ProjectPlan {
     pub bin: String,
     pub profile: String,
     pub features: Vec<String>,
+    /// The package's descriptive Cargo keys.
+    pub meta: CrateMeta,
+    /// Where the source lives: Cargo's `repository`, else the git remote (https, no
+    /// credentials), else `https://github.com/$GITHUB_REPOSITORY`.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,8 +185,32 @@ pub struct DebPlatformPlan {
     pub arch: String,
     /// The packages and versions from `pipeline.lock`; `None` until the lock covers them.
     pub locked: Option<Vec<DebPackagePlan>>,
-    /// Where the versions come from, in words.
-    pub source: String,
+    /// Where the versions come from: `pipeline.lock`, or `package-time` (resolved from the
+    /// Debian archive when packaging).
+    pub source: DebSource,
+    /// Why the lock does not give them (`source: package-time`), in words.
+    pub unlocked_reason: Option<String>,
+}
+
+/// Where a `deb:` base's package versions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DebSource {
+    #[serde(rename = "pipeline.lock")]
+    Lock,
+    #[serde(rename = "package-time")]
+    PackageTime,
+}
+
+impl DebPlatformPlan {
+    /// Where the versions come from, in words: `pipeline.lock`, or `resolved at package time
+    /// (why)`.
+    pub fn describe_source(&self) -> String {
+        match (self.source, &self.unlocked_reason) {
+            (DebSource::Lock, _) => "pipeline.lock".to_string(),
+            (DebSource::PackageTime, Some(why)) => format!("resolved at package time ({why})"),
+            (DebSource::PackageTime, None) => "resolved at package time".to_string(),
+        }
+    }
 }
 
 /// The gnu targets' Debian build sysroots: `libc6-dev` plus `build.packages`, from the suite of
@@ -504,6 +552,12 @@ pub fn make(
         bin: bin.clone(),
         profile: cfg.build.profile.clone(),
         features: cfg.build.features.clone(),
+        meta: facts.meta.clone(),
+        source: facts
+            .meta
+            .repository
+            .clone()
+            .or_else(|| facts.git.source_url.clone()),
     };
     let entrypoint = cfg
         .image
@@ -554,7 +608,14 @@ pub fn make(
     if images.is_empty() {
         return Err(PlanError::Empty);
     }
-    let package_facts = package_facts(cfg, &version, &tag_ctx, &bin, &entrypoint);
+    let mut package_facts = package_facts(cfg, &version, &tag_ctx, &bin, &entrypoint);
+    // The Cargo keys and the source the standard annotations are made of.
+    package_facts["annotated"] = serde_json::json!({
+        "source": project.source,
+        "license": project.meta.license,
+        "description": project.meta.description,
+        "homepage": project.meta.homepage,
+    });
     let package_digest = digest_json(&package_facts);
     let identity = digest_json(&serde_json::json!({
         "package": package_facts,
@@ -618,6 +679,14 @@ fn package_facts(
             "ports": img.ports,
             "env": img.env,
             "labels": img.labels,
+            "annotations": img.annotations.iter().map(|a| {
+                let scope = match a.scope {
+                    crate::config::AnnotationScope::Both => "",
+                    crate::config::AnnotationScope::Index => "index:",
+                    crate::config::AnnotationScope::Manifest => "manifest:",
+                };
+                (format!("{scope}{}", a.key), a.value.clone())
+            }).collect::<Vec<_>>(),
             "files": img.files.iter().map(|f| serde_json::json!({
                 "src": f.src.strip_prefix(&cfg.root).unwrap_or(&f.src),
                 "dest": f.dest,
@@ -709,7 +778,8 @@ fn choose(
         Choice {
             backend: Backend::Zigbuild,
             reason,
-            linker: Some("zig cc (cargo-zigbuild)".into()),
+            // cargo-zigbuild links with `zig cc`.
+            linker: Some("zig".into()),
             missing,
         }
     };
@@ -759,7 +829,8 @@ fn choose(
             Choice {
                 backend: Backend::Cross,
                 reason: "build.backend: cross".into(),
-                linker: Some("cross's container toolchain".into()),
+                // Inside cross's container: its toolchain, not a program of this machine.
+                linker: None,
                 missing,
             }
         }
@@ -900,27 +971,26 @@ fn platform_plan(
 fn deb_platform(d: &DebBasePlan, facts: &Facts, p: &'static Platform) -> DebPlatformPlan {
     // The config refused platforms without a Debian architecture.
     let arch = p.debian_arch.to_string();
-    let (locked, source) = match &facts.deb_lock {
-        None => (
-            None,
-            "resolved at package time (no pipeline.lock yet)".to_string(),
-        ),
+    let (locked, unlocked_reason) = match &facts.deb_lock {
+        None => (None, Some("no pipeline.lock yet".to_string())),
         Some(view) => match view.get(&(d.suite.clone(), arch.clone())) {
-            Some(Ok(pkgs)) => (Some(pkgs.clone()), "pipeline.lock".to_string()),
+            Some(Ok(pkgs)) => (Some(pkgs.clone()), None),
             Some(Err(why)) => (
                 None,
-                format!("resolved at package time (pipeline.lock does not cover it: {why})"),
+                Some(format!("pipeline.lock does not cover it: {why}")),
             ),
-            None => (
-                None,
-                "resolved at package time (pipeline.lock has no entry for it)".to_string(),
-            ),
+            None => (None, Some("pipeline.lock has no entry for it".to_string())),
         },
     };
     DebPlatformPlan {
         arch,
+        source: if locked.is_some() {
+            DebSource::Lock
+        } else {
+            DebSource::PackageTime
+        },
         locked,
-        source,
+        unlocked_reason,
     }
 }
 

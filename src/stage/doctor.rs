@@ -74,7 +74,7 @@ pub fn run(s: &Session, fix: bool, ui: &Ui) -> Result<()> {
                 f.needed_for.join("; ")
             );
             if f.status != Status::Ok {
-                println!("          install: {}", f.install_command);
+                println!("          install: {}", f.install.command());
             }
         }
     }

@@ -66,7 +66,7 @@ pub fn lines(cfg: &Config, plan: &Plan, mode: Mode, stage: Stage) -> Vec<String>
                                 .join(", "),
                             None => d.packages.join(", "),
                         },
-                        pd.source
+                        pd.describe_source()
                     ));
                 }
             }
@@ -102,6 +102,26 @@ pub fn lines(cfg: &Config, plan: &Plan, mode: Mode, stage: Stage) -> Vec<String>
                     out.push(format!("push {} index by digest to {target}", img.variant));
                 }
             }
+        }
+        Stage::Archives => {
+            let mut targets: Vec<&str> = Vec::new();
+            for (_, p) in plan.platforms() {
+                if !targets.contains(&p.target.as_str()) {
+                    targets.push(&p.target);
+                }
+            }
+            let dir = super::archives::dir(plan);
+            for t in targets {
+                out.push(format!(
+                    "# archive {}",
+                    dir.join(format!("{}-{}-{t}.tar.gz", plan.project.bin, plan.version))
+                        .display()
+                ));
+            }
+            out.push(format!(
+                "# checksums {}",
+                dir.join(super::archives::SUMS).display()
+            ));
         }
         Stage::Attach => out.extend(super::attach::describe(cfg, plan)),
         Stage::Tag => {

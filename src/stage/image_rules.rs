@@ -1,11 +1,12 @@
 //! The rules that decide an image's bytes, written once: both packagers (native and docker) and
 //! `release --merge` call these, so a merged index is byte for byte the one a single-machine
-//! release makes, and the two packagers write the same labels and users.
+//! release makes, and the two packagers write the same labels, annotations and users.
 
-use crate::config::Config;
+use crate::config::{Base, Config};
 use crate::deb::rootfs::ImageUser;
 use crate::oci::image::{self, Platform as OciPlatform};
-use crate::plan::{Plan, PlatformPlan};
+use crate::plan::{ImagePlan, Plan, PlatformPlan};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The OCI `platform` object of a planned platform (in the image config and the index).
@@ -13,39 +14,133 @@ pub fn oci_platform(p: &PlatformPlan) -> OciPlatform {
     OciPlatform::new(p.spec.os, p.spec.architecture, p.spec.variant)
 }
 
-/// The annotations of every multi-arch index: the version and, when known, the revision.
-pub fn index_annotations(plan: &Plan) -> BTreeMap<String, String> {
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        "org.opencontainers.image.version".to_string(),
-        plan.version.to_string(),
-    );
-    if let Some(rev) = &plan.revision {
-        annotations.insert("org.opencontainers.image.revision".to_string(), rev.clone());
-    }
-    annotations
+/// The base image a platform image was made from: its name as the pipeline gives it and the
+/// digest of the base's manifest for that platform. Recorded in `dist/package.json` and
+/// `release.json` (`base` of each platform) for every non-scratch base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseImage {
+    /// `image.base` as written: a registry reference, `oci:PATH[:TAG]` or `deb:SUITE`.
+    pub name: String,
+    /// The base's manifest digest for this platform (for `deb:SUITE`, the base shipit
+    /// assembled from the locked packages).
+    pub digest: String,
 }
 
-/// The image labels: the pipeline's, then `org.opencontainers.image.{version,title,created,
-/// revision}`.
-pub fn image_labels(cfg: &Config, plan: &Plan, epoch: u64) -> BTreeMap<String, String> {
-    let mut labels: BTreeMap<String, String> = cfg.image.labels.iter().cloned().collect();
-    labels.insert(
-        "org.opencontainers.image.version".into(),
-        plan.version.to_string(),
+const PREFIX: &str = "org.opencontainers.image.";
+
+/// The standard annotations every index and platform manifest of a release carries, from
+/// Cargo.toml, git and the epoch: `source`, `revision`, `created`, `version`, `licenses`,
+/// `title` (the binary), `description` and `url` (each only when known).
+fn standard(plan: &Plan) -> BTreeMap<String, String> {
+    let meta = &plan.project.meta;
+    let mut out = BTreeMap::new();
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(v) = value {
+            out.insert(format!("{PREFIX}{key}"), v);
+        }
+    };
+    put("source", plan.project.source.clone());
+    put("revision", plan.revision.clone());
+    put(
+        "created",
+        Some(image::rfc3339(plan.source_date_epoch.max(0) as u64)),
     );
-    labels.insert(
-        "org.opencontainers.image.title".into(),
-        plan.project.package.clone(),
-    );
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        image::rfc3339(epoch),
-    );
-    if let Some(rev) = &plan.revision {
-        labels.insert("org.opencontainers.image.revision".into(), rev.clone());
+    put("version", Some(plan.version.to_string()));
+    put("licenses", meta.license.as_deref().map(spdx_expression));
+    put("title", Some(plan.project.bin.clone()));
+    put("description", meta.description.clone());
+    put("url", meta.homepage.clone());
+    out
+}
+
+/// `base.name` and `base.digest` for a base that is an image anyone can pull or copy: a
+/// registry reference or an `oci:` layout. A `deb:SUITE` base is assembled by shipit from
+/// Debian packages and is no image with a reference, so it gets neither (its packages are in
+/// the SBOM and `package.json`); scratch is no base.
+fn base_annotations(img: &ImagePlan, base: Option<&BaseImage>, out: &mut BTreeMap<String, String>) {
+    if matches!(img.base_ref, Base::Scratch | Base::Deb { .. }) {
+        return;
     }
+    out.insert(format!("{PREFIX}base.name"), img.base.clone());
+    if let Some(b) = base {
+        out.insert(format!("{PREFIX}base.digest"), b.digest.clone());
+    }
+}
+
+/// The annotations of an image variant's multi-arch index: the standard ones, `base.name`
+/// (the digest differs per platform, so it is on the manifests only), then `image.annotations`
+/// without a scope or with `index:`.
+pub fn index_annotations(cfg: &Config, plan: &Plan, img: &ImagePlan) -> BTreeMap<String, String> {
+    let mut out = standard(plan);
+    base_annotations(img, None, &mut out);
+    for a in cfg.image.annotations.iter().filter(|a| a.scope.on_index()) {
+        out.insert(a.key.clone(), a.value.clone());
+    }
+    out
+}
+
+/// The annotations of one platform manifest: the standard ones, `base.name` and `base.digest`,
+/// then `image.annotations` without a scope or with `manifest:`. The image config's labels
+/// carry the same keys (`image_labels`).
+pub fn manifest_annotations(
+    cfg: &Config,
+    plan: &Plan,
+    img: &ImagePlan,
+    base: Option<&BaseImage>,
+) -> BTreeMap<String, String> {
+    let mut out = standard(plan);
+    base_annotations(img, base, &mut out);
+    for a in cfg
+        .image
+        .annotations
+        .iter()
+        .filter(|a| a.scope.on_manifest())
+    {
+        out.insert(a.key.clone(), a.value.clone());
+    }
+    out
+}
+
+/// The image config's labels: the pipeline's `image.labels`, then every annotation of the
+/// platform manifest (`manifest_annotations`), so the two stay in step.
+pub fn image_labels(
+    cfg: &Config,
+    manifest_annotations: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = cfg.image.labels.iter().cloned().collect();
+    labels.extend(
+        manifest_annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     labels
+}
+
+/// Cargo's `license` as an SPDX expression: the deprecated `/` separator becomes ` OR `
+/// (`MIT/Apache-2.0` → `MIT OR Apache-2.0`); an expression already in SPDX form is kept.
+pub fn spdx_expression(license: &str) -> String {
+    license
+        .split('/')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The base image of a platform read from a local OCI layout (an `oci:` base, a pulled
+/// registry base, an assembled `deb:` base): the digest of the manifest selected for `want`.
+pub fn layout_base(
+    name: &str,
+    layout: &std::path::Path,
+    tag: Option<&str>,
+    want: &OciPlatform,
+) -> Option<BaseImage> {
+    let from = crate::oci::layout::Layout::open(layout).ok()?;
+    let selected = from.select_platform(tag, want).ok()?;
+    Some(BaseImage {
+        name: name.to_string(),
+        digest: selected.descriptor.digest.to_string(),
+    })
 }
 
 /// `UID[:GID]` from a validated `image.user`.
@@ -76,6 +171,14 @@ pub fn passwd_group(user: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cargo_licenses_become_spdx_expressions() {
+        assert_eq!(spdx_expression("MIT/Apache-2.0"), "MIT OR Apache-2.0");
+        assert_eq!(spdx_expression("MIT / Apache-2.0"), "MIT OR Apache-2.0");
+        assert_eq!(spdx_expression("MIT OR Apache-2.0"), "MIT OR Apache-2.0");
+        assert_eq!(spdx_expression("GPL-3.0-only"), "GPL-3.0-only");
+    }
 
     #[test]
     fn passwd_and_group_for_root_and_for_app() {

@@ -4,6 +4,7 @@
 //! `package --dry-run`) describes it from the Plan (`dry_run`). No tag moves unless every
 //! platform image passed verification and every attestation was attached.
 
+pub mod archives;
 pub mod attach;
 pub mod build;
 pub mod build_fresh;
@@ -32,6 +33,7 @@ pub enum Stage {
     Build,
     Package,
     Verify,
+    Archives,
     Publish,
     Attach,
     Tag,
@@ -40,14 +42,15 @@ pub enum Stage {
 
 /// The pipeline, in order.
 pub const RELEASE: &[Stage] = &[
-    Stage::Doctor,  // every tool the plan needs is here, before anything is built
-    Stage::Build,   // every (platform, libc) target, side by side, into dist/bin
-    Stage::Package, // one image per platform, one index per variant, into dist/oci (staging refs)
-    Stage::Verify,  // every platform image under QEMU; a failure stops here, before any push
-    Stage::Publish, // blobs, manifests and indexes by digest: every image, no tag yet
-    Stage::Attach,  // SBOMs, provenance, verification attestations: signed, as OCI referrers
-    Stage::Tag,     // the tags, exact version first and `latest` last; a failure before moves none
-    Stage::Report,  // dist/release.json, the summary, GitHub Actions outputs
+    Stage::Doctor,   // every tool the plan needs is here, before anything is built
+    Stage::Build,    // every (platform, libc) target, side by side, into dist/bin
+    Stage::Package,  // one image per platform, one index per variant, into dist/oci (staging refs)
+    Stage::Verify,   // every platform image under QEMU; a failure stops here, before any push
+    Stage::Archives, // dist/archives: a .tar.gz per target (binary, license, README), SHA256SUMS
+    Stage::Publish,  // blobs, manifests and indexes by digest: every image, no tag yet
+    Stage::Attach,   // SBOMs, provenance, verification attestations: signed, as OCI referrers
+    Stage::Tag,      // the tags, exact version first and `latest` last; a failure before moves none
+    Stage::Report,   // dist/release.json, the summary, GitHub Actions outputs
 ];
 
 impl Stage {
@@ -57,6 +60,7 @@ impl Stage {
             Stage::Build => "build",
             Stage::Package => "package",
             Stage::Verify => "verify",
+            Stage::Archives => "archives",
             Stage::Publish => "publish",
             Stage::Attach => "attach",
             Stage::Tag => "tag",
@@ -111,11 +115,29 @@ pub fn steps(mode: Mode) -> Vec<Step> {
         .collect()
 }
 
+/// `RELEASE` as `mode` runs it for this pipeline: `steps(mode)`, with the stages the pipeline
+/// turns off (`archives: false`) skipped, saying so.
+pub fn configured_steps(mode: Mode, cfg: &crate::config::Config) -> Vec<Step> {
+    let mut steps = steps(mode);
+    for step in &mut steps {
+        if step.stage == Stage::Archives && step.skip.is_none() && !cfg.archives {
+            step.skip = Some("`archives: false` in the pipeline");
+        }
+    }
+    steps
+}
+
 fn skip_reason(mode: Mode, stage: Stage) -> Option<&'static str> {
     match (mode, stage) {
         (Mode::Release, _) => None,
         (Mode::Publish, Stage::Doctor | Stage::Build | Stage::Package) => {
             Some("publish pushes what `shipit package` made in dist/oci")
+        }
+        (Mode::Publish, Stage::Archives) => {
+            Some("`shipit release` writes the archives; publish pushes images only")
+        }
+        (Mode::Split, Stage::Archives) => {
+            Some("split jobs push images by digest only; archives are written by `shipit release`")
         }
         (Mode::Split | Mode::Smoke, Stage::Doctor) => {
             Some("one platform: build says what this machine lacks for it")
@@ -125,15 +147,21 @@ fn skip_reason(mode: Mode, stage: Stage) -> Option<&'static str> {
         ),
         (Mode::Split, Stage::Tag) => Some("the merge job moves the tags"),
         (Mode::Split, Stage::Report) => Some("the merge job writes release.json"),
-        (Mode::Smoke, Stage::Publish | Stage::Attach | Stage::Tag | Stage::Report) => {
-            Some("smoke publishes nothing")
-        }
+        (
+            Mode::Smoke,
+            Stage::Archives | Stage::Publish | Stage::Attach | Stage::Tag | Stage::Report,
+        ) => Some("smoke publishes nothing"),
         (Mode::Package, Stage::Doctor | Stage::Build) => {
             Some("package packs what `shipit build` made in dist/bin")
         }
         (
             Mode::Package,
-            Stage::Verify | Stage::Publish | Stage::Attach | Stage::Tag | Stage::Report,
+            Stage::Verify
+            | Stage::Archives
+            | Stage::Publish
+            | Stage::Attach
+            | Stage::Tag
+            | Stage::Report,
         ) => Some("package stops at dist/oci (staging refs, no release tag)"),
         _ => None,
     }

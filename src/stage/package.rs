@@ -7,7 +7,9 @@
 //! after every platform passed verification. `dist/package.json` records every digest.
 
 use super::deb_base::DebBases;
-use super::image_rules::{image_labels, index_annotations, oci_platform, passwd_group};
+use super::image_rules::{
+    BaseImage, image_labels, index_annotations, manifest_annotations, oci_platform, passwd_group,
+};
 use crate::config::{Base, Config};
 use crate::error::{Context, Error, Result};
 use crate::exec::Cancel;
@@ -19,7 +21,6 @@ use crate::plan::{ImagePlan, Plan, PlatformPlan};
 use crate::platform::Libc;
 use crate::ui::Ui;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +61,9 @@ pub struct PackagedPlatform {
     /// The `deb:SUITE` base: suite, architecture, installed packages and the lock's digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deb_base: Option<super::deb_base::DebBaseRecord>,
+    /// The base image (name and this platform's manifest digest); none on scratch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseImage>,
 }
 
 /// The staging ref of an image variant's index.
@@ -149,7 +153,7 @@ fn package_image(
     let mut platforms = Vec::new();
     // Native images of different platforms are independent: make them side by side (their
     // blobs land atomically, shared base blobs included); staging tags follow in plan order.
-    let made: Vec<Result<(Descriptor, u64)>> = match cfg.package {
+    let made: Vec<Result<(Descriptor, u64, Option<BaseImage>)>> = match cfg.package {
         crate::config::Packager::Docker => img
             .platforms
             .iter()
@@ -177,7 +181,7 @@ fn package_image(
         }),
     };
     for (p, made) in img.platforms.iter().zip(made) {
-        let (desc, size) = made?;
+        let (desc, size, base) = made?;
         let staging = format!("{}-{}", staging_ref(img.variant), p.spec.slug());
         layout.tag(&staging, &desc)?;
         ui.ok(format!(
@@ -195,9 +199,10 @@ fn package_image(
             manifest: desc,
             compressed_size: size,
             deb_base: bases.record(img, p),
+            base,
         });
     }
-    let built = index::build(&entries, &index_annotations(plan))
+    let built = index::build(&entries, &index_annotations(cfg, plan, img))
         .with_context(|| format!("index for {}", img.variant))?;
     layout.write_index(&built)?;
     let staging = staging_ref(img.variant);
@@ -231,7 +236,7 @@ fn package_platform(
     bases: &DebBases,
     cancel: &Cancel,
     json: bool,
-) -> Result<(Descriptor, u64)> {
+) -> Result<(Descriptor, u64, Option<BaseImage>)> {
     if !p.binary.exists() {
         return Err(Error::stage(format!(
             "{} ({}): no binary at {}: run `shipit build` first (or `shipit release`)",
@@ -252,8 +257,8 @@ fn package_platform(
                 .with_context(|| format!("{} base {}", p.platform, r))?,
         ),
     };
-    let (base, base_has_passwd) = match local {
-        None => (None, false),
+    let (base, base_has_passwd, base_image) = match local {
+        None => (None, false, None),
         Some((path, tag)) => {
             // The base is the pipeline's `image.base`: a layout there that cannot be read, or
             // that lacks this platform, is the config's to fix (exit 2), unlike dist/oci.
@@ -264,6 +269,10 @@ fn package_platform(
                 .map_err(|e| Error::config(format!("{} base {}: {e}", p.platform, img.base)))?;
             from.copy_image(layout, &selected.descriptor)
                 .with_context(|| format!("copy base {}", img.base))?;
+            let base_image = BaseImage {
+                name: img.base.clone(),
+                digest: selected.descriptor.digest.to_string(),
+            };
             let has = selected
                 .manifest
                 .layers
@@ -276,6 +285,7 @@ fn package_platform(
                         .with_context(|| format!("base {}", img.base))?,
                 ),
                 has,
+                Some(base_image),
             )
         }
     };
@@ -306,7 +316,8 @@ fn package_platform(
     )
     .with_context(|| format!("{} layer", p.platform))?;
     let digests = written.digests;
-    let labels = image_labels(cfg, plan, epoch);
+    let annotations = manifest_annotations(cfg, plan, img, base_image.as_ref());
+    let labels = image_labels(cfg, &annotations);
     let mut env = cfg.image.env.clone();
     let base_has_path = base.as_ref().is_some_and(|b| {
         b.config()["config"]["Env"].as_array().is_some_and(|e| {
@@ -332,14 +343,14 @@ fn package_platform(
         exposed_ports: cfg.image.ports.iter().map(|p| p.to_string()).collect(),
         working_dir: cfg.image.workdir.clone(),
         labels,
-        annotations: BTreeMap::new(),
+        annotations,
         epoch,
     };
     let built = image::build(base.as_ref(), &[digests], &spec)
         .with_context(|| format!("{} image", p.platform))?;
     layout.write_image(&built)?;
     let size = built.manifest.layers.iter().map(|l| l.size).sum::<u64>() + built.config.size;
-    Ok((built.descriptor, size))
+    Ok((built.descriptor, size, base_image))
 }
 
 /// Whether a base layer holds `etc/passwd`, remembered per layer digest in `dist/cache`.

@@ -13,6 +13,7 @@
 //! `shipit-base:<manifest hex>`, skipped when present): no image can be pulled here, and BuildKit
 //! uses a local image of the requested platform. Registry bases are refused with a clear error.
 
+use super::image_rules::{BaseImage, layout_base, manifest_annotations};
 use crate::config::{Base, Config};
 use crate::error::{Error, Result};
 use crate::exec::{self, Cancel, Cmd};
@@ -44,7 +45,7 @@ pub fn package_platform(
     layout: &Layout,
     bases: &super::deb_base::DebBases,
     cancel: &Cancel,
-) -> Result<(Descriptor, u64)> {
+) -> Result<(Descriptor, u64, Option<BaseImage>)> {
     let what = format!("{} ({})", p.platform, p.libc);
     if !p.binary.exists() {
         return Err(Error::stage(format!(
@@ -58,12 +59,19 @@ pub fn package_platform(
         p.spec.slug()
     ));
     let _ = fs::remove_file(&log);
-    let base = match &img.base_ref {
-        Base::Scratch => "scratch".to_string(),
-        Base::Oci { path, tag } => load_base(path, tag.as_deref(), &img.base, p, &log, cancel)?,
+    let want = super::image_rules::oci_platform(p);
+    let (base, base_image) = match &img.base_ref {
+        Base::Scratch => ("scratch".to_string(), None),
+        Base::Oci { path, tag } => (
+            load_base(path, tag.as_deref(), &img.base, p, &log, cancel)?,
+            layout_base(&img.base, path, tag.as_deref(), &want),
+        ),
         Base::Deb { .. } => {
             let (path, tag) = bases.require(img, p)?;
-            load_base(&path, tag.as_deref(), &img.base, p, &log, cancel)?
+            (
+                load_base(&path, tag.as_deref(), &img.base, p, &log, cancel)?,
+                layout_base(&img.base, &path, tag.as_deref(), &want),
+            )
         }
         Base::Registry(r) => {
             return Err(Error::config(format!(
@@ -78,8 +86,8 @@ pub fn package_platform(
         .tempdir()
         .map_err(|e| Error::stage(format!("{what}: cannot create a temporary directory: {e}")))?;
     let context = work.path().join("context");
-    let epoch = plan.source_date_epoch.max(0) as u64;
-    let dockerfile = write_context(cfg, plan, img, p, &base, &context, epoch)
+    let annotations = manifest_annotations(cfg, plan, img, base_image.as_ref());
+    let dockerfile = write_context(cfg, plan, img, p, &base, &context, &annotations)
         .map_err(|e| Error::stage(format!("{what}: build context {}: {e}", context.display())))?;
     fs::write(context.join("Dockerfile"), dockerfile)
         .map_err(|e| Error::stage(format!("{what}: writing the Dockerfile: {e}")))?;
@@ -100,8 +108,9 @@ pub fn package_platform(
         cancel,
     );
     saved?;
-    import_archive(&archive, &work.path().join("saved"), layout, p)
-        .map_err(|e| Error::stage(format!("{what}: importing `docker save` output: {e}")))
+    let (desc, size) = import_archive(&archive, &work.path().join("saved"), layout, p, annotations)
+        .map_err(|e| Error::stage(format!("{what}: importing `docker save` output: {e}")))?;
+    Ok((desc, size, base_image))
 }
 
 fn run(cmd: &Cmd, log: &Path, cancel: &Cancel) -> Result<()> {
@@ -140,9 +149,10 @@ fn write_context(
     p: &PlatformPlan,
     base: &str,
     context: &Path,
-    epoch: u64,
+    annotations: &BTreeMap<String, String>,
 ) -> io::Result<String> {
     fs::create_dir_all(context)?;
+    let epoch = plan.source_date_epoch.max(0) as u64;
     let bin = &plan.project.bin;
     let mut copies = Vec::new();
     put_file(&p.binary, &context.join("bin"), 0o755, epoch)?;
@@ -161,7 +171,7 @@ fn write_context(
         put_file(&f.src, &context.join(&name), f.mode, epoch)?;
         copies.push((name, f.dest.clone()));
     }
-    let labels = super::image_rules::image_labels(cfg, plan, epoch);
+    let labels = super::image_rules::image_labels(cfg, annotations);
     Ok(dockerfile(&DockerfileSpec {
         base,
         copies: &copies,
@@ -348,6 +358,7 @@ fn import_archive(
     dir: &Path,
     layout: &Layout,
     p: &PlatformPlan,
+    annotations: BTreeMap<String, String>,
 ) -> std::result::Result<(Descriptor, u64), String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let file = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
@@ -430,7 +441,7 @@ fn import_archive(
         media_type: Some(media::OCI_MANIFEST.to_string()),
         config: config_desc.clone(),
         layers,
-        annotations: None,
+        annotations: (!annotations.is_empty()).then_some(annotations),
         extra: BTreeMap::new(),
     };
     let manifest_bytes = canonical(&manifest).map_err(|e| e.to_string())?;

@@ -3,7 +3,8 @@
 //! `release`, `publish`, `release --split` and `smoke` differ, stage by stage, in one match.
 
 use super::{
-    Mode, Stage, Step, attach, build, dry_run, package, publish, release, split, verify, verify_cmd,
+    Mode, Stage, Step, archives, attach, build, dry_run, package, publish, release, split, verify,
+    verify_cmd,
 };
 use crate::error::{Error, Result};
 use crate::session::Session;
@@ -20,6 +21,7 @@ struct Made {
     /// The attach stage's SBOM inputs, gathered while verification runs.
     sbom: Option<attach::Prefetched>,
     published: Option<publish::Published>,
+    archives: Option<archives::Archives>,
     /// A verification failure that `release --split` reports after writing its fragments.
     failed: Option<Error>,
     /// How long each stage that ran took, in order (for the report and `-v`).
@@ -29,7 +31,7 @@ struct Made {
 /// Runs `mode`'s walk of the pipeline (or, with `--dry-run`, describes it).
 pub fn run(mode: Mode, s: &Session, password: Option<String>, ui: &Ui) -> Result<()> {
     let started = Instant::now();
-    let steps = super::steps(mode);
+    let steps = super::configured_steps(mode, &s.config);
     if mode == Mode::Split {
         split::check_job(s)?;
     }
@@ -134,6 +136,10 @@ fn run_stage(
                 ))),
             }
         }
+        Stage::Archives => {
+            made.archives = Some(archives::run(cfg, plan, ui)?);
+            Ok(())
+        }
         Stage::Publish => {
             let packaged = packaged(made, s)?;
             let verified = made.verified.as_ref().ok_or_else(not_verified)?;
@@ -190,11 +196,13 @@ fn run_stage(
                 .as_ref()
                 .ok_or_else(|| Error::stage("report: nothing was published"))?;
             let attached = made.attached.clone().unwrap_or_default();
+            let archives = made.archives.clone().unwrap_or_default();
             let outcome = release::Outcome {
                 packaged: &packaged,
                 verified,
                 published,
                 attached: &attached,
+                archives: &archives,
                 stages: made.stages.clone(),
             };
             release::finish(s, outcome, started, ui)

@@ -22,6 +22,9 @@ pub struct ReleaseReport {
     pub blobs_skipped: u64,
     /// Every statement attached as an OCI referrer (`attest:`), in push order.
     pub attachments: Vec<super::attach::Attachment>,
+    /// The release archives in `dist/archives` (name, target, digest, size), sorted by name;
+    /// empty when none were written (`archives: false`, a merge job).
+    pub archives: Vec<super::archives::Archive>,
     /// Wall-clock seconds of each stage that ran, in pipeline order (the report's own
     /// writing is not in it): where a release spends its time.
     pub stages: Vec<StageTime>,
@@ -55,6 +58,9 @@ pub struct PlatformReport {
     /// (`dist/cache/verified.json`): nothing ran this time.
     pub cached: bool,
     pub checks: Vec<crate::verify::checks::CheckResult>,
+    /// The base image: its name as `image.base` gives it and the digest of its manifest for
+    /// this platform (`null` on scratch).
+    pub base: Option<super::image_rules::BaseImage>,
 }
 
 pub fn read_password_stdin(wanted: bool) -> Result<Option<String>> {
@@ -93,7 +99,7 @@ pub fn doctor_gate(s: &Session) -> Result<()> {
         return Ok(());
     }
     Err(Error::env("tools this release needs are missing; nothing was built or pushed (run `shipit doctor --fix`)").with_detail(
-        blocking.iter().map(|f| format!("  {}: needed for {} — install: {}", f.tool, f.needed_for.join("; "), f.install_command)).collect::<Vec<_>>().join("\n"),
+        blocking.iter().map(|f| format!("  {}: needed for {} — install: {}", f.tool, f.needed_for.join("; "), f.install.command())).collect::<Vec<_>>().join("\n"),
     ))
 }
 
@@ -103,6 +109,7 @@ pub struct Outcome<'a> {
     pub verified: &'a verify::Report,
     pub published: &'a publish::Published,
     pub attached: &'a super::attach::Attached,
+    pub archives: &'a super::archives::Archives,
     pub stages: Vec<StageTime>,
 }
 
@@ -113,6 +120,7 @@ pub fn finish(s: &Session, made: Outcome<'_>, started: Instant, ui: &Ui) -> Resu
         verified,
         published,
         attached,
+        archives,
         stages,
     } = made;
     let plan = &s.plan;
@@ -146,6 +154,7 @@ pub fn finish(s: &Session, made: Outcome<'_>, started: Instant, ui: &Ui) -> Resu
                             verify_seconds: v.map(|v| v.seconds).unwrap_or(0.0),
                             cached: v.is_some_and(|v| v.cached),
                             checks: v.map(|v| v.checks.clone()).unwrap_or_default(),
+                            base: p.base.clone(),
                         }
                     })
                     .collect(),
@@ -162,6 +171,7 @@ pub fn finish(s: &Session, made: Outcome<'_>, started: Instant, ui: &Ui) -> Resu
         blobs_skipped: published.blobs_skipped,
         attachments: attached.attachments.clone(),
         stages,
+        archives: archives.archives.clone(),
     };
     write_report(plan, &report, s.opts.json, ui)
 }
@@ -234,6 +244,18 @@ pub fn print_summary(r: &ReleaseReport) {
             "attached {} statements as OCI referrers ({signed} signed)",
             r.attachments.len()
         );
+    }
+    if !r.archives.is_empty() {
+        println!();
+        println!("archives (with SHA256SUMS):");
+        for a in &r.archives {
+            println!(
+                "  {:<56} {:>10}  {}",
+                a.name,
+                crate::verify::checks::human(a.size),
+                &a.digest[..19.min(a.digest.len())]
+            );
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Fragment {
     pub compressed_size: u64,
     pub passed: bool,
     pub checks: Vec<crate::verify::checks::CheckResult>,
+    /// The base image and this platform's base manifest digest (none on scratch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<super::image_rules::BaseImage>,
 }
 
 fn need_registry(cfg: &Config, what: &str) -> Result<()> {
@@ -110,6 +113,7 @@ pub fn push_and_write_fragments(
                 compressed_size: p.compressed_size,
                 passed,
                 checks: report.map(|r| r.checks.clone()).unwrap_or_default(),
+                base: p.base.clone(),
             };
             let spec = crate::platform::Platform::parse(&p.platform)
                 .map(|s| s.slug())
@@ -284,9 +288,9 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
         })?;
     }
     // Indexes by digest, all of them, then tags.
-    let annotations = image_rules::index_annotations(plan);
     let mut built = Vec::new();
     for img in &plan.images {
+        let annotations = image_rules::index_annotations(cfg, plan, img);
         let entries: Vec<(Descriptor, index::Platform)> = img
             .platforms
             .iter()
@@ -358,6 +362,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
                                 verify_seconds: f.checks.iter().map(|c| c.seconds).sum(),
                                 cached: !f.checks.is_empty() && f.checks.iter().all(|c| c.cached),
                                 checks: f.checks.clone(),
+                                base: f.base.clone(),
                             }
                         })
                         .collect(),
@@ -368,6 +373,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
         blobs_skipped: 0,
         attachments: Vec::new(),
         stages: Vec::new(),
+        archives: Vec::new(),
     };
     super::release::write_report(plan, &report, s.opts.json, ui)
 }

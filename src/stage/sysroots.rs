@@ -500,6 +500,7 @@ mod tests {
                 source_date_epoch: None,
                 tools: Default::default(),
                 deb_lock: None,
+                meta: Default::default(),
             },
             &crate::plan::Options::default(),
             crate::tools::build_command,

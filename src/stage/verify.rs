@@ -25,13 +25,22 @@ use std::time::Instant;
 /// One platform image to verify.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// `localhost/app (gnu)` or the reference the user gave.
+    /// The plan's repository (`localhost/app`, with `variant` set) or the reference the user
+    /// gave.
     pub image: String,
     pub variant: Option<Libc>,
     pub layout: PathBuf,
     pub manifest: Descriptor,
     /// The platform the index entry claims (None: a single image, read from its config).
     pub index_platform: Option<OciPlatform>,
+}
+
+/// An image for people: `repository (variant)`, or the reference as given.
+pub fn shown(image: &str, variant: Option<Libc>) -> String {
+    match variant {
+        Some(v) => format!("{image} ({v})"),
+        None => image.to_string(),
+    }
 }
 
 /// Settings for a verification run.
@@ -68,7 +77,11 @@ impl Settings {
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PlatformReport {
+    /// The image repository of the plan, or the reference the user gave.
     pub image: String,
+    /// The plan's libc variant of the image (`null` for an image given by reference).
+    #[serde(default)]
+    pub variant: Option<Libc>,
     pub platform: String,
     pub digest: String,
     pub compressed_size: u64,
@@ -82,10 +95,16 @@ pub struct PlatformReport {
 }
 
 impl PlatformReport {
+    /// The image for people: `localhost/app (gnu)`, or the reference as given.
+    pub fn shown(&self) -> String {
+        shown(&self.image, self.variant)
+    }
+
     /// A report read from the cache, shown for `item`: marked cached, each check too.
     fn reused(mut self, item: &Item) -> PlatformReport {
         self.cached = true;
         self.image = item.image.clone();
+        self.variant = item.variant;
         for c in &mut self.checks {
             c.cached = true;
         }
@@ -296,6 +315,7 @@ fn failed(
 ) -> PlatformReport {
     PlatformReport {
         image: item.image.clone(),
+        variant: item.variant,
         platform: platform.to_string(),
         digest: item.manifest.digest.to_string(),
         compressed_size: 0,
@@ -415,6 +435,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
     }
     let mut report = PlatformReport {
         image: item.image.clone(),
+        variant: item.variant,
         platform: platform.name.to_string(),
         digest: item.manifest.digest.to_string(),
         compressed_size,
@@ -553,7 +574,7 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
             let msg = format!(
                 "{} ({}): check `{}` failed: {}{}",
                 r.platform,
-                r.image,
+                r.shown(),
                 c.name,
                 c.detail.as_deref().unwrap_or(""),
                 c.fix
@@ -575,7 +596,7 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
     eprintln!(
         "  {mark} {} {} ({}, {:.2}s)",
         r.platform,
-        r.image,
+        r.shown(),
         &r.digest[..19.min(r.digest.len())],
         r.seconds
     );
@@ -616,7 +637,7 @@ pub fn failure(report: &Report) -> Option<Error> {
                 .filter(|c| !c.passed)
                 .map(|c| c.name.as_str())
                 .collect();
-            format!("{} ({}): {}", p.platform, p.image, names.join(", "))
+            format!("{} ({}): {}", p.platform, p.shown(), names.join(", "))
         })
         .collect();
     (!failed.is_empty()).then(|| {

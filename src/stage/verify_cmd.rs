@@ -78,7 +78,7 @@ pub fn packaged_items(plan: &Plan) -> Result<Vec<Item>> {
                 continue;
             }
             items.push(Item {
-                image: format!("{} ({})", img.repository, img.variant),
+                image: img.repository.clone(),
                 variant: Some(img.variant),
                 layout: packaged.layout.clone(),
                 manifest: p.manifest.clone(),
@@ -130,7 +130,7 @@ pub fn run(g: &RunOptions, args: &VerifyOptions, ui: &Ui) -> Result<()> {
         for i in &items {
             println!(
                 "# verify {} {} ({})",
-                i.image,
+                v::shown(&i.image, i.variant),
                 i.index_platform
                     .as_ref()
                     .map(|p| p.to_string())

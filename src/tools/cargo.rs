@@ -65,6 +65,16 @@ struct Package {
     version: String,
     manifest_path: PathBuf,
     targets: Vec<Target>,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    license: Option<String>,
+    #[serde(default)]
+    license_file: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    homepage: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,8 +83,15 @@ struct Target {
     kind: Vec<String>,
 }
 
-/// Package facts: name, version, binaries, manifest path, target directory.
-pub type Facts = (String, semver::Version, Vec<String>, PathBuf, PathBuf);
+/// Package facts: name, version, binaries, manifest path, target directory, descriptive keys.
+pub type Facts = (
+    String,
+    semver::Version,
+    Vec<String>,
+    PathBuf,
+    PathBuf,
+    crate::plan::CrateMeta,
+);
 
 /// Reads the package facts the planner needs from `cargo metadata`.
 pub fn facts(
@@ -144,7 +161,17 @@ fn parse_facts(out: &str, manifest: &Path, package: Option<&str>) -> Result<Fact
         chosen.manifest_path.clone(),
         meta.target_directory,
     );
-    Ok((name, version, bins, manifest_path, target_dir))
+    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+    let crate_meta = crate::plan::CrateMeta {
+        repository: nonempty(&chosen.repository),
+        license: nonempty(&chosen.license),
+        // cargo metadata gives `license-file` relative to the package's manifest.
+        license_file: nonempty(&chosen.license_file)
+            .map(|f| manifest_path.parent().unwrap_or(Path::new(".")).join(f)),
+        description: nonempty(&chosen.description),
+        homepage: nonempty(&chosen.homepage),
+    };
+    Ok((name, version, bins, manifest_path, target_dir, crate_meta))
 }
 
 /// A workspace member as `shipit init` needs it: its name, version and binary targets.
@@ -205,7 +232,7 @@ mod tests {
 
     #[test]
     fn reads_the_named_member_or_the_manifests_own_package() {
-        let (name, version, bins, manifest, target) =
+        let (name, version, bins, manifest, target, _) =
             parse_facts(TWO, Path::new("/w/Cargo.toml"), Some("b")).unwrap();
         assert_eq!(name, "b");
         assert_eq!(version, semver::Version::parse("2.0.0-rc.1").unwrap());

@@ -31,9 +31,10 @@ pub enum Probing<'a> {
     },
 }
 
-/// How a missing tool gets installed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "with", content = "what", rename_all = "lowercase")]
+/// How a missing tool gets installed. In JSON: `{"with": "apt"|"rustup"|"pip"|"cargo"|"manual",
+/// "what": [the packages or arguments], "note": null | what to do by hand}` (`what` is always
+/// a list, and an instruction in words is only ever `note`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Install {
     Apt(String),
     Rustup(Vec<String>),
@@ -42,7 +43,34 @@ pub enum Install {
     Manual(String),
 }
 
+impl Serialize for Install {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (with, what, note): (&str, Vec<&str>, Option<&str>) = match self {
+            Install::Apt(p) => ("apt", vec![p.as_str()], None),
+            Install::Rustup(a) => ("rustup", a.iter().map(String::as_str).collect(), None),
+            Install::Pip(p) => ("pip", p.iter().map(String::as_str).collect(), None),
+            Install::Cargo(c) => ("cargo", vec![c.as_str()], None),
+            Install::Manual(t) => ("manual", Vec::new(), Some(t.as_str())),
+        };
+        let mut st = s.serialize_struct("Install", 3)?;
+        st.serialize_field("with", with)?;
+        st.serialize_field("what", &what)?;
+        st.serialize_field("note", &note)?;
+        st.end()
+    }
+}
+
 impl Install {
+    /// The command that installs it; `None` when it is installed by hand (see `how`).
+    pub fn shell_command(&self) -> Option<String> {
+        match self {
+            Install::Manual(_) => None,
+            other => Some(other.command()),
+        }
+    }
+
+    /// The command, or for a manual install what to do, for people.
     pub fn command(&self) -> String {
         match self {
             Install::Apt(p) => format!("apt-get install -y {p}"),
@@ -73,7 +101,9 @@ pub struct Finding {
     /// Which platforms or stages need it.
     pub needed_for: Vec<String>,
     pub install: Install,
-    pub install_command: String,
+    /// The exact command that installs it; `null` when there is none (`install.note` says
+    /// what to do by hand).
+    pub install_command: Option<String>,
     /// False for improvements that the run can do without (a prebuilt rust-std where
     /// -Zbuild-std works too).
     pub required: bool,
@@ -360,7 +390,7 @@ pub fn check(
         .zip(probed)
         .map(|(n, (status, version, minimum, path))| Finding {
             required: n.required,
-            install_command: n.install.command(),
+            install_command: n.install.shell_command(),
             tool: n.tool,
             status,
             version,

@@ -40,15 +40,23 @@ pub fn facts(dir: &Path, cancel: &Cancel) -> GitFacts {
                 .flatten()
                 .map(|s| s.strip_prefix("origin/").unwrap_or(&s).to_string())
         });
+    let github_url = env("GITHUB_REPOSITORY").map(|r| {
+        let server = env("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+        format!("{}/{r}", server.trim_end_matches('/'))
+    });
     if !have_git {
         return GitFacts {
             branch,
             pr,
             default_branch,
+            source_url: github_url,
             ..GitFacts::default()
         };
     }
     GitFacts {
+        source_url: run(&["remote", "get-url", "origin"])
+            .and_then(|u| https_url(&u))
+            .or(github_url),
         sha: run(&["rev-parse", "HEAD"]),
         exact_tag: run(&["describe", "--tags", "--exact-match"]),
         commit_time: run(&["log", "-1", "--format=%ct"]).and_then(|s| s.parse().ok()),
@@ -94,6 +102,45 @@ pub fn ref_facts(
     (branch, pr)
 }
 
+/// A git remote as an https URL without credentials: `git@host:owner/repo.git` and
+/// `ssh://git@host/owner/repo` become `https://host/owner/repo`, `user:pass@` is dropped, and a
+/// trailing `.git` goes. `None` for what is no URL (a local path, `file://`).
+pub fn https_url(remote: &str) -> Option<String> {
+    let r = remote.trim();
+    let (host_path, from_scp) = if let Some(rest) = r
+        .strip_prefix("https://")
+        .or_else(|| r.strip_prefix("http://"))
+        .or_else(|| r.strip_prefix("ssh://"))
+        .or_else(|| r.strip_prefix("git://"))
+        .or_else(|| r.strip_prefix("git+ssh://"))
+    {
+        (rest.to_string(), false)
+    } else if !r.contains("://") && r.contains(':') && !r.starts_with('/') {
+        // scp-like: [user@]host:path
+        (r.to_string(), true)
+    } else {
+        return None;
+    };
+    let (authority, path) = if from_scp {
+        host_path.split_once(':')?
+    } else {
+        host_path.split_once('/')?
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // An ssh port (`host:2222`) is not the web's.
+    let host = if from_scp || !r.starts_with("http") {
+        host.split(':').next().unwrap_or(host)
+    } else {
+        host
+    };
+    let path = path.trim_start_matches('/').trim_end_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    if host.is_empty() || path.is_empty() {
+        return None;
+    }
+    Some(format!("https://{host}/{path}"))
+}
+
 /// `repository.default_branch` from a GitHub event payload.
 fn event_default_branch(path: &Path) -> Option<String> {
     let bytes = crate::config::files::read_regular(path, MAX_EVENT_BYTES).ok()?;
@@ -118,6 +165,32 @@ mod tests {
 
     fn git(b: &str) -> impl FnOnce() -> Option<String> + '_ {
         move || Some(b.to_string())
+    }
+
+    #[test]
+    fn remotes_become_https_urls_without_credentials() {
+        for (remote, url) in [
+            (
+                "https://user:s3cret@github.com/acme/app.git",
+                Some("https://github.com/acme/app"),
+            ),
+            (
+                "git@github.com:acme/app.git",
+                Some("https://github.com/acme/app"),
+            ),
+            (
+                "ssh://git@gitlab.example:2222/g/sub/app",
+                Some("https://gitlab.example/g/sub/app"),
+            ),
+            (
+                "https://x-access-token:ghs_abc@github.com/acme/app",
+                Some("https://github.com/acme/app"),
+            ),
+            ("/srv/git/app.git", None),
+            ("file:///srv/git/app.git", None),
+        ] {
+            assert_eq!(https_url(remote).as_deref(), url, "{remote}");
+        }
     }
 
     #[test]

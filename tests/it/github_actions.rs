@@ -642,7 +642,7 @@ fn run_script(script: &str, dir: &Path, env: &[(&str, &str)]) -> std::process::O
     c.output().unwrap()
 }
 
-const GOOD_INPUTS: [(&str, &str); 10] = [
+const GOOD_INPUTS: [(&str, &str); 11] = [
     ("INPUT_CONFIG", "pipeline.yaml"),
     ("INPUT_PLATFORMS", "linux/amd64 linux/arm/v7"),
     ("INPUT_VARIANT", "musl"),
@@ -653,6 +653,7 @@ const GOOD_INPUTS: [(&str, &str); 10] = [
     ("INPUT_VERSION", ""),
     ("INPUT_INSTALL_ONLY", "false"),
     ("INPUT_ATTEST_BUILD_PROVENANCE", "true"),
+    ("INPUT_UPLOAD_ARCHIVES", "true"),
 ];
 
 #[test]
@@ -689,6 +690,7 @@ fn action_input_check_accepts_good_and_refuses_bad_inputs() {
             "yes",
             "input 'attest-build-provenance'",
         ),
+        ("INPUT_UPLOAD_ARCHIVES", "on", "input 'upload-archives'"),
         ("INPUT_PASSWORD", "", "go together"),
     ];
     for (var, value, want) in cases {
@@ -705,6 +707,95 @@ fn action_input_check_accepts_good_and_refuses_bad_inputs() {
         );
     }
     assert!(!dir.path().join("pwned").exists(), "an input was executed");
+}
+
+/// The upload step, with a stand-in `gh` on PATH that records its calls (GitHub's releases API
+/// cannot run here): it creates the tag's release when missing and uploads every archive and
+/// SHA256SUMS; with no archives it fails saying why.
+#[test]
+fn action_upload_step_attaches_archives_with_a_stand_in_gh() {
+    let root = action();
+    let steps = seq(get(get(&root, "runs"), "steps"));
+    let step = steps
+        .iter()
+        .find(|s| {
+            opt(s, "name").is_some_and(|n| scalar(n).starts_with("Attach the release archives"))
+        })
+        .expect("the upload step");
+    let cond = scalar(get(step, "if"));
+    assert!(
+        cond.contains("inputs.upload-archives == 'true'")
+            && cond.contains("startsWith(github.ref, 'refs/tags/')"),
+        "{cond}"
+    );
+    let env = get(step, "env");
+    assert_eq!(scalar(get(env, "GH_TOKEN")), "${{ inputs.github-token }}");
+    assert_eq!(scalar(get(env, "TAG")), "${{ github.ref_name }}");
+    let script = scalar(get(step, "run"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let gh = bin.join("gh");
+    // `gh release view` says the release does not exist; every call is recorded.
+    std::fs::write(
+        &gh,
+        "#!/bin/bash\necho \"$*\" >> gh-calls.txt\n[[ \"$1 $2\" == \"release view\" ]] && exit 1\nexit 0\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [
+        ("PATH", path.as_str()),
+        ("GH_TOKEN", "t"),
+        ("GH_REPO", "acme/app"),
+        ("TAG", "v1.2.3"),
+    ];
+    // No archives: an error, nothing uploaded.
+    let o = run_script(&script, dir.path(), &env);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("holds no archives"));
+    assert!(!dir.path().join("gh-calls.txt").exists());
+
+    let archives = dir.path().join("dist/archives");
+    std::fs::create_dir_all(&archives).unwrap();
+    for f in [
+        "app-1.2.3-x86_64-unknown-linux-musl.tar.gz",
+        "app-1.2.3-aarch64-unknown-linux-musl.tar.gz",
+        "SHA256SUMS",
+    ] {
+        std::fs::write(archives.join(f), "x").unwrap();
+    }
+    let o = run_script(&script, dir.path(), &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = std::fs::read_to_string(dir.path().join("gh-calls.txt")).unwrap();
+    assert_eq!(
+        calls,
+        "release view v1.2.3\n\
+         release create v1.2.3 --verify-tag --title v1.2.3 --notes \n\
+         release upload v1.2.3 dist/archives/app-1.2.3-aarch64-unknown-linux-musl.tar.gz dist/archives/app-1.2.3-x86_64-unknown-linux-musl.tar.gz dist/archives/SHA256SUMS --clobber\n"
+    );
+}
+
+#[test]
+fn the_single_job_workflow_uploads_archives_with_contents_write() {
+    let text = generate_workflow(&WorkflowOptions {
+        platforms: four_platforms(),
+        ..WorkflowOptions::default()
+    });
+    let root = parse(&text);
+    assert_eq!(scalar(get(get(&root, "permissions"), "contents")), "write");
+    let steps = seq(get(get(get(&root, "jobs"), "release"), "steps"));
+    let release = steps
+        .iter()
+        .find(|s| opt(s, "id").is_some_and(|i| scalar(i) == "shipit"))
+        .unwrap();
+    assert_eq!(scalar(get(get(release, "with"), "upload-archives")), "true");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture; // the module graph of src/: no cycle, nothing below the CLI imports it
+mod archives; // release archives: sha256sum -c, tar -tvzf, same bytes twice, tampering caught
 mod attach_referrers; // release attestations as OCI referrers: registry (fallback tag, referrers API), layout, verify --key
 mod attest; // SBOMs, provenance and signatures checked by cyclonedx, spdx-tools, syft, Python cryptography
 mod bases; // base images pulled from a registry, cached by digest
@@ -16,10 +17,12 @@ mod docker_paths; // the docker build backend and packager against a real docker
 mod github_actions; // GITHUB_ACTIONS conventions, generated workflows and action.yml through actionlint
 mod hostile_layouts; // FIFOs, links out and /dev/zero in a layout; nested, wide and fanned-out indexes
 mod integrity; // publish filters, stale packages, merge platform checks, signals, concurrent writers
+mod json_shapes; // every --json document has exactly the keys the README lists
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
 mod release_registry; // shipit release to a real docker-registry: order, idempotence, faults, auth
+mod riscv64; // linux/riscv64 musl with -Zbuild-std and zig, lp64d, checks under qemu-riscv64 -cpu sifive-u54
 mod syslibs; // C libraries: sys-crate diagnosis before compiling, static OpenSSL for musl, libssl3 and CA roots verified
 mod sysroots; // gnu build sysroots from the Debian engine: TLS for 3 architectures and SQLite under QEMU, the glibc floor, --locked
 mod verify_images; // every failure users meet in production, each a real image, caught before tagging

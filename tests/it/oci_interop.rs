@@ -334,3 +334,177 @@ fn base_image_made_by_umoci_is_selected_copied_and_built_upon() {
     }
     assert_eq!(Digest::of(&img.manifest_bytes), img.descriptor.digest);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The standard annotations of a release, as skopeo and umoci read them (issue 16 item 1).
+
+/// The example's gnu images on an `oci:` base, with Cargo's descriptive keys and
+/// `image.annotations` in all three scopes; packaged (no build: the copy has dist/bin).
+fn annotated_example() -> tempfile::TempDir {
+    let pipeline = crate::support::fixture::example_pipeline()
+        .replace("base: \"deb:bookworm\"", "base: \"oci:base/bookworm\"")
+        .replace(
+            "  packages: [ca-certificates]   # added to the deb:bookworm base, with their dependencies\n",
+            "  annotations:\n    org.opencontainers.image.vendor: Acme\n    \"index:org.opencontainers.image.description\": the multi-arch release\n    \"manifest:com.example.build\": \"42\"\n",
+        );
+    assert!(pipeline.contains("oci:base/bookworm"), "{pipeline}");
+    let dir = crate::support::fixture::example_copy(Some(&pipeline));
+    let manifest = dir.path().join("Cargo.toml");
+    let cargo = fs::read_to_string(&manifest).unwrap().replace(
+        "license = \"MIT OR Apache-2.0\"",
+        "license = \"MIT/Apache-2.0\"\nrepository = \"https://example.com/acme/hello-server\"\nhomepage = \"https://hello.example.com\"",
+    );
+    fs::write(&manifest, cargo).unwrap();
+    // A git repository, so the revision is known (an https remote with credentials: the Cargo
+    // `repository` key wins over it).
+    let git = |args: &[&str]| {
+        run(Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("GIT_AUTHOR_DATE", "@1600000000 +0000")
+            .env("GIT_COMMITTER_DATE", "@1600000000 +0000"))
+    };
+    git(&["init", "-q"]);
+    git(&["add", "Cargo.toml", "src"]);
+    git(&["commit", "-q", "-m", "example"]);
+    git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://user:secret@example.org/acme/other.git",
+    ]);
+    dir
+}
+
+fn package_gnu(dir: &Path) -> String {
+    let out = crate::support::shipit(dir)
+        .args(["package", "-q", "--variant", "gnu", "--json"])
+        .env("SOURCE_DATE_EPOCH", crate::support::fixture::EPOCH)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packaged: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("dist/package.json")).unwrap()).unwrap();
+    packaged["images"][0]["index"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn skopeo_and_umoci_read_the_standard_annotations_and_labels() {
+    let dir = annotated_example();
+    let index_digest = package_gnu(dir.path());
+    let revision = run(Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(dir.path()))
+    .trim()
+    .to_string();
+    let layout = dir.path().join("dist/oci");
+    let p = "org.opencontainers.image.";
+
+    let raw = run(Command::new(need("skopeo"))
+        .args(["inspect", "--raw"])
+        .arg(oci(&layout, "staging-gnu")));
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let a = &index["annotations"];
+    let want_common = [
+        ("source", "https://example.com/acme/hello-server"),
+        ("created", "2023-11-14T22:13:20Z"),
+        ("version", "0.3.1"),
+        ("licenses", "MIT OR Apache-2.0"),
+        ("title", "hello-server"),
+        ("url", "https://hello.example.com"),
+        ("vendor", "Acme"),
+        ("base.name", "oci:base/bookworm"),
+    ];
+    assert_eq!(a[format!("{p}revision")], revision.as_str(), "{raw}");
+    assert!(!raw.contains("secret"), "{raw}");
+    for (k, v) in want_common {
+        assert_eq!(a[format!("{p}{k}")], v, "index {k}: {raw}");
+    }
+    assert_eq!(
+        a[format!("{p}description")],
+        "the multi-arch release",
+        "index: {raw}"
+    );
+    assert!(
+        a["com.example.build"].is_null(),
+        "manifest-only key on the index: {raw}"
+    );
+    assert!(a[format!("{p}base.digest")].is_null(), "{raw}");
+
+    // Each platform manifest: the same, its own base digest, the manifest-scoped key, the
+    // crate's description; and the config's labels carry exactly the manifest's annotations.
+    let base = Layout::open(&dir.path().join("base/bookworm")).unwrap();
+    let packaged: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("dist/package.json")).unwrap()).unwrap();
+    let platforms = packaged["images"][0]["platforms"].as_array().unwrap();
+    assert_eq!(
+        platforms.len(),
+        index["manifests"].as_array().unwrap().len()
+    );
+    for pl in platforms {
+        let platform = Platform::parse(pl["platform"].as_str().unwrap()).unwrap();
+        let staging = pl["staging_ref"].as_str().unwrap();
+        let raw = run(Command::new(need("skopeo"))
+            .args(["inspect", "--raw"])
+            .arg(oci(&layout, staging)));
+        let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let ma = manifest["annotations"].as_object().unwrap();
+        for (k, v) in want_common {
+            assert_eq!(ma[&format!("{p}{k}")], v, "{platform} {k}: {raw}");
+        }
+        assert_eq!(ma["com.example.build"], "42");
+        assert_eq!(
+            ma[&format!("{p}description")],
+            "A small HTTP service: the example and test fixture for shipit."
+        );
+        let want_base = base
+            .select_platform(None, &platform)
+            .unwrap()
+            .descriptor
+            .digest;
+        assert_eq!(
+            ma[&format!("{p}base.digest")],
+            want_base.as_str(),
+            "{platform}"
+        );
+        // package.json's plain field (what release.json reports per platform).
+        assert_eq!(pl["base"]["name"], "oci:base/bookworm");
+        assert_eq!(pl["base"]["digest"], want_base.as_str());
+        assert_eq!(ma[&format!("{p}revision")], revision.as_str());
+
+        let config = run(Command::new(need("skopeo"))
+            .args(["inspect", "--config"])
+            .arg(oci(&layout, staging)));
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        let labels = config["config"]["Labels"].as_object().unwrap();
+        for (k, v) in ma {
+            assert_eq!(&labels[k], v, "{platform}: label {k} out of step");
+        }
+    }
+
+    // umoci's bundle config carries the annotations of the manifest it unpacked.
+    let bundle = dir.path().join("bundle");
+    umoci_unpack(
+        &format!("{}:staging-gnu-linux-amd64", layout.display()),
+        &bundle,
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["annotations"][format!("{p}vendor")], "Acme", "{cfg}");
+    assert_eq!(
+        cfg["annotations"][format!("{p}licenses")],
+        "MIT OR Apache-2.0"
+    );
+
+    // The same inputs, the same digests.
+    fs::remove_dir_all(&layout).unwrap();
+    assert_eq!(package_gnu(dir.path()), index_digest);
+}

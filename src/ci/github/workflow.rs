@@ -1,7 +1,8 @@
 //! The `release.yml` workflow that `shipit ci github [--matrix]` writes: one job triggered by
 //! version tags, or one job per platform plus a merge job. The jobs that build restore caches
 //! first (actions/cache): cargo's registry keyed by Cargo.lock, `target/shipit/<triple>` per
-//! target keyed by Cargo.lock and the target, and shipit's Debian package cache.
+//! target keyed by Cargo.lock and the target, and shipit's Debian package cache. The single job
+//! attaches the release archives to the tag's GitHub release (`upload-archives`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -165,7 +166,7 @@ concurrency:
   cancel-in-progress: false
 
 permissions:
-  contents: read
+  {contents}
   packages: write   # push to {host} with GITHUB_TOKEN{attest_permissions}
 
 env:
@@ -177,6 +178,13 @@ jobs:
         config = opts.config_path.replace(['\r', '\n'], " "),
         config_q = yq(&opts.config_path),
         host = host.replace(['\r', '\n'], " "),
+        // The single job attaches the release archives to the tag's GitHub release; the
+        // matrix's split jobs write none.
+        contents = if opts.matrix {
+            "contents: read"
+        } else {
+            "contents: write   # gh release upload: the archives and SHA256SUMS on the tag's release"
+        },
         attest_permissions = if opts.attest_build_provenance {
             "
   id-token: write       # actions/attest-build-provenance: a Sigstore certificate for this run
@@ -199,7 +207,8 @@ jobs:
         with:
           config: {config_q}
           push: 'true'
-          registry: {host_q}{attest_input}
+          registry: {host_q}
+          upload-archives: 'true'{attest_input}
         env:{creds}
       - name: Keep the release report
         if: always()

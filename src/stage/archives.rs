@@ -1,0 +1,359 @@
+//! The release archives: for every built target, `dist/archives/<bin>-<version>-<target>.tar.gz`
+//! holding the binary and the crate's license and README files, and `dist/archives/SHA256SUMS`
+//! in the format `sha256sum -c` reads. The bytes are the same on every run from the same commit:
+//! entries sorted, every header field fixed (mtime from the release's epoch, uid/gid 0, no owner
+//! names, fixed modes) and a gzip header without a name or time, as the image layers are.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::ui::Ui;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The checksum file beside the archives.
+pub const SUMS: &str = "SHA256SUMS";
+
+/// A README or license file is at most this large.
+const MAX_DOC_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One archive, as `release.json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Archive {
+    /// The file name in `dist/archives`.
+    pub name: String,
+    /// The Rust target the binary was built for.
+    pub target: String,
+    /// The OCI platform and libc variant of that target.
+    pub platform: String,
+    pub variant: String,
+    /// `sha256:<hex>` of the `.tar.gz`.
+    pub digest: String,
+    pub size: u64,
+}
+
+/// What `archives` wrote.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Archives {
+    pub dir: PathBuf,
+    pub archives: Vec<Archive>,
+}
+
+/// A file inside an archive: its name there, its mode, and where its bytes come from.
+struct Member {
+    name: String,
+    mode: u32,
+    src: PathBuf,
+    /// How many bytes it may have (the documents are bounded; the binary is what was built).
+    limit: u64,
+}
+
+/// `dist/archives`.
+pub fn dir(plan: &Plan) -> PathBuf {
+    plan.out_dir.join("archives")
+}
+
+/// The directory every archive's entries live under: `<bin>-<version>-<target>`.
+fn stem(plan: &Plan, target: &str) -> String {
+    format!("{}-{}-{target}", plan.project.bin, plan.version)
+}
+
+/// The crate's license and README files next to its Cargo.toml (`LICENSE*`, `COPYING*`,
+/// `README*`) and the `license-file` key, each a regular file inside the project, sorted by
+/// the name they get in the archive.
+pub fn doc_files(cfg: &Config, plan: &Plan) -> Result<Vec<(String, PathBuf)>> {
+    let pkg_dir = plan
+        .project
+        .manifest
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    let entries = std::fs::read_dir(&pkg_dir).map_err(|e| Error::io(&pkg_dir, e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::io(&pkg_dir, e))?;
+        let name = e.file_name().to_string_lossy().to_string();
+        let upper = name.to_ascii_uppercase();
+        if !["LICENSE", "LICENCE", "COPYING", "README"]
+            .iter()
+            .any(|p| upper.starts_with(p))
+        {
+            continue;
+        }
+        // Only regular files (through links): a directory named LICENSES is not one.
+        if std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()) {
+            found.push((name, e.path()));
+        }
+    }
+    if let Some(lf) = &plan.project.meta.license_file
+        && let Some(name) = lf.file_name().map(|n| n.to_string_lossy().to_string())
+        && !found.iter().any(|(n, _)| *n == name)
+    {
+        found.push((name, lf.clone()));
+    }
+    let root = std::fs::canonicalize(&cfg.root).map_err(|e| Error::io(&cfg.root, e))?;
+    for (_, path) in &found {
+        let real = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        if !real.starts_with(&root) {
+            return Err(Error::config(format!(
+                "{}: resolves to {}, outside the project {}; a release archive holds only the project's own files",
+                path.display(),
+                real.display(),
+                root.display()
+            )));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Writes the archive of every planned (built) target and `SHA256SUMS`; archives of earlier
+/// runs that this run did not make are removed, so `dist/archives/*` is this release.
+pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Archives> {
+    let out = dir(plan);
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let docs = doc_files(cfg, plan)?;
+    let epoch = plan.source_date_epoch.max(0) as u64;
+    let mut archives = Vec::new();
+    for img in &plan.images {
+        for p in &img.platforms {
+            if archives.iter().any(|a: &Archive| a.target == p.target) {
+                continue;
+            }
+            if !p.binary.is_file() {
+                return Err(Error::stage(format!(
+                    "archives: {} ({}): no binary at {}: run `shipit build` first",
+                    p.platform,
+                    p.libc,
+                    p.binary.display()
+                )));
+            }
+            let stem = stem(plan, &p.target);
+            let mut members = vec![Member {
+                name: format!("{stem}/{}", plan.project.bin),
+                mode: 0o755,
+                src: p.binary.clone(),
+                limit: u64::MAX,
+            }];
+            members.extend(docs.iter().map(|(name, src)| Member {
+                name: format!("{stem}/{name}"),
+                mode: 0o644,
+                src: src.clone(),
+                limit: MAX_DOC_BYTES,
+            }));
+            let name = format!("{stem}.tar.gz");
+            let path = out.join(&name);
+            let (digest, size) = write_archive(&path, &stem, members, epoch)
+                .map_err(|e| Error::stage(format!("archives: {}: {e}", path.display())))?;
+            ui.ok(format!("archive {name} {size} bytes"));
+            archives.push(Archive {
+                name,
+                target: p.target.clone(),
+                platform: p.platform.to_string(),
+                variant: p.libc.to_string(),
+                digest: format!("sha256:{digest}"),
+                size,
+            });
+        }
+    }
+    archives.sort_by(|a, b| a.name.cmp(&b.name));
+    let sums = sums_text(&archives);
+    super::package::write_atomically(&out.join(SUMS), sums.as_bytes())?;
+    // What an earlier run left (another version or target) is not part of this release.
+    if let Ok(entries) = std::fs::read_dir(&out) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(".tar.gz") && !archives.iter().any(|a| a.name == name) {
+                std::fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), err))?;
+            }
+        }
+    }
+    Ok(Archives { dir: out, archives })
+}
+
+/// `SHA256SUMS`: `<hex>  <name>` per archive, sorted by name (text mode, as `sha256sum` writes).
+pub fn sums_text(archives: &[Archive]) -> String {
+    archives
+        .iter()
+        .map(|a| {
+            format!(
+                "{}  {}\n",
+                a.digest.strip_prefix("sha256:").unwrap_or(&a.digest),
+                a.name
+            )
+        })
+        .collect()
+}
+
+/// Writes one deterministic `.tar.gz` (through a temporary file and a rename) and returns its
+/// SHA-256 (hex) and size.
+fn write_archive(
+    path: &Path,
+    stem: &str,
+    mut members: Vec<Member>,
+    epoch: u64,
+) -> std::io::Result<(String, u64)> {
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-shipit-")
+        .tempfile_in(dir)?;
+    let hashing = HashingFile {
+        file: tmp.as_file().try_clone()?,
+        hash: Sha256::new(),
+        size: 0,
+    };
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(hashing, flate2::Compression::new(9));
+    let mut tar = tar::Builder::new(gz);
+    let header = |size: u64, mode: u32, kind: tar::EntryType| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(epoch);
+        h
+    };
+    let mut h = header(0, 0o755, tar::EntryType::Directory);
+    tar.append_data(&mut h, format!("{stem}/"), std::io::empty())?;
+    for m in &members {
+        let bytes = read_member(&m.src, m.limit)?;
+        let mut h = header(bytes.len() as u64, m.mode, tar::EntryType::Regular);
+        tar.append_data(&mut h, &m.name, bytes.as_slice())?;
+    }
+    let gz = tar.into_inner()?;
+    let mut hashing = gz.finish()?;
+    hashing.flush()?;
+    let (digest, size) = (hex::encode(hashing.hash.finalize()), hashing.size);
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok((digest, size))
+}
+
+/// A member's bytes: a regular file (through links) of at most `limit` bytes.
+fn read_member(src: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let file = crate::config::files::open_regular(src)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", src.display())))?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "{}: larger than {limit} bytes",
+            src.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A file writer that hashes and counts what goes through it.
+struct HashingFile {
+    file: std::fs::File,
+    hash: Sha256,
+    size: u64,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_members_make_the_same_bytes_with_fixed_headers() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("app"), b"\x7fELF binary").unwrap();
+        std::fs::write(d.path().join("LICENSE"), b"MIT").unwrap();
+        let members = || {
+            vec![
+                Member {
+                    name: "app-1.0.0-x/LICENSE".into(),
+                    mode: 0o644,
+                    src: d.path().join("LICENSE"),
+                    limit: MAX_DOC_BYTES,
+                },
+                Member {
+                    name: "app-1.0.0-x/app".into(),
+                    mode: 0o755,
+                    src: d.path().join("app"),
+                    limit: u64::MAX,
+                },
+            ]
+        };
+        let (a, b) = (d.path().join("a.tar.gz"), d.path().join("b.tar.gz"));
+        let da = write_archive(&a, "app-1.0.0-x", members(), 1_700_000_000).unwrap();
+        let db = write_archive(&b, "app-1.0.0-x", members(), 1_700_000_000).unwrap();
+        assert_eq!(da, db);
+        let bytes = std::fs::read(&a).unwrap();
+        assert_eq!(std::fs::read(&b).unwrap(), bytes);
+        assert_eq!(da.1, bytes.len() as u64);
+        assert_eq!(da.0, hex::encode(Sha256::digest(&bytes)));
+        // gzip: no mtime, no name (FLG 0), OS 255.
+        assert_eq!(&bytes[3..8], &[0, 0, 0, 0, 0]);
+        assert_eq!(bytes[9], 255);
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+        let got: Vec<(String, u32, u64, u64, u64)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().to_string(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mtime().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("app-1.0.0-x/".to_string(), 0o755, 0, 0, 1_700_000_000),
+                (
+                    "app-1.0.0-x/LICENSE".to_string(),
+                    0o644,
+                    0,
+                    0,
+                    1_700_000_000
+                ),
+                ("app-1.0.0-x/app".to_string(), 0o755, 0, 0, 1_700_000_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn sums_are_in_sha256sum_format() {
+        let a = Archive {
+            name: "app-1.0.0-x86_64-unknown-linux-musl.tar.gz".into(),
+            target: "x86_64-unknown-linux-musl".into(),
+            platform: "linux/amd64".into(),
+            variant: "musl".into(),
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            size: 1,
+        };
+        assert_eq!(
+            sums_text(&[a]),
+            format!(
+                "{}  app-1.0.0-x86_64-unknown-linux-musl.tar.gz\n",
+                "ab".repeat(32)
+            )
+        );
+    }
+}
