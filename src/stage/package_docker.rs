@@ -144,9 +144,9 @@ fn write_context(
 ) -> io::Result<String> {
     fs::create_dir_all(context)?;
     let bin = &plan.project.bin;
+    // Platform-independent files first, the binary last: the layer order the native packager
+    // writes (each COPY is a layer, so the files' layers are the same blobs on every platform).
     let mut copies = Vec::new();
-    put_file(&p.binary, &context.join("bin"), 0o755, epoch)?;
-    copies.push(("bin".to_string(), format!("/usr/local/bin/{bin}")));
     if base == "scratch" {
         let (passwd, group) = super::image_rules::passwd_group(&cfg.image.user);
         for (name, text) in [("passwd", passwd), ("group", group)] {
@@ -161,6 +161,8 @@ fn write_context(
         put_file(&f.src, &context.join(&name), f.mode, epoch)?;
         copies.push((name, f.dest.clone()));
     }
+    put_file(&p.binary, &context.join("bin"), 0o755, epoch)?;
+    copies.push(("bin".to_string(), format!("/usr/local/bin/{bin}")));
     let labels = super::image_rules::image_labels(cfg, plan, epoch);
     Ok(dockerfile(&DockerfileSpec {
         base,

@@ -1,7 +1,9 @@
 //! The package stage read back by other tools: the same inputs give byte-identical layouts (and
 //! SOURCE_DATE_EPOCH changes them); skopeo reads the indexes and copies them without a change;
 //! umoci unpacks every platform image into a rootfs whose binary runs under QEMU with the strict
-//! CPU; the image configs say what the pipeline asked for; `--json` lists digests and sizes.
+//! CPU; the image configs say what the pipeline asked for; `--json` lists digests and sizes;
+//! platform-independent content (`image.files`, passwd/group on scratch) is one layer that every
+//! platform shares: stored once, uploaded once, unpacked once by verify.
 
 use crate::build_stage::{FixtureLock, fixture_lock};
 use crate::support::fixture::{EPOCH, example, example_copy, run_ok};
@@ -384,6 +386,7 @@ fn image_configs_carry_user_entrypoint_ports_env_and_labels() {
     let tmp = copy();
     package(tmp.path(), EPOCH);
     let layout = tmp.path().join("dist/oci");
+    let mut shared_first = BTreeSet::new();
     for (libc, slug, os, arch, variant, _, _) in IMAGES {
         let raw = run_ok(Command::new("skopeo").args([
             "inspect",
@@ -432,14 +435,26 @@ fn image_configs_carry_user_entrypoint_ports_env_and_labels() {
             labels["org.opencontainers.image.created"], "2023-11-14T22:13:20Z",
             "{what}"
         );
-        // The gnu images sit on the Debian base: more than the one layer shipit adds.
-        let layers = config["rootfs"]["diff_ids"].as_array().unwrap().len();
+        // The gnu images sit on the Debian base (which has /etc/passwd): more than the one
+        // layer shipit adds. Scratch images get two: /etc/passwd + /etc/group (the same on
+        // every platform), then the binary.
+        let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
         if *libc == "gnu" {
-            assert!(layers > 1, "{what}: the base layers are missing");
+            assert!(diff_ids.len() > 1, "{what}: the base layers are missing");
         } else {
-            assert_eq!(layers, 1, "{what}: scratch images have one layer");
+            assert_eq!(
+                diff_ids.len(),
+                2,
+                "{what}: scratch images have the passwd layer and the binary layer"
+            );
+            shared_first.insert(diff_ids[0].as_str().unwrap().to_string());
         }
     }
+    assert_eq!(
+        shared_first.len(),
+        1,
+        "the musl images' platform-independent layers differ: {shared_first:?}"
+    );
 }
 
 #[test]
@@ -498,18 +513,14 @@ fn payload_layer(dir: &Path, doc: &Value) -> (String, String) {
             .as_str()
             .unwrap(),
     );
-    let layer = manifest["layers"]
-        .as_array()
-        .unwrap()
+    let layers = manifest["layers"].as_array().unwrap();
+    let (n, layer) = layers
         .iter()
-        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .enumerate()
+        .max_by_key(|(_, l)| l["size"].as_u64().unwrap())
         .unwrap();
     let diff_id =
-        json_blob(&layout, manifest["config"]["digest"].as_str().unwrap())["rootfs"]["diff_ids"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()
+        json_blob(&layout, manifest["config"]["digest"].as_str().unwrap())["rootfs"]["diff_ids"][n]
             .as_str()
             .unwrap()
             .to_string();
@@ -603,4 +614,181 @@ fn a_large_payload_layer_is_valid_gzip_and_compressed_once_until_its_blob_is_alt
 
 fn sha256_hex(bytes: &[u8]) -> String {
     shipit::oci::digest::Digest::of(bytes).hex().to_string()
+}
+
+/// Two platforms with the same `image.files`: the platform-independent layer (passwd, group and
+/// the file) comes first and is the same blob in both images, the binary layers differ; the
+/// layout stores it once, a push to a real registry uploads it once (the second platform's
+/// HEAD finds it), skopeo and umoci read every image, and verification unpacks it once (the
+/// report's `layers` counters: read once, replayed once).
+#[test]
+fn platform_independent_files_are_one_layer_stored_uploaded_and_unpacked_once() {
+    let reg = crate::support::registry::TestRegistry::anonymous();
+    let host = reg.host_port();
+    let pipeline = crate::support::fixture::example_pipeline()
+        .replacen(
+            "image:\n",
+            "image:\n  files: [{ src: payload.bin, dest: /srv/payload.bin, mode: \"0644\" }]\n",
+            1,
+        )
+        .replace(
+            "repository: localhost/hello-server",
+            &format!("repository: {host}/hello-server"),
+        )
+        .replace("publish:\n  to: oci:dist/oci", "publish:\n  to: registry\n")
+        + "\nattest: { sbom: false, provenance: false, verification: false }\n";
+    let tmp = {
+        example();
+        let _lock: FixtureLock = fixture_lock();
+        example_copy(Some(&pipeline))
+    };
+    let dir = tmp.path();
+    let payload: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| format!("{i:08x} shared payload\n").into_bytes())
+        .collect();
+    std::fs::write(dir.join("payload.bin"), &payload).unwrap();
+    let two = [
+        "--variant",
+        "musl",
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/arm64",
+    ];
+    let out = run_ok(
+        shipit(dir)
+            .args(["package", "--json"])
+            .args(two)
+            .env("SOURCE_DATE_EPOCH", EPOCH),
+    );
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let layout = dir.join("dist/oci");
+    let platforms = doc["images"][0]["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), 2);
+    let layers: Vec<Vec<String>> = platforms
+        .iter()
+        .map(|p| {
+            json_blob(&layout, p["manifest"]["digest"].as_str().unwrap())["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(layers[0].len(), 2, "{layers:?}");
+    assert_eq!(layers[1].len(), 2, "{layers:?}");
+    let shared = layers[0][0].clone();
+    assert_eq!(layers[1][0], shared, "the files layer is not shared");
+    assert_ne!(layers[0][1], layers[1][1], "the binary layers must differ");
+    // The shared layer holds the payload, passwd and group, and no binary.
+    let shared_blob = layout.join("blobs/sha256").join(&shared[7..]);
+    let listing = run_ok(Command::new("tar").arg("-tzf").arg(&shared_blob));
+    let names: BTreeSet<&str> = listing.lines().collect();
+    for want in ["etc/passwd", "etc/group", "srv/payload.bin"] {
+        assert!(names.contains(want), "{want} missing from {names:?}");
+    }
+    assert!(!listing.contains("hello-server"), "{listing}");
+    // Stored once: one blob file holds it (content addressing), and it is the file's bytes.
+    let blobs: Vec<String> = files(&layout.join("blobs/sha256"))
+        .keys()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(
+        blobs.iter().filter(|b| **b == shared[7..]).count(),
+        1,
+        "{blobs:?}"
+    );
+    let unpacked = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&shared_blob)
+        .arg("srv/payload.bin")
+        .output()
+        .unwrap();
+    assert!(
+        unpacked.stdout == payload,
+        "the shared layer lost the payload"
+    );
+
+    // umoci reads each image: the payload and the platform's own binary are in its rootfs.
+    for (p, slug) in platforms.iter().zip(["linux-amd64", "linux-arm64"]) {
+        let bundle = dir.join(format!("bundle-{slug}"));
+        run_ok(Command::new("umoci").args([
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!(
+                "{}:{}",
+                layout.display(),
+                p["staging_ref"].as_str().unwrap()
+            ),
+            bundle.to_str().unwrap(),
+        ]));
+        let rootfs = bundle.join("rootfs");
+        assert!(std::fs::read(rootfs.join("srv/payload.bin")).unwrap() == payload);
+        assert_eq!(
+            std::fs::read(rootfs.join("usr/local/bin/hello-server")).unwrap(),
+            std::fs::read(dir.join(format!("dist/bin/musl/{slug}/hello-server"))).unwrap(),
+            "{slug}"
+        );
+    }
+
+    // Verification unpacks the shared layer once and replays it for the other image.
+    let out = shipit(dir)
+        .args(["verify", "--json", "-v"])
+        .args(two)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["layers"],
+        serde_json::json!({"shared": 1, "unpacked": 1, "reused": 1}),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 shared, unpacked once for this run"),
+        "{stderr}"
+    );
+
+    // Published: the shared blob is uploaded once (one upload session committed with its
+    // digest), and skopeo reads each platform image back from the registry.
+    let out = shipit(dir)
+        .args(["publish", "-q"])
+        .args(two)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let commits = |digest: &str| {
+        reg.requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/"))
+            .filter(|r| r.path.contains(&digest[7..]))
+            .count()
+    };
+    assert_eq!(commits(&shared), 1, "{}", reg.log_text());
+    assert_eq!(commits(&layers[0][1]), 1, "{}", reg.log_text());
+    assert_eq!(commits(&layers[1][1]), 1, "{}", reg.log_text());
+    let release: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("dist/release.json")).unwrap()).unwrap();
+    assert_eq!(
+        release["blobs_uploaded"], 5,
+        "2 configs, 2 binary layers, the shared layer once: {release}"
+    );
+    let index: Value = serde_json::from_slice(&reg.skopeo_raw("hello-server:0.3.1-musl")).unwrap();
+    for m in index["manifests"].as_array().unwrap() {
+        let digest = m["digest"].as_str().unwrap();
+        let manifest: Value =
+            serde_json::from_slice(&reg.skopeo_raw(&format!("hello-server@{digest}"))).unwrap();
+        assert_eq!(
+            manifest["layers"][0]["digest"],
+            shared.as_str(),
+            "{manifest}"
+        );
+    }
 }
