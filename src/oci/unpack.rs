@@ -21,6 +21,9 @@
 //! Ownership is ignored: everything belongs to the current user, and directories always keep
 //! `u+rwx` so later layers and the cleanup can work without root.
 //!
+//! Layers several images of one run share ([`SharedLayers`]) are read once: the first unpack
+//! records the entries it applied and later ones replay them through the same rules.
+//!
 //! Reading back ([`read_in_root`], [`resolve_in_root`]) follows symlinks with chroot semantics (an
 //! absolute target `/usr/lib` means `<root>/usr/lib`, `..` stops at the root), bounded to 40 hops,
 //! and only ever returns regular files, size-capped (CVE-2024-9676 shape).
@@ -517,8 +520,8 @@ pub fn unpack_image(layers: &[LayerInput], opts: &UnpackOptions) -> Result<Rootf
     Ok(Rootfs { dir, report })
 }
 
-/// The layers that several images of one verification run share (the same blob: a base's
-/// `arch: all` layers, shipit's platform-independent layer), unpacked once each.
+/// The layers that several images of one verification run share (the same blob: shipit's
+/// platform-independent layer, a base layer two images have in common), unpacked once each.
 ///
 /// The first image that needs a shared layer unpacks it as any layer (size, digest, every entry
 /// rule, `diff_id`) and records, on the side, the entries it applied: their names and headers as

@@ -3,7 +3,9 @@
 //! temp rootfs, run the static checks, then each `run`/`serve` check under QEMU with the
 //! platform's strict CPU, confined to that rootfs. The images come from `dist/package.json`
 //! (what `package` made), from `oci:DIR[:TAG]`, or from `REGISTRY/REPO[:TAG|@DIGEST]` (pulled
-//! over the registry API into a local layout first). Images built by any tool verify alike.
+//! over the registry API into a local layout first). Images built by any tool verify alike. A
+//! layer that several of the run's images list is unpacked once and replayed into the others
+//! (`unpack::SharedLayers`).
 
 use crate::config::{Check, CpuMode};
 use crate::error::{Error, Result};
