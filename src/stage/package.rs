@@ -1,9 +1,9 @@
 //! `shipit package`: each built binary becomes a single-platform OCI image, and each libc variant
 //! one multi-arch index, written daemonless into the OCI layout `dist/oci`. The same inputs give
 //! the same digests. An image is its base's layers, then shipit's layers ordered by what they
-//! depend on: first the platform-independent layer (`image.files`, and `/etc/passwd` +
-//! `/etc/group` when the base has none; left out when empty), the same bytes on every platform
-//! and variant and so made, stored and uploaded once; then the platform's own layer (the binary);
+//! depend on: first the platform-independent layer (`image.files`; left out when empty), the same
+//! bytes on every platform and variant and so made, stored and uploaded once; then the
+//! platform's own layer (the binary, and `/etc/passwd` + `/etc/group` when the base has none);
 //! then config + manifest.
 //!
 //! Packaging moves no release tag: the layout gets staging refs only (`staging-<libc>` for the
@@ -292,12 +292,19 @@ fn package_platform(
         }
     };
     let epoch = plan.source_date_epoch.max(0) as u64;
-    let binary = vec![Entry::host_file(
+    let mut binary = vec![Entry::host_file(
         format!("usr/local/bin/{}", plan.project.bin),
         &p.binary,
         0o755,
     )];
-    let files = platform_independent_entries(cfg, base_has_passwd);
+    if !base_has_passwd {
+        // A few hundred bytes that depend on the base (its own passwd or none): they ride
+        // with the binary, so the files layer is the same for every variant too.
+        let (passwd, group) = passwd_group(&cfg.image.user);
+        binary.push(Entry::file("etc/passwd", passwd, 0o644));
+        binary.push(Entry::file("etc/group", group, 0o644));
+    }
+    let files = platform_independent_entries(cfg);
     // The two layers together must be what one layer could hold: a path listed twice, or a
     // file where the other layer needs a directory, is refused as before the split.
     crate::oci::layer::check_entries(&[files.as_slice(), binary.as_slice()].concat())
@@ -351,26 +358,19 @@ fn package_platform(
     Ok((built.descriptor, size))
 }
 
-/// What goes into the platform-independent layer, ordered before each platform's binary layer:
-/// `/etc/passwd` and `/etc/group` when the base has none (they depend on `image.user` alone) and
-/// every `image.files` entry. The same entries on every platform give the same layer bytes, so
-/// the layer is compressed, stored, uploaded and unpacked once however many platforms and
-/// variants carry it. Empty when there is nothing to share (no layer is emitted then).
-fn platform_independent_entries(cfg: &Config, base_has_passwd: bool) -> Vec<Entry> {
-    let mut entries = Vec::new();
-    if !base_has_passwd {
-        let (passwd, group) = passwd_group(&cfg.image.user);
-        entries.push(Entry::file("etc/passwd", passwd, 0o644));
-        entries.push(Entry::file("etc/group", group, 0o644));
-    }
-    for f in &cfg.image.files {
-        entries.push(Entry::host_file(
-            f.dest.trim_start_matches('/'),
-            &f.src,
-            f.mode,
-        ));
-    }
-    entries
+/// What goes into the platform-independent layer, ordered before each platform's own layer:
+/// every `image.files` entry. The same entries on every platform and variant give the same layer
+/// bytes, so the layer is compressed, stored, uploaded and unpacked once however many images
+/// carry it. Empty without `image.files` (no layer is emitted then, and the image is laid out as
+/// before). `/etc/passwd` and `/etc/group` are the same on every platform too, but only on bases
+/// without them: in this layer they would make it differ between a scratch and a Debian variant,
+/// so they stay in the platform's layer (a few hundred bytes per image).
+fn platform_independent_entries(cfg: &Config) -> Vec<Entry> {
+    cfg.image
+        .files
+        .iter()
+        .map(|f| Entry::host_file(f.dest.trim_start_matches('/'), &f.src, f.mode))
+        .collect()
 }
 
 /// The platform-independent layers of one `package` run, made once each: packaging threads that

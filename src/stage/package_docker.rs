@@ -144,9 +144,17 @@ fn write_context(
 ) -> io::Result<String> {
     fs::create_dir_all(context)?;
     let bin = &plan.project.bin;
-    // Platform-independent files first, the binary last: the layer order the native packager
-    // writes (each COPY is a layer, so the files' layers are the same blobs on every platform).
+    // `image.files` first, then the binary and (on scratch) passwd/group: the layer order the
+    // native packager writes (each COPY is a layer, so the files' layers are the same blobs on
+    // every platform and variant).
     let mut copies = Vec::new();
+    for (i, f) in cfg.image.files.iter().enumerate() {
+        let name = format!("file-{i}");
+        put_file(&f.src, &context.join(&name), f.mode, epoch)?;
+        copies.push((name, f.dest.clone()));
+    }
+    put_file(&p.binary, &context.join("bin"), 0o755, epoch)?;
+    copies.push(("bin".to_string(), format!("/usr/local/bin/{bin}")));
     if base == "scratch" {
         let (passwd, group) = super::image_rules::passwd_group(&cfg.image.user);
         for (name, text) in [("passwd", passwd), ("group", group)] {
@@ -156,13 +164,6 @@ fn write_context(
             copies.push((name.to_string(), format!("/etc/{name}")));
         }
     }
-    for (i, f) in cfg.image.files.iter().enumerate() {
-        let name = format!("file-{i}");
-        put_file(&f.src, &context.join(&name), f.mode, epoch)?;
-        copies.push((name, f.dest.clone()));
-    }
-    put_file(&p.binary, &context.join("bin"), 0o755, epoch)?;
-    copies.push(("bin".to_string(), format!("/usr/local/bin/{bin}")));
     let labels = super::image_rules::image_labels(cfg, plan, epoch);
     Ok(dockerfile(&DockerfileSpec {
         base,

@@ -2,8 +2,8 @@
 //! SOURCE_DATE_EPOCH changes them); skopeo reads the indexes and copies them without a change;
 //! umoci unpacks every platform image into a rootfs whose binary runs under QEMU with the strict
 //! CPU; the image configs say what the pipeline asked for; `--json` lists digests and sizes;
-//! platform-independent content (`image.files`, passwd/group on scratch) is one layer that every
-//! platform shares: stored once, uploaded once, unpacked once by verify.
+//! `image.files` is one layer that every platform and variant shares: stored once, uploaded
+//! once, unpacked once by verify.
 
 use crate::build_stage::{FixtureLock, fixture_lock};
 use crate::support::fixture::{EPOCH, example, example_copy, run_ok};
@@ -386,7 +386,6 @@ fn image_configs_carry_user_entrypoint_ports_env_and_labels() {
     let tmp = copy();
     package(tmp.path(), EPOCH);
     let layout = tmp.path().join("dist/oci");
-    let mut shared_first = BTreeSet::new();
     for (libc, slug, os, arch, variant, _, _) in IMAGES {
         let raw = run_ok(Command::new("skopeo").args([
             "inspect",
@@ -435,26 +434,14 @@ fn image_configs_carry_user_entrypoint_ports_env_and_labels() {
             labels["org.opencontainers.image.created"], "2023-11-14T22:13:20Z",
             "{what}"
         );
-        // The gnu images sit on the Debian base (which has /etc/passwd): more than the one
-        // layer shipit adds. Scratch images get two: /etc/passwd + /etc/group (the same on
-        // every platform), then the binary.
-        let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+        // The gnu images sit on the Debian base: more than the one layer shipit adds.
+        let layers = config["rootfs"]["diff_ids"].as_array().unwrap().len();
         if *libc == "gnu" {
-            assert!(diff_ids.len() > 1, "{what}: the base layers are missing");
+            assert!(layers > 1, "{what}: the base layers are missing");
         } else {
-            assert_eq!(
-                diff_ids.len(),
-                2,
-                "{what}: scratch images have the passwd layer and the binary layer"
-            );
-            shared_first.insert(diff_ids[0].as_str().unwrap().to_string());
+            assert_eq!(layers, 1, "{what}: scratch images have one layer");
         }
     }
-    assert_eq!(
-        shared_first.len(),
-        1,
-        "the musl images' platform-independent layers differ: {shared_first:?}"
-    );
 }
 
 #[test]
@@ -616,13 +603,15 @@ fn sha256_hex(bytes: &[u8]) -> String {
     shipit::oci::digest::Digest::of(bytes).hex().to_string()
 }
 
-/// Two platforms with the same `image.files`: the platform-independent layer (passwd, group and
-/// the file) comes first and is the same blob in both images, the binary layers differ; the
-/// layout stores it once, a push to a real registry uploads it once (the second platform's
-/// HEAD finds it), skopeo and umoci read every image, and verification unpacks it once (the
-/// report's `layers` counters: read once, replayed once).
+/// Two platforms × two variants (musl on scratch, gnu on the Debian base) with the same
+/// `image.files`: the files layer comes right before each image's own layer (the binary, and on
+/// scratch passwd + group) and is the same blob in all four images; the layout stores it once, a
+/// push to a real registry uploads it once (the other images' HEADs find it), umoci and skopeo
+/// read every image, and verification unpacks it once (the report's `layers` counters: read
+/// once, replayed three times).
 #[test]
-fn platform_independent_files_are_one_layer_stored_uploaded_and_unpacked_once() {
+fn image_files_are_one_layer_shared_by_every_platform_and_variant_stored_uploaded_and_unpacked_once()
+ {
     let reg = crate::support::registry::TestRegistry::anonymous();
     let host = reg.host_port();
     let pipeline = crate::support::fixture::example_pipeline()
@@ -647,57 +636,57 @@ fn platform_independent_files_are_one_layer_stored_uploaded_and_unpacked_once() 
         .flat_map(|i| format!("{i:08x} shared payload\n").into_bytes())
         .collect();
     std::fs::write(dir.join("payload.bin"), &payload).unwrap();
-    let two = [
-        "--variant",
-        "musl",
-        "--platform",
-        "linux/amd64",
-        "--platform",
-        "linux/arm64",
-    ];
+    let four = ["--platform", "linux/amd64", "--platform", "linux/arm64"];
     let out = run_ok(
         shipit(dir)
             .args(["package", "--json"])
-            .args(two)
+            .args(four)
             .env("SOURCE_DATE_EPOCH", EPOCH),
     );
     let doc: Value = serde_json::from_str(&out).unwrap();
     let layout = dir.join("dist/oci");
-    let platforms = doc["images"][0]["platforms"].as_array().unwrap();
-    assert_eq!(platforms.len(), 2);
-    let layers: Vec<Vec<String>> = platforms
-        .iter()
-        .map(|p| {
-            json_blob(&layout, p["manifest"]["digest"].as_str().unwrap())["layers"]
+    // (libc, slug, staging ref, config + layer digests)
+    let mut images = Vec::new();
+    for img in doc["images"].as_array().unwrap() {
+        for p in img["platforms"].as_array().unwrap() {
+            let manifest = json_blob(&layout, p["manifest"]["digest"].as_str().unwrap());
+            let layers: Vec<String> = manifest["layers"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|l| l["digest"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .collect();
-    assert_eq!(layers[0].len(), 2, "{layers:?}");
-    assert_eq!(layers[1].len(), 2, "{layers:?}");
-    let shared = layers[0][0].clone();
-    assert_eq!(layers[1][0], shared, "the files layer is not shared");
-    assert_ne!(layers[0][1], layers[1][1], "the binary layers must differ");
-    // The shared layer holds the payload, passwd and group, and no binary.
+                .collect();
+            images.push((
+                img["variant"].as_str().unwrap().to_string(),
+                p["platform"].as_str().unwrap().replace('/', "-"),
+                p["staging_ref"].as_str().unwrap().to_string(),
+                manifest["config"]["digest"].as_str().unwrap().to_string(),
+                layers,
+            ));
+        }
+    }
+    assert_eq!(images.len(), 4, "{doc:#}");
+    let files_layer = |layers: &[String]| layers[layers.len() - 2].clone();
+    let shared = files_layer(&images[0].4);
+    for (libc, slug, _, _, layers) in &images {
+        assert_eq!(files_layer(layers), shared, "{libc} {slug}: {layers:?}");
+        if libc == "musl" {
+            assert_eq!(
+                layers.len(),
+                2,
+                "{slug}: the files layer, then the binary's"
+            );
+        }
+    }
+    let own: BTreeSet<&String> = images.iter().map(|i| i.4.last().unwrap()).collect();
+    assert_eq!(own.len(), 4, "each image has its own last layer");
+    // The shared layer holds the file (and its directory), nothing platform- or base-specific.
     let shared_blob = layout.join("blobs/sha256").join(&shared[7..]);
     let listing = run_ok(Command::new("tar").arg("-tzf").arg(&shared_blob));
-    let names: BTreeSet<&str> = listing.lines().collect();
-    for want in ["etc/passwd", "etc/group", "srv/payload.bin"] {
-        assert!(names.contains(want), "{want} missing from {names:?}");
-    }
-    assert!(!listing.contains("hello-server"), "{listing}");
-    // Stored once: one blob file holds it (content addressing), and it is the file's bytes.
-    let blobs: Vec<String> = files(&layout.join("blobs/sha256"))
-        .keys()
-        .map(|p| p.display().to_string())
-        .collect();
     assert_eq!(
-        blobs.iter().filter(|b| **b == shared[7..]).count(),
-        1,
-        "{blobs:?}"
+        listing.lines().collect::<Vec<_>>(),
+        ["srv/", "srv/payload.bin"],
+        "{listing}"
     );
     let unpacked = Command::new("tar")
         .arg("-xzOf")
@@ -709,34 +698,38 @@ fn platform_independent_files_are_one_layer_stored_uploaded_and_unpacked_once() 
         unpacked.stdout == payload,
         "the shared layer lost the payload"
     );
+    // Stored once: one blob file is named by its digest.
+    let stored = files(&layout.join("blobs/sha256"))
+        .keys()
+        .filter(|p| p.to_str() == Some(&shared[7..]))
+        .count();
+    assert_eq!(stored, 1);
 
-    // umoci reads each image: the payload and the platform's own binary are in its rootfs.
-    for (p, slug) in platforms.iter().zip(["linux-amd64", "linux-arm64"]) {
-        let bundle = dir.join(format!("bundle-{slug}"));
+    // umoci reads each image: the payload, the platform's binary and a user for each.
+    for (libc, slug, staging, _, _) in &images {
+        let bundle = dir.join(format!("bundle-{libc}-{slug}"));
         run_ok(Command::new("umoci").args([
             "unpack",
             "--rootless",
             "--image",
-            &format!(
-                "{}:{}",
-                layout.display(),
-                p["staging_ref"].as_str().unwrap()
-            ),
+            &format!("{}:{staging}", layout.display()),
             bundle.to_str().unwrap(),
         ]));
         let rootfs = bundle.join("rootfs");
         assert!(std::fs::read(rootfs.join("srv/payload.bin")).unwrap() == payload);
-        assert_eq!(
-            std::fs::read(rootfs.join("usr/local/bin/hello-server")).unwrap(),
-            std::fs::read(dir.join(format!("dist/bin/musl/{slug}/hello-server"))).unwrap(),
-            "{slug}"
+        assert!(
+            std::fs::read(rootfs.join("usr/local/bin/hello-server")).unwrap()
+                == std::fs::read(dir.join(format!("dist/bin/{libc}/{slug}/hello-server"))).unwrap(),
+            "{libc} {slug}: another binary"
         );
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+        assert!(passwd.contains(":10001:10001:"), "{libc} {slug}: {passwd}");
     }
 
-    // Verification unpacks the shared layer once and replays it for the other image.
+    // Verification unpacks the shared layer once and replays it into the three other images.
     let out = shipit(dir)
         .args(["verify", "--json", "-v"])
-        .args(two)
+        .args(four)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -744,19 +737,22 @@ fn platform_independent_files_are_one_layer_stored_uploaded_and_unpacked_once() 
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         report["layers"],
-        serde_json::json!({"shared": 1, "unpacked": 1, "reused": 1}),
+        serde_json::json!({"shared": 1, "unpacked": 1, "reused": 3}),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("1 shared, unpacked once for this run"),
+    assert_eq!(
+        stderr
+            .matches("(1 shared, unpacked once for this run)")
+            .count(),
+        3,
         "{stderr}"
     );
 
-    // Published: the shared blob is uploaded once (one upload session committed with its
-    // digest), and skopeo reads each platform image back from the registry.
+    // Published: every blob is uploaded once, the shared one included (one upload committed
+    // with its digest); skopeo reads both indexes back and each image lists the shared layer.
     let out = shipit(dir)
         .args(["publish", "-q"])
-        .args(two)
+        .args(four)
         .output()
         .unwrap();
     assert!(
@@ -772,23 +768,29 @@ fn platform_independent_files_are_one_layer_stored_uploaded_and_unpacked_once() 
             .count()
     };
     assert_eq!(commits(&shared), 1, "{}", reg.log_text());
-    assert_eq!(commits(&layers[0][1]), 1, "{}", reg.log_text());
-    assert_eq!(commits(&layers[1][1]), 1, "{}", reg.log_text());
+    let distinct: BTreeSet<&String> = images
+        .iter()
+        .flat_map(|i| std::iter::once(&i.3).chain(i.4.iter()))
+        .collect();
+    for d in &distinct {
+        assert_eq!(commits(d), 1, "{d}: {}", reg.log_text());
+    }
     let release: Value =
         serde_json::from_slice(&std::fs::read(dir.join("dist/release.json")).unwrap()).unwrap();
-    assert_eq!(
-        release["blobs_uploaded"], 5,
-        "2 configs, 2 binary layers, the shared layer once: {release}"
-    );
-    let index: Value = serde_json::from_slice(&reg.skopeo_raw("hello-server:0.3.1-musl")).unwrap();
-    for m in index["manifests"].as_array().unwrap() {
-        let digest = m["digest"].as_str().unwrap();
-        let manifest: Value =
-            serde_json::from_slice(&reg.skopeo_raw(&format!("hello-server@{digest}"))).unwrap();
-        assert_eq!(
-            manifest["layers"][0]["digest"],
-            shared.as_str(),
-            "{manifest}"
-        );
+    assert_eq!(release["blobs_uploaded"], distinct.len(), "{release}");
+    for tag in ["0.3.1", "0.3.1-musl"] {
+        let index: Value =
+            serde_json::from_slice(&reg.skopeo_raw(&format!("hello-server:{tag}"))).unwrap();
+        for m in index["manifests"].as_array().unwrap() {
+            let digest = m["digest"].as_str().unwrap();
+            let manifest: Value =
+                serde_json::from_slice(&reg.skopeo_raw(&format!("hello-server@{digest}"))).unwrap();
+            let layers = manifest["layers"].as_array().unwrap();
+            assert_eq!(
+                layers[layers.len() - 2]["digest"],
+                shared.as_str(),
+                "{tag}: {manifest}"
+            );
+        }
     }
 }
