@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
         --mb) mbs=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --shipit) bins+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set /p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-payload: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
