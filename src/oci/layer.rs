@@ -206,6 +206,13 @@ pub fn diff_id(
     Ok(hasher.finish())
 }
 
+/// Checks entries as `write` would (paths, modes, owners, no path twice, parents that are
+/// directories) without reading a host file: for entries split over several layers, the checks
+/// one layer holding them all would make.
+pub fn check_entries(entries: &[Entry]) -> Result<(), LayerError> {
+    normalise(entries).map(|_| ())
+}
+
 /// An entry after validation: its normalised path is the map key.
 enum Item<'a> {
     Given(&'a Entry),

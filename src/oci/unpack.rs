@@ -21,6 +21,9 @@
 //! Ownership is ignored: everything belongs to the current user, and directories always keep
 //! `u+rwx` so later layers and the cleanup can work without root.
 //!
+//! Layers several images of one run share ([`SharedLayers`]) are read once: the first unpack
+//! records the entries it applied and later ones replay them through the same rules.
+//!
 //! Reading back ([`read_in_root`], [`resolve_in_root`]) follows symlinks with chroot semantics (an
 //! absolute target `/usr/lib` means `<root>/usr/lib`, `..` stops at the root), bounded to 40 hops,
 //! and only ever returns regular files, size-capped (CVE-2024-9676 shape).
@@ -135,6 +138,9 @@ pub struct UnpackOptions {
     pub limits: Limits,
     /// Stops hashing and unpacking within a few MiB once it fires (the partial tree is removed).
     pub cancel: crate::exec::Cancel,
+    /// Layers several images of one run share: each is read and checked once, then replayed
+    /// into every other rootfs that has it (see [`SharedLayers`]).
+    pub shared: Option<std::sync::Arc<SharedLayers>>,
 }
 
 /// An unpacked image: a private 0700 directory, removed when this value is dropped.
@@ -170,6 +176,9 @@ impl Rootfs {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnpackReport {
     pub layers: usize,
+    /// Layers replayed from an earlier unpack of the same blob in this run (see [`SharedLayers`])
+    /// instead of being read, decompressed and hashed again.
+    pub layers_reused: usize,
     /// Tar entries read (all layers, extension headers not counted).
     pub entries_read: u64,
     /// Files, directories, symlinks and hardlinks created or updated.
@@ -498,11 +507,181 @@ pub fn unpack_image(layers: &[LayerInput], opts: &UnpackOptions) -> Result<Rootf
             guard: Rc::clone(&guard),
             seen: HashSet::new(),
             touched: HashSet::new(),
+            record: None,
         };
         // An error drops `dir`, which deletes the whole partial tree.
-        unpacker.run(&guard)?;
+        match &opts.shared {
+            Some(shared) => shared.unpack(&mut unpacker, &guard)?,
+            None => {
+                unpacker.run(&guard)?;
+            }
+        }
     }
     Ok(Rootfs { dir, report })
+}
+
+/// The layers that several images of one verification run share (the same blob: shipit's
+/// platform-independent layer, a base layer two images have in common), unpacked once each.
+///
+/// The first image that needs a shared layer unpacks it as any layer (size, digest, every entry
+/// rule, `diff_id`) and records, on the side, the entries it applied: their names and headers as
+/// parsed, and each regular file's bytes in a private store. Every later image replays that record
+/// into its own rootfs through the same entry code: names, whiteouts, symlinks, hardlinks and
+/// modes are checked again against that rootfs (what a layer may do depends on the layers below
+/// it), file bytes are copied from the store (each rootfs keeps its own files: a check that writes
+/// in one image never touches another's), the entry and byte limits count the layer as if it were
+/// read again, and the recorded `diff_id` is compared with the image config's. Only a layer that
+/// was applied completely is recorded: a refused one is read again (and refused again) by the
+/// next image. A record is keyed by the blob's path, digest, size, media type and the limits, so
+/// a same-named blob in another layout is read for itself.
+pub struct SharedLayers {
+    store: tempfile::TempDir,
+    share: HashSet<Digest>,
+    slots: std::sync::Mutex<std::collections::HashMap<String, SharedSlot>>,
+    next_dir: std::sync::atomic::AtomicUsize,
+    unpacked: std::sync::atomic::AtomicUsize,
+    reused: std::sync::atomic::AtomicUsize,
+}
+
+type SharedSlot = std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<Recorded>>>>;
+
+impl fmt::Debug for SharedLayers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedLayers")
+            .field("store", &self.store.path())
+            .field("share", &self.share)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many shared layers a run unpacked, and how many times it replayed one instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SharedStats {
+    /// Distinct layer digests listed by more than one image of the run.
+    pub shared: usize,
+    /// Shared layers read from their blob (once each, unless one was refused).
+    pub unpacked: usize,
+    /// Times a shared layer was replayed into a rootfs instead of being read again.
+    pub reused: usize,
+}
+
+/// A layer as the first image applied it.
+struct Recorded {
+    /// The `diff_id` computed from the tar stream.
+    diff_id: Digest,
+    /// Uncompressed bytes of the tar stream (what the total limit counts).
+    tar_bytes: u64,
+    ops: Vec<Op>,
+}
+
+/// One tar entry as parsed, with its file bytes in the store.
+struct Op {
+    raw_name: Vec<u8>,
+    meta: StoredMeta,
+    data: Option<PathBuf>,
+}
+
+/// The entry being recorded for [`SharedLayers`].
+struct Recording {
+    dir: PathBuf,
+    ops: Vec<Op>,
+}
+
+impl SharedLayers {
+    /// Shares the layers in `share` (the digests more than one image lists), storing recorded
+    /// file bytes in a new private directory under `parent` (default: the system temp dir).
+    pub fn new(share: HashSet<Digest>, parent: Option<&Path>) -> io::Result<SharedLayers> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let store = tempfile::Builder::new()
+            .prefix("shipit-layers-")
+            .tempdir_in(parent)?;
+        std::fs::set_permissions(
+            store.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        Ok(SharedLayers {
+            store,
+            share,
+            slots: std::sync::Mutex::default(),
+            next_dir: std::sync::atomic::AtomicUsize::new(0),
+            unpacked: std::sync::atomic::AtomicUsize::new(0),
+            reused: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// What this run shared so far.
+    pub fn stats(&self) -> SharedStats {
+        use std::sync::atomic::Ordering::SeqCst;
+        SharedStats {
+            shared: self.share.len(),
+            unpacked: self.unpacked.load(SeqCst),
+            reused: self.reused.load(SeqCst),
+        }
+    }
+
+    /// Applies the unpacker's layer: replayed when recorded before, else read (and recorded
+    /// when shared). Images that need the same layer at the same time wait for the first one.
+    fn unpack(
+        &self,
+        unpacker: &mut LayerUnpacker<'_>,
+        guard: &Rc<RefCell<GuardState>>,
+    ) -> Result<(), UnpackError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let layer = unpacker.layer;
+        if !self.share.contains(&layer.digest) {
+            return unpacker.run(guard).map(|_| ());
+        }
+        let key = format!(
+            "{}|{}|{}|{}|{:?}",
+            layer.blob.display(),
+            layer.digest,
+            layer.size,
+            layer.media_type,
+            unpacker.limits
+        );
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            std::sync::Arc::clone(slots.entry(key).or_default())
+        };
+        // A panic while recording leaves the slot empty: the next image reads the layer itself.
+        let mut held = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(recorded) = held.clone() {
+            drop(held);
+            unpacker.replay(&recorded, guard)?;
+            self.reused.fetch_add(1, SeqCst);
+            return Ok(());
+        }
+        let dir = self
+            .store
+            .path()
+            .join(self.next_dir.fetch_add(1, SeqCst).to_string());
+        std::fs::create_dir(&dir).map_err(|source| UnpackError::TempDir {
+            parent: self.store.path().to_path_buf(),
+            source,
+        })?;
+        unpacker.record = Some(Recording {
+            dir: dir.clone(),
+            ops: Vec::new(),
+        });
+        let before = guard.borrow().total;
+        let result = unpacker.run(guard);
+        let recording = unpacker.record.take();
+        match (result, recording) {
+            (Ok(diff_id), Some(recording)) => {
+                *held = Some(std::sync::Arc::new(Recorded {
+                    diff_id,
+                    tar_bytes: guard.borrow().total - before,
+                    ops: recording.ops,
+                }));
+                self.unpacked.fetch_add(1, SeqCst);
+                Ok(())
+            }
+            (result, _) => {
+                std::fs::remove_dir_all(&dir).ok();
+                result.map(|_| ())
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -582,6 +761,8 @@ struct LayerUnpacker<'a> {
     seen: HashSet<String>,
     /// This layer's entries and all their ancestors: what whiteouts of this layer must not touch.
     touched: HashSet<String>,
+    /// Set while a shared layer is recorded for later images (see [`SharedLayers`]).
+    record: Option<Recording>,
 }
 
 type Entry<'a> = tar::Entry<'a, GuardedReader<Box<dyn Read>>>;
@@ -623,8 +804,9 @@ impl LayerUnpacker<'_> {
         });
     }
 
-    /// Checks the blob, then streams it through the decompressor and the tar parser.
-    fn run(&mut self, guard: &Rc<RefCell<GuardState>>) -> Result<(), UnpackError> {
+    /// Checks the blob, then streams it through the decompressor and the tar parser; gives the
+    /// `diff_id` the stream hashed to.
+    fn run(&mut self, guard: &Rc<RefCell<GuardState>>) -> Result<Digest, UnpackError> {
         let layer = self.layer;
         let compression = compression_of(&layer.media_type).map_err(|p| self.layer_err(p))?;
         let open_err = |source| LayerProblem::Open {
@@ -711,6 +893,74 @@ impl LayerUnpacker<'_> {
                 actual,
             }));
         }
+        Ok(actual)
+    }
+
+    /// Applies a layer recorded by an earlier image of the run: every entry goes through the
+    /// same rules against this rootfs, file bytes come from the store, the limits count the
+    /// layer as read, and the recorded `diff_id` must be this image's.
+    fn replay(
+        &mut self,
+        recorded: &Recorded,
+        guard: &Rc<RefCell<GuardState>>,
+    ) -> Result<(), UnpackError> {
+        {
+            let mut st = guard.borrow_mut();
+            st.total = st.total.saturating_add(recorded.tar_bytes);
+            if st.total > self.limits.max_total_bytes {
+                st.tripped = Some(Trip::Total);
+                drop(st);
+                return Err(self.layer_err(LayerProblem::TotalLimit {
+                    max: self.limits.max_total_bytes,
+                }));
+            }
+        }
+        for op in &recorded.ops {
+            self.cancel
+                .check()
+                .map_err(|c| self.layer_err(LayerProblem::Corrupt(io::Error::other(c))))?;
+            let shown = escape_name(&op.raw_name);
+            self.count_entry(&shown)?;
+            let mut data: Box<dyn Read> = match &op.data {
+                Some(path) => {
+                    let file = File::open(path).map_err(|source| {
+                        self.entry_err(
+                            &shown,
+                            Rule::Io {
+                                op: "read the shared layer's stored file",
+                                source,
+                            },
+                        )
+                    })?;
+                    Box::new(Interruptible::new(file, self.cancel))
+                }
+                None => Box::new(io::empty()),
+            };
+            self.apply(op.meta.meta(), &mut data, &op.raw_name, &shown)?;
+        }
+        if let Some(expected) = &self.layer.diff_id
+            && *expected != recorded.diff_id
+        {
+            return Err(self.layer_err(LayerProblem::DiffId {
+                expected: expected.clone(),
+                actual: recorded.diff_id.clone(),
+            }));
+        }
+        self.report.layers_reused += 1;
+        Ok(())
+    }
+
+    /// Counts one entry against the entry limit.
+    fn count_entry(&mut self, shown: &str) -> Result<(), UnpackError> {
+        self.report.entries_read += 1;
+        if self.report.entries_read > self.limits.max_entries {
+            return Err(self.entry_err(
+                shown,
+                Rule::TooManyEntries {
+                    max: self.limits.max_entries,
+                },
+            ));
+        }
         Ok(())
     }
 
@@ -723,19 +973,19 @@ impl LayerUnpacker<'_> {
     ) -> Result<(), UnpackError> {
         let raw_name = entry.path_bytes().into_owned();
         let shown = escape_name(&raw_name);
-        self.report.entries_read += 1;
-        if self.report.entries_read > self.limits.max_entries {
-            return Err(self.entry_err(
-                &shown,
-                Rule::TooManyEntries {
-                    max: self.limits.max_entries,
-                },
-            ));
+        self.count_entry(&shown)?;
+        let meta = EntryMeta::of(entry);
+        let stored = self.record.as_ref().map(|_| meta.stored());
+        let data = self.apply(meta, entry, &raw_name, &shown)?;
+        io::copy(entry, &mut io::sink()).map_err(|e| self.data_err(guard, &shown, e))?;
+        if let (Some(rec), Some(meta)) = (self.record.as_mut(), stored) {
+            rec.ops.push(Op {
+                raw_name,
+                meta,
+                data,
+            });
         }
-        self.apply(entry, &raw_name, &shown)?;
-        io::copy(entry, &mut io::sink())
-            .map(|_| ())
-            .map_err(|e| self.data_err(guard, &shown, e))
+        Ok(())
     }
 
     fn data_err(&self, guard: &Rc<RefCell<GuardState>>, shown: &str, e: io::Error) -> UnpackError {
@@ -746,16 +996,19 @@ impl LayerUnpacker<'_> {
         }
     }
 
+    /// Applies one entry (its header as parsed, its file bytes from `data`); gives the path of
+    /// the file's copy in the store while a shared layer is recorded.
     fn apply(
         &mut self,
-        entry: &mut Entry<'_>,
+        meta: EntryMeta,
+        data: &mut dyn Read,
         raw_name: &[u8],
         shown: &str,
-    ) -> Result<(), UnpackError> {
-        let kind = entry.header().entry_type();
+    ) -> Result<Option<PathBuf>, UnpackError> {
+        let kind = meta.kind;
         if kind.is_pax_global_extensions() {
             self.neutralise(shown, Neutralisation::SkippedGlobalHeader);
-            return Ok(());
+            return Ok(None);
         }
         let short = self.short.clone();
         let err = |rule| UnpackError::Entry {
@@ -764,11 +1017,10 @@ impl LayerUnpacker<'_> {
             rule,
         };
         // The parser honours a PAX size; refuse archives where another parser would not.
-        let header_size = entry
-            .header()
-            .entry_size()
+        let header_size = meta
+            .header_size
             .map_err(|e| err(Rule::Truncated { source: e }))?;
-        let size = entry.size();
+        let size = meta.size;
         if header_size != size && !(header_size == 0 && size > USTAR_MAX_SIZE) {
             return Err(err(Rule::PaxSize {
                 header: header_size,
@@ -779,7 +1031,7 @@ impl LayerUnpacker<'_> {
         let Some((name, parents)) = comps.split_last() else {
             if kind.is_dir() {
                 self.neutralise(shown, Neutralisation::SkippedRootEntry);
-                return Ok(());
+                return Ok(None);
             }
             return Err(err(Rule::NamesRoot));
         };
@@ -791,21 +1043,20 @@ impl LayerUnpacker<'_> {
             return Err(err(Rule::Duplicate));
         }
         if let Some(rest) = name.strip_prefix(".wh.") {
-            return self.whiteout(parents, rest, shown);
+            return self.whiteout(parents, rest, shown).map(|()| None);
         }
         if !kind.is_dir() && self.touched.contains(&path) {
             return Err(err(Rule::ReplacesOwnDirectory));
         }
         self.touch(&comps);
-        let xattrs = xattr_keys(entry).map_err(|e| err(Rule::Truncated { source: e }))?;
+        let xattrs = meta
+            .xattrs
+            .map_err(|e| err(Rule::Truncated { source: e }))?;
         if !xattrs.is_empty() {
             self.neutralise(shown, Neutralisation::DroppedXattrs { keys: xattrs });
         }
-        let mode = entry
-            .header()
-            .mode()
-            .map_err(|e| err(Rule::Truncated { source: e }))?
-            & 0o7777;
+        let mode = meta.mode.map_err(|e| err(Rule::Truncated { source: e }))? & 0o7777;
+        let mut stored = None;
         let safe_mode = mode & 0o755;
         use tar::EntryType as T;
         match kind {
@@ -816,7 +1067,7 @@ impl LayerUnpacker<'_> {
                     _ => "FIFO",
                 };
                 self.neutralise(shown, Neutralisation::SkippedDevice { kind });
-                return Ok(());
+                return Ok(None);
             }
             T::Directory => {
                 let dir = self.parent_dir(parents).map_err(&err)?;
@@ -844,8 +1095,23 @@ impl LayerUnpacker<'_> {
                     })
                 })?;
                 let mut file = File::from(fd);
-                let written = io::copy(&mut entry.by_ref().take(size), &mut file)
-                    .map_err(|e| self.data_err(&self.guard, shown, e))?;
+                let mut content = data.take(size);
+                let written = match self.record.as_ref() {
+                    None => io::copy(&mut content, &mut file),
+                    Some(rec) => {
+                        // The store's copy is written alongside, from the same bytes.
+                        let path = rec.dir.join(rec.ops.len().to_string());
+                        let mut copy = File::create_new(&path).map_err(|source| {
+                            err(Rule::Io {
+                                op: "store the shared layer's file",
+                                source,
+                            })
+                        })?;
+                        stored = Some(path);
+                        io::copy(&mut content, &mut Tee(&mut file, &mut copy))
+                    }
+                }
+                .map_err(|e| self.data_err(&self.guard, shown, e))?;
                 if written != size {
                     return Err(err(Rule::Truncated {
                         source: io::Error::new(
@@ -858,17 +1124,14 @@ impl LayerUnpacker<'_> {
                 self.report.bytes_written += written;
             }
             T::Symlink => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned());
-                let target = check_symlink_target(target.as_deref(), self.limits).map_err(&err)?;
+                let target =
+                    check_symlink_target(meta.link.as_deref(), self.limits).map_err(&err)?;
                 let dir = self.parent_dir(parents).map_err(&err)?;
                 remove_existing(&dir, name).map_err(&err)?;
                 symlinkat(&target, &dir, name).map_err(&err)?;
             }
             T::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
+                let target = meta.link.unwrap_or_default();
                 self.hardlink(&target, &path, parents, name).map_err(&err)?;
             }
             other => {
@@ -887,7 +1150,7 @@ impl LayerUnpacker<'_> {
             );
         }
         self.report.entries_written += 1;
-        Ok(())
+        Ok(stored)
     }
 
     fn touch(&mut self, comps: &[String]) {
@@ -1009,6 +1272,86 @@ impl LayerUnpacker<'_> {
         }
         self.report.whiteouts += 1;
         Ok(())
+    }
+}
+
+/// What `apply` needs of a tar entry besides its name and bytes, read before it is applied.
+/// The fallible fields keep their error until `apply` reaches them, so the rules are checked in
+/// the same order as before.
+struct EntryMeta {
+    kind: tar::EntryType,
+    header_size: io::Result<u64>,
+    size: u64,
+    xattrs: io::Result<Vec<String>>,
+    mode: io::Result<u32>,
+    link: Option<Vec<u8>>,
+}
+
+/// An [`EntryMeta`] kept for a replay (errors as text: a recorded layer applied without one,
+/// so a kept error is one `apply` never reached).
+struct StoredMeta {
+    kind: tar::EntryType,
+    header_size: Result<u64, String>,
+    size: u64,
+    xattrs: Result<Vec<String>, String>,
+    mode: Result<u32, String>,
+    link: Option<Vec<u8>>,
+}
+
+impl EntryMeta {
+    fn of(entry: &mut Entry<'_>) -> EntryMeta {
+        let header = entry.header();
+        let (kind, header_size, mode) = (header.entry_type(), header.entry_size(), header.mode());
+        EntryMeta {
+            kind,
+            header_size,
+            size: entry.size(),
+            mode,
+            link: entry.link_name_bytes().map(|t| t.into_owned()),
+            xattrs: xattr_keys(entry),
+        }
+    }
+
+    fn stored(&self) -> StoredMeta {
+        let text = |e: &io::Error| e.to_string();
+        StoredMeta {
+            kind: self.kind,
+            header_size: self.header_size.as_ref().copied().map_err(text),
+            size: self.size,
+            xattrs: self.xattrs.as_ref().cloned().map_err(text),
+            mode: self.mode.as_ref().copied().map_err(text),
+            link: self.link.clone(),
+        }
+    }
+}
+
+impl StoredMeta {
+    fn meta(&self) -> EntryMeta {
+        let error = |e: &String| io::Error::other(e.clone());
+        EntryMeta {
+            kind: self.kind,
+            header_size: self.header_size.clone().map_err(|e| error(&e)),
+            size: self.size,
+            xattrs: self.xattrs.clone().map_err(|e| error(&e)),
+            mode: self.mode.clone().map_err(|e| error(&e)),
+            link: self.link.clone(),
+        }
+    }
+}
+
+/// Writes every byte to both files (a recorded file and its store copy).
+struct Tee<'a>(&'a mut File, &'a mut File);
+
+impl io::Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
     }
 }
 

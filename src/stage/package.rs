@@ -1,6 +1,10 @@
-//! `shipit package`: each built binary becomes a single-platform OCI image (base layers + one
-//! deterministic layer + config + manifest), and each libc variant one multi-arch index, written
-//! daemonless into the OCI layout `dist/oci`. The same inputs give the same digests.
+//! `shipit package`: each built binary becomes a single-platform OCI image, and each libc variant
+//! one multi-arch index, written daemonless into the OCI layout `dist/oci`. The same inputs give
+//! the same digests. An image is its base's layers, then shipit's layers ordered by what they
+//! depend on: first the platform-independent layer (`image.files`; left out when empty), the same
+//! bytes on every platform and variant and so made, stored and uploaded once; then the
+//! platform's own layer (the binary, and `/etc/passwd` + `/etc/group` when the base has none);
+//! then config + manifest.
 //!
 //! Packaging moves no release tag: the layout gets staging refs only (`staging-<libc>` for the
 //! index, `staging-<libc>-<os>-<arch>[-<variant>]` per platform); `publish` adds the release tags
@@ -15,14 +19,16 @@ use crate::error::{Context, Error, Result};
 use crate::exec::Cancel;
 use crate::oci::image::{self, Descriptor, ImageSpec};
 use crate::oci::index;
-use crate::oci::layer::Entry;
+use crate::oci::layer::{Entry, LayerDigests};
 use crate::oci::layout::Layout;
 use crate::plan::{ImagePlan, Plan, PlatformPlan};
 use crate::platform::Libc;
 use crate::ui::Ui;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// What `package` made, as recorded in `dist/package.json` (read by verify and publish).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,9 +97,13 @@ pub fn run(
         layout_dir.display()
     ));
     let mut images = Vec::new();
+    // The platform-independent layer is made once per run, whichever image needs it first.
+    let shared = SharedLayers::default();
     for img in &plan.images {
         cancel.check()?;
-        images.push(package_image(cfg, plan, img, &layout, &bases, cancel, ui)?);
+        images.push(package_image(
+            cfg, plan, img, &layout, &bases, &shared, cancel, ui,
+        )?);
     }
     cancel.check()?;
     let mut packaged = Packaged {
@@ -140,12 +150,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn package_image(
     cfg: &Config,
     plan: &Plan,
     img: &ImagePlan,
     layout: &Layout,
     bases: &DebBases,
+    shared: &SharedLayers,
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<PackagedImage> {
@@ -167,7 +179,7 @@ fn package_image(
                 .iter()
                 .map(|p| {
                     s.spawn(move || {
-                        package_platform(cfg, plan, img, p, layout, bases, cancel, ui.json)
+                        package_platform(cfg, plan, img, p, layout, bases, shared, cancel, ui.json)
                     })
                 })
                 .collect();
@@ -234,6 +246,7 @@ fn package_platform(
     p: &PlatformPlan,
     layout: &Layout,
     bases: &DebBases,
+    shared: &SharedLayers,
     cancel: &Cancel,
     json: bool,
 ) -> Result<(Descriptor, u64, Option<BaseImage>)> {
@@ -290,32 +303,36 @@ fn package_platform(
         }
     };
     let epoch = plan.source_date_epoch.max(0) as u64;
-    let mut entries = vec![Entry::host_file(
+    let mut binary = vec![Entry::host_file(
         format!("usr/local/bin/{}", plan.project.bin),
         &p.binary,
         0o755,
     )];
     if !base_has_passwd {
+        // A few hundred bytes that depend on the base (its own passwd or none): they ride
+        // with the binary, so the files layer is the same for every variant too.
         let (passwd, group) = passwd_group(&cfg.image.user);
-        entries.push(Entry::file("etc/passwd", passwd, 0o644));
-        entries.push(Entry::file("etc/group", group, 0o644));
+        binary.push(Entry::file("etc/passwd", passwd, 0o644));
+        binary.push(Entry::file("etc/group", group, 0o644));
     }
-    for f in &cfg.image.files {
-        entries.push(Entry::host_file(
-            f.dest.trim_start_matches('/'),
-            &f.src,
-            f.mode,
-        ));
+    let files = platform_independent_entries(cfg);
+    // The two layers together must be what one layer could hold: a path listed twice, or a
+    // file where the other layer needs a directory, is refused as before the split.
+    crate::oci::layer::check_entries(&[files.as_slice(), binary.as_slice()].concat())
+        .with_context(|| format!("{} layer", p.platform))?;
+    let cache_dir = plan.out_dir.join("cache").join("layers");
+    let mut layers = Vec::new();
+    if !files.is_empty() {
+        layers.push(shared.layer(&files, || {
+            // Content compressed before (same diff_id, same settings) is not compressed again.
+            crate::oci::layer_cache::write_layer(layout, &files, epoch, &cache_dir)
+                .map(|w| w.digests)
+                .with_context(|| format!("{} files layer", p.platform))
+        })?);
     }
-    // Content compressed before (same diff_id, same settings) is not compressed again.
-    let written = crate::oci::layer_cache::write_layer(
-        layout,
-        &entries,
-        epoch,
-        &plan.out_dir.join("cache").join("layers"),
-    )
-    .with_context(|| format!("{} layer", p.platform))?;
-    let digests = written.digests;
+    let written = crate::oci::layer_cache::write_layer(layout, &binary, epoch, &cache_dir)
+        .with_context(|| format!("{} layer", p.platform))?;
+    layers.push(written.digests);
     let annotations = manifest_annotations(cfg, plan, img, base_image.as_ref());
     let labels = image_labels(cfg, &annotations);
     let mut env = cfg.image.env.clone();
@@ -346,11 +363,62 @@ fn package_platform(
         annotations,
         epoch,
     };
-    let built = image::build(base.as_ref(), &[digests], &spec)
+    let built = image::build(base.as_ref(), &layers, &spec)
         .with_context(|| format!("{} image", p.platform))?;
     layout.write_image(&built)?;
     let size = built.manifest.layers.iter().map(|l| l.size).sum::<u64>() + built.config.size;
     Ok((built.descriptor, size, base_image))
+}
+
+/// What goes into the platform-independent layer, ordered before each platform's own layer:
+/// every `image.files` entry. The same entries on every platform and variant give the same layer
+/// bytes, so the layer is compressed, stored, uploaded and unpacked once however many images
+/// carry it. Empty without `image.files` (no layer is emitted then, and the image is laid out as
+/// before). `/etc/passwd` and `/etc/group` are the same on every platform too, but only on bases
+/// without them: in this layer they would make it differ between a scratch and a Debian variant,
+/// so they stay in the platform's layer (a few hundred bytes per image).
+fn platform_independent_entries(cfg: &Config) -> Vec<Entry> {
+    cfg.image
+        .files
+        .iter()
+        .map(|f| Entry::host_file(f.dest.trim_start_matches('/'), &f.src, f.mode))
+        .collect()
+}
+
+/// The platform-independent layers of one `package` run, made once each: packaging threads that
+/// need the same entries wait for the first one's layer instead of hashing and compressing the
+/// same bytes side by side. A failure is not remembered (the next thread tries, and reports its
+/// own error).
+#[derive(Default)]
+struct SharedLayers {
+    made: Mutex<HashMap<String, Arc<Mutex<Option<LayerDigests>>>>>,
+}
+
+impl SharedLayers {
+    /// The layer of `entries`, made by `make` unless an earlier call made it.
+    fn layer(
+        &self,
+        entries: &[Entry],
+        make: impl FnOnce() -> Result<LayerDigests>,
+    ) -> Result<LayerDigests> {
+        let key = format!("{entries:?}");
+        let slot = {
+            let mut made = self
+                .made
+                .lock()
+                .map_err(|_| Error::stage("a packaging thread panicked"))?;
+            Arc::clone(made.entry(key).or_default())
+        };
+        let mut slot = slot
+            .lock()
+            .map_err(|_| Error::stage("a packaging thread panicked"))?;
+        if let Some(digests) = slot.as_ref() {
+            return Ok(digests.clone());
+        }
+        let digests = make()?;
+        *slot = Some(digests.clone());
+        Ok(digests)
+    }
 }
 
 /// Whether a base layer holds `etc/passwd`, remembered per layer digest in `dist/cache`.

@@ -154,7 +154,15 @@ fn write_context(
     fs::create_dir_all(context)?;
     let epoch = plan.source_date_epoch.max(0) as u64;
     let bin = &plan.project.bin;
+    // `image.files` first, then the binary and (on scratch) passwd/group: the layer order the
+    // native packager writes (each COPY is a layer, so the files' layers are the same blobs on
+    // every platform and variant).
     let mut copies = Vec::new();
+    for (i, f) in cfg.image.files.iter().enumerate() {
+        let name = format!("file-{i}");
+        put_file(&f.src, &context.join(&name), f.mode, epoch)?;
+        copies.push((name, f.dest.clone()));
+    }
     put_file(&p.binary, &context.join("bin"), 0o755, epoch)?;
     copies.push(("bin".to_string(), format!("/usr/local/bin/{bin}")));
     if base == "scratch" {
@@ -165,11 +173,6 @@ fn write_context(
             set_mode_and_time(&path, 0o644, epoch)?;
             copies.push((name.to_string(), format!("/etc/{name}")));
         }
-    }
-    for (i, f) in cfg.image.files.iter().enumerate() {
-        let name = format!("file-{i}");
-        put_file(&f.src, &context.join(&name), f.mode, epoch)?;
-        copies.push((name, f.dest.clone()));
     }
     let labels = super::image_rules::image_labels(cfg, annotations);
     Ok(dockerfile(&DockerfileSpec {

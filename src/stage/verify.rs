@@ -3,7 +3,9 @@
 //! temp rootfs, run the static checks, then each `run`/`serve` check under QEMU with the
 //! platform's strict CPU, confined to that rootfs. The images come from `dist/package.json`
 //! (what `package` made), from `oci:DIR[:TAG]`, or from `REGISTRY/REPO[:TAG|@DIGEST]` (pulled
-//! over the registry API into a local layout first). Images built by any tool verify alike.
+//! over the registry API into a local layout first). Images built by any tool verify alike. A
+//! layer that several of the run's images list is unpacked once and replayed into the others
+//! (`unpack::SharedLayers`).
 
 use crate::config::{Check, CpuMode};
 use crate::error::{Error, Result};
@@ -11,15 +13,16 @@ use crate::oci::digest::Digest;
 use crate::oci::image::{self, Descriptor};
 use crate::oci::index::{self, Platform as OciPlatform};
 use crate::oci::layout::{IndexWalk, Layout, MAX_JSON_BLOB};
-use crate::oci::unpack::{self, LayerInput, UnpackOptions};
+use crate::oci::unpack::{self, LayerInput, SharedLayers, SharedStats, UnpackOptions};
 use crate::platform::{Libc, Platform};
 use crate::ui::Ui;
 use crate::verify::checks::{self, CheckResult, Policy, Subject};
 use crate::verify::qemu::{Guest, Isolation};
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// One platform image to verify.
@@ -130,6 +133,9 @@ fn cache_key(item: &Item, fingerprint: &str) -> String {
 pub struct Report {
     pub passed: bool,
     pub platforms: Vec<PlatformReport>,
+    /// Layers several of the verified images share, and how often each was unpacked: once,
+    /// then replayed into the other images' rootfs.
+    pub layers: SharedStats,
 }
 
 const MAX_JSON: u64 = MAX_JSON_BLOB;
@@ -272,6 +278,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
             _ => todo.push(i),
         }
     }
+    let shared = shared_layers(items, &todo, ui)?;
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..settings.jobs.clamp(1, todo.len().max(1)) {
@@ -280,7 +287,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
                     if settings.cancel.is_cancelled() {
                         break;
                     }
-                    let r = verify_one(&items[i], settings, isolation, ui);
+                    let r = verify_one(&items[i], settings, isolation, shared.as_ref(), ui);
                     print_platform(&r, ui);
                     results.lock().map(|mut v| v.push((i, r))).ok();
                 }
@@ -299,10 +306,55 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         c.save();
     }
     let platforms: Vec<PlatformReport> = results.into_iter().map(|(_, r)| r).collect();
+    let layers = shared.map(|s| s.stats()).unwrap_or_default();
+    if layers.shared > 0 {
+        ui.verbose(format!(
+            "  shared layers: {} listed by several images, {} unpacked, {} reused",
+            layers.shared, layers.unpacked, layers.reused
+        ));
+    }
     Ok(Report {
         passed: platforms.iter().all(|p| p.passed),
         platforms,
+        layers,
     })
+}
+
+/// The layers more than one of the images to verify list (the same blob of the same layout),
+/// to be unpacked once each; None when they share none. An image that cannot be read here is
+/// left to `verify_one`, which reports why.
+fn shared_layers(items: &[Item], todo: &[usize], ui: &Ui) -> Result<Option<Arc<SharedLayers>>> {
+    let mut users: HashMap<(PathBuf, Digest), usize> = HashMap::new();
+    for &i in todo {
+        let Ok((_, manifest, _, _)) = read_image(&items[i]) else {
+            continue;
+        };
+        let layers: HashSet<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
+        for d in layers {
+            *users
+                .entry((items[i].layout.clone(), d.clone()))
+                .or_default() += 1;
+        }
+    }
+    let share: HashSet<Digest> = users
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((_, d), _)| d)
+        .collect();
+    if share.is_empty() {
+        return Ok(None);
+    }
+    ui.verbose(format!(
+        "  {} layer{} shared by several images: each unpacked once",
+        share.len(),
+        if share.len() == 1 { "" } else { "s" }
+    ));
+    let shared = SharedLayers::new(share, None).map_err(|e| {
+        Error::stage(format!(
+            "verify: cannot create a private temporary directory for shared layers: {e}; check TMPDIR"
+        ))
+    })?;
+    Ok(Some(Arc::new(shared)))
 }
 
 fn failed(
@@ -395,7 +447,13 @@ fn config_rootfs(
     Ok(diff_ids)
 }
 
-fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -> PlatformReport {
+fn verify_one(
+    item: &Item,
+    settings: &Settings,
+    isolation: Isolation,
+    shared: Option<&Arc<SharedLayers>>,
+    ui: &Ui,
+) -> PlatformReport {
     let start = Instant::now();
     let claimed = item
         .index_platform
@@ -463,6 +521,7 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
     let opts = UnpackOptions {
         parent: Some(parent.path().to_path_buf()),
         cancel: settings.cancel.clone(),
+        shared: shared.cloned(),
         ..UnpackOptions::default()
     };
     let t = Instant::now();
@@ -490,9 +549,15 @@ fn verify_one(item: &Item, settings: &Settings, isolation: Isolation, ui: &Ui) -
     }
     // What was skipped or stripped instead of refused (device nodes, setuid bits...) is shown,
     // so a neutralised entry is never silent.
+    let reused = rootfs.report().layers_reused;
     let mut detail = format!(
-        "{} layers, {} entries",
+        "{} layers{}, {} entries",
         layers.len(),
+        if reused > 0 {
+            format!(" ({reused} shared, unpacked once for this run)")
+        } else {
+            String::new()
+        },
         rootfs.report().entries_written
     );
     for n in &rootfs.report().neutralised {

@@ -1,7 +1,9 @@
 //! The package stage read back by other tools: the same inputs give byte-identical layouts (and
 //! SOURCE_DATE_EPOCH changes them); skopeo reads the indexes and copies them without a change;
 //! umoci unpacks every platform image into a rootfs whose binary runs under QEMU with the strict
-//! CPU; the image configs say what the pipeline asked for; `--json` lists digests and sizes.
+//! CPU; the image configs say what the pipeline asked for; `--json` lists digests and sizes;
+//! `image.files` is one layer that every platform and variant shares: stored once, uploaded
+//! once, unpacked once by verify.
 
 use crate::build_stage::{FixtureLock, fixture_lock};
 use crate::support::fixture::{EPOCH, example, example_copy, run_ok};
@@ -498,18 +500,14 @@ fn payload_layer(dir: &Path, doc: &Value) -> (String, String) {
             .as_str()
             .unwrap(),
     );
-    let layer = manifest["layers"]
-        .as_array()
-        .unwrap()
+    let layers = manifest["layers"].as_array().unwrap();
+    let (n, layer) = layers
         .iter()
-        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .enumerate()
+        .max_by_key(|(_, l)| l["size"].as_u64().unwrap())
         .unwrap();
     let diff_id =
-        json_blob(&layout, manifest["config"]["digest"].as_str().unwrap())["rootfs"]["diff_ids"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()
+        json_blob(&layout, manifest["config"]["digest"].as_str().unwrap())["rootfs"]["diff_ids"][n]
             .as_str()
             .unwrap()
             .to_string();
@@ -603,4 +601,196 @@ fn a_large_payload_layer_is_valid_gzip_and_compressed_once_until_its_blob_is_alt
 
 fn sha256_hex(bytes: &[u8]) -> String {
     shipit::oci::digest::Digest::of(bytes).hex().to_string()
+}
+
+/// Two platforms × two variants (musl on scratch, gnu on the Debian base) with the same
+/// `image.files`: the files layer comes right before each image's own layer (the binary, and on
+/// scratch passwd + group) and is the same blob in all four images; the layout stores it once, a
+/// push to a real registry uploads it once (the other images' HEADs find it), umoci and skopeo
+/// read every image, and verification unpacks it once (the report's `layers` counters: read
+/// once, replayed three times).
+#[test]
+fn image_files_are_one_layer_shared_by_every_platform_and_variant_stored_uploaded_and_unpacked_once()
+ {
+    let reg = crate::support::registry::TestRegistry::anonymous();
+    let host = reg.host_port();
+    let pipeline = crate::support::fixture::example_pipeline()
+        .replacen(
+            "image:\n",
+            "image:\n  files: [{ src: payload.bin, dest: /srv/payload.bin, mode: \"0644\" }]\n",
+            1,
+        )
+        .replace(
+            "repository: localhost/hello-server",
+            &format!("repository: {host}/hello-server"),
+        )
+        .replace("publish:\n  to: oci:dist/oci", "publish:\n  to: registry\n")
+        + "\nattest: { sbom: false, provenance: false, verification: false }\n";
+    let tmp = {
+        example();
+        let _lock: FixtureLock = fixture_lock();
+        example_copy(Some(&pipeline))
+    };
+    let dir = tmp.path();
+    let payload: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| format!("{i:08x} shared payload\n").into_bytes())
+        .collect();
+    std::fs::write(dir.join("payload.bin"), &payload).unwrap();
+    let four = ["--platform", "linux/amd64", "--platform", "linux/arm64"];
+    let out = run_ok(
+        shipit(dir)
+            .args(["package", "--json"])
+            .args(four)
+            .env("SOURCE_DATE_EPOCH", EPOCH),
+    );
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let layout = dir.join("dist/oci");
+    // (libc, slug, staging ref, config + layer digests)
+    let mut images = Vec::new();
+    for img in doc["images"].as_array().unwrap() {
+        for p in img["platforms"].as_array().unwrap() {
+            let manifest = json_blob(&layout, p["manifest"]["digest"].as_str().unwrap());
+            let layers: Vec<String> = manifest["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string())
+                .collect();
+            images.push((
+                img["variant"].as_str().unwrap().to_string(),
+                p["platform"].as_str().unwrap().replace('/', "-"),
+                p["staging_ref"].as_str().unwrap().to_string(),
+                manifest["config"]["digest"].as_str().unwrap().to_string(),
+                layers,
+            ));
+        }
+    }
+    assert_eq!(images.len(), 4, "{doc:#}");
+    let files_layer = |layers: &[String]| layers[layers.len() - 2].clone();
+    let shared = files_layer(&images[0].4);
+    for (libc, slug, _, _, layers) in &images {
+        assert_eq!(files_layer(layers), shared, "{libc} {slug}: {layers:?}");
+        if libc == "musl" {
+            assert_eq!(
+                layers.len(),
+                2,
+                "{slug}: the files layer, then the binary's"
+            );
+        }
+    }
+    let own: BTreeSet<&String> = images.iter().map(|i| i.4.last().unwrap()).collect();
+    assert_eq!(own.len(), 4, "each image has its own last layer");
+    // The shared layer holds the file (and its directory), nothing platform- or base-specific.
+    let shared_blob = layout.join("blobs/sha256").join(&shared[7..]);
+    let listing = run_ok(Command::new("tar").arg("-tzf").arg(&shared_blob));
+    assert_eq!(
+        listing.lines().collect::<Vec<_>>(),
+        ["srv/", "srv/payload.bin"],
+        "{listing}"
+    );
+    let unpacked = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&shared_blob)
+        .arg("srv/payload.bin")
+        .output()
+        .unwrap();
+    assert!(
+        unpacked.stdout == payload,
+        "the shared layer lost the payload"
+    );
+    // Stored once: one blob file is named by its digest.
+    let stored = files(&layout.join("blobs/sha256"))
+        .keys()
+        .filter(|p| p.to_str() == Some(&shared[7..]))
+        .count();
+    assert_eq!(stored, 1);
+
+    // umoci reads each image: the payload, the platform's binary and a user for each.
+    for (libc, slug, staging, _, _) in &images {
+        let bundle = dir.join(format!("bundle-{libc}-{slug}"));
+        run_ok(Command::new("umoci").args([
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:{staging}", layout.display()),
+            bundle.to_str().unwrap(),
+        ]));
+        let rootfs = bundle.join("rootfs");
+        assert!(std::fs::read(rootfs.join("srv/payload.bin")).unwrap() == payload);
+        assert!(
+            std::fs::read(rootfs.join("usr/local/bin/hello-server")).unwrap()
+                == std::fs::read(dir.join(format!("dist/bin/{libc}/{slug}/hello-server"))).unwrap(),
+            "{libc} {slug}: another binary"
+        );
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+        assert!(passwd.contains(":10001:10001:"), "{libc} {slug}: {passwd}");
+    }
+
+    // Verification unpacks the shared layer once and replays it into the three other images.
+    let out = shipit(dir)
+        .args(["verify", "--json", "-v"])
+        .args(four)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["layers"],
+        serde_json::json!({"shared": 1, "unpacked": 1, "reused": 3}),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("(1 shared, unpacked once for this run)")
+            .count(),
+        3,
+        "{stderr}"
+    );
+
+    // Published: every blob is uploaded once, the shared one included (one upload committed
+    // with its digest); skopeo reads both indexes back and each image lists the shared layer.
+    let out = shipit(dir)
+        .args(["publish", "-q"])
+        .args(four)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let commits = |digest: &str| {
+        reg.requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/"))
+            .filter(|r| r.path.contains(&digest[7..]))
+            .count()
+    };
+    assert_eq!(commits(&shared), 1, "{}", reg.log_text());
+    let distinct: BTreeSet<&String> = images
+        .iter()
+        .flat_map(|i| std::iter::once(&i.3).chain(i.4.iter()))
+        .collect();
+    for d in &distinct {
+        assert_eq!(commits(d), 1, "{d}: {}", reg.log_text());
+    }
+    let release: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("dist/release.json")).unwrap()).unwrap();
+    assert_eq!(release["blobs_uploaded"], distinct.len(), "{release}");
+    for tag in ["0.3.1", "0.3.1-musl"] {
+        let index: Value =
+            serde_json::from_slice(&reg.skopeo_raw(&format!("hello-server:{tag}"))).unwrap();
+        for m in index["manifests"].as_array().unwrap() {
+            let digest = m["digest"].as_str().unwrap();
+            let manifest: Value =
+                serde_json::from_slice(&reg.skopeo_raw(&format!("hello-server@{digest}"))).unwrap();
+            let layers = manifest["layers"].as_array().unwrap();
+            assert_eq!(
+                layers[layers.len() - 2]["digest"],
+                shared.as_str(),
+                "{tag}: {manifest}"
+            );
+        }
+    }
 }

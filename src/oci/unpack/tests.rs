@@ -1311,3 +1311,205 @@ fn differential_against_gnu_tar_on_a_real_tree() {
             .any(|n| n.action == Neutralisation::SkippedRootEntry)
     );
 }
+
+// ---- layers shared by several images of one run ---------------------------------------------
+
+/// Options that share `layers` between unpacks, the store outside the fixture (so the fixture's
+/// "nothing outside changed" listing sees only the rootfs parent).
+fn shared_opts(
+    fx: &Fixture,
+    layers: &[&LayerInput],
+    limits: Limits,
+    store: &Path,
+) -> (UnpackOptions, std::sync::Arc<SharedLayers>) {
+    let share = layers.iter().map(|l| l.digest.clone()).collect();
+    let shared = std::sync::Arc::new(SharedLayers::new(share, Some(store)).unwrap());
+    let opts = UnpackOptions {
+        shared: Some(std::sync::Arc::clone(&shared)),
+        ..fx.opts(limits)
+    };
+    (opts, shared)
+}
+
+#[test]
+fn a_shared_layer_is_read_once_and_replayed_into_the_same_tree() {
+    let mut fx = Fixture::new();
+    let store = tempfile::tempdir().unwrap();
+    let tars = benign_layers();
+    let (lower, upper) = (fx.layer(&tars[0]), fx.layer(&tars[1]));
+    let alone = fx.layer(&Tar::default().file("only", b"o").end());
+    let plain = unpack_image(&[lower.clone(), upper.clone()], &fx.opts(Limits::default())).unwrap();
+    let (opts, shared) = shared_opts(&fx, &[&lower, &upper], Limits::default(), store.path());
+    let first = unpack_image(&[lower.clone(), upper.clone()], &opts).unwrap();
+    assert_eq!(first.report().layers_reused, 0);
+    assert_eq!(
+        shared.stats(),
+        SharedStats {
+            shared: 2,
+            unpacked: 2,
+            reused: 0
+        }
+    );
+    let second = unpack_image(&[lower.clone(), upper.clone()], &opts).unwrap();
+    assert_eq!(
+        shared.stats(),
+        SharedStats {
+            shared: 2,
+            unpacked: 2,
+            reused: 2
+        },
+        "the second image read a shared layer again"
+    );
+    // The replay is the unpack: the same tree, hardlink, whiteouts and counts.
+    assert_eq!(tree(second.path()), tree(plain.path()));
+    assert_eq!(tree(first.path()), tree(plain.path()));
+    let r = second.report();
+    assert_eq!(
+        (r.layers, r.layers_reused, r.whiteouts, r.entries_read),
+        (2, 2, 3, 24)
+    );
+    assert_eq!(r.entries_written, plain.report().entries_written);
+    let a = std::fs::metadata(second.path().join("usr/bin/a")).unwrap();
+    let b = std::fs::metadata(second.path().join("usr/bin/b")).unwrap();
+    assert_eq!(a.ino(), b.ino(), "hardlink");
+    // Each rootfs has its own files: writing in one leaves the other as it was.
+    let file = |r: &Rootfs| r.path().join("etc/passwd");
+    assert_ne!(
+        std::fs::metadata(file(&first)).unwrap().ino(),
+        std::fs::metadata(file(&second)).unwrap().ino()
+    );
+    std::fs::write(file(&first), b"changed").unwrap();
+    assert_eq!(
+        std::fs::read(file(&second)).unwrap(),
+        b"root:x:0:0\napp:x:1000:1000"
+    );
+    // A layer listed by one image only is read as before, shared or not.
+    let third = unpack_image(&[lower.clone(), alone], &opts).unwrap();
+    assert_eq!(third.report().layers_reused, 1);
+    assert_eq!(shared.stats().reused, 3);
+    // The store goes with the run.
+    drop(opts);
+    drop(shared);
+    assert_eq!(std::fs::read_dir(store.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_shared_layer_is_still_hostile_input_in_every_image() {
+    let mut fx = Fixture::new();
+    let store = tempfile::tempdir().unwrap();
+    // Harmless on its own: recorded by the first image.
+    let shared_tar = Tar::default().file("d/f", b"data").hardlink("h", "a").end();
+    let s = fx.layer(&shared_tar);
+    let a_file = fx.layer(&Tar::default().file("a", b"a").end());
+    let (opts, shared) = shared_opts(&fx, &[&s], Limits::default(), store.path());
+    let ok = unpack_image(&[a_file.clone(), s.clone()], &opts).unwrap();
+    assert_eq!(std::fs::read(ok.path().join("d/f")).unwrap(), b"data");
+    assert_eq!(shared.stats().unpacked, 1);
+    // Later images replay the record: the blob is not read again (each refusal below comes
+    // from the replay's own checks, not from a missing blob).
+    std::fs::remove_file(&s.blob).unwrap();
+
+    // Replayed over a lower layer that makes `d` a symlink out of the root: refused, nothing
+    // outside written, the rootfs gone.
+    let escape = fx.layer(
+        &Tar::default()
+            .file("a", b"a")
+            .symlink("d", &fx.sentinel("dir"))
+            .end(),
+    );
+    let before = listing(fx.path(), None);
+    let err = unpack_image(&[escape, s.clone()], &opts).expect_err("must be refused");
+    assert!(matches!(rule_of(&err), Rule::LeavesRoot { .. }), "{err}");
+    assert_eq!(listing(fx.path(), None), before, "{err}");
+    assert_eq!(
+        std::fs::read_dir(fx.dest()).unwrap().count(),
+        1,
+        "only `ok`"
+    );
+
+    // Replayed where its hardlink target is a directory: refused.
+    let a_dir = fx.layer(&Tar::default().dir("a", 0o755).end());
+    let before = listing(fx.path(), None);
+    let err = unpack_image(&[a_dir, s.clone()], &opts).expect_err("must be refused");
+    assert!(
+        matches!(rule_of(&err), Rule::HardlinkTarget { .. }),
+        "{err}"
+    );
+    assert_eq!(listing(fx.path(), None), before, "{err}");
+
+    // Another image's config with another diff_id for the same blob: refused.
+    let mut wrong = s.clone();
+    wrong.diff_id = Some(Digest::of(b"other tar"));
+    let err = unpack_image(&[a_file.clone(), wrong], &opts).expect_err("must be refused");
+    assert!(
+        matches!(problem_of(&err), LayerProblem::DiffId { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(fx.dest()).unwrap().count(),
+        1,
+        "only `ok`"
+    );
+    // Each refusal came from the replay (the blob was read once); a refused replay is not
+    // counted as reused.
+    assert_eq!(shared.stats().unpacked, 1, "recorded once");
+    assert_eq!(shared.stats().reused, 0);
+}
+
+#[test]
+fn a_replayed_layer_counts_against_the_limits_and_a_refused_one_is_never_recorded() {
+    let mut fx = Fixture::new();
+    let store = tempfile::tempdir().unwrap();
+    let mut t = Tar::default();
+    for i in 0..10 {
+        t = t.file(&format!("f{i}"), b"0123456789");
+    }
+    let s = fx.layer(&t.end());
+    let one_more = fx.layer(&Tar::default().file("g", b"").end());
+    let limits = Limits {
+        max_entries: 10,
+        ..Limits::default()
+    };
+    let (opts, shared) = shared_opts(&fx, &[&s], limits, store.path());
+    unpack_image(std::slice::from_ref(&s), &opts).unwrap();
+    let err = unpack_image(&[one_more, s.clone()], &opts).expect_err("entry limit");
+    assert!(
+        matches!(rule_of(&err), Rule::TooManyEntries { max: 10 }),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(fx.dest()).unwrap().count(), 0);
+
+    // The byte limit: the layer's tar counts in full when replayed.
+    let big_tar = Tar::default().file("big", &[7u8; 10 * 1024]).end();
+    let limits = Limits {
+        max_total_bytes: big_tar.len() as u64 + 512,
+        ..Limits::default()
+    };
+    let big = fx.layer(&big_tar);
+    let small = fx.layer(&Tar::default().file("small", &[1u8; 600]).end());
+    let (opts, shared2) = shared_opts(&fx, &[&big], limits, store.path());
+    unpack_image(std::slice::from_ref(&big), &opts).unwrap();
+    let err = unpack_image(&[small, big.clone()], &opts).expect_err("byte limit");
+    assert!(
+        matches!(problem_of(&err), LayerProblem::TotalLimit { .. }),
+        "{err}"
+    );
+    assert_eq!(shared2.stats().reused, 0);
+
+    // A shared layer refused in the first image is read (and refused) again by the next one.
+    let bad = fx.layer(&Tar::default().file("x", b"1").file("x", b"2").end());
+    let (opts, shared3) = shared_opts(&fx, &[&bad], Limits::default(), store.path());
+    for _ in 0..2 {
+        let err = unpack_image(std::slice::from_ref(&bad), &opts).expect_err("duplicate");
+        assert!(matches!(rule_of(&err), Rule::Duplicate), "{err}");
+    }
+    assert_eq!(
+        shared3.stats(),
+        SharedStats {
+            shared: 1,
+            unpacked: 0,
+            reused: 0
+        }
+    );
+    assert_eq!(shared.stats().unpacked, 1);
+}
