@@ -121,6 +121,10 @@ pub struct ProjectPlan {
     pub bin: String,
     pub profile: String,
     pub features: Vec<String>,
+    /// The run's dependency graph, read once when a stage first needs it (empty here: planning
+    /// stays pure); clones of the plan share it (`tools::cargo::graph_for_targets`).
+    #[serde(skip)]
+    pub graph: crate::tools::memo::GraphMemo,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -322,6 +326,7 @@ pub fn make(
         bin: bin.clone(),
         profile: cfg.build.profile.clone(),
         features: cfg.build.features.clone(),
+        graph: Default::default(),
     };
     let entrypoint = cfg
         .image

@@ -680,7 +680,7 @@ fn verification_input(
 }
 
 /// What the SBOMs are made of, gathered side by side: the crate graph of each distinct target
-/// (one `cargo metadata --filter-platform` each) and the Debian packages of each platform image
+/// (cut from the run's one `cargo metadata`) and the Debian packages of each platform image
 /// on a base that is not scratch (its dpkg status, read from its layers).
 pub struct SbomInputs {
     graphs: HashMap<String, sbom::CargoGraph>,
@@ -709,47 +709,31 @@ fn sbom_inputs(s: &Session, packaged: &Packaged, layout: &Layout) -> Result<Sbom
     let project = &s.plan.project;
     let cache = s.plan.out_dir.join("cache/dpkg-status");
     let cache = &cache;
-    type Graphs = Vec<(
-        String,
-        std::result::Result<sbom::CargoGraph, sbom::SbomError>,
-    )>;
+    let plan = &s.plan;
     type Debs = Vec<(Digest, Result<Vec<sbom::DebPackage>>)>;
-    let (graphs, debs): (Graphs, Debs) = std::thread::scope(|scope| {
-        let cargo: Vec<_> = targets
-            .iter()
-            .map(|t| {
-                scope.spawn(move || {
-                    let g = sbom::cargo_graph(
-                        &project.manifest,
-                        t,
-                        &project.features,
-                        &project.package,
-                        &s.opts.cancel,
-                    );
-                    (t.to_string(), g)
-                })
-            })
-            .collect();
+    let (graphs, debs): (std::result::Result<_, String>, Debs) = std::thread::scope(|scope| {
         let dpkg: Vec<_> = on_a_base
             .iter()
             .map(|m| scope.spawn(move || (m.digest.clone(), dpkg_packages(layout, m, cache))))
             .collect();
+        // One `cargo metadata` for every target (or none: the run read it already).
+        let graphs = crate::tools::cargo::graph_for_targets(project, &targets, &s.opts.cancel);
         (
-            cargo
-                .into_iter()
-                .map(|h| h.join().expect("a cargo metadata thread panicked"))
-                .collect(),
+            graphs,
             dpkg.into_iter()
                 .map(|h| h.join().expect("a dpkg status thread panicked"))
                 .collect(),
         )
     });
+    let graphs = graphs.map_err(|e| Error::stage(format!("attach: SBOM: {e}")))?;
     let mut out = SbomInputs {
         graphs: HashMap::new(),
         debs: HashMap::new(),
     };
-    for (t, r) in graphs {
-        out.graphs.insert(t, r?);
+    for (t, metadata) in graphs {
+        let g = sbom::from_metadata(&metadata, &plan.project.package)
+            .map_err(|e| Error::stage(format!("attach: SBOM for {t}: {e}")))?;
+        out.graphs.insert(t, g);
     }
     for (d, r) in debs {
         out.debs.insert(d, r?);
