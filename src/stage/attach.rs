@@ -415,7 +415,7 @@ fn statements(
         &std::fs::read(&s.config.file)
             .map_err(|e| Error::stage(format!("{}: {e}", s.config.file.display())))?,
     );
-    let toolchain = toolchain(&s.opts.cancel);
+    let tools = Toolchain::probe(plan, &s.opts.cancel);
     let created = plan.source_date_epoch.max(0) as u64;
     let mut out = Vec::new();
     for img in &packaged.images {
@@ -431,6 +431,8 @@ fn statements(
                     ))
                 })?;
             let pp = plan_platform(plan, img, p);
+            let bases: Vec<Resource> = base_resource(plan, &layout, img, p).into_iter().collect();
+            let toolchain = tools.for_platforms(pp.into_iter());
             let subject = Subject {
                 name: img.repository.clone(),
                 digest: p.manifest.digest.clone(),
@@ -486,7 +488,7 @@ fn statements(
                     vec![p.platform.clone()],
                     platform_internal(pp),
                     &config_digest,
-                    &toolchain,
+                    Resolved { bases, toolchain },
                 )));
             }
             if a.verification {
@@ -507,6 +509,16 @@ fn statements(
                         .collect::<Vec<_>>()
                 ),
             )]);
+            let bases: Vec<Resource> = img
+                .platforms
+                .iter()
+                .filter_map(|p| base_resource(plan, &layout, img, p))
+                .collect();
+            let toolchain = tools.for_platforms(
+                img.platforms
+                    .iter()
+                    .filter_map(|p| plan_platform(plan, img, p)),
+            );
             let statement = provenance::statement(&provenance_input(
                 s,
                 img,
@@ -517,7 +529,7 @@ fn statements(
                 img.platforms.iter().map(|p| p.platform.clone()).collect(),
                 internal,
                 &config_digest,
-                &toolchain,
+                Resolved { bases, toolchain },
             ));
             out.push(Planned {
                 subject: img.index.clone(),
@@ -555,6 +567,14 @@ fn platform_internal(pp: Option<&PlatformPlan>) -> BTreeMap<String, serde_json::
     ])
 }
 
+/// What a provenance statement lists as resolved dependencies besides the source.
+struct Resolved {
+    /// The base image of each platform ([`base_resource`]).
+    bases: Vec<Resource>,
+    /// The tools that built them ([`Toolchain::for_platforms`]).
+    toolchain: Vec<Resource>,
+}
+
 /// The provenance of `subjects` of one image variant.
 fn provenance_input(
     s: &Session,
@@ -563,7 +583,7 @@ fn provenance_input(
     platforms: Vec<String>,
     mut internal: BTreeMap<String, serde_json::Value>,
     config_digest: &Digest,
-    toolchain: &[Resource],
+    resolved: Resolved,
 ) -> ProvenanceInput {
     let plan = &s.plan;
     if let Some(g) = s.config.build.glibc {
@@ -577,12 +597,6 @@ fn provenance_input(
         };
         Resource::git(&uri, rev)
     });
-    let base = plan
-        .images
-        .iter()
-        .find(|i| i.variant == img.variant)
-        .map(|i| i.base.clone())
-        .filter(|b| b != "scratch");
     let (builder_id, invocation_id) = match (
         github("GITHUB_SERVER_URL"),
         github("GITHUB_REPOSITORY"),
@@ -610,14 +624,8 @@ fn provenance_input(
         profile: plan.project.profile.clone(),
         internal,
         source,
-        base_images: base
-            .map(|b| Resource {
-                uri: Some(b),
-                ..Resource::default()
-            })
-            .into_iter()
-            .collect(),
-        toolchain: toolchain.to_vec(),
+        base_images: resolved.bases,
+        toolchain: resolved.toolchain,
         builder_id,
         builder_version: BTreeMap::from([(
             "shipit".to_string(),
@@ -662,7 +670,7 @@ fn verification_input(
             cpu: pp.cpu.clone().unwrap_or_else(|| "max".into()),
         }),
         glibc_floor: s.config.build.glibc.map(|g| format!("{}.{}", g.0, g.1)),
-        glibc_required: None,
+        glibc_required: report.glibc_required.clone(),
         checks: report
             .checks
             .iter()
@@ -815,23 +823,160 @@ fn layer_dpkg_status(layout: &Layout, layer: &Descriptor) -> Result<Option<Strin
     Ok(None)
 }
 
-/// rustc's version and commit (`rustc -vV`), for the provenance's resolved dependencies.
-fn toolchain(cancel: &crate::exec::Cancel) -> Vec<Resource> {
-    let cmd = crate::exec::Cmd::new("rustc", "read the Rust toolchain version").args(["-vV"]);
-    let Ok(out) = crate::exec::capture(&cmd, std::time::Duration::from_secs(30), cancel) else {
-        return Vec::new();
-    };
-    let field = |k: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .map(|v| v.trim().to_string())
-    };
-    match field("release:") {
-        Some(v) => vec![Resource::tool(
-            "rustc",
-            &v,
-            field("commit-hash:").filter(|c| c != "unknown").as_deref(),
-        )],
-        None => Vec::new(),
+/// The base image of one platform image, as a resolved dependency: `base linux/arm64`, the base
+/// as the pipeline names it, and the manifest digest of that platform's base image. The digest is
+/// what the package stage recorded in the manifest's `org.opencontainers.image.base.digest`
+/// annotation; without it (an older package), an `oci:` base's digest is read from its layout
+/// (the same platform selection the package stage made). `None` for scratch.
+fn base_resource(
+    plan: &Plan,
+    layout: &Layout,
+    img: &PackagedImage,
+    p: &PackagedPlatform,
+) -> Option<Resource> {
+    let planned = plan.images.iter().find(|i| i.variant == img.variant)?;
+    if matches!(planned.base_ref, crate::config::Base::Scratch) {
+        return None;
+    }
+    let annotations = layout
+        .read_blob(&p.manifest, 4 << 20)
+        .ok()
+        .and_then(|b| crate::oci::image::parse_manifest(&b).ok())
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    let recorded = annotations
+        .get("org.opencontainers.image.base.digest")
+        .and_then(|d| Digest::parse(d).ok());
+    let digest = recorded.or_else(|| match &planned.base_ref {
+        crate::config::Base::Oci { path, tag } => {
+            let pp = plan_platform(plan, img, p)?;
+            Layout::open(path)
+                .ok()?
+                .select_platform(tag.as_deref(), &super::image_rules::oci_platform(pp))
+                .ok()
+                .map(|sel| sel.descriptor.digest)
+        }
+        _ => None,
+    });
+    let name = annotations
+        .get("org.opencontainers.image.base.name")
+        .cloned()
+        .unwrap_or_else(|| planned.base.clone());
+    Some(Resource {
+        name: Some(format!("base {}", p.platform)),
+        uri: Some(name),
+        digest: digest
+            .map(|d| BTreeMap::from([("sha256".to_string(), d.hex().to_string())]))
+            .unwrap_or_default(),
+        ..Resource::default()
+    })
+}
+
+/// The versions of the tools a release builds with, probed side by side once per attach:
+/// rustc (`rustc -vV`, with its commit), cargo (`cargo -V`), zig (`zig version`) when a platform
+/// builds with cargo-zigbuild, and each cross linker (`LINKER -dumpfullversion`) the plan uses.
+struct Toolchain {
+    rustc: Option<Resource>,
+    cargo: Option<Resource>,
+    zig: Option<Resource>,
+    linkers: BTreeMap<String, Resource>,
+}
+
+impl Toolchain {
+    fn probe(plan: &Plan, cancel: &crate::exec::Cancel) -> Toolchain {
+        use crate::exec::Cmd;
+        let platforms: Vec<&PlatformPlan> = plan.platforms().map(|(_, p)| p).collect();
+        let zig = platforms
+            .iter()
+            .any(|p| p.backend == crate::config::Backend::Zigbuild);
+        let mut linkers: Vec<&str> = platforms
+            .iter()
+            .filter_map(|p| p.linker.as_deref())
+            .collect();
+        linkers.sort_unstable();
+        linkers.dedup();
+        let run =
+            |cmd: Cmd| crate::exec::capture(&cmd, std::time::Duration::from_secs(30), cancel).ok();
+        let first_version = |out: &str| {
+            out.split_whitespace()
+                .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+                .map(str::to_string)
+        };
+        std::thread::scope(|sc| {
+            let rustc = sc.spawn(|| {
+                let out = run(Cmd::new("rustc", "read the Rust toolchain version").args(["-vV"]))?;
+                let field = |k: &str| {
+                    out.lines()
+                        .find_map(|l| l.strip_prefix(k))
+                        .map(|v| v.trim().to_string())
+                };
+                let commit = field("commit-hash:").filter(|c| c != "unknown");
+                Some(Resource::tool(
+                    "rustc",
+                    &field("release:")?,
+                    commit.as_deref(),
+                ))
+            });
+            let cargo = sc.spawn(|| {
+                let out = run(Cmd::new("cargo", "read cargo's version").args(["-V"]))?;
+                Some(Resource::tool("cargo", &first_version(&out)?, None))
+            });
+            let zig = sc.spawn(move || {
+                if !zig {
+                    return None;
+                }
+                let out = run(Cmd::new("zig", "read zig's version").args(["version"]))?;
+                Some(Resource::tool("zig", &first_version(&out)?, None))
+            });
+            let linkers: Vec<_> = linkers
+                .iter()
+                .map(|l| {
+                    sc.spawn(move || {
+                        let out =
+                            run(Cmd::new(*l, "read the linker's version")
+                                .args(["-dumpfullversion"]))?;
+                        Some((l.to_string(), Resource::tool(l, out.trim(), None)))
+                    })
+                })
+                .collect();
+            Toolchain {
+                rustc: rustc.join().ok().flatten(),
+                cargo: cargo.join().ok().flatten(),
+                zig: zig.join().ok().flatten(),
+                linkers: linkers
+                    .into_iter()
+                    .filter_map(|h| h.join().ok().flatten())
+                    .collect(),
+            }
+        })
+    }
+
+    /// What built `platforms`: rustc and cargo, zig if one of them used cargo-zigbuild, and
+    /// their linkers.
+    fn for_platforms<'p>(
+        &self,
+        platforms: impl Iterator<Item = &'p PlatformPlan>,
+    ) -> Vec<Resource> {
+        let platforms: Vec<&PlatformPlan> = platforms.collect();
+        let mut out: Vec<Resource> = self
+            .rustc
+            .iter()
+            .chain(self.cargo.iter())
+            .cloned()
+            .collect();
+        if platforms
+            .iter()
+            .any(|p| p.backend == crate::config::Backend::Zigbuild)
+        {
+            out.extend(self.zig.iter().cloned());
+        }
+        let mut linkers: Vec<&str> = platforms
+            .iter()
+            .filter_map(|p| p.linker.as_deref())
+            .collect();
+        linkers.sort_unstable();
+        linkers.dedup();
+        out.extend(linkers.iter().filter_map(|l| self.linkers.get(*l).cloned()));
+        out
     }
 }

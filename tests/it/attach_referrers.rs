@@ -582,3 +582,165 @@ fn layout_referrers_are_index_json_entries_that_tools_read_and_verify_checks() {
         .collect();
     assert_eq!(kinds, ["https://shipit.dev/verification/v1"; 2], "{report}");
 }
+
+/// Every statement attached in the OCI layout at `oci`, unsigned: (subject digest, statement).
+fn layout_statements(oci: &Path) -> Vec<(String, serde_json::Value)> {
+    let layout = Layout::open(oci).unwrap();
+    let index_json = json(&oci.join("index.json"));
+    index_json["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("artifactType").is_some())
+        .map(|m| {
+            let desc: Descriptor = serde_json::from_value(m.clone()).unwrap();
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&layout.read_blob(&desc, 1 << 20).unwrap()).unwrap();
+            let layer: Descriptor = serde_json::from_value(manifest["layers"][0].clone()).unwrap();
+            let statement: serde_json::Value =
+                serde_json::from_slice(&layout.read_blob(&layer, 16 << 20).unwrap()).unwrap();
+            (
+                manifest["subject"]["digest"].as_str().unwrap().to_string(),
+                statement,
+            )
+        })
+        .collect()
+}
+
+/// The gnu arm64 image on an `oci:` base, verified under QEMU: its verification attestation
+/// records the QEMU CPU (the strict one, cortex-a53), the glibc floor and the highest
+/// `GLIBC_x.y` the binary and its libraries need (as `readelf` would find it: a real version),
+/// and every check the verify stage ran with its result; its provenance lists the base image by
+/// name with the manifest digest of the base's arm64 image, and rustc and cargo with versions.
+#[test]
+fn verification_and_provenance_record_glibc_cpu_checks_base_digest_and_toolchain() {
+    let p = pipeline(None)
+        .replace("base: \"deb:bookworm\"", "base: \"oci:base/bookworm\"")
+        .replace(
+            "  packages: [ca-certificates]   # added to the deb:bookworm base, with their dependencies\n",
+            "",
+        );
+    assert!(p.contains("oci:base/bookworm"), "{p}");
+    let tmp = example_copy(Some(&p));
+    let gnu_arm64 = ["--variant", "gnu", "--platform", "linux/arm64"];
+    run_ok(
+        shipit(tmp.path())
+            .args(["package", "-q"])
+            .args(gnu_arm64)
+            .env("SOURCE_DATE_EPOCH", EPOCH),
+    );
+    let out = shipit(tmp.path())
+        .arg("publish")
+        .args(gnu_arm64)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = json(&tmp.path().join("dist/release.json"));
+    let manifest = report["images"][0]["platforms"][0]["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let statements = layout_statements(&tmp.path().join("dist/oci"));
+    let about = |predicate: &str| -> serde_json::Value {
+        statements
+            .iter()
+            .find(|(s, st)| *s == manifest && st["predicateType"] == predicate)
+            .unwrap_or_else(|| panic!("no {predicate} about {manifest}"))
+            .1["predicate"]
+            .clone()
+    };
+
+    let v = about("https://shipit.dev/verification/v1");
+    assert_eq!(v["platform"], "linux/arm64", "{v}");
+    assert_eq!(v["emulator"]["cpu"], "cortex-a53", "{v}");
+    assert_eq!(v["emulator"]["binary"], "qemu-aarch64-static", "{v}");
+    assert_eq!(v["glibc"]["floor"], "2.31", "{v}");
+    let required = v["glibc"]["required"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    let re = regex::Regex::new(r"^2\.\d+$").unwrap();
+    assert!(re.is_match(required), "{required}");
+    let (major, minor) = required.split_once('.').unwrap();
+    assert!(
+        (major, minor.parse::<u32>().unwrap()) >= ("2", 17),
+        "{required}"
+    );
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["result"], "passed", "{c}");
+            assert!(c["kind"].is_string() && c["durationMs"].is_u64(), "{c}");
+            c["name"].as_str().unwrap()
+        })
+        .collect();
+    for want in [
+        "platform",
+        "user",
+        "elf",
+        "interpreter",
+        "libraries",
+        "glibc",
+        "version",
+        "serves",
+    ] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+    assert_eq!(v["result"], "passed");
+
+    let prov = about("https://slsa.dev/provenance/v1");
+    let deps = prov["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let base_layout = Layout::open(&tmp.path().join("base/bookworm")).unwrap();
+    let want_base = base_layout
+        .select_platform(
+            None,
+            &shipit::oci::index::Platform::new("linux", "arm64", Some("v8")),
+        )
+        .or_else(|_| {
+            base_layout.select_platform(
+                None,
+                &shipit::oci::index::Platform::new("linux", "arm64", None),
+            )
+        })
+        .unwrap()
+        .descriptor
+        .digest;
+    let base = deps
+        .iter()
+        .find(|d| d["name"] == "base linux/arm64")
+        .unwrap_or_else(|| panic!("{prov}"));
+    assert_eq!(base["uri"], "oci:base/bookworm", "{base}");
+    assert_eq!(base["digest"]["sha256"], want_base.hex(), "{base}");
+    for tool in ["rustc", "cargo"] {
+        let t = deps
+            .iter()
+            .find(|d| d["name"] == tool)
+            .unwrap_or_else(|| panic!("no {tool} in {prov}"));
+        assert!(
+            t["uri"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("pkg:generic/{tool}@1.")),
+            "{t}"
+        );
+    }
+    // The index's provenance lists the same base.
+    let index = report["images"][0]["index_digest"].as_str().unwrap();
+    let on_index = statements
+        .iter()
+        .find(|(s, _)| s == index)
+        .map(|(_, st)| st["predicate"]["buildDefinition"]["resolvedDependencies"].clone())
+        .unwrap();
+    assert!(
+        on_index
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["digest"]["sha256"] == want_base.hex()),
+        "{on_index}"
+    );
+}
