@@ -129,13 +129,13 @@ pub fn describe(cfg: &Config, plan: &Plan) -> Vec<String> {
     out
 }
 
-/// A statement to attach, and to what.
+/// A sealed statement to attach, and to what.
 struct Planned {
     subject: Descriptor,
     subject_kind: &'static str,
     platform: Option<String>,
     variant: String,
-    statement: Statement,
+    sealed: Sealed,
 }
 
 /// Gathers the SBOMs' inputs on a thread of its own, so that `cargo metadata` (whose runs wait
@@ -179,27 +179,64 @@ pub fn run(
         p.0.join()
             .unwrap_or_else(|_| Err(Error::stage("attach: the SBOM thread panicked")))
     });
-    let planned = statements(s, packaged, verified, prefetched)?;
+    let inputs = Inputs::gather(s, packaged, prefetched)?;
+    let mut planned = Vec::new();
+    for img in &packaged.images {
+        for p in &img.platforms {
+            for statement in inputs.platform(img, p, verified)? {
+                planned.push(Planned {
+                    subject: p.manifest.clone(),
+                    subject_kind: "manifest",
+                    platform: Some(p.platform.clone()),
+                    variant: img.variant.to_string(),
+                    sealed: bundle::seal(&statement, key.as_ref()),
+                });
+            }
+        }
+        if a.provenance {
+            let resolved = inputs.resolved(img, img.platforms.iter());
+            let statement = inputs.index(img, resolved);
+            planned.push(Planned {
+                subject: img.index.clone(),
+                subject_kind: "index",
+                platform: None,
+                variant: img.variant.to_string(),
+                sealed: bundle::seal(&statement, key.as_ref()),
+            });
+        }
+    }
+    attach_planned(s, planned, &pushed.to, &pushed.target, &inputs.layout, ui)
+}
+
+/// Writes each planned referrer's blobs into `source` (the layout pushes read from), then
+/// attaches it to `to`: into the layout's `index.json`, or pushed to the registry and listed by
+/// the referrers API or the fallback tag (merged once for all at the end).
+fn attach_planned(
+    s: &Session,
+    planned: Vec<Planned>,
+    to: &PushedTo,
+    target: &str,
+    source: &Layout,
+    ui: &Ui,
+) -> Result<Attached> {
     let created = s.plan.source_date_epoch.max(0) as u64;
-    let source = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
     let mut out = Attached::default();
     // Subject → the entries its fallback tag must list (registries without the referrers API).
     let mut fallback: Vec<(Digest, Vec<Descriptor>)> = Vec::new();
     for p in planned {
         s.opts.cancel.check()?;
-        let sealed = bundle::seal(&p.statement, key.as_ref());
-        let r = referrer::for_sealed(&p.subject, &sealed, created);
-        // The packaged layout holds every blob that is pushed, attachments too.
-        write_blobs(&source, &r)?;
-        let listed_by = match &pushed.to {
+        let r = referrer::for_sealed(&p.subject, &p.sealed, created);
+        // The source layout holds every blob that is pushed, attachments too.
+        write_blobs(source, &r)?;
+        let listed_by = match to {
             PushedTo::Layout(to) => {
                 write_blobs(to, &r)?;
                 to.add_referrer(&r.descriptor)
-                    .map_err(|e| Error::stage(format!("attach to {}: {e}", pushed.target)))?;
+                    .map_err(|e| Error::stage(format!("attach to {target}: {e}")))?;
                 ListedBy::Layout
             }
             PushedTo::Registry(client) => {
-                let listed_by = push(client, &source, &p.subject.digest, &r)?;
+                let listed_by = push(client, source, &p.subject.digest, &r)?;
                 if listed_by == ListedBy::FallbackTag {
                     match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
                         Some((_, entries)) => entries.push(r.descriptor.clone()),
@@ -214,12 +251,12 @@ pub fn run(
         ui.verbose(format!(
             "  {} {} → {} ({listed_by:?})",
             p.platform.as_deref().unwrap_or(&p.variant),
-            sealed.predicate_type,
+            p.sealed.predicate_type,
             r.descriptor.digest.short()
         ));
-        out.attachments.push(record(&p, &sealed, &r, listed_by));
+        out.attachments.push(record(&p, &p.sealed, &r, listed_by));
     }
-    if let PushedTo::Registry(client) = &pushed.to {
+    if let PushedTo::Registry(client) = to {
         merge_fallback(client, &fallback)?;
     }
     let signed = out.attachments.iter().filter(|a| a.signed).count();
@@ -228,6 +265,209 @@ pub fn run(
         out.attachments.len()
     ));
     Ok(out)
+}
+
+/// A sealed per-platform statement carried from a `--split` job to `--merge` in the fragment:
+/// made and signed where the platform was built and verified, attached by the merge.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Carried {
+    pub predicate_type: String,
+    /// The referrer's `artifactType`: a Sigstore bundle or a bare in-toto statement.
+    pub media_type: String,
+    pub signed: bool,
+    /// The sealed bytes, base64 (byte-exact: a bundle's signature covers its payload).
+    pub bytes: String,
+}
+
+/// What a `--split` job attests about its platforms, gathered once for the job (`None` when
+/// `attest:` turns everything off).
+pub struct SplitAttest<'s> {
+    inputs: Inputs<'s>,
+    key: Option<SigningKey>,
+}
+
+impl<'s> SplitAttest<'s> {
+    pub fn prepare(s: &'s Session, packaged: &Packaged) -> Result<Option<SplitAttest<'s>>> {
+        if !s.config.attest.any() {
+            return Ok(None);
+        }
+        Ok(Some(SplitAttest {
+            key: SigningKey::from_env()?,
+            inputs: Inputs::gather(s, packaged, None)?,
+        }))
+    }
+
+    /// The sealed statements of one platform image that passed verification in this job.
+    pub fn carry(
+        &self,
+        img: &PackagedImage,
+        p: &PackagedPlatform,
+        verified: &verify::Report,
+    ) -> Result<Vec<Carried>> {
+        use base64::Engine as _;
+        Ok(self
+            .inputs
+            .platform(img, p, verified)?
+            .iter()
+            .map(|st| {
+                let sealed = bundle::seal(st, self.key.as_ref());
+                Carried {
+                    predicate_type: sealed.predicate_type,
+                    media_type: sealed.media_type.to_string(),
+                    signed: sealed.signed,
+                    bytes: base64::engine::general_purpose::STANDARD.encode(&sealed.bytes),
+                }
+            })
+            .collect())
+    }
+}
+
+/// One platform image of a merge: its manifest (in the registry) and what its job carried.
+pub struct MergedPlatform<'f> {
+    pub platform: String,
+    pub target: String,
+    pub manifest: Descriptor,
+    pub carried: &'f [Carried],
+}
+
+/// `--merge`'s attach step, after the indexes are pushed and before any tag moves: each
+/// platform's carried statements (checked: each names exactly its manifest as subject, and with
+/// `SHIPIT_SIGNING_KEY` set, a signed one verifies against its public key), then each index's
+/// provenance, made here (its resolved dependencies are the union of its platforms'), all
+/// attached as referrers in the registry as a one-shot release attaches them.
+pub fn merge(
+    s: &Session,
+    client: &Arc<RegistryClient>,
+    images: &[(crate::platform::Libc, Descriptor, Vec<MergedPlatform<'_>>)],
+    ui: &Ui,
+) -> Result<Attached> {
+    use base64::Engine as _;
+    let a = s.config.attest;
+    if !a.any() {
+        ui.info("attest: every statement is off; nothing attached");
+        return Ok(Attached::default());
+    }
+    let key = SigningKey::from_env()?;
+    let public = key.as_ref().map(|k| k.public_key());
+    let target = client.repository().to_string();
+    ui.step(format!(
+        "attach to {target} ({})",
+        if key.is_some() { "signed" } else { "unsigned" }
+    ));
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::env(format!("a temporary directory: {e}")))?;
+    let source = Layout::create(scratch.path()).map_err(|e| Error::stage(format!("{e}")))?;
+    let config_digest = config_digest(s)?;
+    let mut planned = Vec::new();
+    for (variant, index, platforms) in images {
+        let planned_img = s
+            .plan
+            .images
+            .iter()
+            .find(|i| i.variant == *variant)
+            .ok_or_else(|| Error::stage(format!("attach: no planned {variant} image")))?;
+        let mut resolved = Resolved::default();
+        for p in platforms {
+            if p.carried.is_empty() {
+                return Err(Error::stage(format!(
+                    "{} ({variant}): its fragment carries no attestations (its job ran with every `attest:` statement off, or an older shipit); no tag was moved",
+                    p.platform
+                )));
+            }
+            for c in p.carried {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&c.bytes)
+                    .map_err(|e| {
+                        Error::stage(format!(
+                            "{} ({variant}): a carried statement is not base64: {e}",
+                            p.platform
+                        ))
+                    })?;
+                let media_type = match c.media_type.as_str() {
+                    bundle::BUNDLE_MEDIA_TYPE => bundle::BUNDLE_MEDIA_TYPE,
+                    bundle::STATEMENT_MEDIA_TYPE => bundle::STATEMENT_MEDIA_TYPE,
+                    other => {
+                        return Err(Error::stage(format!(
+                            "{} ({variant}): a carried statement of type {other:?}; no tag was moved",
+                            p.platform
+                        )));
+                    }
+                };
+                let check_key = public.filter(|_| c.signed);
+                let opened = bundle::open(media_type, &bytes, check_key).map_err(|e| {
+                    Error::stage(format!(
+                        "{} ({variant}): its job's {} statement: {e}; no tag was moved",
+                        p.platform, c.predicate_type
+                    ))
+                })?;
+                let statement: serde_json::Value = serde_json::from_slice(&opened.statement)
+                    .map_err(|e| Error::stage(format!("attach: {e}")))?;
+                let subjects = statement["subject"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let names_it = subjects.len() == 1
+                    && subjects[0]["digest"]["sha256"] == p.manifest.digest.hex();
+                if !names_it || opened.predicate_type != c.predicate_type {
+                    return Err(Error::stage(format!(
+                        "{} ({variant}): its job's {} statement is not about {}; no tag was moved",
+                        p.platform, c.predicate_type, p.manifest.digest
+                    )));
+                }
+                if opened.predicate_type == provenance::PREDICATE_TYPE {
+                    resolved.add_from(&statement);
+                }
+                planned.push(Planned {
+                    subject: p.manifest.clone(),
+                    subject_kind: "manifest",
+                    platform: Some(p.platform.clone()),
+                    variant: variant.to_string(),
+                    sealed: Sealed {
+                        media_type,
+                        bytes,
+                        predicate_type: opened.predicate_type,
+                        signed: c.signed,
+                    },
+                });
+            }
+        }
+        if a.provenance {
+            let img = PackagedImage {
+                variant: *variant,
+                repository: planned_img.repository.clone(),
+                tags: planned_img.tags.clone(),
+                staging_ref: String::new(),
+                index: index.clone(),
+                platforms: platforms
+                    .iter()
+                    .map(|p| PackagedPlatform {
+                        platform: p.platform.clone(),
+                        target: p.target.clone(),
+                        staging_ref: String::new(),
+                        manifest: p.manifest.clone(),
+                        compressed_size: 0,
+                        deb_base: None,
+                    })
+                    .collect(),
+            };
+            let statement = index_statement(s, &img, &config_digest, resolved);
+            planned.push(Planned {
+                subject: index.clone(),
+                subject_kind: "index",
+                platform: None,
+                variant: variant.to_string(),
+                sealed: bundle::seal(&statement, key.as_ref()),
+            });
+        }
+    }
+    attach_planned(
+        s,
+        planned,
+        &PushedTo::Registry(client.clone()),
+        &target,
+        &source,
+        ui,
+    )
 }
 
 fn record(p: &Planned, sealed: &Sealed, r: &ReferrerManifest, listed_by: ListedBy) -> Attachment {
@@ -391,156 +631,187 @@ fn read_fallback(client: &Arc<RegistryClient>, tag: &str) -> Result<Option<Index
     .transpose()
 }
 
-/// Every statement of the release, platform images first (in package order), then indexes.
-fn statements(
-    s: &Session,
-    packaged: &Packaged,
-    verified: &verify::Report,
-    prefetched: Option<Result<SbomInputs>>,
-) -> Result<Vec<Planned>> {
-    let a = s.config.attest;
-    let plan = &s.plan;
-    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
-    let inputs = if let Some(p) = prefetched {
-        p?
-    } else if a.sbom {
-        sbom_inputs(s, packaged, &layout)?
-    } else {
-        SbomInputs {
-            graphs: HashMap::new(),
-            debs: HashMap::new(),
-        }
-    };
-    let config_digest = Digest::of(
-        &std::fs::read(&s.config.file)
-            .map_err(|e| Error::stage(format!("{}: {e}", s.config.file.display())))?,
-    );
-    let tools = Toolchain::probe(plan, &s.opts.cancel);
-    let created = plan.source_date_epoch.max(0) as u64;
-    let mut out = Vec::new();
-    for img in &packaged.images {
-        for p in &img.platforms {
-            let report = verified
-                .platforms
-                .iter()
-                .find(|r| r.digest == p.manifest.digest.as_str() && r.passed)
-                .ok_or_else(|| {
-                    Error::stage(format!(
-                        "attach: {} ({}) {} did not pass verification in this run; nothing is attested and no tag moved",
-                        p.platform, img.variant, p.manifest.digest
-                    ))
-                })?;
-            let pp = plan_platform(plan, img, p);
-            let bases: Vec<Resource> = base_resource(plan, &layout, img, p).into_iter().collect();
-            let toolchain = tools.for_platforms(pp.into_iter());
-            let subject = Subject {
-                name: img.repository.clone(),
-                digest: p.manifest.digest.clone(),
+/// What every statement of a release (or a split job) is made from, gathered once: the packaged
+/// layout, the SBOM inputs, the pipeline config's digest and the toolchain's versions.
+struct Inputs<'s> {
+    s: &'s Session,
+    layout: Layout,
+    sbom: SbomInputs,
+    config_digest: Digest,
+    tools: Toolchain,
+}
+
+impl<'s> Inputs<'s> {
+    fn gather(
+        s: &'s Session,
+        packaged: &Packaged,
+        prefetched: Option<Result<SbomInputs>>,
+    ) -> Result<Inputs<'s>> {
+        let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+        // The toolchain probes run while the SBOM inputs are read.
+        let (sbom, tools) = std::thread::scope(|sc| {
+            let tools = sc.spawn(|| Toolchain::probe(&s.plan, &s.opts.cancel));
+            let sbom = match prefetched {
+                Some(p) => p,
+                None if s.config.attest.sbom => sbom_inputs(s, packaged, &layout),
+                None => Ok(SbomInputs {
+                    graphs: HashMap::new(),
+                    debs: HashMap::new(),
+                }),
             };
-            let mut add = |statement: Statement| {
-                out.push(Planned {
-                    subject: p.manifest.clone(),
-                    subject_kind: "manifest",
-                    platform: Some(p.platform.clone()),
-                    variant: img.variant.to_string(),
-                    statement,
-                })
-            };
-            if a.sbom {
-                let graph = inputs.graphs.get(&p.target).cloned().ok_or_else(|| {
+            (sbom, tools.join())
+        });
+        Ok(Inputs {
+            s,
+            sbom: sbom?,
+            tools: tools.map_err(|_| Error::stage("attach: the toolchain probe panicked"))?,
+            config_digest: config_digest(s)?,
+            layout,
+        })
+    }
+
+    /// The statements about one platform image `attest:` asks for (CycloneDX, SPDX,
+    /// provenance, verification); it must have passed verification in this run.
+    fn platform(
+        &self,
+        img: &PackagedImage,
+        p: &PackagedPlatform,
+        verified: &verify::Report,
+    ) -> Result<Vec<Statement>> {
+        let (s, a, plan) = (self.s, self.s.config.attest, &self.s.plan);
+        let created = plan.source_date_epoch.max(0) as u64;
+        let report = verified
+            .platforms
+            .iter()
+            .find(|r| r.digest == p.manifest.digest.as_str() && r.passed)
+            .ok_or_else(|| {
+                Error::stage(format!(
+                    "attach: {} ({}) {} did not pass verification in this run; nothing is attested and no tag moved",
+                    p.platform, img.variant, p.manifest.digest
+                ))
+            })?;
+        let pp = plan_platform(plan, img, p);
+        let subject = Subject {
+            name: img.repository.clone(),
+            digest: p.manifest.digest.clone(),
+        };
+        let mut out = Vec::new();
+        if a.sbom {
+            let graph =
+                self.sbom.graphs.get(&p.target).cloned().ok_or_else(|| {
                     Error::stage(format!("attach: no crate graph for {}", p.target))
                 })?;
-                let debs = inputs
-                    .debs
-                    .get(&p.manifest.digest)
-                    .cloned()
-                    .unwrap_or_default();
-                let doc = Sbom {
-                    image_name: img.repository.clone(),
-                    platform: p.platform.clone(),
-                    target: p.target.clone(),
-                    variant: img.variant.to_string(),
-                    features: plan.project.features.clone(),
-                    cargo: graph,
-                    debs,
-                    distro: sbom::DEFAULT_DISTRO.to_string(),
-                    created,
-                    tool_version: env!("CARGO_PKG_VERSION").to_string(),
-                };
-                for (predicate, bytes) in [
-                    (CYCLONEDX_PREDICATE, sbom::cyclonedx::render(&doc)),
-                    (SPDX_PREDICATE, sbom::spdx::render(&doc)),
-                ] {
-                    let document: serde_json::Value = serde_json::from_slice(&bytes)
-                        .map_err(|e| Error::stage(format!("attach: SBOM: {e}")))?;
-                    add(crate::attest::statement(
-                        std::slice::from_ref(&subject),
-                        predicate,
-                        document,
-                    ));
-                }
-            }
-            if a.provenance {
-                add(provenance::statement(&provenance_input(
-                    s,
-                    img,
-                    vec![subject.clone()],
-                    vec![p.platform.clone()],
-                    platform_internal(pp),
-                    &config_digest,
-                    Resolved { bases, toolchain },
-                )));
-            }
-            if a.verification {
-                add(verification::statement(&verification_input(
-                    s, img, p, pp, report, &subject, created,
-                )));
+            let debs = self
+                .sbom
+                .debs
+                .get(&p.manifest.digest)
+                .cloned()
+                .unwrap_or_default();
+            let doc = Sbom {
+                image_name: img.repository.clone(),
+                platform: p.platform.clone(),
+                target: p.target.clone(),
+                variant: img.variant.to_string(),
+                features: plan.project.features.clone(),
+                cargo: graph,
+                debs,
+                distro: sbom::DEFAULT_DISTRO.to_string(),
+                created,
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            for (predicate, bytes) in [
+                (CYCLONEDX_PREDICATE, sbom::cyclonedx::render(&doc)),
+                (SPDX_PREDICATE, sbom::spdx::render(&doc)),
+            ] {
+                let document: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::stage(format!("attach: SBOM: {e}")))?;
+                out.push(crate::attest::statement(
+                    std::slice::from_ref(&subject),
+                    predicate,
+                    document,
+                ));
             }
         }
         if a.provenance {
-            // The index's own statement: its subject is the index, and it lists the platform
-            // manifests it was assembled from.
-            let internal = BTreeMap::from([(
-                "manifests".to_string(),
-                json!(
-                    img.platforms
-                        .iter()
-                        .map(|p| json!({"platform": p.platform, "digest": p.manifest.digest.as_str()}))
-                        .collect::<Vec<_>>()
-                ),
-            )]);
-            let bases: Vec<Resource> = img
-                .platforms
-                .iter()
-                .filter_map(|p| base_resource(plan, &layout, img, p))
-                .collect();
-            let toolchain = tools.for_platforms(
-                img.platforms
-                    .iter()
-                    .filter_map(|p| plan_platform(plan, img, p)),
-            );
-            let statement = provenance::statement(&provenance_input(
+            out.push(provenance::statement(&provenance_input(
                 s,
                 img,
-                vec![Subject {
-                    name: img.repository.clone(),
-                    digest: img.index.digest.clone(),
-                }],
-                img.platforms.iter().map(|p| p.platform.clone()).collect(),
-                internal,
-                &config_digest,
-                Resolved { bases, toolchain },
-            ));
-            out.push(Planned {
-                subject: img.index.clone(),
-                subject_kind: "index",
-                platform: None,
-                variant: img.variant.to_string(),
-                statement,
-            });
+                vec![subject.clone()],
+                vec![p.platform.clone()],
+                platform_internal(pp),
+                &self.config_digest,
+                self.resolved(img, std::iter::once(p)),
+            )));
+        }
+        if a.verification {
+            out.push(verification::statement(&verification_input(
+                s, img, p, pp, report, &subject, created,
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The base images and tools that made `platforms` of `img`.
+    fn resolved<'p>(
+        &self,
+        img: &PackagedImage,
+        platforms: impl Iterator<Item = &'p PackagedPlatform>,
+    ) -> Resolved {
+        let plan = &self.s.plan;
+        let platforms: Vec<&PackagedPlatform> = platforms.collect();
+        Resolved {
+            bases: platforms
+                .iter()
+                .filter_map(|p| base_resource(plan, &self.layout, img, p))
+                .collect(),
+            toolchain: self
+                .tools
+                .for_platforms(platforms.iter().filter_map(|p| plan_platform(plan, img, p))),
         }
     }
-    Ok(out)
+
+    /// The provenance statement of `img`'s index.
+    fn index(&self, img: &PackagedImage, resolved: Resolved) -> Statement {
+        index_statement(self.s, img, &self.config_digest, resolved)
+    }
+}
+
+/// sha256 of the pipeline config file as read.
+fn config_digest(s: &Session) -> Result<Digest> {
+    Ok(Digest::of(&std::fs::read(&s.config.file).map_err(|e| {
+        Error::stage(format!("{}: {e}", s.config.file.display()))
+    })?))
+}
+
+/// An index's own provenance statement: its subject is the index, and it lists the platform
+/// manifests it was assembled from.
+fn index_statement(
+    s: &Session,
+    img: &PackagedImage,
+    config_digest: &Digest,
+    resolved: Resolved,
+) -> Statement {
+    let internal = BTreeMap::from([(
+        "manifests".to_string(),
+        json!(
+            img.platforms
+                .iter()
+                .map(|p| json!({"platform": p.platform, "digest": p.manifest.digest.as_str()}))
+                .collect::<Vec<_>>()
+        ),
+    )]);
+    provenance::statement(&provenance_input(
+        s,
+        img,
+        vec![Subject {
+            name: img.repository.clone(),
+            digest: img.index.digest.clone(),
+        }],
+        img.platforms.iter().map(|p| p.platform.clone()).collect(),
+        internal,
+        config_digest,
+        resolved,
+    ))
 }
 
 fn plan_platform<'p>(
@@ -568,11 +839,36 @@ fn platform_internal(pp: Option<&PlatformPlan>) -> BTreeMap<String, serde_json::
 }
 
 /// What a provenance statement lists as resolved dependencies besides the source.
+#[derive(Default)]
 struct Resolved {
     /// The base image of each platform ([`base_resource`]).
     bases: Vec<Resource>,
     /// The tools that built them ([`Toolchain::for_platforms`]).
     toolchain: Vec<Resource>,
+}
+
+impl Resolved {
+    /// Adds the bases and tools a platform's provenance statement lists (a merge's index
+    /// provenance lists what its platforms' jobs resolved), each once.
+    fn add_from(&mut self, statement: &serde_json::Value) {
+        let deps = &statement["predicate"]["buildDefinition"]["resolvedDependencies"];
+        for d in deps.as_array().into_iter().flatten() {
+            let Ok(r) = serde_json::from_value::<Resource>(d.clone()) else {
+                continue;
+            };
+            let name = r.name.clone().unwrap_or_default();
+            let list = if name.starts_with("base ") {
+                &mut self.bases
+            } else if r.digest.contains_key("gitCommit") && r.name.is_none() {
+                continue; // the source: every statement lists it itself
+            } else {
+                &mut self.toolchain
+            };
+            if !list.contains(&r) {
+                list.push(r);
+            }
+        }
+    }
 }
 
 /// The provenance of `subjects` of one image variant.

@@ -744,3 +744,190 @@ fn verification_and_provenance_record_glibc_cpu_checks_base_digest_and_toolchain
         "{on_index}"
     );
 }
+
+/// The example's pipeline for two musl platforms only (amd64, arm64), publishing to `registry`
+/// under `prefix/hello-server`.
+fn musl_two_platforms(registry_prefix: &str) -> String {
+    let p = pipeline(Some(registry_prefix))
+        .replace(
+            "platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6]",
+            "platforms: [linux/amd64, linux/arm64]",
+        )
+        .replace(
+            "  gnu:  { base: \"deb:bookworm\", platforms: [linux/amd64, linux/arm64, linux/arm/v7] }\n",
+            "",
+        )
+        .replace(
+            "  packages: [ca-certificates]   # added to the deb:bookworm base, with their dependencies\n",
+            "",
+        );
+    assert!(
+        !p.contains("gnu:") && !p.contains("packages:"),
+        "the example pipeline changed: this test needs a musl-only pipeline\n{p}"
+    );
+    p
+}
+
+/// `shipit -c CFG --out OUT ARGS…` in the shared example, signed with the test key.
+fn signed_run(dir: &Path, cfg: &str, out: &Path, args: &[&str]) -> Output {
+    shipit(dir)
+        .args(["-c", cfg, "--out", out.to_str().unwrap()])
+        .args(args)
+        .env("SHIPIT_SIGNING_KEY", private_key())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// What release.json says was attached, as comparable facts: (subject kind, platform, artifact
+/// type, predicate type, signed), sorted; and each attachment's subject is one of the release's
+/// platform manifests or its index.
+fn attached_facts(out: &Path) -> Vec<(String, String, String, String, bool)> {
+    let report = json(&out.join("release.json"));
+    let image = &report["images"][0];
+    let mut subjects: Vec<&str> = image["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["manifest_digest"].as_str().unwrap())
+        .collect();
+    subjects.push(image["index_digest"].as_str().unwrap());
+    let mut facts: Vec<_> = report["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert!(subjects.contains(&a["subject"].as_str().unwrap()), "{a}");
+            (
+                a["subject_kind"].as_str().unwrap().to_string(),
+                a["platform"].as_str().unwrap_or("-").to_string(),
+                a["artifact_type"].as_str().unwrap().to_string(),
+                a["predicate_type"].as_str().unwrap().to_string(),
+                a["signed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    facts.sort();
+    facts
+}
+
+/// `release --split` of two platforms and `--merge` attach what a one-shot `release` attaches:
+/// per platform manifest its CycloneDX, SPDX, provenance and verification statements (made and
+/// signed by the job that built and verified it, carried in its fragment), and the index's
+/// provenance (made by the merge), all signed, listed in the real registry's fallback tags, and
+/// `shipit verify --key` passes on the merged image. A fragment carrying another platform's
+/// statements is refused: exit 1, no tag moved.
+#[test]
+fn split_and_merge_attach_what_a_one_shot_release_attaches() {
+    let reg = TestRegistry::anonymous();
+    let host = reg.addr.to_string();
+    let dir = crate::support::fixture::example();
+    let (one_cfg, split_cfg) = ("pipeline-supply-oneshot.yaml", "pipeline-supply-split.yaml");
+    std::fs::write(
+        dir.join(one_cfg),
+        musl_two_platforms(&format!("{host}/oneshot")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(split_cfg),
+        musl_two_platforms(&format!("{host}/split")),
+    )
+    .unwrap();
+    let outs: Vec<PathBuf> = ["oneshot", "job0", "job1", "merge"]
+        .iter()
+        .map(|n| dir.join(format!("dist-supply-{n}")))
+        .collect();
+    for o in &outs {
+        let _ = std::fs::remove_dir_all(o);
+    }
+
+    let one = signed_run(dir, one_cfg, &outs[0], &["release"]);
+    assert!(one.status.success(), "one-shot: {}", text(&one));
+
+    let mut fragments = Vec::new();
+    for (i, platform) in ["linux/amd64", "linux/arm64"].iter().enumerate() {
+        let o = signed_run(
+            dir,
+            split_cfg,
+            &outs[1 + i],
+            &["release", "--split", "--platform", platform],
+        );
+        assert!(o.status.success(), "split {platform}: {}", text(&o));
+        let frag = std::fs::read_dir(outs[1 + i].join("fragments"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let f = json(&frag);
+        assert_eq!(f["attachments"].as_array().map(Vec::len), Some(4), "{f}");
+        fragments.push(frag);
+    }
+
+    // A fragment carrying the other platform's statements: refused, no tag.
+    let (mut a, b) = (json(&fragments[0]), json(&fragments[1]));
+    a["attachments"] = b["attachments"].clone();
+    let bad = tempfile::tempdir().unwrap();
+    let fa = bad.path().join("a.json");
+    std::fs::write(&fa, a.to_string()).unwrap();
+    let o = signed_run(
+        dir,
+        split_cfg,
+        &outs[3],
+        &[
+            "release",
+            "--merge",
+            fa.to_str().unwrap(),
+            fragments[1].to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not about"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        reg.count("PUT", "split/hello-server/manifests/0.3.1-musl"),
+        0,
+        "a tag moved on a refused merge"
+    );
+
+    let o = signed_run(
+        dir,
+        split_cfg,
+        &outs[3],
+        &[
+            "release",
+            "--merge",
+            fragments[0].to_str().unwrap(),
+            fragments[1].to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "merge: {}", text(&o));
+
+    let merged = attached_facts(&outs[3]);
+    assert_eq!(merged, attached_facts(&outs[0]), "split+merge vs one-shot");
+    assert_eq!(merged.len(), 2 * 4 + 1);
+    assert!(merged.iter().all(|f| f.2 == BUNDLE && f.4), "{merged:?}");
+
+    // The registry lists them (docker-registry: the fallback tag of each subject).
+    let report = json(&outs[3].join("release.json"));
+    for a in report["attachments"].as_array().unwrap() {
+        let hex = &a["subject"].as_str().unwrap()[7..];
+        let index = reg.skopeo_raw(&format!("split/hello-server:sha256-{hex}"));
+        let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+        assert!(
+            index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["digest"] == a["manifest_digest"]),
+            "{index}"
+        );
+    }
+    let image = format!("{host}/split/hello-server:0.3.1-musl");
+    let ok = verify_key(dir, &image, &public_key());
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert_no_unknown_platform(&reg.skopeo_raw("split/hello-server:0.3.1-musl"));
+}
