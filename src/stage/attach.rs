@@ -1168,9 +1168,18 @@ fn base_resource(
     })
 }
 
+/// The plan's linker of a platform when it is a gcc program (`aarch64-linux-gnu-gcc`), whose
+/// version `-dumpfullversion` prints; the other linkers are zig (probed as zig) or named by
+/// description (`rust-lld`, `zig cc (cargo-zigbuild)`, `cross's container toolchain`).
+fn gcc_linker(p: &PlatformPlan) -> Option<&str> {
+    p.linker
+        .as_deref()
+        .filter(|l| !l.contains(char::is_whitespace) && l.ends_with("gcc"))
+}
+
 /// The versions of the tools a release builds with, probed side by side once per attach:
 /// rustc (`rustc -vV`, with its commit), cargo (`cargo -V`), zig (`zig version`) when a platform
-/// builds with cargo-zigbuild, and each cross linker (`LINKER -dumpfullversion`) the plan uses.
+/// builds with cargo-zigbuild, and each cross gcc (`LINKER -dumpfullversion`) the plan uses.
 struct Toolchain {
     rustc: Option<Resource>,
     cargo: Option<Resource>,
@@ -1185,10 +1194,7 @@ impl Toolchain {
         let zig = platforms
             .iter()
             .any(|p| p.backend == crate::config::Backend::Zigbuild);
-        let mut linkers: Vec<&str> = platforms
-            .iter()
-            .filter_map(|p| p.linker.as_deref())
-            .collect();
+        let mut linkers: Vec<&str> = platforms.iter().filter_map(|p| gcc_linker(p)).collect();
         linkers.sort_unstable();
         linkers.dedup();
         let run =
@@ -1266,10 +1272,7 @@ impl Toolchain {
         {
             out.extend(self.zig.iter().cloned());
         }
-        let mut linkers: Vec<&str> = platforms
-            .iter()
-            .filter_map(|p| p.linker.as_deref())
-            .collect();
+        let mut linkers: Vec<&str> = platforms.iter().filter_map(|p| gcc_linker(p)).collect();
         linkers.sort_unstable();
         linkers.dedup();
         out.extend(linkers.iter().filter_map(|l| self.linkers.get(*l).cloned()));
