@@ -138,21 +138,52 @@ struct Planned {
     sealed: Sealed,
 }
 
-/// Gathers the SBOMs' inputs on a thread of its own, so that `cargo metadata` (whose runs wait
-/// for each other on cargo's package cache lock) overlaps verification; `run` takes the result.
+/// Gathers the SBOMs' inputs and the toolchain's versions on a thread of its own, so that
+/// `cargo metadata`, `rustc --print cfg` and the version probes overlap verification; `run`
+/// takes the result.
 pub fn prefetch(s: &Session, packaged: &Packaged) -> Option<Prefetched> {
-    if !s.config.attest.sbom {
+    if !s.config.attest.any() {
         return None;
     }
     let (s, packaged) = (s.clone(), packaged.clone());
     Some(Prefetched(std::thread::spawn(move || {
         let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
-        sbom_inputs(&s, &packaged, &layout)
+        gather_slow(&s, &packaged, &layout)
     })))
 }
 
-/// The SBOM inputs being gathered by [`prefetch`].
-pub struct Prefetched(std::thread::JoinHandle<Result<SbomInputs>>);
+/// What [`prefetch`] is gathering.
+pub struct Prefetched(std::thread::JoinHandle<Result<(SbomInputs, Toolchain)>>);
+
+/// The SBOM inputs (when `attest.sbom`) and the toolchain (when `attest.provenance`), side by
+/// side: the slow part of the inputs (processes, layer reads).
+fn gather_slow(
+    s: &Session,
+    packaged: &Packaged,
+    layout: &Layout,
+) -> Result<(SbomInputs, Toolchain)> {
+    let a = s.config.attest;
+    let (sbom, tools) = std::thread::scope(|sc| {
+        let tools = sc.spawn(|| {
+            if a.provenance {
+                Toolchain::probe(&s.plan, &s.opts.cancel)
+            } else {
+                Toolchain::default()
+            }
+        });
+        let sbom = if a.sbom {
+            sbom_inputs(s, packaged, layout)
+        } else {
+            Ok(SbomInputs {
+                graphs: HashMap::new(),
+                debs: HashMap::new(),
+            })
+        };
+        (sbom, tools.join())
+    });
+    let tools = tools.map_err(|_| Error::stage("attach: the toolchain probe panicked"))?;
+    Ok((sbom?, tools))
+}
 
 /// Makes, seals and attaches every statement `attest:` asks for (with the SBOM inputs of
 /// [`prefetch`], when it ran).
@@ -177,7 +208,7 @@ pub fn run(
     ));
     let prefetched = prefetched.map(|p| {
         p.0.join()
-            .unwrap_or_else(|_| Err(Error::stage("attach: the SBOM thread panicked")))
+            .unwrap_or_else(|_| Err(Error::stage("attach: the prefetch thread panicked")))
     });
     let inputs = Inputs::gather(s, packaged, prefetched)?;
     let mut planned = Vec::new();
@@ -208,9 +239,10 @@ pub fn run(
     attach_planned(s, planned, &pushed.to, &pushed.target, &inputs.layout, ui)
 }
 
-/// Writes each planned referrer's blobs into `source` (the layout pushes read from), then
-/// attaches it to `to`: into the layout's `index.json`, or pushed to the registry and listed by
-/// the referrers API or the fallback tag (merged once for all at the end).
+/// Attaches each planned referrer to `to`: its blobs written into the target layout and all
+/// listed in its `index.json` with one write at the end; or its blobs written into `source`
+/// (the layout pushes read from), pushed, and listed by the registry's referrers API or the
+/// fallback tag (merged once for all at the end).
 fn attach_planned(
     s: &Session,
     planned: Vec<Planned>,
@@ -223,19 +255,20 @@ fn attach_planned(
     let mut out = Attached::default();
     // Subject → the entries its fallback tag must list (registries without the referrers API).
     let mut fallback: Vec<(Digest, Vec<Descriptor>)> = Vec::new();
+    // Referrers of a layout target, listed in its index.json in one write at the end.
+    let mut listed = Vec::new();
     for p in planned {
         s.opts.cancel.check()?;
         let r = referrer::for_sealed(&p.subject, &p.sealed, created);
-        // The source layout holds every blob that is pushed, attachments too.
-        write_blobs(source, &r)?;
         let listed_by = match to {
             PushedTo::Layout(to) => {
                 write_blobs(to, &r)?;
-                to.add_referrer(&r.descriptor)
-                    .map_err(|e| Error::stage(format!("attach to {target}: {e}")))?;
+                listed.push(r.descriptor.clone());
                 ListedBy::Layout
             }
             PushedTo::Registry(client) => {
+                // Pushes read blobs from the source layout.
+                write_blobs(source, &r)?;
                 let listed_by = push(client, source, &p.subject.digest, &r)?;
                 if listed_by == ListedBy::FallbackTag {
                     match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
@@ -255,6 +288,10 @@ fn attach_planned(
             r.descriptor.digest.short()
         ));
         out.attachments.push(record(&p, &p.sealed, &r, listed_by));
+    }
+    if let PushedTo::Layout(to) = to {
+        to.add_referrers(&listed)
+            .map_err(|e| Error::stage(format!("attach to {target}: {e}")))?;
     }
     if let PushedTo::Registry(client) = to {
         merge_fallback(client, &fallback)?;
@@ -645,26 +682,17 @@ impl<'s> Inputs<'s> {
     fn gather(
         s: &'s Session,
         packaged: &Packaged,
-        prefetched: Option<Result<SbomInputs>>,
+        prefetched: Option<Result<(SbomInputs, Toolchain)>>,
     ) -> Result<Inputs<'s>> {
         let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
-        // The toolchain probes run while the SBOM inputs are read.
-        let (sbom, tools) = std::thread::scope(|sc| {
-            let tools = sc.spawn(|| Toolchain::probe(&s.plan, &s.opts.cancel));
-            let sbom = match prefetched {
-                Some(p) => p,
-                None if s.config.attest.sbom => sbom_inputs(s, packaged, &layout),
-                None => Ok(SbomInputs {
-                    graphs: HashMap::new(),
-                    debs: HashMap::new(),
-                }),
-            };
-            (sbom, tools.join())
-        });
+        let (sbom, tools) = match prefetched {
+            Some(p) => p?,
+            None => gather_slow(s, packaged, &layout)?,
+        };
         Ok(Inputs {
             s,
-            sbom: sbom?,
-            tools: tools.map_err(|_| Error::stage("attach: the toolchain probe panicked"))?,
+            sbom,
+            tools,
             config_digest: config_digest(s)?,
             layout,
         })
@@ -1180,7 +1208,8 @@ fn gcc_linker(p: &PlatformPlan) -> Option<&str> {
 /// The versions of the tools a release builds with, probed side by side once per attach:
 /// rustc (`rustc -vV`, with its commit), cargo (`cargo -V`), zig (`zig version`) when a platform
 /// builds with cargo-zigbuild, and each cross gcc (`LINKER -dumpfullversion`) the plan uses.
-struct Toolchain {
+#[derive(Default)]
+pub struct Toolchain {
     rustc: Option<Resource>,
     cargo: Option<Resource>,
     zig: Option<Resource>,
