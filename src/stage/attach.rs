@@ -14,6 +14,11 @@
 //!   our entry is listed (bounded), so concurrent writers lose nothing.
 //!
 //! A failure here fails the release before any tag moves. `attest:` turns kinds off.
+//!
+//! Split releases attach the same set: a `--split` job makes and seals its platforms'
+//! statements ([`SplitAttest`]) and carries them in its fragment ([`Carried`]); `--merge` checks
+//! them, makes each index's provenance and attaches everything ([`merge`]) after the indexes and
+//! before the tags.
 
 use super::package::{Packaged, PackagedImage, PackagedPlatform};
 use super::publish::{Pushed, PushedTo, interruptible};
