@@ -374,7 +374,7 @@ pub struct MergedPlatform<'f> {
 
 /// `--merge`'s attach step, after the indexes are pushed and before any tag moves: each
 /// platform's carried statements (checked: each names exactly its manifest as subject, and with
-/// `SHIPIT_SIGNING_KEY` set, a signed one verifies against its public key), then each index's
+/// `SHIPIT_SIGNING_KEY` set, each is signed and verifies against its public key), then each index's
 /// provenance, made here (its resolved dependencies are the union of its platforms'), all
 /// attached as referrers in the registry as a one-shot release attaches them.
 pub fn merge(
@@ -435,6 +435,12 @@ pub fn merge(
                         )));
                     }
                 };
+                if public.is_some() && !c.signed {
+                    return Err(Error::stage(format!(
+                        "{} ({variant}): its job's {} statement is unsigned but SHIPIT_SIGNING_KEY is set here: give the split jobs the key too; no tag was moved",
+                        p.platform, c.predicate_type
+                    )));
+                }
                 let check_key = public.filter(|_| c.signed);
                 let opened = bundle::open(media_type, &bytes, check_key).map_err(|e| {
                     Error::stage(format!(

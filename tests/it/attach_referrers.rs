@@ -816,7 +816,7 @@ fn attached_facts(out: &Path) -> Vec<(String, String, String, String, bool)> {
 /// signed by the job that built and verified it, carried in its fragment), and the index's
 /// provenance (made by the merge), all signed, listed in the real registry's fallback tags, and
 /// `shipit verify --key` passes on the merged image. A fragment carrying another platform's
-/// statements is refused: exit 1, no tag moved.
+/// statements, or unsigned ones when the merge has the key, is refused: exit 1, no tag moved.
 #[test]
 fn split_and_merge_attach_what_a_one_shot_release_attaches() {
     let reg = TestRegistry::anonymous();
@@ -891,6 +891,44 @@ fn split_and_merge_attach_what_a_one_shot_release_attaches() {
         reg.count("PUT", "split/hello-server/manifests/0.3.1-musl"),
         0,
         "a tag moved on a refused merge"
+    );
+
+    // A job without the key: its statements are unsigned, and a merge with the key refuses them.
+    let unsigned_out = dir.join("dist-supply-job0-unsigned");
+    let _ = std::fs::remove_dir_all(&unsigned_out);
+    let o = shipit(dir)
+        .args(["-c", split_cfg, "--out", unsigned_out.to_str().unwrap()])
+        .args(["release", "--split", "--platform", "linux/amd64"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "unsigned split: {}", text(&o));
+    let unsigned = std::fs::read_dir(unsigned_out.join("fragments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let o = signed_run(
+        dir,
+        split_cfg,
+        &outs[3],
+        &[
+            "release",
+            "--merge",
+            unsigned.to_str().unwrap(),
+            fragments[1].to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is unsigned"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        reg.count("PUT", "split/hello-server/manifests/0.3.1-musl"),
+        0
     );
 
     let o = signed_run(
