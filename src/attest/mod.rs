@@ -71,10 +71,27 @@ pub fn statement(
     }
 }
 
-/// Canonical JSON of a `serde_json::Value` (sorted keys, compact). A `Value` always serialises,
-/// so this cannot fail.
+/// Canonical JSON of a `serde_json::Value`: keys sorted at every level, compact, and strings
+/// escaped as RFC 8259 requires. Not the OLPC form of `oci::json::canonical`: that writes control
+/// characters raw inside strings (a check's multi-line detail), which strict parsers — serde_json,
+/// Python's `json`, Go's `encoding/json` — refuse, so the statement would not be readable.
 pub(crate) fn canonical_bytes(value: &serde_json::Value) -> Vec<u8> {
-    crate::oci::json::canonical(value).expect("a serde_json::Value always serialises")
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_vec(&sorted(value)).expect("a serde_json::Value always serialises")
 }
 
 /// RFC 3339 UTC seconds for an epoch (SOURCE_DATE_EPOCH or a clock reading).
@@ -101,5 +118,22 @@ mod tests {
         assert_eq!(v["subject"][0]["name"], "r/app");
         assert_eq!(v["subject"][0]["digest"]["sha256"], Digest::of(b"x").hex());
         assert_eq!(v["predicateType"], "https://example.com/p");
+    }
+
+    /// A check's detail with a newline and a tab: the statement is still JSON a strict parser
+    /// reads, with sorted keys.
+    #[test]
+    fn control_characters_are_escaped() {
+        let s = statement(
+            &[],
+            "p",
+            serde_json::json!({"z": 1, "detail": "HTTP/1.1 200 OK\r\n\tbody\u{1}"}),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&s.bytes).unwrap();
+        assert_eq!(v["predicate"]["detail"], "HTTP/1.1 200 OK\r\n\tbody\u{1}");
+        let text = String::from_utf8(s.bytes).unwrap();
+        assert!(text.contains(r#"\r\n\tbody\u0001"#), "{text}");
+        assert!(text.starts_with(r#"{"_type":"#), "{text}");
+        assert!(text.find(r#""detail""#) < text.find(r#""z""#), "{text}");
     }
 }

@@ -479,33 +479,47 @@ impl Layout {
     /// image-spec has OCI tools discover a subject's referrers in a layout. Never an entry of
     /// an image index. Listing the same manifest again changes nothing.
     pub fn add_referrer(&self, desc: &Descriptor) -> Result<(), LayoutError> {
-        if !self.has_blob(&desc.digest) {
-            return Err(LayoutError::MissingBlob {
-                digest: desc.digest.clone(),
-                layout: self.root.clone(),
-                why: "a referrer is listed only once its manifest is in the layout",
-            });
+        self.add_referrers(std::slice::from_ref(desc))
+    }
+
+    /// [`Layout::add_referrer`] for several, with one `index.json` write.
+    pub fn add_referrers(&self, descs: &[Descriptor]) -> Result<(), LayoutError> {
+        for desc in descs {
+            if !self.has_blob(&desc.digest) {
+                return Err(LayoutError::MissingBlob {
+                    digest: desc.digest.clone(),
+                    layout: self.root.clone(),
+                    why: "a referrer is listed only once its manifest is in the layout",
+                });
+            }
         }
         let _guard = INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let mut idx = self.index()?;
-        if idx
-            .manifests
-            .iter()
-            .any(|d| d.digest == desc.digest && d.annotation(REF_NAME).is_none())
-        {
+        let mut changed = false;
+        for desc in descs {
+            if idx
+                .manifests
+                .iter()
+                .any(|d| d.digest == desc.digest && d.annotation(REF_NAME).is_none())
+            {
+                continue;
+            }
+            let mut entry = desc.clone();
+            if let Some(a) = entry.annotations.as_mut() {
+                a.remove(REF_NAME);
+            }
+            // Untagged entries come first (see `tag`): after the other untagged ones.
+            let at = idx
+                .manifests
+                .iter()
+                .position(|d| d.annotation(REF_NAME).is_some())
+                .unwrap_or(idx.manifests.len());
+            idx.manifests.insert(at, entry);
+            changed = true;
+        }
+        if !changed {
             return Ok(());
         }
-        let mut entry = desc.clone();
-        if let Some(a) = entry.annotations.as_mut() {
-            a.remove(REF_NAME);
-        }
-        // Untagged entries come first (see `tag`): after the other untagged ones.
-        let at = idx
-            .manifests
-            .iter()
-            .position(|d| d.annotation(REF_NAME).is_some())
-            .unwrap_or(idx.manifests.len());
-        idx.manifests.insert(at, entry);
         if idx.media_type.is_none() {
             idx.media_type = Some(media::OCI_INDEX.to_string());
         }

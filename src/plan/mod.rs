@@ -147,6 +147,10 @@ pub struct ProjectPlan {
     /// Where the source lives: Cargo's `repository`, else the git remote (https, no
     /// credentials), else `https://github.com/$GITHUB_REPOSITORY`.
     pub source: Option<String>,
+    /// The run's dependency graph, read once when a stage first needs it (empty here: planning
+    /// stays pure); clones of the plan share it (`tools::cargo::graph_for_targets`).
+    #[serde(skip)]
+    pub graph: crate::tools::memo::GraphMemo,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -558,6 +562,7 @@ pub fn make(
             .repository
             .clone()
             .or_else(|| facts.git.source_url.clone()),
+        graph: Default::default(),
     };
     let entrypoint = cfg
         .image

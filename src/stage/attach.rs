@@ -14,6 +14,11 @@
 //!   our entry is listed (bounded), so concurrent writers lose nothing.
 //!
 //! A failure here fails the release before any tag moves. `attest:` turns kinds off.
+//!
+//! Split releases attach the same set: a `--split` job makes and seals its platforms'
+//! statements ([`SplitAttest`]) and carries them in its fragment ([`Carried`]); `--merge` checks
+//! them, makes each index's provenance and attaches everything ([`merge`]) after the indexes and
+//! before the tags.
 
 use super::package::{Packaged, PackagedImage, PackagedPlatform};
 use super::publish::{Pushed, PushedTo, interruptible};
@@ -129,30 +134,61 @@ pub fn describe(cfg: &Config, plan: &Plan) -> Vec<String> {
     out
 }
 
-/// A statement to attach, and to what.
+/// A sealed statement to attach, and to what.
 struct Planned {
     subject: Descriptor,
     subject_kind: &'static str,
     platform: Option<String>,
     variant: String,
-    statement: Statement,
+    sealed: Sealed,
 }
 
-/// Gathers the SBOMs' inputs on a thread of its own, so that `cargo metadata` (whose runs wait
-/// for each other on cargo's package cache lock) overlaps verification; `run` takes the result.
+/// Gathers the SBOMs' inputs and the toolchain's versions on a thread of its own, so that
+/// `cargo metadata`, `rustc --print cfg` and the version probes overlap verification; `run`
+/// takes the result.
 pub fn prefetch(s: &Session, packaged: &Packaged) -> Option<Prefetched> {
-    if !s.config.attest.sbom {
+    if !s.config.attest.any() {
         return None;
     }
     let (s, packaged) = (s.clone(), packaged.clone());
     Some(Prefetched(std::thread::spawn(move || {
         let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
-        sbom_inputs(&s, &packaged, &layout)
+        gather_slow(&s, &packaged, &layout)
     })))
 }
 
-/// The SBOM inputs being gathered by [`prefetch`].
-pub struct Prefetched(std::thread::JoinHandle<Result<SbomInputs>>);
+/// What [`prefetch`] is gathering.
+pub struct Prefetched(std::thread::JoinHandle<Result<(SbomInputs, Toolchain)>>);
+
+/// The SBOM inputs (when `attest.sbom`) and the toolchain (when `attest.provenance`), side by
+/// side: the slow part of the inputs (processes, layer reads).
+fn gather_slow(
+    s: &Session,
+    packaged: &Packaged,
+    layout: &Layout,
+) -> Result<(SbomInputs, Toolchain)> {
+    let a = s.config.attest;
+    let (sbom, tools) = std::thread::scope(|sc| {
+        let tools = sc.spawn(|| {
+            if a.provenance {
+                Toolchain::probe(&s.plan, &s.opts.cancel)
+            } else {
+                Toolchain::default()
+            }
+        });
+        let sbom = if a.sbom {
+            sbom_inputs(s, packaged, layout)
+        } else {
+            Ok(SbomInputs {
+                graphs: HashMap::new(),
+                debs: HashMap::new(),
+            })
+        };
+        (sbom, tools.join())
+    });
+    let tools = tools.map_err(|_| Error::stage("attach: the toolchain probe panicked"))?;
+    Ok((sbom?, tools))
+}
 
 /// Makes, seals and attaches every statement `attest:` asks for (with the SBOM inputs of
 /// [`prefetch`], when it ran).
@@ -177,29 +213,68 @@ pub fn run(
     ));
     let prefetched = prefetched.map(|p| {
         p.0.join()
-            .unwrap_or_else(|_| Err(Error::stage("attach: the SBOM thread panicked")))
+            .unwrap_or_else(|_| Err(Error::stage("attach: the prefetch thread panicked")))
     });
-    let planned = statements(s, packaged, verified, prefetched)?;
+    let inputs = Inputs::gather(s, packaged, prefetched)?;
+    let mut planned = Vec::new();
+    for img in &packaged.images {
+        for p in &img.platforms {
+            for statement in inputs.platform(img, p, verified)? {
+                planned.push(Planned {
+                    subject: p.manifest.clone(),
+                    subject_kind: "manifest",
+                    platform: Some(p.platform.clone()),
+                    variant: img.variant.to_string(),
+                    sealed: bundle::seal(&statement, key.as_ref()),
+                });
+            }
+        }
+        if a.provenance {
+            let resolved = inputs.resolved(img, img.platforms.iter());
+            let statement = inputs.index(img, resolved);
+            planned.push(Planned {
+                subject: img.index.clone(),
+                subject_kind: "index",
+                platform: None,
+                variant: img.variant.to_string(),
+                sealed: bundle::seal(&statement, key.as_ref()),
+            });
+        }
+    }
+    attach_planned(s, planned, &pushed.to, &pushed.target, &inputs.layout, ui)
+}
+
+/// Attaches each planned referrer to `to`: its blobs written into the target layout and all
+/// listed in its `index.json` with one write at the end; or its blobs written into `source`
+/// (the layout pushes read from), pushed, and listed by the registry's referrers API or the
+/// fallback tag (merged once for all at the end).
+fn attach_planned(
+    s: &Session,
+    planned: Vec<Planned>,
+    to: &PushedTo,
+    target: &str,
+    source: &Layout,
+    ui: &Ui,
+) -> Result<Attached> {
     let created = s.plan.source_date_epoch.max(0) as u64;
-    let source = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
     let mut out = Attached::default();
     // Subject → the entries its fallback tag must list (registries without the referrers API).
     let mut fallback: Vec<(Digest, Vec<Descriptor>)> = Vec::new();
+    // Referrers of a layout target, listed in its index.json in one write at the end.
+    let mut listed = Vec::new();
     for p in planned {
         s.opts.cancel.check()?;
-        let sealed = bundle::seal(&p.statement, key.as_ref());
-        let r = referrer::for_sealed(&p.subject, &sealed, created);
-        // The packaged layout holds every blob that is pushed, attachments too.
-        write_blobs(&source, &r)?;
-        let listed_by = match &pushed.to {
+        let r = referrer::for_sealed(&p.subject, &p.sealed, created);
+        let listed_by = match to {
             PushedTo::Layout(to) => {
                 write_blobs(to, &r)?;
-                to.add_referrer(&r.descriptor)
-                    .map_err(|e| Error::stage(format!("attach to {}: {e}", pushed.target)))?;
+                listed.push(r.descriptor.clone());
                 ListedBy::Layout
             }
             PushedTo::Registry(client) => {
-                let listed_by = push(client, &source, &p.subject.digest, &r)?;
+                // Pushes read blobs from the source layout.
+                write_blobs(source, &r)?;
+                let listed_by = push(client, source, &p.subject.digest, &r)?;
                 if listed_by == ListedBy::FallbackTag {
                     match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
                         Some((_, entries)) => entries.push(r.descriptor.clone()),
@@ -214,12 +289,16 @@ pub fn run(
         ui.verbose(format!(
             "  {} {} → {} ({listed_by:?})",
             p.platform.as_deref().unwrap_or(&p.variant),
-            sealed.predicate_type,
+            p.sealed.predicate_type,
             r.descriptor.digest.short()
         ));
-        out.attachments.push(record(&p, &sealed, &r, listed_by));
+        out.attachments.push(record(&p, &p.sealed, &r, listed_by));
     }
-    if let PushedTo::Registry(client) = &pushed.to {
+    if let PushedTo::Layout(to) = to {
+        to.add_referrers(&listed)
+            .map_err(|e| Error::stage(format!("attach to {target}: {e}")))?;
+    }
+    if let PushedTo::Registry(client) = to {
         merge_fallback(client, &fallback)?;
     }
     let signed = out.attachments.iter().filter(|a| a.signed).count();
@@ -228,6 +307,216 @@ pub fn run(
         out.attachments.len()
     ));
     Ok(out)
+}
+
+/// A sealed per-platform statement carried from a `--split` job to `--merge` in the fragment:
+/// made and signed where the platform was built and verified, attached by the merge.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Carried {
+    pub predicate_type: String,
+    /// The referrer's `artifactType`: a Sigstore bundle or a bare in-toto statement.
+    pub media_type: String,
+    pub signed: bool,
+    /// The sealed bytes, base64 (byte-exact: a bundle's signature covers its payload).
+    pub bytes: String,
+}
+
+/// What a `--split` job attests about its platforms, gathered once for the job (`None` when
+/// `attest:` turns everything off).
+pub struct SplitAttest<'s> {
+    inputs: Inputs<'s>,
+    key: Option<SigningKey>,
+}
+
+impl<'s> SplitAttest<'s> {
+    pub fn prepare(s: &'s Session, packaged: &Packaged) -> Result<Option<SplitAttest<'s>>> {
+        if !s.config.attest.any() {
+            return Ok(None);
+        }
+        Ok(Some(SplitAttest {
+            key: SigningKey::from_env()?,
+            inputs: Inputs::gather(s, packaged, None)?,
+        }))
+    }
+
+    /// The sealed statements of one platform image that passed verification in this job.
+    pub fn carry(
+        &self,
+        img: &PackagedImage,
+        p: &PackagedPlatform,
+        verified: &verify::Report,
+    ) -> Result<Vec<Carried>> {
+        use base64::Engine as _;
+        Ok(self
+            .inputs
+            .platform(img, p, verified)?
+            .iter()
+            .map(|st| {
+                let sealed = bundle::seal(st, self.key.as_ref());
+                Carried {
+                    predicate_type: sealed.predicate_type,
+                    media_type: sealed.media_type.to_string(),
+                    signed: sealed.signed,
+                    bytes: base64::engine::general_purpose::STANDARD.encode(&sealed.bytes),
+                }
+            })
+            .collect())
+    }
+}
+
+/// One platform image of a merge: its manifest (in the registry) and what its job carried.
+pub struct MergedPlatform<'f> {
+    pub platform: String,
+    pub target: String,
+    pub manifest: Descriptor,
+    pub carried: &'f [Carried],
+}
+
+/// `--merge`'s attach step, after the indexes are pushed and before any tag moves: each
+/// platform's carried statements (checked: each names exactly its manifest as subject, and with
+/// `SHIPIT_SIGNING_KEY` set, each is signed and verifies against its public key), then each index's
+/// provenance, made here (its resolved dependencies are the union of its platforms'), all
+/// attached as referrers in the registry as a one-shot release attaches them.
+pub fn merge(
+    s: &Session,
+    client: &Arc<RegistryClient>,
+    images: &[(crate::platform::Libc, Descriptor, Vec<MergedPlatform<'_>>)],
+    ui: &Ui,
+) -> Result<Attached> {
+    use base64::Engine as _;
+    let a = s.config.attest;
+    if !a.any() {
+        ui.info("attest: every statement is off; nothing attached");
+        return Ok(Attached::default());
+    }
+    let key = SigningKey::from_env()?;
+    let public = key.as_ref().map(|k| k.public_key());
+    let target = client.repository().to_string();
+    ui.step(format!(
+        "attach to {target} ({})",
+        if key.is_some() { "signed" } else { "unsigned" }
+    ));
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::env(format!("a temporary directory: {e}")))?;
+    let source = Layout::create(scratch.path()).map_err(|e| Error::stage(format!("{e}")))?;
+    let config_digest = config_digest(s)?;
+    let mut planned = Vec::new();
+    for (variant, index, platforms) in images {
+        let planned_img = s
+            .plan
+            .images
+            .iter()
+            .find(|i| i.variant == *variant)
+            .ok_or_else(|| Error::stage(format!("attach: no planned {variant} image")))?;
+        let mut resolved = Resolved::default();
+        for p in platforms {
+            if p.carried.is_empty() {
+                return Err(Error::stage(format!(
+                    "{} ({variant}): its fragment carries no attestations (its job ran with every `attest:` statement off, or an older shipit); no tag was moved",
+                    p.platform
+                )));
+            }
+            for c in p.carried {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&c.bytes)
+                    .map_err(|e| {
+                        Error::stage(format!(
+                            "{} ({variant}): a carried statement is not base64: {e}",
+                            p.platform
+                        ))
+                    })?;
+                let media_type = match c.media_type.as_str() {
+                    bundle::BUNDLE_MEDIA_TYPE => bundle::BUNDLE_MEDIA_TYPE,
+                    bundle::STATEMENT_MEDIA_TYPE => bundle::STATEMENT_MEDIA_TYPE,
+                    other => {
+                        return Err(Error::stage(format!(
+                            "{} ({variant}): a carried statement of type {other:?}; no tag was moved",
+                            p.platform
+                        )));
+                    }
+                };
+                if public.is_some() && !c.signed {
+                    return Err(Error::stage(format!(
+                        "{} ({variant}): its job's {} statement is unsigned but SHIPIT_SIGNING_KEY is set here: give the split jobs the key too; no tag was moved",
+                        p.platform, c.predicate_type
+                    )));
+                }
+                let check_key = public.filter(|_| c.signed);
+                let opened = bundle::open(media_type, &bytes, check_key).map_err(|e| {
+                    Error::stage(format!(
+                        "{} ({variant}): its job's {} statement: {e}; no tag was moved",
+                        p.platform, c.predicate_type
+                    ))
+                })?;
+                let statement: serde_json::Value = serde_json::from_slice(&opened.statement)
+                    .map_err(|e| Error::stage(format!("attach: {e}")))?;
+                let subjects = statement["subject"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let names_it = subjects.len() == 1
+                    && subjects[0]["digest"]["sha256"] == p.manifest.digest.hex();
+                if !names_it || opened.predicate_type != c.predicate_type {
+                    return Err(Error::stage(format!(
+                        "{} ({variant}): its job's {} statement is not about {}; no tag was moved",
+                        p.platform, c.predicate_type, p.manifest.digest
+                    )));
+                }
+                if opened.predicate_type == provenance::PREDICATE_TYPE {
+                    resolved.add_from(&statement);
+                }
+                planned.push(Planned {
+                    subject: p.manifest.clone(),
+                    subject_kind: "manifest",
+                    platform: Some(p.platform.clone()),
+                    variant: variant.to_string(),
+                    sealed: Sealed {
+                        media_type,
+                        bytes,
+                        predicate_type: opened.predicate_type,
+                        signed: c.signed,
+                    },
+                });
+            }
+        }
+        if a.provenance {
+            let img = PackagedImage {
+                variant: *variant,
+                repository: planned_img.repository.clone(),
+                tags: planned_img.tags.clone(),
+                staging_ref: String::new(),
+                index: index.clone(),
+                platforms: platforms
+                    .iter()
+                    .map(|p| PackagedPlatform {
+                        platform: p.platform.clone(),
+                        target: p.target.clone(),
+                        staging_ref: String::new(),
+                        manifest: p.manifest.clone(),
+                        compressed_size: 0,
+                        deb_base: None,
+                        base: None,
+                    })
+                    .collect(),
+            };
+            let statement = index_statement(s, &img, &config_digest, resolved);
+            planned.push(Planned {
+                subject: index.clone(),
+                subject_kind: "index",
+                platform: None,
+                variant: variant.to_string(),
+                sealed: bundle::seal(&statement, key.as_ref()),
+            });
+        }
+    }
+    attach_planned(
+        s,
+        planned,
+        &PushedTo::Registry(client.clone()),
+        &target,
+        &source,
+        ui,
+    )
 }
 
 fn record(p: &Planned, sealed: &Sealed, r: &ReferrerManifest, listed_by: ListedBy) -> Attachment {
@@ -391,144 +680,178 @@ fn read_fallback(client: &Arc<RegistryClient>, tag: &str) -> Result<Option<Index
     .transpose()
 }
 
-/// Every statement of the release, platform images first (in package order), then indexes.
-fn statements(
-    s: &Session,
-    packaged: &Packaged,
-    verified: &verify::Report,
-    prefetched: Option<Result<SbomInputs>>,
-) -> Result<Vec<Planned>> {
-    let a = s.config.attest;
-    let plan = &s.plan;
-    let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
-    let inputs = if let Some(p) = prefetched {
-        p?
-    } else if a.sbom {
-        sbom_inputs(s, packaged, &layout)?
-    } else {
-        SbomInputs {
-            graphs: HashMap::new(),
-            debs: HashMap::new(),
-        }
-    };
-    let config_digest = Digest::of(
-        &std::fs::read(&s.config.file)
-            .map_err(|e| Error::stage(format!("{}: {e}", s.config.file.display())))?,
-    );
-    let toolchain = toolchain(&s.opts.cancel);
-    let created = plan.source_date_epoch.max(0) as u64;
-    let mut out = Vec::new();
-    for img in &packaged.images {
-        for p in &img.platforms {
-            let report = verified
-                .platforms
-                .iter()
-                .find(|r| r.digest == p.manifest.digest.as_str() && r.passed)
-                .ok_or_else(|| {
-                    Error::stage(format!(
-                        "attach: {} ({}) {} did not pass verification in this run; nothing is attested and no tag moved",
-                        p.platform, img.variant, p.manifest.digest
-                    ))
-                })?;
-            let pp = plan_platform(plan, img, p);
-            let subject = Subject {
-                name: img.repository.clone(),
-                digest: p.manifest.digest.clone(),
-            };
-            let mut add = |statement: Statement| {
-                out.push(Planned {
-                    subject: p.manifest.clone(),
-                    subject_kind: "manifest",
-                    platform: Some(p.platform.clone()),
-                    variant: img.variant.to_string(),
-                    statement,
-                })
-            };
-            if a.sbom {
-                let graph = inputs.graphs.get(&p.target).cloned().ok_or_else(|| {
+/// What every statement of a release (or a split job) is made from, gathered once: the packaged
+/// layout, the SBOM inputs, the pipeline config's digest and the toolchain's versions.
+struct Inputs<'s> {
+    s: &'s Session,
+    layout: Layout,
+    sbom: SbomInputs,
+    config_digest: Digest,
+    tools: Toolchain,
+}
+
+impl<'s> Inputs<'s> {
+    fn gather(
+        s: &'s Session,
+        packaged: &Packaged,
+        prefetched: Option<Result<(SbomInputs, Toolchain)>>,
+    ) -> Result<Inputs<'s>> {
+        let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
+        let (sbom, tools) = match prefetched {
+            Some(p) => p?,
+            None => gather_slow(s, packaged, &layout)?,
+        };
+        Ok(Inputs {
+            s,
+            sbom,
+            tools,
+            config_digest: config_digest(s)?,
+            layout,
+        })
+    }
+
+    /// The statements about one platform image `attest:` asks for (CycloneDX, SPDX,
+    /// provenance, verification); it must have passed verification in this run.
+    fn platform(
+        &self,
+        img: &PackagedImage,
+        p: &PackagedPlatform,
+        verified: &verify::Report,
+    ) -> Result<Vec<Statement>> {
+        let (s, a, plan) = (self.s, self.s.config.attest, &self.s.plan);
+        let created = plan.source_date_epoch.max(0) as u64;
+        let report = verified
+            .platforms
+            .iter()
+            .find(|r| r.digest == p.manifest.digest.as_str() && r.passed)
+            .ok_or_else(|| {
+                Error::stage(format!(
+                    "attach: {} ({}) {} did not pass verification in this run; nothing is attested and no tag moved",
+                    p.platform, img.variant, p.manifest.digest
+                ))
+            })?;
+        let pp = plan_platform(plan, img, p);
+        let subject = Subject {
+            name: img.repository.clone(),
+            digest: p.manifest.digest.clone(),
+        };
+        let mut out = Vec::new();
+        if a.sbom {
+            let graph =
+                self.sbom.graphs.get(&p.target).cloned().ok_or_else(|| {
                     Error::stage(format!("attach: no crate graph for {}", p.target))
                 })?;
-                let debs = inputs
-                    .debs
-                    .get(&p.manifest.digest)
-                    .cloned()
-                    .unwrap_or_default();
-                let doc = Sbom {
-                    image_name: img.repository.clone(),
-                    platform: p.platform.clone(),
-                    target: p.target.clone(),
-                    variant: img.variant.to_string(),
-                    features: plan.project.features.clone(),
-                    cargo: graph,
-                    debs,
-                    distro: sbom::DEFAULT_DISTRO.to_string(),
-                    created,
-                    tool_version: env!("CARGO_PKG_VERSION").to_string(),
-                };
-                for (predicate, bytes) in [
-                    (CYCLONEDX_PREDICATE, sbom::cyclonedx::render(&doc)),
-                    (SPDX_PREDICATE, sbom::spdx::render(&doc)),
-                ] {
-                    let document: serde_json::Value = serde_json::from_slice(&bytes)
-                        .map_err(|e| Error::stage(format!("attach: SBOM: {e}")))?;
-                    add(crate::attest::statement(
-                        std::slice::from_ref(&subject),
-                        predicate,
-                        document,
-                    ));
-                }
-            }
-            if a.provenance {
-                add(provenance::statement(&provenance_input(
-                    s,
-                    img,
-                    vec![subject.clone()],
-                    vec![p.platform.clone()],
-                    platform_internal(pp),
-                    &config_digest,
-                    &toolchain,
-                )));
-            }
-            if a.verification {
-                add(verification::statement(&verification_input(
-                    s, img, p, pp, report, &subject, created,
-                )));
+            let debs = self
+                .sbom
+                .debs
+                .get(&p.manifest.digest)
+                .cloned()
+                .unwrap_or_default();
+            let doc = Sbom {
+                image_name: img.repository.clone(),
+                platform: p.platform.clone(),
+                target: p.target.clone(),
+                variant: img.variant.to_string(),
+                features: plan.project.features.clone(),
+                cargo: graph,
+                debs,
+                distro: sbom::DEFAULT_DISTRO.to_string(),
+                created,
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            for (predicate, bytes) in [
+                (CYCLONEDX_PREDICATE, sbom::cyclonedx::render(&doc)),
+                (SPDX_PREDICATE, sbom::spdx::render(&doc)),
+            ] {
+                let document: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::stage(format!("attach: SBOM: {e}")))?;
+                out.push(crate::attest::statement(
+                    std::slice::from_ref(&subject),
+                    predicate,
+                    document,
+                ));
             }
         }
         if a.provenance {
-            // The index's own statement: its subject is the index, and it lists the platform
-            // manifests it was assembled from.
-            let internal = BTreeMap::from([(
-                "manifests".to_string(),
-                json!(
-                    img.platforms
-                        .iter()
-                        .map(|p| json!({"platform": p.platform, "digest": p.manifest.digest.as_str()}))
-                        .collect::<Vec<_>>()
-                ),
-            )]);
-            let statement = provenance::statement(&provenance_input(
+            out.push(provenance::statement(&provenance_input(
                 s,
                 img,
-                vec![Subject {
-                    name: img.repository.clone(),
-                    digest: img.index.digest.clone(),
-                }],
-                img.platforms.iter().map(|p| p.platform.clone()).collect(),
-                internal,
-                &config_digest,
-                &toolchain,
-            ));
-            out.push(Planned {
-                subject: img.index.clone(),
-                subject_kind: "index",
-                platform: None,
-                variant: img.variant.to_string(),
-                statement,
-            });
+                vec![subject.clone()],
+                vec![p.platform.clone()],
+                platform_internal(pp),
+                &self.config_digest,
+                self.resolved(img, std::iter::once(p)),
+            )));
+        }
+        if a.verification {
+            out.push(verification::statement(&verification_input(
+                s, img, p, pp, report, &subject, created,
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The base images and tools that made `platforms` of `img`.
+    fn resolved<'p>(
+        &self,
+        img: &PackagedImage,
+        platforms: impl Iterator<Item = &'p PackagedPlatform>,
+    ) -> Resolved {
+        let plan = &self.s.plan;
+        let platforms: Vec<&PackagedPlatform> = platforms.collect();
+        Resolved {
+            bases: platforms
+                .iter()
+                .filter_map(|p| base_resource(plan, &self.layout, img, p))
+                .collect(),
+            toolchain: self
+                .tools
+                .for_platforms(platforms.iter().filter_map(|p| plan_platform(plan, img, p))),
         }
     }
-    Ok(out)
+
+    /// The provenance statement of `img`'s index.
+    fn index(&self, img: &PackagedImage, resolved: Resolved) -> Statement {
+        index_statement(self.s, img, &self.config_digest, resolved)
+    }
+}
+
+/// sha256 of the pipeline config file as read.
+fn config_digest(s: &Session) -> Result<Digest> {
+    Ok(Digest::of(&std::fs::read(&s.config.file).map_err(|e| {
+        Error::stage(format!("{}: {e}", s.config.file.display()))
+    })?))
+}
+
+/// An index's own provenance statement: its subject is the index, and it lists the platform
+/// manifests it was assembled from.
+fn index_statement(
+    s: &Session,
+    img: &PackagedImage,
+    config_digest: &Digest,
+    resolved: Resolved,
+) -> Statement {
+    let internal = BTreeMap::from([(
+        "manifests".to_string(),
+        json!(
+            img.platforms
+                .iter()
+                .map(|p| json!({"platform": p.platform, "digest": p.manifest.digest.as_str()}))
+                .collect::<Vec<_>>()
+        ),
+    )]);
+    provenance::statement(&provenance_input(
+        s,
+        img,
+        vec![Subject {
+            name: img.repository.clone(),
+            digest: img.index.digest.clone(),
+        }],
+        img.platforms.iter().map(|p| p.platform.clone()).collect(),
+        internal,
+        config_digest,
+        resolved,
+    ))
 }
 
 fn plan_platform<'p>(
@@ -555,6 +878,39 @@ fn platform_internal(pp: Option<&PlatformPlan>) -> BTreeMap<String, serde_json::
     ])
 }
 
+/// What a provenance statement lists as resolved dependencies besides the source.
+#[derive(Default)]
+struct Resolved {
+    /// The base image of each platform ([`base_resource`]).
+    bases: Vec<Resource>,
+    /// The tools that built them ([`Toolchain::for_platforms`]).
+    toolchain: Vec<Resource>,
+}
+
+impl Resolved {
+    /// Adds the bases and tools a platform's provenance statement lists (a merge's index
+    /// provenance lists what its platforms' jobs resolved), each once.
+    fn add_from(&mut self, statement: &serde_json::Value) {
+        let deps = &statement["predicate"]["buildDefinition"]["resolvedDependencies"];
+        for d in deps.as_array().into_iter().flatten() {
+            let Ok(r) = serde_json::from_value::<Resource>(d.clone()) else {
+                continue;
+            };
+            let name = r.name.clone().unwrap_or_default();
+            let list = if name.starts_with("base ") {
+                &mut self.bases
+            } else if r.digest.contains_key("gitCommit") && r.name.is_none() {
+                continue; // the source: every statement lists it itself
+            } else {
+                &mut self.toolchain
+            };
+            if !list.contains(&r) {
+                list.push(r);
+            }
+        }
+    }
+}
+
 /// The provenance of `subjects` of one image variant.
 fn provenance_input(
     s: &Session,
@@ -563,7 +919,7 @@ fn provenance_input(
     platforms: Vec<String>,
     mut internal: BTreeMap<String, serde_json::Value>,
     config_digest: &Digest,
-    toolchain: &[Resource],
+    resolved: Resolved,
 ) -> ProvenanceInput {
     let plan = &s.plan;
     if let Some(g) = s.config.build.glibc {
@@ -577,12 +933,6 @@ fn provenance_input(
         };
         Resource::git(&uri, rev)
     });
-    let base = plan
-        .images
-        .iter()
-        .find(|i| i.variant == img.variant)
-        .map(|i| i.base.clone())
-        .filter(|b| b != "scratch");
     let (builder_id, invocation_id) = match (
         github("GITHUB_SERVER_URL"),
         github("GITHUB_REPOSITORY"),
@@ -610,14 +960,8 @@ fn provenance_input(
         profile: plan.project.profile.clone(),
         internal,
         source,
-        base_images: base
-            .map(|b| Resource {
-                uri: Some(b),
-                ..Resource::default()
-            })
-            .into_iter()
-            .collect(),
-        toolchain: toolchain.to_vec(),
+        base_images: resolved.bases,
+        toolchain: resolved.toolchain,
         builder_id,
         builder_version: BTreeMap::from([(
             "shipit".to_string(),
@@ -662,7 +1006,7 @@ fn verification_input(
             cpu: pp.cpu.clone().unwrap_or_else(|| "max".into()),
         }),
         glibc_floor: s.config.build.glibc.map(|g| format!("{}.{}", g.0, g.1)),
-        glibc_required: None,
+        glibc_required: report.glibc_required.clone(),
         checks: report
             .checks
             .iter()
@@ -680,7 +1024,7 @@ fn verification_input(
 }
 
 /// What the SBOMs are made of, gathered side by side: the crate graph of each distinct target
-/// (one `cargo metadata --filter-platform` each) and the Debian packages of each platform image
+/// (cut from the run's one `cargo metadata`) and the Debian packages of each platform image
 /// on a base that is not scratch (its dpkg status, read from its layers).
 pub struct SbomInputs {
     graphs: HashMap<String, sbom::CargoGraph>,
@@ -709,47 +1053,31 @@ fn sbom_inputs(s: &Session, packaged: &Packaged, layout: &Layout) -> Result<Sbom
     let project = &s.plan.project;
     let cache = s.plan.out_dir.join("cache/dpkg-status");
     let cache = &cache;
-    type Graphs = Vec<(
-        String,
-        std::result::Result<sbom::CargoGraph, sbom::SbomError>,
-    )>;
+    let plan = &s.plan;
     type Debs = Vec<(Digest, Result<Vec<sbom::DebPackage>>)>;
-    let (graphs, debs): (Graphs, Debs) = std::thread::scope(|scope| {
-        let cargo: Vec<_> = targets
-            .iter()
-            .map(|t| {
-                scope.spawn(move || {
-                    let g = sbom::cargo_graph(
-                        &project.manifest,
-                        t,
-                        &project.features,
-                        &project.package,
-                        &s.opts.cancel,
-                    );
-                    (t.to_string(), g)
-                })
-            })
-            .collect();
+    let (graphs, debs): (std::result::Result<_, String>, Debs) = std::thread::scope(|scope| {
         let dpkg: Vec<_> = on_a_base
             .iter()
             .map(|m| scope.spawn(move || (m.digest.clone(), dpkg_packages(layout, m, cache))))
             .collect();
+        // One `cargo metadata` for every target (or none: the run read it already).
+        let graphs = crate::tools::cargo::graph_for_targets(project, &targets, &s.opts.cancel);
         (
-            cargo
-                .into_iter()
-                .map(|h| h.join().expect("a cargo metadata thread panicked"))
-                .collect(),
+            graphs,
             dpkg.into_iter()
                 .map(|h| h.join().expect("a dpkg status thread panicked"))
                 .collect(),
         )
     });
+    let graphs = graphs.map_err(|e| Error::stage(format!("attach: SBOM: {e}")))?;
     let mut out = SbomInputs {
         graphs: HashMap::new(),
         debs: HashMap::new(),
     };
-    for (t, r) in graphs {
-        out.graphs.insert(t, r?);
+    for (t, metadata) in graphs {
+        let g = sbom::from_metadata(&metadata, &plan.project.package)
+            .map_err(|e| Error::stage(format!("attach: SBOM for {t}: {e}")))?;
+        out.graphs.insert(t, g);
     }
     for (d, r) in debs {
         out.debs.insert(d, r?);
@@ -831,23 +1159,172 @@ fn layer_dpkg_status(layout: &Layout, layer: &Descriptor) -> Result<Option<Strin
     Ok(None)
 }
 
-/// rustc's version and commit (`rustc -vV`), for the provenance's resolved dependencies.
-fn toolchain(cancel: &crate::exec::Cancel) -> Vec<Resource> {
-    let cmd = crate::exec::Cmd::new("rustc", "read the Rust toolchain version").args(["-vV"]);
-    let Ok(out) = crate::exec::capture(&cmd, std::time::Duration::from_secs(30), cancel) else {
-        return Vec::new();
-    };
-    let field = |k: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .map(|v| v.trim().to_string())
-    };
-    match field("release:") {
-        Some(v) => vec![Resource::tool(
-            "rustc",
-            &v,
-            field("commit-hash:").filter(|c| c != "unknown").as_deref(),
-        )],
-        None => Vec::new(),
+/// The base image of one platform image, as a resolved dependency: `base linux/arm64`, the base
+/// as the pipeline names it, and the manifest digest of that platform's base image. The digest is
+/// what the package stage recorded in the manifest's `org.opencontainers.image.base.digest`
+/// annotation; without it (an older package), an `oci:` base's digest is read from its layout
+/// (the same platform selection the package stage made). `None` for scratch.
+fn base_resource(
+    plan: &Plan,
+    layout: &Layout,
+    img: &PackagedImage,
+    p: &PackagedPlatform,
+) -> Option<Resource> {
+    let planned = plan.images.iter().find(|i| i.variant == img.variant)?;
+    if matches!(planned.base_ref, crate::config::Base::Scratch) {
+        return None;
+    }
+    let annotations = layout
+        .read_blob(&p.manifest, 4 << 20)
+        .ok()
+        .and_then(|b| crate::oci::image::parse_manifest(&b).ok())
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    // What the package stage recorded (every non-scratch base, `deb:` ones included), else the
+    // manifest's standard annotation (registry and `oci:` bases), else the base layout itself.
+    let recorded = p
+        .base
+        .as_ref()
+        .and_then(|b| Digest::parse(&b.digest).ok())
+        .or_else(|| {
+            annotations
+                .get("org.opencontainers.image.base.digest")
+                .and_then(|d| Digest::parse(d).ok())
+        });
+    let digest = recorded.or_else(|| match &planned.base_ref {
+        crate::config::Base::Oci { path, tag } => {
+            let pp = plan_platform(plan, img, p)?;
+            Layout::open(path)
+                .ok()?
+                .select_platform(tag.as_deref(), &super::image_rules::oci_platform(pp))
+                .ok()
+                .map(|sel| sel.descriptor.digest)
+        }
+        _ => None,
+    });
+    let name = annotations
+        .get("org.opencontainers.image.base.name")
+        .cloned()
+        .unwrap_or_else(|| planned.base.clone());
+    Some(Resource {
+        name: Some(format!("base {}", p.platform)),
+        uri: Some(name),
+        digest: digest
+            .map(|d| BTreeMap::from([("sha256".to_string(), d.hex().to_string())]))
+            .unwrap_or_default(),
+        ..Resource::default()
+    })
+}
+
+/// The plan's linker of a platform when it is a gcc program (`aarch64-linux-gnu-gcc`), whose
+/// version `-dumpfullversion` prints; the other linkers are zig (probed as zig) or named by
+/// description (`rust-lld`, `zig cc (cargo-zigbuild)`, `cross's container toolchain`).
+fn gcc_linker(p: &PlatformPlan) -> Option<&str> {
+    p.linker
+        .as_deref()
+        .filter(|l| !l.contains(char::is_whitespace) && l.ends_with("gcc"))
+}
+
+/// The versions of the tools a release builds with, probed side by side once per attach:
+/// rustc (`rustc -vV`, with its commit), cargo (`cargo -V`), zig (`zig version`) when a platform
+/// builds with cargo-zigbuild, and each cross gcc (`LINKER -dumpfullversion`) the plan uses.
+#[derive(Default)]
+pub struct Toolchain {
+    rustc: Option<Resource>,
+    cargo: Option<Resource>,
+    zig: Option<Resource>,
+    linkers: BTreeMap<String, Resource>,
+}
+
+impl Toolchain {
+    fn probe(plan: &Plan, cancel: &crate::exec::Cancel) -> Toolchain {
+        use crate::exec::Cmd;
+        let platforms: Vec<&PlatformPlan> = plan.platforms().map(|(_, p)| p).collect();
+        let zig = platforms
+            .iter()
+            .any(|p| p.backend == crate::config::Backend::Zigbuild);
+        let mut linkers: Vec<&str> = platforms.iter().filter_map(|p| gcc_linker(p)).collect();
+        linkers.sort_unstable();
+        linkers.dedup();
+        let run =
+            |cmd: Cmd| crate::exec::capture(&cmd, std::time::Duration::from_secs(30), cancel).ok();
+        let first_version = |out: &str| {
+            out.split_whitespace()
+                .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+                .map(str::to_string)
+        };
+        std::thread::scope(|sc| {
+            let rustc = sc.spawn(|| {
+                let out = run(Cmd::new("rustc", "read the Rust toolchain version").args(["-vV"]))?;
+                let field = |k: &str| {
+                    out.lines()
+                        .find_map(|l| l.strip_prefix(k))
+                        .map(|v| v.trim().to_string())
+                };
+                let commit = field("commit-hash:").filter(|c| c != "unknown");
+                Some(Resource::tool(
+                    "rustc",
+                    &field("release:")?,
+                    commit.as_deref(),
+                ))
+            });
+            let cargo = sc.spawn(|| {
+                let out = run(Cmd::new("cargo", "read cargo's version").args(["-V"]))?;
+                Some(Resource::tool("cargo", &first_version(&out)?, None))
+            });
+            let zig = sc.spawn(move || {
+                if !zig {
+                    return None;
+                }
+                let out = run(Cmd::new("zig", "read zig's version").args(["version"]))?;
+                Some(Resource::tool("zig", &first_version(&out)?, None))
+            });
+            let linkers: Vec<_> = linkers
+                .iter()
+                .map(|l| {
+                    sc.spawn(move || {
+                        let out =
+                            run(Cmd::new(*l, "read the linker's version")
+                                .args(["-dumpfullversion"]))?;
+                        Some((l.to_string(), Resource::tool(l, out.trim(), None)))
+                    })
+                })
+                .collect();
+            Toolchain {
+                rustc: rustc.join().ok().flatten(),
+                cargo: cargo.join().ok().flatten(),
+                zig: zig.join().ok().flatten(),
+                linkers: linkers
+                    .into_iter()
+                    .filter_map(|h| h.join().ok().flatten())
+                    .collect(),
+            }
+        })
+    }
+
+    /// What built `platforms`: rustc and cargo, zig if one of them used cargo-zigbuild, and
+    /// their linkers.
+    fn for_platforms<'p>(
+        &self,
+        platforms: impl Iterator<Item = &'p PlatformPlan>,
+    ) -> Vec<Resource> {
+        let platforms: Vec<&PlatformPlan> = platforms.collect();
+        let mut out: Vec<Resource> = self
+            .rustc
+            .iter()
+            .chain(self.cargo.iter())
+            .cloned()
+            .collect();
+        if platforms
+            .iter()
+            .any(|p| p.backend == crate::config::Backend::Zigbuild)
+        {
+            out.extend(self.zig.iter().cloned());
+        }
+        let mut linkers: Vec<&str> = platforms.iter().filter_map(|p| gcc_linker(p)).collect();
+        linkers.sort_unstable();
+        linkers.dedup();
+        out.extend(linkers.iter().filter_map(|l| self.linkers.get(*l).cloned()));
+        out
     }
 }

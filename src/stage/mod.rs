@@ -143,7 +143,7 @@ fn skip_reason(mode: Mode, stage: Stage) -> Option<&'static str> {
             Some("one platform: build says what this machine lacks for it")
         }
         (Mode::Split, Stage::Attach) => Some(
-            "split jobs push by digest only; attestations are not attached in split releases yet",
+            "split jobs seal their platforms' statements into the fragment; --merge attaches them",
         ),
         (Mode::Split, Stage::Tag) => Some("the merge job moves the tags"),
         (Mode::Split, Stage::Report) => Some("the merge job writes release.json"),

@@ -2,8 +2,13 @@
 //! pushes one platform by digest (no index, no tag) and writes a small JSON fragment;
 //! `shipit release --merge FRAGMENTS...` checks that the fragments come from the same plan,
 //! passed, and cover exactly the planned platforms of each variant, that each manifest is in the
-//! registry, then pushes the indexes and moves the tags. A missing or failed fragment moves no tag.
-//! The index is the one a single-machine release would have made (same bytes, same digest).
+//! registry, then pushes the indexes, attaches the statements and moves the tags. A missing or
+//! failed fragment moves no tag. The index is the one a single-machine release would have made
+//! (same bytes, same digest). Attestations follow the same rule as a one-shot release: each
+//! platform's SBOMs, provenance and verification attestation are made and sealed (signed with
+//! `SHIPIT_SIGNING_KEY`) by the job that built and verified it, and carried in its fragment; the
+//! merge checks them, makes each index's provenance, and attaches all of them as referrers after
+//! the indexes and before the tags (blobs → manifests → indexes → referrers → tags).
 
 use super::{image_rules, package, publish, verify};
 use crate::config::{Config, PublishTo};
@@ -35,6 +40,10 @@ pub struct Fragment {
     /// The base image and this platform's base manifest digest (none on scratch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<super::image_rules::BaseImage>,
+    /// The platform's sealed statements, for the merge to attach (none when it failed or
+    /// `attest:` turns them off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::attach::Carried>,
 }
 
 fn need_registry(cfg: &Config, what: &str) -> Result<()> {
@@ -79,6 +88,11 @@ pub fn push_and_write_fragments(
         None
     };
     let layout = crate::oci::layout::Layout::open(&packaged.layout)?;
+    // Statements are made only when every platform of the job passed (then it pushes).
+    let attest = match &failed {
+        None => super::attach::SplitAttest::prepare(s, packaged)?,
+        Some(_) => None,
+    };
     for img in &packaged.images {
         // Only this job's platforms: dist/package.json may also list earlier runs' images.
         let planned = |p: &package::PackagedPlatform| {
@@ -101,6 +115,10 @@ pub fn push_and_write_fragments(
                     ui,
                 )?;
             }
+            let attachments = match (&attest, passed) {
+                (Some(a), true) => a.carry(img, p, verified)?,
+                _ => Vec::new(),
+            };
             let fragment = Fragment {
                 format: 1,
                 identity: plan.identity.clone(),
@@ -114,6 +132,7 @@ pub fn push_and_write_fragments(
                 passed,
                 checks: report.map(|r| r.checks.clone()).unwrap_or_default(),
                 base: p.base.clone(),
+                attachments,
             };
             let spec = crate::platform::Platform::parse(&p.platform)
                 .map(|s| s.slug())
@@ -312,6 +331,29 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
         )?;
         built.push((img, idx));
     }
+    // Referrers after the indexes, before any tag: a failed attach moves no tag.
+    let merged: Vec<_> = built
+        .iter()
+        .map(|(img, idx)| {
+            let platforms = img
+                .platforms
+                .iter()
+                .map(|p| {
+                    let f = &fragments[&(img.variant, p.platform.to_string())];
+                    super::attach::MergedPlatform {
+                        platform: f.platform.clone(),
+                        target: f.target.clone(),
+                        manifest: f.manifest.clone(),
+                        carried: &f.attachments,
+                    }
+                })
+                .collect();
+            (img.variant, idx.descriptor.clone(), platforms)
+        })
+        .collect();
+    let attached = super::attach::merge(s, &client, &merged, ui).inspect_err(|_| {
+        ui.warn("no tag was moved");
+    })?;
     let mut out = publish::Published {
         target: cfg.image.repository.clone(),
         ..Default::default()
@@ -371,7 +413,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
             .collect(),
         blobs_uploaded: 0,
         blobs_skipped: 0,
-        attachments: Vec::new(),
+        attachments: attached.attachments,
         stages: Vec::new(),
         archives: Vec::new(),
     };

@@ -95,6 +95,10 @@ pub struct PlatformReport {
     /// Reused from an earlier verification of the same bytes with the same settings.
     #[serde(default)]
     pub cached: bool,
+    /// The highest `GLIBC_x.y` the binary and its libraries need (`checks::glibc_required`),
+    /// for the verification attestation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc_required: Option<String>,
 }
 
 impl PlatformReport {
@@ -375,6 +379,7 @@ fn failed(
         seconds: start.elapsed().as_secs_f64(),
         isolation: None,
         cached: false,
+        glibc_required: None,
         checks: vec![CheckResult {
             name: name.into(),
             passed: false,
@@ -502,6 +507,7 @@ fn verify_one(
         isolation: Some(isolation),
         checks: Vec::new(),
         cached: false,
+        glibc_required: None,
     };
     // A private 0700 parent keeps other users out; the rootfs itself becomes 0755 so the image's
     // (non-root) user can traverse it inside the chroot.
@@ -581,6 +587,7 @@ fn verify_one(
     };
     let (statics, runnable) = checks::static_checks(&subject, &settings.policy);
     report.checks.extend(statics);
+    report.glibc_required = checks::glibc_required(&subject).map(|v| v.to_string());
     // Dynamic checks run even after a static failure (they show how it fails at run time),
     // unless there is nothing runnable for this machine.
     if runnable && let Ok(argv) = checks::entry_argv(&subject) {

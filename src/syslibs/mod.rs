@@ -1,5 +1,5 @@
 //! C libraries for every target. Before anything compiles, shipit reads the resolved dependency
-//! graph of each target (`cargo metadata --filter-platform`), finds the crates with a `links` key
+//! graph of each target (what `cargo metadata --filter-platform` prints), finds the crates with a `links` key
 //! (`openssl-sys` → `openssl`, …) and their enabled features, and says per target what each needs
 //! to build and to run and what provides it: a Debian sysroot (`build.packages`), the host's own
 //! `-dev` package (native gnu builds), a static build by shipit (OpenSSL for musl, `openssl`),
@@ -306,43 +306,21 @@ fn judge(
     lib
 }
 
-/// The sys crates of every planned target: `cargo metadata --filter-platform` per distinct
-/// target (side by side), judged against what the pipeline and the machine provide.
+/// The sys crates of every planned target: each target's dependency graph (what
+/// `cargo metadata --filter-platform` prints, cut from the run's one metadata read by
+/// `tools::cargo::graph_for_targets`), judged against what the pipeline and the machine provide.
 pub fn check(plan: &Plan, build_packages: &[String], cancel: &Cancel) -> Result<Vec<TargetLibs>> {
-    let mut triples: Vec<&str> = plan.platforms().map(|(_, p)| p.target.as_str()).collect();
-    triples.sort_unstable();
-    triples.dedup();
-    let metas: Vec<(String, std::result::Result<String, String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> =
-            triples
-                .iter()
-                .map(|t| {
-                    let cmd = crate::tools::cargo::metadata_for_target(
-                        &plan.project.manifest,
-                        t,
-                        &plan.project.features,
-                    );
-                    s.spawn(move || {
-                        let r = crate::exec::capture(&cmd, Duration::from_secs(600), cancel)
-                            .map_err(|e| match e.tail() {
-                                Some(tail) => format!("{e}\n{tail}"),
-                                None => e.to_string(),
-                            });
-                        (t.to_string(), r)
-                    })
-                })
-                .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
-    let mut by_target = BTreeMap::new();
-    for (t, r) in metas {
-        let json = r.map_err(|e| {
+    let triples: Vec<&str> = plan.platforms().map(|(_, p)| p.target.as_str()).collect();
+    let graphs =
+        crate::tools::cargo::graph_for_targets(&plan.project, &triples, cancel).map_err(|e| {
             Error::config(format!(
-                "reading the dependency graph for {t} (cargo metadata --filter-platform {t}): {e}"
+                "reading the dependency graph (cargo metadata): {e}"
             ))
         })?;
-        by_target.insert(t, json);
-    }
+    let by_target: BTreeMap<String, String> = graphs
+        .iter()
+        .map(|(t, v)| (t.clone(), v.to_string()))
+        .collect();
     // pkg-config runs only when some graph has a `links` crate at all.
     let host_modules = if by_target.values().any(|j| j.contains("\"links\":\"")) {
         host_modules(cancel)

@@ -1,10 +1,20 @@
 //! cargo: `cargo build --target T` with the linker given through `CARGO_TARGET_<T>_LINKER`
-//! (nothing is written into the user's `.cargo/config.toml`), and `cargo metadata` for facts.
+//! (nothing is written into the user's `.cargo/config.toml`), and `cargo metadata` for facts:
+//! the package facts (`--no-deps`), and the dependency graph every target reads — one unfiltered
+//! `cargo metadata` per run ([`graph_for_targets`], remembered in the plan's `GraphMemo`), cut
+//! per target by evaluating each edge's `target` against the target's cfg set (`tools::cfg`), the
+//! same cut `--filter-platform T` makes.
 
+use super::cfg::{Cfgs, Platform};
 use super::{BuildSpec, common_cargo_args, target_env};
-use crate::exec::Cmd;
+use crate::exec::{Cancel, Cmd};
+use crate::plan::ProjectPlan;
 use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub const MIN: semver::Version = semver::Version::new(1, 75, 0);
 
@@ -31,9 +41,10 @@ pub fn metadata(manifest: &Path) -> Cmd {
     ])
 }
 
-/// `cargo metadata` with the dependency graph resolved for one target and the plan's features:
-/// what the sys-crate diagnosis reads (`syslibs`). It may update the lock file and download
-/// crate manifests, as `cargo build` would.
+/// `cargo metadata` with the dependency graph resolved for one target and the plan's features.
+/// [`graph_for_targets`] computes the same from one [`metadata_graph`] read, and falls back to
+/// this call only for a graph whose edges it cannot evaluate. It may update the lock file and
+/// download crate manifests, as `cargo build` would.
 pub fn metadata_for_target(manifest: &Path, target: &str, features: &[String]) -> Cmd {
     let mut cmd = Cmd::new("cargo", format!("read the dependency graph for {target}")).args([
         "metadata",
@@ -48,6 +59,213 @@ pub fn metadata_for_target(manifest: &Path, target: &str, features: &[String]) -
         cmd = cmd.args(["--features", &features.join(",")]);
     }
     cmd
+}
+
+/// `cargo metadata` with the dependency graph resolved for every platform and the plan's features
+/// (no `--filter-platform`): the one read [`graph_for_targets`] cuts per target. Like
+/// [`metadata_for_target`], it may update the lock file and download crate manifests.
+pub fn metadata_graph(manifest: &Path, features: &[String]) -> Cmd {
+    let mut cmd = Cmd::new("cargo", "read the dependency graph").args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--manifest-path",
+        &manifest.display().to_string(),
+    ]);
+    if !features.is_empty() {
+        cmd = cmd.args(["--features", &features.join(",")]);
+    }
+    cmd
+}
+
+/// The rustflags cargo passes to rustc for `target` when it reads the target's cfg set, from the
+/// environment (the first set of `CARGO_ENCODED_RUSTFLAGS`, `RUSTFLAGS`,
+/// `CARGO_TARGET_<T>_RUSTFLAGS`). `[build] rustflags` in a `.cargo/config.toml` is not read.
+pub fn rustflags(target: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    if let Some(e) = env("CARGO_ENCODED_RUSTFLAGS") {
+        return e
+            .split('\x1f')
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    env("RUSTFLAGS")
+        .or_else(|| env(&target_env(target, "RUSTFLAGS")))
+        .map(|f| f.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// What `cargo metadata --filter-platform TARGET` prints, computed from the unfiltered output
+/// `all`: from each workspace member, the dependency edges with at least one declaration that
+/// applies to `target` (no `target`, the same triple, or a `cfg(…)` that holds for `cfgs`),
+/// walked transitively; `packages` and `resolve.nodes` keep the crates reached, each node its
+/// applying `deps` and `dependencies`. Like cargo, a build-dependency's `target` is evaluated
+/// for `target`, not for the host, and an edge's `dep_kinds` are kept whole. The `features` of
+/// a node are what the unfiltered resolve says: cargo's metadata reports the dependency
+/// resolver's features, which `--filter-platform` does not change (the test
+/// `attest::one_graph_read_equals_filter_platform` compares both for every planned target).
+/// An edge `target` that does not parse is an error: the caller falls back to the filtered call.
+pub fn filter_platform<'a>(all: &'a Value, target: &str, cfgs: &Cfgs) -> Result<Value, String> {
+    let bad = |what: &str| format!("cargo metadata printed something unexpected: {what}");
+    let nodes: BTreeMap<&str, &Value> = all["resolve"]["nodes"]
+        .as_array()
+        .ok_or_else(|| bad("no resolve graph"))?
+        .iter()
+        .filter_map(|n| Some((n["id"].as_str()?, n)))
+        .collect();
+    let mut platforms: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut applies = |dep: &'a Value| -> Result<bool, String> {
+        let kinds = dep["dep_kinds"].as_array();
+        if kinds.is_none_or(|k| k.is_empty()) {
+            return Ok(true);
+        }
+        for k in kinds.into_iter().flatten() {
+            let Some(t) = k["target"].as_str() else {
+                return Ok(true);
+            };
+            let yes = match platforms.get(t) {
+                Some(y) => *y,
+                None => {
+                    let y = Platform::parse(t)?.matches(target, cfgs);
+                    platforms.insert(t, y);
+                    y
+                }
+            };
+            if yes {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let mut kept: BTreeMap<&str, Value> = BTreeMap::new();
+    let mut stack: Vec<&str> = all["workspace_members"]
+        .as_array()
+        .ok_or_else(|| bad("no workspace_members"))?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    stack.reverse();
+    while let Some(id) = stack.pop() {
+        if kept.contains_key(id) {
+            continue;
+        }
+        let Some(node) = nodes.get(id) else { continue };
+        let mut deps: Vec<&'a Value> = Vec::new();
+        for d in node["deps"].as_array().into_iter().flatten() {
+            if applies(d)? {
+                deps.push(d);
+            }
+        }
+        let reached: BTreeSet<&'a str> = deps.iter().filter_map(|d| d["pkg"].as_str()).collect();
+        let mut n = (*node).clone();
+        if let Some(list) = n.get_mut("dependencies").and_then(Value::as_array_mut) {
+            list.retain(|d| d.as_str().is_some_and(|d| reached.contains(d)));
+        }
+        n["deps"] = Value::Array(deps.into_iter().cloned().collect());
+        kept.insert(id, n);
+        stack.extend(reached.iter().rev().filter(|d| !kept.contains_key(*d)));
+    }
+    let mut out = all.clone();
+    if let Some(ps) = out["packages"].as_array_mut() {
+        ps.retain(|p| p["id"].as_str().is_some_and(|id| kept.contains_key(id)));
+    }
+    if let Some(ns) = out["resolve"]["nodes"].as_array_mut() {
+        *ns = ns
+            .iter()
+            .filter_map(|n| kept.get(n["id"].as_str()?).cloned())
+            .collect();
+    }
+    Ok(out)
+}
+
+/// Per target, what `cargo metadata --filter-platform T` with the plan's features prints (as a
+/// value), from ONE unfiltered `cargo metadata` of the run and each target's cfg set (`rustc
+/// --print cfg`, side by side with it), both remembered in `project.graph` so that every later
+/// stage of the run reads them from there. A graph with an edge `target` that does not parse
+/// (a cfg syntax newer than this code) is read with `--filter-platform` per target instead.
+pub fn graph_for_targets(
+    project: &ProjectPlan,
+    targets: &[&str],
+    cancel: &Cancel,
+) -> Result<BTreeMap<String, Arc<Value>>, String> {
+    let mut memo = project.graph.lock();
+    let key = (
+        project.manifest.display().to_string(),
+        project.features.clone(),
+    );
+    let env = |k: &str| std::env::var(k).ok();
+    let missing: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|t| !memo.cfgs.contains_key(*t))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let have_metadata = memo.metadata.get(&key).cloned();
+    let (metadata, cfgs) = std::thread::scope(|s| {
+        let cfg_runs: Vec<_> = missing
+            .iter()
+            .map(|t| {
+                let rustc = env("RUSTC").filter(|r| !r.is_empty());
+                let cmd =
+                    super::cfg::print_cfg(t, &project.root, rustc.as_deref(), &rustflags(t, &env));
+                s.spawn(move || {
+                    let out = crate::exec::capture(&cmd, Duration::from_secs(60), cancel)
+                        .map_err(|e| exec_error(&e))?;
+                    Cfgs::parse(&out).map(|c| (t.to_string(), c))
+                })
+            })
+            .collect();
+        let metadata = match have_metadata {
+            Some(m) => Ok(m),
+            None => read_json(
+                &metadata_graph(&project.manifest, &project.features).cwd(&project.root),
+                cancel,
+            )
+            .map(Arc::new),
+        };
+        let cfgs: Vec<Result<(String, Cfgs), String>> = cfg_runs
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a rustc --print cfg thread panicked".into()))
+            })
+            .collect();
+        (metadata, cfgs)
+    });
+    let metadata = metadata?;
+    memo.metadata.insert(key, metadata.clone());
+    for c in cfgs {
+        let (t, c) = c?;
+        memo.cfgs.insert(t, Arc::new(c));
+    }
+    let mut out = BTreeMap::new();
+    for t in targets {
+        let cut = match filter_platform(&metadata, t, &memo.cfgs[*t]) {
+            Ok(v) => v,
+            Err(_) => read_json(
+                &metadata_for_target(&project.manifest, t, &project.features).cwd(&project.root),
+                cancel,
+            )?,
+        };
+        out.insert(t.to_string(), Arc::new(cut));
+    }
+    Ok(out)
+}
+
+fn exec_error(e: &crate::exec::ExecError) -> String {
+    match e.tail() {
+        Some(t) => format!("{e}\n{t}"),
+        None => e.to_string(),
+    }
+}
+
+/// Runs a `cargo metadata` command and parses its output.
+fn read_json(cmd: &Cmd, cancel: &Cancel) -> Result<Value, String> {
+    let out =
+        crate::exec::capture(cmd, Duration::from_secs(600), cancel).map_err(|e| exec_error(&e))?;
+    serde_json::from_str(&out)
+        .map_err(|e| format!("cargo metadata printed something unexpected: {e}"))
 }
 
 /// The part of `cargo metadata --format-version 1` shipit reads.
@@ -254,6 +472,112 @@ mod tests {
                 ("a", vec!["a".to_string()]),
                 ("b", vec!["b1".to_string(), "b2".to_string()])
             ]
+        );
+    }
+
+    /// A graph with a `cfg(windows)` edge, a triple edge, an edge declared twice (normal on
+    /// windows, build everywhere) and a crate reached only through a dropped edge.
+    fn graph() -> Value {
+        let dep = |pkg: &str, kinds: Value| serde_json::json!({"name": pkg, "pkg": pkg, "dep_kinds": kinds});
+        let k = |kind: Option<&str>, target: Option<&str>| serde_json::json!({"kind": kind, "target": target});
+        serde_json::json!({
+            "packages": [{"id": "app"}, {"id": "win"}, {"id": "winonly-dep"}, {"id": "gnullvm"}, {"id": "both"}, {"id": "libc"}],
+            "workspace_members": ["app"],
+            "resolve": {"root": "app", "nodes": [
+                {"id": "app", "features": [], "dependencies": ["both", "gnullvm", "libc", "win"], "deps": [
+                    dep("win", serde_json::json!([k(None, Some("cfg(windows)"))])),
+                    dep("gnullvm", serde_json::json!([k(None, Some("x86_64-pc-windows-gnullvm"))])),
+                    dep("both", serde_json::json!([k(None, Some("cfg(windows)")), k(Some("build"), None)])),
+                    dep("libc", serde_json::json!([k(None, Some("cfg(unix)"))])),
+                ]},
+                {"id": "win", "features": ["x"], "dependencies": ["winonly-dep"], "deps": [dep("winonly-dep", serde_json::json!([k(None, None)]))]},
+                {"id": "winonly-dep", "features": [], "dependencies": [], "deps": []},
+                {"id": "gnullvm", "features": [], "dependencies": [], "deps": []},
+                {"id": "both", "features": [], "dependencies": [], "deps": []},
+                {"id": "libc", "features": [], "dependencies": [], "deps": []},
+            ]}
+        })
+    }
+
+    fn ids(v: &Value) -> Vec<&str> {
+        v["resolve"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn cuts_the_graph_per_target() {
+        let linux = Cfgs::parse("unix\ntarget_os=\"linux\"\n").unwrap();
+        let windows = Cfgs::parse("windows\ntarget_os=\"windows\"\n").unwrap();
+        let g = graph();
+        let l = filter_platform(&g, "x86_64-unknown-linux-gnu", &linux).unwrap();
+        assert_eq!(ids(&l), ["app", "both", "libc"]);
+        assert_eq!(l["packages"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            l["resolve"]["nodes"][0]["dependencies"],
+            serde_json::json!(["both", "libc"])
+        );
+        // The edge stays whole: both of its declarations.
+        assert_eq!(
+            l["resolve"]["nodes"][0]["deps"][0]["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        let w = filter_platform(&g, "x86_64-pc-windows-gnullvm", &windows).unwrap();
+        assert_eq!(ids(&w), ["app", "win", "winonly-dep", "gnullvm", "both"]);
+        let mut bad = graph();
+        bad["resolve"]["nodes"][0]["deps"][0]["dep_kinds"][0]["target"] = "cfg(windows".into();
+        assert!(filter_platform(&bad, "x86_64-unknown-linux-gnu", &linux).is_err());
+    }
+
+    #[test]
+    fn rustflags_as_cargo_reads_them() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let t = "aarch64-unknown-linux-musl";
+        assert!(rustflags(t, &env(&[])).is_empty());
+        assert_eq!(
+            rustflags(
+                t,
+                &env(&[(
+                    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+                    "--cfg  x"
+                )])
+            ),
+            ["--cfg", "x"]
+        );
+        assert_eq!(
+            rustflags(
+                t,
+                &env(&[
+                    ("RUSTFLAGS", "-Ca"),
+                    (
+                        "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+                        "--cfg x"
+                    )
+                ])
+            ),
+            ["-Ca"]
+        );
+        assert_eq!(
+            rustflags(
+                t,
+                &env(&[
+                    ("CARGO_ENCODED_RUSTFLAGS", "--cfg\x1fa b"),
+                    ("RUSTFLAGS", "-Ca")
+                ])
+            ),
+            ["--cfg", "a b"]
         );
     }
 

@@ -4,11 +4,13 @@
 //! `shipit doctor`.
 
 pub mod cargo;
+pub mod cfg;
 pub mod cross;
 pub mod docker;
 pub mod doctor;
 pub mod git;
 pub mod gpgv;
+pub mod memo;
 pub mod openssl;
 pub mod pkg_config;
 pub mod qemu;

@@ -161,6 +161,22 @@ pub fn static_checks(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
     (out, runnable)
 }
 
+/// The highest `GLIBC_x.y` the image's entrypoint and the libraries it names (`DT_NEEDED`, as
+/// found in the image) require: what the verification attestation records as the image's glibc
+/// requirement. `None` for a binary that needs no versioned glibc symbol (musl, static).
+pub fn glibc_required(s: &Subject) -> Option<elf::GlibcVersion> {
+    let argv = entry_argv(s).ok()?;
+    let facts = elf::inspect(&read_in_root(s.root, &argv[0], MAX_ELF).ok()?).ok()?;
+    let dirs = library_dirs(s.root, s.platform);
+    let libs = facts.needed.iter().filter_map(|lib| {
+        let bytes = dirs
+            .iter()
+            .find_map(|d| read_in_root(s.root, &format!("{d}/{lib}"), MAX_ELF).ok())?;
+        elf::inspect(&bytes).ok()?.max_glibc
+    });
+    facts.max_glibc.into_iter().chain(libs).max()
+}
+
 fn static_inner(s: &Subject, policy: &Policy) -> (Vec<CheckResult>, bool) {
     let mut out = Vec::new();
     let start = Instant::now();

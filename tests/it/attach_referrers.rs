@@ -582,3 +582,390 @@ fn layout_referrers_are_index_json_entries_that_tools_read_and_verify_checks() {
         .collect();
     assert_eq!(kinds, ["https://shipit.dev/verification/v1"; 2], "{report}");
 }
+
+/// Every statement attached in the OCI layout at `oci`, unsigned: (subject digest, statement).
+fn layout_statements(oci: &Path) -> Vec<(String, serde_json::Value)> {
+    let layout = Layout::open(oci).unwrap();
+    let index_json = json(&oci.join("index.json"));
+    index_json["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("artifactType").is_some())
+        .map(|m| {
+            let desc: Descriptor = serde_json::from_value(m.clone()).unwrap();
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&layout.read_blob(&desc, 1 << 20).unwrap()).unwrap();
+            let layer: Descriptor = serde_json::from_value(manifest["layers"][0].clone()).unwrap();
+            let statement: serde_json::Value =
+                serde_json::from_slice(&layout.read_blob(&layer, 16 << 20).unwrap()).unwrap();
+            (
+                manifest["subject"]["digest"].as_str().unwrap().to_string(),
+                statement,
+            )
+        })
+        .collect()
+}
+
+/// The gnu arm64 image on an `oci:` base, verified under QEMU: its verification attestation
+/// records the QEMU CPU (the strict one, cortex-a53), the glibc floor and the highest
+/// `GLIBC_x.y` the binary and its libraries need (as `readelf` would find it: a real version),
+/// and every check the verify stage ran with its result; its provenance lists the base image by
+/// name with the manifest digest of the base's arm64 image, and rustc and cargo with versions.
+#[test]
+fn verification_and_provenance_record_glibc_cpu_checks_base_digest_and_toolchain() {
+    let p = pipeline(None)
+        .replace("base: \"deb:bookworm\"", "base: \"oci:base/bookworm\"")
+        .replace(
+            "  packages: [ca-certificates]   # added to the deb:bookworm base, with their dependencies\n",
+            "",
+        );
+    assert!(p.contains("oci:base/bookworm"), "{p}");
+    let tmp = example_copy(Some(&p));
+    let gnu_arm64 = ["--variant", "gnu", "--platform", "linux/arm64"];
+    run_ok(
+        shipit(tmp.path())
+            .args(["package", "-q"])
+            .args(gnu_arm64)
+            .env("SOURCE_DATE_EPOCH", EPOCH),
+    );
+    let out = shipit(tmp.path())
+        .arg("publish")
+        .args(gnu_arm64)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = json(&tmp.path().join("dist/release.json"));
+    let manifest = report["images"][0]["platforms"][0]["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let statements = layout_statements(&tmp.path().join("dist/oci"));
+    let about = |predicate: &str| -> serde_json::Value {
+        statements
+            .iter()
+            .find(|(s, st)| *s == manifest && st["predicateType"] == predicate)
+            .unwrap_or_else(|| panic!("no {predicate} about {manifest}"))
+            .1["predicate"]
+            .clone()
+    };
+
+    let v = about("https://shipit.dev/verification/v1");
+    assert_eq!(v["platform"], "linux/arm64", "{v}");
+    assert_eq!(v["emulator"]["cpu"], "cortex-a53", "{v}");
+    assert_eq!(v["emulator"]["binary"], "qemu-aarch64-static", "{v}");
+    assert_eq!(v["glibc"]["floor"], "2.31", "{v}");
+    let required = v["glibc"]["required"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    let re = regex::Regex::new(r"^2\.\d+$").unwrap();
+    assert!(re.is_match(required), "{required}");
+    let (major, minor) = required.split_once('.').unwrap();
+    assert!(
+        (major, minor.parse::<u32>().unwrap()) >= ("2", 17),
+        "{required}"
+    );
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["result"], "passed", "{c}");
+            assert!(c["kind"].is_string() && c["durationMs"].is_u64(), "{c}");
+            c["name"].as_str().unwrap()
+        })
+        .collect();
+    for want in [
+        "platform",
+        "user",
+        "elf",
+        "interpreter",
+        "libraries",
+        "glibc",
+        "version",
+        "serves",
+    ] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+    assert_eq!(v["result"], "passed");
+
+    let prov = about("https://slsa.dev/provenance/v1");
+    let deps = prov["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let base_layout = Layout::open(&tmp.path().join("base/bookworm")).unwrap();
+    let want_base = base_layout
+        .select_platform(
+            None,
+            &shipit::oci::index::Platform::new("linux", "arm64", Some("v8")),
+        )
+        .or_else(|_| {
+            base_layout.select_platform(
+                None,
+                &shipit::oci::index::Platform::new("linux", "arm64", None),
+            )
+        })
+        .unwrap()
+        .descriptor
+        .digest;
+    let base = deps
+        .iter()
+        .find(|d| d["name"] == "base linux/arm64")
+        .unwrap_or_else(|| panic!("{prov}"));
+    assert_eq!(base["uri"], "oci:base/bookworm", "{base}");
+    assert_eq!(base["digest"]["sha256"], want_base.hex(), "{base}");
+    for tool in ["rustc", "cargo"] {
+        let t = deps
+            .iter()
+            .find(|d| d["name"] == tool)
+            .unwrap_or_else(|| panic!("no {tool} in {prov}"));
+        assert!(
+            t["uri"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("pkg:generic/{tool}@1.")),
+            "{t}"
+        );
+    }
+    // The index's provenance lists the same base.
+    let index = report["images"][0]["index_digest"].as_str().unwrap();
+    let on_index = statements
+        .iter()
+        .find(|(s, _)| s == index)
+        .map(|(_, st)| st["predicate"]["buildDefinition"]["resolvedDependencies"].clone())
+        .unwrap();
+    assert!(
+        on_index
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["digest"]["sha256"] == want_base.hex()),
+        "{on_index}"
+    );
+}
+
+/// The example's pipeline for two musl platforms only (amd64, arm64), publishing to `registry`
+/// under `prefix/hello-server`.
+fn musl_two_platforms(registry_prefix: &str) -> String {
+    let p = pipeline(Some(registry_prefix))
+        .replace(
+            "platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6]",
+            "platforms: [linux/amd64, linux/arm64]",
+        )
+        .replace(
+            "  gnu:  { base: \"deb:bookworm\", platforms: [linux/amd64, linux/arm64, linux/arm/v7] }\n",
+            "",
+        )
+        .replace(
+            "  packages: [ca-certificates]   # added to the deb:bookworm base, with their dependencies\n",
+            "",
+        );
+    assert!(
+        !p.contains("gnu:") && !p.contains("packages:"),
+        "the example pipeline changed: this test needs a musl-only pipeline\n{p}"
+    );
+    p
+}
+
+/// `shipit -c CFG --out OUT ARGS…` in the shared example, signed with the test key.
+fn signed_run(dir: &Path, cfg: &str, out: &Path, args: &[&str]) -> Output {
+    shipit(dir)
+        .args(["-c", cfg, "--out", out.to_str().unwrap()])
+        .args(args)
+        .env("SHIPIT_SIGNING_KEY", private_key())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// What release.json says was attached, as comparable facts: (subject kind, platform, artifact
+/// type, predicate type, signed), sorted; and each attachment's subject is one of the release's
+/// platform manifests or its index.
+fn attached_facts(out: &Path) -> Vec<(String, String, String, String, bool)> {
+    let report = json(&out.join("release.json"));
+    let image = &report["images"][0];
+    let mut subjects: Vec<&str> = image["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["manifest_digest"].as_str().unwrap())
+        .collect();
+    subjects.push(image["index_digest"].as_str().unwrap());
+    let mut facts: Vec<_> = report["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert!(subjects.contains(&a["subject"].as_str().unwrap()), "{a}");
+            (
+                a["subject_kind"].as_str().unwrap().to_string(),
+                a["platform"].as_str().unwrap_or("-").to_string(),
+                a["artifact_type"].as_str().unwrap().to_string(),
+                a["predicate_type"].as_str().unwrap().to_string(),
+                a["signed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    facts.sort();
+    facts
+}
+
+/// `release --split` of two platforms and `--merge` attach what a one-shot `release` attaches:
+/// per platform manifest its CycloneDX, SPDX, provenance and verification statements (made and
+/// signed by the job that built and verified it, carried in its fragment), and the index's
+/// provenance (made by the merge), all signed, listed in the real registry's fallback tags, and
+/// `shipit verify --key` passes on the merged image. A fragment carrying another platform's
+/// statements, or unsigned ones when the merge has the key, is refused: exit 1, no tag moved.
+#[test]
+fn split_and_merge_attach_what_a_one_shot_release_attaches() {
+    let reg = TestRegistry::anonymous();
+    let host = reg.addr.to_string();
+    let dir = crate::support::fixture::example();
+    let (one_cfg, split_cfg) = ("pipeline-supply-oneshot.yaml", "pipeline-supply-split.yaml");
+    std::fs::write(
+        dir.join(one_cfg),
+        musl_two_platforms(&format!("{host}/oneshot")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(split_cfg),
+        musl_two_platforms(&format!("{host}/split")),
+    )
+    .unwrap();
+    let outs: Vec<PathBuf> = ["oneshot", "job0", "job1", "merge"]
+        .iter()
+        .map(|n| dir.join(format!("dist-supply-{n}")))
+        .collect();
+    for o in &outs {
+        let _ = std::fs::remove_dir_all(o);
+    }
+
+    let one = signed_run(dir, one_cfg, &outs[0], &["release"]);
+    assert!(one.status.success(), "one-shot: {}", text(&one));
+
+    let mut fragments = Vec::new();
+    for (i, platform) in ["linux/amd64", "linux/arm64"].iter().enumerate() {
+        let o = signed_run(
+            dir,
+            split_cfg,
+            &outs[1 + i],
+            &["release", "--split", "--platform", platform],
+        );
+        assert!(o.status.success(), "split {platform}: {}", text(&o));
+        let frag = std::fs::read_dir(outs[1 + i].join("fragments"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let f = json(&frag);
+        assert_eq!(f["attachments"].as_array().map(Vec::len), Some(4), "{f}");
+        fragments.push(frag);
+    }
+
+    // A fragment carrying the other platform's statements: refused, no tag.
+    let (mut a, b) = (json(&fragments[0]), json(&fragments[1]));
+    a["attachments"] = b["attachments"].clone();
+    let bad = tempfile::tempdir().unwrap();
+    let fa = bad.path().join("a.json");
+    std::fs::write(&fa, a.to_string()).unwrap();
+    let o = signed_run(
+        dir,
+        split_cfg,
+        &outs[3],
+        &[
+            "release",
+            "--merge",
+            fa.to_str().unwrap(),
+            fragments[1].to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not about"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        reg.count("PUT", "split/hello-server/manifests/0.3.1-musl"),
+        0,
+        "a tag moved on a refused merge"
+    );
+
+    // A job without the key: its statements are unsigned, and a merge with the key refuses them.
+    let unsigned_out = dir.join("dist-supply-job0-unsigned");
+    let _ = std::fs::remove_dir_all(&unsigned_out);
+    let o = shipit(dir)
+        .args(["-c", split_cfg, "--out", unsigned_out.to_str().unwrap()])
+        .args(["release", "--split", "--platform", "linux/amd64"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "unsigned split: {}", text(&o));
+    let unsigned = std::fs::read_dir(unsigned_out.join("fragments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let o = signed_run(
+        dir,
+        split_cfg,
+        &outs[3],
+        &[
+            "release",
+            "--merge",
+            unsigned.to_str().unwrap(),
+            fragments[1].to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is unsigned"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        reg.count("PUT", "split/hello-server/manifests/0.3.1-musl"),
+        0
+    );
+
+    let o = signed_run(
+        dir,
+        split_cfg,
+        &outs[3],
+        &[
+            "release",
+            "--merge",
+            fragments[0].to_str().unwrap(),
+            fragments[1].to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "merge: {}", text(&o));
+
+    let merged = attached_facts(&outs[3]);
+    assert_eq!(merged, attached_facts(&outs[0]), "split+merge vs one-shot");
+    assert_eq!(merged.len(), 2 * 4 + 1);
+    assert!(merged.iter().all(|f| f.2 == BUNDLE && f.4), "{merged:?}");
+
+    // The registry lists them (docker-registry: the fallback tag of each subject).
+    let report = json(&outs[3].join("release.json"));
+    for a in report["attachments"].as_array().unwrap() {
+        let hex = &a["subject"].as_str().unwrap()[7..];
+        let index = reg.skopeo_raw(&format!("split/hello-server:sha256-{hex}"));
+        let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+        assert!(
+            index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["digest"] == a["manifest_digest"]),
+            "{index}"
+        );
+    }
+    let image = format!("{host}/split/hello-server:0.3.1-musl");
+    let ok = verify_key(dir, &image, &public_key());
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert_no_unknown_platform(&reg.skopeo_raw("split/hello-server:0.3.1-musl"));
+}

@@ -103,6 +103,145 @@ fn project_sbom(debs: Vec<sbom::DebPackage>) -> Sbom {
     }
 }
 
+/// Every target shipit plans (both libcs of every platform), plus two that cut a graph very
+/// differently (Windows and wasm: windows-sys, wasm-bindgen, js-sys edges).
+fn graph_targets() -> Vec<&'static str> {
+    let mut t: Vec<&str> = shipit::platform::PLATFORMS
+        .iter()
+        .flat_map(|p| [p.gnu_target, p.musl_target])
+        .collect();
+    t.extend(["x86_64-pc-windows-msvc", "wasm32-unknown-unknown"]);
+    t
+}
+
+/// `cargo metadata --filter-platform T` itself, parsed.
+fn filter_platform_call(manifest: &Path, target: &str) -> serde_json::Value {
+    let out = run_ok(Command::new("cargo").args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--filter-platform",
+        target,
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+    ]));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The run's one unfiltered `cargo metadata`, cut per target by shipit's cfg evaluation
+/// (`tools::cargo::graph_for_targets`), equals what `cargo metadata --filter-platform T` prints
+/// — every package, every node with its deps, dep kinds and resolved features — for the
+/// example, the TLS example, the SBOM project (a `cfg(windows)` dependency) and shipit's own
+/// graph (windows-sys, wasm-bindgen, getrandom, rustix, ring-style cfg expressions), for every
+/// planned target; and so the SBOM's crate list is the same either way. A second read of the
+/// same project is answered from the memo the plan carries.
+#[test]
+fn one_graph_read_equals_filter_platform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut projects: Vec<(PathBuf, &str)> = Vec::new();
+    for (dir, package) in [("hello-server", "hello-server"), ("tls-client", "tlsapp")] {
+        // A copy: cargo metadata may touch the lock file.
+        crate::support::fixture::copy_tree(
+            &repo().join("examples").join(dir),
+            &tmp.path().join(dir),
+        );
+        projects.push((tmp.path().join(dir).join("Cargo.toml"), package));
+    }
+    projects.push((project_manifest(), "sbom-app"));
+    projects.push((repo().join("Cargo.toml"), "shipit"));
+    let targets = graph_targets();
+    for (manifest, package) in &projects {
+        let project = shipit::plan::ProjectPlan {
+            root: manifest.parent().unwrap().to_path_buf(),
+            manifest: manifest.clone(),
+            package: package.to_string(),
+            bin: package.to_string(),
+            profile: "release".into(),
+            features: vec![],
+            meta: Default::default(),
+            source: None,
+            graph: Default::default(),
+        };
+        let cancel = shipit::exec::Cancel::new();
+        let cut = shipit::tools::cargo::graph_for_targets(&project, &targets, &cancel).unwrap();
+        let mut differs_somewhere = false;
+        for t in &targets {
+            let want = filter_platform_call(manifest, t);
+            let got = &cut[*t];
+            let ids = |v: &serde_json::Value, k: &str| -> BTreeSet<String> {
+                let list = if k == "packages" {
+                    &v["packages"]
+                } else {
+                    &v["resolve"]["nodes"]
+                };
+                list.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["id"].as_str().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(
+                ids(got, "packages"),
+                ids(&want, "packages"),
+                "{package} on {t}: packages"
+            );
+            assert_eq!(
+                ids(got, "nodes"),
+                ids(&want, "nodes"),
+                "{package} on {t}: nodes"
+            );
+            let nodes = |v: &serde_json::Value| -> BTreeMap<String, serde_json::Value> {
+                v["resolve"]["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| (n["id"].as_str().unwrap().to_string(), n.clone()))
+                    .collect()
+            };
+            let (g, w) = (nodes(got), nodes(&want));
+            for (id, n) in &w {
+                assert_eq!(
+                    g[id]["features"], n["features"],
+                    "{package} on {t}: features of {id}"
+                );
+                assert_eq!(&g[id], n, "{package} on {t}: node {id}");
+            }
+            assert_eq!(
+                sbom::from_metadata(got, package).unwrap(),
+                sbom::from_metadata(&want, package).unwrap(),
+                "{package} on {t}: SBOM graph"
+            );
+            differs_somewhere |=
+                ids(got, "nodes").len() != ids(&project_all(&project), "nodes").len();
+            if *package == "sbom-app" {
+                let g = sbom::from_metadata(got, package).unwrap();
+                let has_winonly = g.crates.iter().any(|c| c.name == "winonly");
+                assert_eq!(
+                    has_winonly,
+                    t.contains("windows"),
+                    "sbom-app on {t}: winonly"
+                );
+            }
+        }
+        if *package == "shipit" {
+            assert!(
+                differs_somewhere,
+                "shipit: some target should drop another OS's crates"
+            );
+        }
+        // The memo answers again without running cargo: the same values.
+        let again =
+            shipit::tools::cargo::graph_for_targets(&project, &targets[..2], &cancel).unwrap();
+        assert_eq!(again[targets[0]], cut[targets[0]]);
+    }
+}
+
+/// The unfiltered graph the memo of `project` holds.
+fn project_all(project: &shipit::plan::ProjectPlan) -> serde_json::Value {
+    let memo = project.graph.lock();
+    (**memo.metadata.values().next().unwrap()).clone()
+}
+
 /// The host's dpkg database (this is a Debian machine): real data written by dpkg itself.
 fn host_debs() -> Vec<sbom::DebPackage> {
     let text = std::fs::read_to_string("/var/lib/dpkg/status")

@@ -1,6 +1,7 @@
 //! What goes into an SBOM, read from the real sources: the crates compiled into one binary for
-//! one target and feature set (`cargo metadata --filter-platform`, walked from the binary's
-//! package through normal and build dependencies, never dev-dependencies), their checksums from
+//! one target and feature set (what `cargo metadata --filter-platform` prints, which the attach
+//! stage cuts from the run's one metadata read, `tools::cargo::graph_for_targets`; walked from
+//! the binary's package through normal and build dependencies, never dev-dependencies), their checksums from
 //! Cargo.lock, and the base image's Debian packages from its dpkg status file. The two renderers
 //! (`cyclonedx`, `spdx`) turn the same [`Sbom`] into documents; nothing here writes files.
 
@@ -155,8 +156,10 @@ pub fn metadata_cmd(manifest: &Path, target: &str, features: &[String]) -> Cmd {
     cmd
 }
 
-/// Runs [`metadata_cmd`] and resolves the graph of `package`'s binary, with checksums from the
-/// workspace's Cargo.lock. `cancel` (the run's token) stops `cargo metadata`.
+/// Runs [`metadata_cmd`] (one `--filter-platform` read) and resolves the graph of `package`'s
+/// binary, with checksums from the workspace's Cargo.lock. `cancel` (the run's token) stops
+/// `cargo metadata`. The attach stage uses [`from_metadata`] on the run's shared graph instead;
+/// this is the reference its tests compare with.
 pub fn cargo_graph(
     manifest: &Path,
     target: &str,
@@ -177,6 +180,12 @@ pub fn cargo_graph(
     })?;
     let metadata: Value =
         serde_json::from_str(&out).map_err(|e| SbomError::Metadata(e.to_string()))?;
+    from_metadata(&metadata, package)
+}
+
+/// The graph of `package`'s binary in one target's `cargo metadata` output (as
+/// `--filter-platform` prints it), with checksums from the workspace's Cargo.lock.
+pub fn from_metadata(metadata: &Value, package: &str) -> Result<CargoGraph, SbomError> {
     let root = metadata["workspace_root"]
         .as_str()
         .ok_or_else(|| SbomError::Metadata("no workspace_root".into()))?;
@@ -185,7 +194,7 @@ pub fn cargo_graph(
         path: lock_path.clone(),
         source,
     })?;
-    resolve(&metadata, &lock, package)
+    resolve(metadata, &lock, package)
 }
 
 /// Walks `cargo metadata` output from `package` through normal and build dependencies.
