@@ -98,7 +98,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
     // C libraries: what nothing provides stops here (exit 2), before any compiler runs; what
     // shipit provides (static OpenSSL for musl) is made now.
     // TODO(deb): pass `build.packages` and the sysroots' environment once the deb wiring lands.
-    let syslib_env = crate::syslibs::prepare(plan, &[], opts.jobs, ui, &opts.cancel)?;
+    let (syslib_env, syslibs) = crate::syslibs::prepare(plan, &[], opts.jobs, ui, &opts.cancel)?;
     ui.step(format!(
         "build {} target{} ({} at a time)",
         targets.len(),
@@ -169,7 +169,13 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                     targets[i].platform, targets[i].libc
                 ));
             }
-            Err(e) => failures.push(e),
+            // Under the log's last lines: a hint naming the package and key, for known patterns.
+            Err(e) => failures.push(crate::syslibs::hints::for_failed_build(
+                e,
+                &targets[i].log,
+                (syslibs.iter())
+                    .find(|t| t.platform == targets[i].platform && t.libc == targets[i].libc),
+            )),
         }
     }
     let report = Report {
