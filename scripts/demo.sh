@@ -7,8 +7,9 @@
 #   2. examples/tls-client: the C-library example (the `openssl` crate without `vendored`):
 #      linux/amd64, linux/arm64 and linux/arm/v7, gnu on deb:bookworm with libssl3 and
 #      ca-certificates (linked against libssl-dev in each target's Debian sysroot,
-#      build.packages), and musl on scratch (OpenSSL built statically by shipit); each image runs
-#      `--self-test` under QEMU with the strict CPU, proving OpenSSL loads and finds the CA roots.
+#      build.packages), and musl on scratch with only a CA bundle (OpenSSL built statically by
+#      shipit); each image runs `--self-test` under QEMU with the strict CPU, proving OpenSSL
+#      loads and finds the CA roots.
 # The gnu arm64 and arm/v7 builds of tls-client need the Debian sysroots of build.packages; on a
 # shipit without them the diagnosis stops that release before compiling (exit 2, naming
 # libssl-dev): pass `--variant musl` or `--platform linux/amd64` to release what builds there.
@@ -45,8 +46,9 @@ release() {
 }
 
 release hello-server "$@"
-# tls-client has no committed pipeline.lock yet: the first release resolves deb:bookworm and
-# writes one beside pipeline.yaml.
+# tls-client's musl images sit on scratch with this machine's CA bundle (image.files); it has no
+# committed pipeline.lock yet: the first release resolves deb:bookworm and writes one.
+cp /etc/ssl/certs/ca-certificates.crt examples/tls-client/ca-certificates.crt
 release tls-client "$@"
 
 echo
