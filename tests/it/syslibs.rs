@@ -348,26 +348,57 @@ fn arm_musl_images_link_shipits_static_openssl_and_pass_on_the_strict_cpus() {
     let (code, text, report, _) = release(&flags, &[]);
     assert_eq!(code, 0, "{text}");
     let report = report.expect("release.json");
+    // The ELF check saw each device's own code (no ARMv7 in the v6 binary, no VFPv3-D32 or
+    // NEON in the v7 one), and the checks passed.
+    let elf_expect = [
+        (
+            "linux/arm/v6",
+            "ARMv6 (Tag_CPU_arch v6, Thumb-1, VFPv2), static",
+        ),
+        (
+            "linux/arm/v7",
+            "ARMv7 (Tag_CPU_arch v7, Thumb-2, VFPv3-D16), static",
+        ),
+    ];
     let mut seen = Vec::new();
     for image in report["images"].as_array().unwrap() {
         for p in image["platforms"].as_array().unwrap() {
             let checks = p["checks"].as_array().unwrap();
-            for name in ["self-test", "ca-roots"] {
+            for name in ["self-test", "ca-roots", "elf"] {
                 let c = checks
                     .iter()
                     .find(|c| c["name"] == name)
                     .unwrap_or_else(|| panic!("no {name} check: {p}"));
                 assert_eq!(c["passed"], true, "{c}");
             }
-            seen.push(p["platform"].as_str().unwrap().to_string());
+            let platform = p["platform"].as_str().unwrap();
+            let elf = checks.iter().find(|c| c["name"] == "elf").unwrap();
+            let (_, want) = elf_expect.iter().find(|(pl, _)| *pl == platform).unwrap();
+            assert!(elf["detail"].as_str().unwrap().ends_with(want), "{elf}");
+            seen.push(platform.to_string());
         }
     }
     seen.sort();
     assert_eq!(seen, ["linux/arm/v6", "linux/arm/v7"]);
-    assert!(
-        text.contains("arm1176"),
-        "the v6 checks ran on the strict CPU: {text}"
-    );
+    // Their QEMU runs used the strict CPUs: the plan's.
+    let o = shipit(dir)
+        .args(["-c", "pipeline-arm.yaml", "plan", "--json"])
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cpus: Vec<String> = plan["images"][0]["platforms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{plan}"))
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["platform"].as_str().unwrap(),
+                p["cpu"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(cpus, ["linux/arm/v7 cortex-a7", "linux/arm/v6 arm1176"]);
     let build: Value =
         serde_json::from_slice(&std::fs::read(out.join("build.json")).unwrap()).unwrap();
     for b in build["built"].as_array().unwrap() {
