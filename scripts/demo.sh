@@ -38,17 +38,21 @@ release() {
   "$shipit" release "$@"
   local took=$((SECONDS - start))
   local layout=$root/examples/$example/dist/oci
-  skopeo inspect --raw "oci:$layout:latest" >/dev/null || skopeo inspect --raw "oci:$layout:latest-musl" >/dev/null
-  summary+=("examples/$example: released in ${took}s into $layout (skopeo reads it)")
+  # An independent reader: skopeo opens the layout at the first tag the release names.
+  local tag
+  tag=$(jq -r '[.images[] | (.tags_moved + .tags_unchanged)[]][0]' dist/release.json)
+  skopeo inspect --raw "oci:$layout:$tag" >/dev/null
+  summary+=("examples/$example: released in ${took}s into $layout (skopeo reads oci:$layout:$tag)")
   while IFS= read -r line; do summary+=("  $line"); done < <(jq -r '.images[] |
       "\(.variant): \(.repository)@\(.index_digest) platforms \([.platforms[].platform] | join(", ")); tags moved: \(.tags_moved | if length > 0 then join(", ") else "none" end); already there: \(.tags_unchanged | if length > 0 then join(", ") else "none" end)"' \
     dist/release.json)
+  cd "$root"
 }
 
 release hello-server "$@"
 # tls-client's musl images sit on scratch with this machine's CA bundle (image.files); it has no
 # committed pipeline.lock yet: the first release resolves deb:bookworm and writes one.
-cp /etc/ssl/certs/ca-certificates.crt examples/tls-client/ca-certificates.crt
+cp /etc/ssl/certs/ca-certificates.crt "$root/examples/tls-client/ca-certificates.crt"
 release tls-client "$@"
 
 echo
