@@ -105,7 +105,7 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
         .as_ref()
         .map(|s| s.build_packages.clone())
         .unwrap_or_default();
-    let mut syslib_env =
+    let (mut syslib_env, syslibs) =
         crate::syslibs::prepare(plan, &build_packages, opts.jobs, ui, &opts.cancel)?;
     let sysroots = super::sysroots::prepare(plan, opts.lock_mode, &opts.cancel, ui)?;
     super::sysroots::add_env(plan, &sysroots, &mut syslib_env);
@@ -180,7 +180,13 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                     targets[i].platform, targets[i].libc
                 ));
             }
-            Err(e) => failures.push(e),
+            // Under the log's last lines: a hint naming the package and key, for known patterns.
+            Err(e) => failures.push(crate::syslibs::hints::for_failed_build(
+                e,
+                &targets[i].log,
+                (syslibs.iter())
+                    .find(|t| t.platform == targets[i].platform && t.libc == targets[i].libc),
+            )),
         }
     }
     let report = Report {

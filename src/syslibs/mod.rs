@@ -7,6 +7,7 @@
 //! naming the crate chain and the key to add, before any compiler runs. `sysroot` holds the
 //! build environment a sysroot implies; `table` what shipit knows about well-known sys crates.
 
+pub mod hints;
 pub mod openssl;
 pub mod sysroot;
 pub mod table;
@@ -411,14 +412,15 @@ pub type BuildEnv = BTreeMap<(String, Libc), Vec<sysroot::Var>>;
 
 /// Before any compiler runs: the diagnosis of every target (an error, exit 2, when a library is
 /// provided by nothing), then what shipit provides unasked — a static OpenSSL for each musl target
-/// that needs one, built or taken from the cache, said on stderr — as variables for the builds.
+/// that needs one, built or taken from the cache, said on stderr — as variables for the builds,
+/// with the diagnosis (for the hints of a build that still fails, `hints`).
 pub fn prepare(
     plan: &Plan,
     build_packages: &[String],
     jobs: usize,
     ui: &crate::ui::Ui,
     cancel: &Cancel,
-) -> Result<BuildEnv> {
+) -> Result<(BuildEnv, Vec<TargetLibs>)> {
     let libs = check(plan, build_packages, cancel)?;
     for line in render(&libs) {
         ui.verbose(line);
@@ -463,7 +465,7 @@ pub fn prepare(
             openssl::env(&installed.dir, &p.target, installed.cc.as_deref()),
         );
     }
-    Ok(env)
+    Ok((env, libs))
 }
 
 /// The platforms whose build needs shipit's static OpenSSL.

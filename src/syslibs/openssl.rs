@@ -1,8 +1,10 @@
 //! Static OpenSSL for musl targets. Debian has no musl-built OpenSSL, so for a musl target whose
 //! graph contains `openssl-sys` (without `vendored`), shipit builds OpenSSL once for that target
 //! from the `openssl-src` crate's sources (fetched by `cargo metadata` of a tiny generated
-//! manifest), with the target's C compiler (`tools::openssl`), caches it by openssl-src version
-//! and target under `~/.cache/shipit/openssl/`, and hands the build `OPENSSL_DIR`,
+//! manifest), with the target's C compiler and the device's flags (`tools::openssl`: ARMv6 +
+//! VFPv2 for linux/arm/v6, ARMv7-A + VFPv3-D16 for linux/arm/v7), caches it by openssl-src
+//! version and target under `~/.cache/shipit/openssl/` (with the recipe it was built from: a
+//! build from other flags is made again), and hands the build `OPENSSL_DIR`,
 //! `OPENSSL_STATIC=1`, `OPENSSL_LIB_DIR`, `OPENSSL_INCLUDE_DIR` and their target-prefixed forms,
 //! so the user's `Cargo.toml` needs no `vendored` feature and the binary stays static. Every
 //! command runs through `crate::exec` (cancellable) with its output in `dist/logs/openssl-<target>.log`.
@@ -17,6 +19,9 @@ use std::time::Duration;
 
 /// Every openssl-sys since 0.9.80 builds OpenSSL 3 from openssl-src 300.x.
 const OPENSSL_SRC_REQ: &str = "300";
+
+/// The file in a cached build that says how it was made (`tools::openssl::recipe`).
+const RECIPE_FILE: &str = "shipit-recipe";
 
 /// How long one step of the OpenSSL build may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -128,7 +133,13 @@ pub fn ensure(target: &str, log: &Path, jobs: usize, cancel: &Cancel) -> Result<
     let dir = cache.join(format!("{version}-{target}"));
     let musl_gcc = target == "x86_64-unknown-linux-musl" && which::which("musl-gcc").is_ok();
     let cc = cc_wrapper(&cache, target, musl_gcc)?;
-    if dir.join("lib/libssl.a").is_file() && dir.join("include/openssl/ssl.h").is_file() {
+    let recipe = tool::recipe(target, musl_gcc)
+        .ok_or_else(|| Error::config(format!("{target}: no OpenSSL configuration")))?;
+    let stamp = |d: &Path| d.join(RECIPE_FILE);
+    if dir.join("lib/libssl.a").is_file()
+        && dir.join("include/openssl/ssl.h").is_file()
+        && std::fs::read_to_string(stamp(&dir)).ok().as_deref() == Some(recipe.as_str())
+    {
         return Ok(Installed {
             dir,
             version,
@@ -138,13 +149,23 @@ pub fn ensure(target: &str, log: &Path, jobs: usize, cancel: &Cancel) -> Result<
     }
     let partial = cache.join(format!("{version}-{target}.partial-{}", std::process::id()));
     let work = cache.join(format!("build-{target}-{}", std::process::id()));
-    let result = build(&src, &work, &partial, target, musl_gcc, log, jobs, cancel);
+    let result = build(&src, &work, &partial, target, musl_gcc, log, jobs, cancel).and_then(|()| {
+        std::fs::write(stamp(&partial), &recipe)
+            .map_err(|e| Error::stage(format!("{}: {e}", stamp(&partial).display())))
+    });
     std::fs::remove_dir_all(&work).ok();
     if let Err(e) = result {
         std::fs::remove_dir_all(&partial).ok();
         return Err(e);
     }
-    // Another shipit may have finished the same build meanwhile: its copy is as good.
+    // A build from another recipe (older flags) makes way; another shipit may have finished
+    // the same build meanwhile: its copy is as good.
+    if dir.exists() && std::fs::read_to_string(stamp(&dir)).ok().as_deref() != Some(&recipe) {
+        let old = cache.join(format!("{version}-{target}.old-{}", std::process::id()));
+        if std::fs::rename(&dir, &old).is_ok() {
+            std::fs::remove_dir_all(&old).ok();
+        }
+    }
     if std::fs::rename(&partial, &dir).is_err() {
         std::fs::remove_dir_all(&partial).ok();
     }

@@ -1,7 +1,9 @@
 //! What shipit knows about C libraries, as data: the well-known `-sys` crates (the `links` value,
 //! the pkg-config module, the Debian packages to build and to run, the features that make the
-//! crate build the library itself, and how a musl target gets it), and which Debian package ships
-//! a shared library (`libssl.so.3` → `libssl3`), for the hints of the build and of verification.
+//! crate build the library itself, and how a musl target gets it), which Debian package ships
+//! a shared library (`libssl.so.3` → `libssl3`, for verification's hints), and which `-dev`
+//! package has a link name or a C header (`-lpq` → `libpq-dev`, `zlib.h` → `zlib1g-dev`, for the
+//! hints of a failed build).
 
 /// How a musl target (Debian has no musl-built C libraries) gets a well-known library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,95 @@ pub fn debian_package_for_library(soname: &str) -> Option<&'static str> {
         .map(|(_, pkg)| *pkg)
 }
 
+/// Link names (`-lX`) and the Debian `-dev` package with the `libX.so` link and `libX.a`, for the
+/// hints of a failed build (`cannot find -lpq` → `libpq-dev`).
+const LINK_PACKAGES: &[(&str, &str)] = &[
+    ("ssl", "libssl-dev"),
+    ("crypto", "libssl-dev"),
+    ("sqlite3", "libsqlite3-dev"),
+    ("pq", "libpq-dev"),
+    ("z", "zlib1g-dev"),
+    ("zstd", "libzstd-dev"),
+    ("lzma", "liblzma-dev"),
+    ("bz2", "libbz2-dev"),
+    ("curl", "libcurl4-openssl-dev"),
+    ("systemd", "libsystemd-dev"),
+    ("udev", "libudev-dev"),
+    ("dbus-1", "libdbus-1-dev"),
+    ("gmp", "libgmp-dev"),
+    ("ffi", "libffi-dev"),
+    ("seccomp", "libseccomp-dev"),
+    ("cap", "libcap-dev"),
+    ("mysqlclient", "default-libmysqlclient-dev"),
+    ("xml2", "libxml2-dev"),
+    ("sodium", "libsodium-dev"),
+    ("git2", "libgit2-dev"),
+    ("ssh2", "libssh2-1-dev"),
+    ("usb-1.0", "libusb-1.0-0-dev"),
+    ("asound", "libasound2-dev"),
+    ("fontconfig", "libfontconfig-dev"),
+    ("freetype", "libfreetype-dev"),
+    ("expat", "libexpat1-dev"),
+    ("uuid", "uuid-dev"),
+    ("pcre2-8", "libpcre2-dev"),
+];
+
+/// The Debian `-dev` package that lets the linker find `-l<name>`.
+pub fn dev_package_for_link_name(name: &str) -> Option<&'static str> {
+    LINK_PACKAGES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, pkg)| *pkg)
+}
+
+/// C headers (a file, or a directory of them ending in `/`) and the Debian `-dev` package that
+/// ships them.
+const HEADER_PACKAGES: &[(&str, &str)] = &[
+    ("openssl/", "libssl-dev"),
+    ("sqlite3.h", "libsqlite3-dev"),
+    ("sqlite3ext.h", "libsqlite3-dev"),
+    ("zlib.h", "zlib1g-dev"),
+    ("zconf.h", "zlib1g-dev"),
+    ("libpq-fe.h", "libpq-dev"),
+    ("postgresql/", "libpq-dev"),
+    ("pg_config.h", "libpq-dev"),
+    ("zstd.h", "libzstd-dev"),
+    ("lzma.h", "liblzma-dev"),
+    ("bzlib.h", "libbz2-dev"),
+    ("curl/", "libcurl4-openssl-dev"),
+    ("systemd/", "libsystemd-dev"),
+    ("libudev.h", "libudev-dev"),
+    ("dbus/", "libdbus-1-dev"),
+    ("gmp.h", "libgmp-dev"),
+    ("ffi.h", "libffi-dev"),
+    ("seccomp.h", "libseccomp-dev"),
+    ("sys/capability.h", "libcap-dev"),
+    ("mysql.h", "default-libmysqlclient-dev"),
+    ("mysql/", "default-libmysqlclient-dev"),
+    ("libxml/", "libxml2-dev"),
+    ("sodium.h", "libsodium-dev"),
+    ("git2.h", "libgit2-dev"),
+    ("libssh2.h", "libssh2-1-dev"),
+    ("libusb-1.0/", "libusb-1.0-0-dev"),
+    ("alsa/", "libasound2-dev"),
+    ("fontconfig/", "libfontconfig-dev"),
+    ("ft2build.h", "libfreetype-dev"),
+    ("expat.h", "libexpat1-dev"),
+    ("uuid/", "uuid-dev"),
+    ("pcre2.h", "libpcre2-dev"),
+];
+
+/// The Debian `-dev` package that ships the C header `header` (`openssl/ssl.h` → `libssl-dev`).
+pub fn dev_package_for_header(header: &str) -> Option<&'static str> {
+    HEADER_PACKAGES
+        .iter()
+        .find(|(h, _)| match h.strip_suffix('/') {
+            Some(dir) => header.strip_prefix(dir).is_some_and(|r| r.starts_with('/')),
+            None => *h == header,
+        })
+        .map(|(_, pkg)| *pkg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +250,32 @@ mod tests {
             assert_eq!(known(k.krate).map(|x| x.links), Some(k.links));
         }
         assert!(known("ring").is_none());
+    }
+
+    #[test]
+    fn link_names_and_headers_map_to_the_dev_package() {
+        assert_eq!(dev_package_for_link_name("ssl"), Some("libssl-dev"));
+        assert_eq!(dev_package_for_link_name("crypto"), Some("libssl-dev"));
+        assert_eq!(dev_package_for_link_name("pq"), Some("libpq-dev"));
+        assert_eq!(dev_package_for_link_name("frob"), None);
+        assert_eq!(dev_package_for_header("openssl/ssl.h"), Some("libssl-dev"));
+        assert_eq!(dev_package_for_header("sqlite3.h"), Some("libsqlite3-dev"));
+        assert_eq!(dev_package_for_header("zlib.h"), Some("zlib1g-dev"));
+        assert_eq!(dev_package_for_header("libpq-fe.h"), Some("libpq-dev"));
+        assert_eq!(
+            dev_package_for_header("postgresql/libpq-fe.h"),
+            Some("libpq-dev")
+        );
+        assert_eq!(dev_package_for_header("opensslv.h"), None);
+        assert_eq!(dev_package_for_header("openssl.h"), None);
+        // The well-known crates' links values and build packages agree with the link table.
+        for k in KNOWN.iter().filter(|k| k.krate != "openssl-sys") {
+            assert_eq!(
+                dev_package_for_link_name(k.links),
+                Some(k.build_deb),
+                "{}",
+                k.krate
+            );
+        }
     }
 }

@@ -239,3 +239,135 @@ fn bad_metadata_says_what_is_wrong() {
     .unwrap_err();
     assert!(e.contains("`a` is not in the resolved graph"), "{e}");
 }
+
+/// app → diesel → pq-sys, app → flate2 → libz-sys, app → rusqlite → libsqlite3-sys, with the
+/// features given for each sys crate.
+fn common_graph(pq: &str, z: &str, sqlite: &str) -> String {
+    format!(
+        r#"{{"packages":[
+        {{"id":"app 1.0.0","name":"app","version":"1.0.0"}},
+        {{"id":"diesel 2.2.0","name":"diesel","version":"2.2.0"}},
+        {{"id":"pq-sys 0.7.2","name":"pq-sys","version":"0.7.2","links":"pq"}},
+        {{"id":"flate2 1.1.0","name":"flate2","version":"1.1.0"}},
+        {{"id":"libz-sys 1.1.22","name":"libz-sys","version":"1.1.22","links":"z"}},
+        {{"id":"rusqlite 0.37.0","name":"rusqlite","version":"0.37.0"}},
+        {{"id":"libsqlite3-sys 0.35.0","name":"libsqlite3-sys","version":"0.35.0","links":"sqlite3"}}],
+      "resolve":{{"nodes":[
+        {{"id":"app 1.0.0","deps":[{{"pkg":"diesel 2.2.0","dep_kinds":[{{"kind":null}}]}},
+                                   {{"pkg":"flate2 1.1.0","dep_kinds":[{{"kind":null}}]}},
+                                   {{"pkg":"rusqlite 0.37.0","dep_kinds":[{{"kind":null}}]}}]}},
+        {{"id":"diesel 2.2.0","deps":[{{"pkg":"pq-sys 0.7.2","dep_kinds":[{{"kind":null}}]}}]}},
+        {{"id":"flate2 1.1.0","deps":[{{"pkg":"libz-sys 1.1.22","dep_kinds":[{{"kind":null}}]}}]}},
+        {{"id":"rusqlite 0.37.0","deps":[{{"pkg":"libsqlite3-sys 0.35.0","dep_kinds":[{{"kind":null}}]}}]}},
+        {{"id":"pq-sys 0.7.2","features":[{pq}]}},
+        {{"id":"libz-sys 1.1.22","features":[{z}]}},
+        {{"id":"libsqlite3-sys 0.35.0","features":[{sqlite}]}}]}}}}"#
+    )
+}
+
+fn musl_target(syslibs: Vec<SysLib>) -> [TargetLibs; 1] {
+    [TargetLibs {
+        platform: "linux/arm64".into(),
+        libc: Libc::Musl,
+        target: "aarch64-unknown-linux-musl".into(),
+        syslibs,
+    }]
+}
+
+#[test]
+fn pq_sys_on_musl_is_an_error_naming_the_bundled_feature() {
+    let libs = diagnose(
+        &common_graph("", "", r#""bundled""#),
+        "app",
+        Libc::Musl,
+        &Provided::default(),
+    )
+    .unwrap();
+    let pq = find(&libs, "pq-sys");
+    assert_eq!(pq.chain_text(), "app → diesel → pq-sys");
+    assert_eq!(pq.provided_by, None);
+    let key = pq.missing.as_deref().unwrap();
+    assert!(key.contains("the `bundled` feature of pq-sys"), "{key}");
+    assert!(key.contains("Debian has no musl pq"), "{key}");
+    // libz-sys builds zlib itself on musl; bundled SQLite needs nothing.
+    assert!(matches!(
+        find(&libs, "libz-sys").provided_by,
+        Some(Provider::Bundled { ref how }) if how.contains("statically for musl")
+    ));
+    assert!(find(&libs, "libsqlite3-sys").missing.is_none());
+    let e = require_provided(&musl_target(libs)).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.message()
+            .contains("linux/arm64 (musl): app → diesel → pq-sys needs pq to build: add `build.features: the `bundled` feature of pq-sys"),
+        "{}",
+        e.message()
+    );
+    // With pq-sys/bundled, musl needs nothing from the user.
+    let libs = diagnose(
+        &common_graph(r#""bundled""#, "", r#""bundled""#),
+        "app",
+        Libc::Musl,
+        &Provided::default(),
+    )
+    .unwrap();
+    assert!(require_provided(&musl_target(libs)).is_ok());
+}
+
+#[test]
+fn the_common_sys_crates_on_gnu_name_their_build_and_runtime_packages() {
+    let libs = diagnose(
+        &common_graph("", "", ""),
+        "app",
+        Libc::Gnu,
+        &Provided::default(),
+    )
+    .unwrap();
+    let pq = find(&libs, "pq-sys");
+    assert_eq!(
+        (pq.needs_build.as_slice(), pq.needs_runtime.as_slice()),
+        (&["libpq-dev".to_string()][..], &["libpq5".to_string()][..])
+    );
+    assert_eq!(pq.missing.as_deref(), Some("build.packages: [libpq-dev]"));
+    let sqlite = find(&libs, "libsqlite3-sys");
+    assert_eq!(sqlite.needs_build, ["libsqlite3-dev"]);
+    assert_eq!(sqlite.needs_runtime, ["libsqlite3-0"]);
+    // libz-sys falls back to its bundled zlib: not an error, and nothing to run.
+    let z = find(&libs, "libz-sys");
+    assert!(z.missing.is_none() && z.needs_runtime.is_empty(), "{z:?}");
+    // Its `static` feature, libsqlite3-sys's `bundled`: compiled in, no Debian package at all.
+    let libs = diagnose(
+        &common_graph("", r#""static""#, r#""bundled""#),
+        "app",
+        Libc::Gnu,
+        &Provided {
+            build_packages: vec!["libpq-dev".into()],
+            ..Provided::default()
+        },
+    )
+    .unwrap();
+    for krate in ["libz-sys", "libsqlite3-sys"] {
+        let l = find(&libs, krate);
+        assert!(
+            matches!(l.provided_by, Some(Provider::Bundled { .. })),
+            "{l:?}"
+        );
+        assert!(
+            l.needs_build.is_empty() && l.needs_runtime.is_empty(),
+            "{l:?}"
+        );
+    }
+    assert!(
+        find(&libs, "libz-sys")
+            .describe()
+            .contains("libz-sys's `static` feature compiles z into the binary"),
+        "{}",
+        find(&libs, "libz-sys").describe()
+    );
+    assert_eq!(
+        find(&libs, "pq-sys").provided_by,
+        Some(Provider::DebSysroot {
+            packages: vec!["libpq-dev".into()]
+        })
+    );
+}

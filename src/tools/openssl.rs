@@ -51,9 +51,13 @@ pub fn compiler(target: &str, musl_gcc: bool) -> Option<(String, String, String)
         }
         "x86_64-unknown-linux-musl" => zig("x86_64-linux-musl"),
         "aarch64-unknown-linux-musl" => zig("aarch64-linux-musl"),
+        // linux/arm/v7 as Rust's armv7 musl target: ARMv7-A, Thumb-2, VFPv3-D16, no NEON (gcc's
+        // `-march=armv7-a -mfpu=vfpv3-d16`; without `-d32` LLVM's vfp3d16 still says VFPv3).
         "armv7-unknown-linux-musleabihf" => {
-            zig("arm-linux-musleabihf -mcpu=generic+v7a+vfp3d16-neon")
+            zig("arm-linux-musleabihf -mcpu=generic+v7a+vfp3d16-neon-d32")
         }
+        // linux/arm/v6, the Pi Zero/1's ARM1176JZF-S: ARMv6, Thumb-1, VFPv2 (gcc's
+        // `-march=armv6 -mfpu=vfp -mfloat-abi=hard`), so no ARMv7 code reaches the v6 image.
         "arm-unknown-linux-musleabihf" => zig("arm-linux-musleabihf -mcpu=arm1176jzf_s"),
         "riscv64gc-unknown-linux-musl" => zig("riscv64-linux-musl"),
         _ => None,
@@ -113,6 +117,12 @@ pub fn configure(src: &Path, prefix: &Path, target: &str, musl_gcc: bool) -> Opt
             .env("RANLIB", ranlib)
             .cwd(src),
     )
+}
+
+/// What a cached build was made with: the configure command with placeholder paths (its
+/// compiler, flags and options). A cached OpenSSL whose recipe differs is built again.
+pub fn recipe(target: &str, musl_gcc: bool) -> Option<String> {
+    configure(Path::new("SRC"), Path::new("PREFIX"), target, musl_gcc).map(|c| c.display() + "\n")
 }
 
 /// `make TARGETS` in the configured tree.
@@ -180,5 +190,39 @@ mod tests {
         assert!(w.contains("--target=*) ;;"), "{w}");
         assert_eq!(cc_wrapper_script("x86_64-unknown-linux-musl", true), None);
         assert!(source_manifest("^300.2").contains("openssl-src = \"^300.2\""));
+    }
+
+    #[test]
+    fn arm_musl_targets_get_their_devices_own_flags() {
+        for (target, cc) in [
+            (
+                "armv7-unknown-linux-musleabihf",
+                "zig cc -target arm-linux-musleabihf -mcpu=generic+v7a+vfp3d16-neon-d32",
+            ),
+            (
+                "arm-unknown-linux-musleabihf",
+                "zig cc -target arm-linux-musleabihf -mcpu=arm1176jzf_s",
+            ),
+        ] {
+            let c = configure(Path::new("/b"), Path::new("/c"), target, true).unwrap();
+            assert_eq!(c.env["CC"], cc);
+            assert!(c.args.iter().any(|a| a == "linux-armv4"), "{:?}", c.args);
+            let w = cc_wrapper_script(target, true).unwrap();
+            assert!(w.contains(&format!("exec {cc} \"$@\"")), "{w}");
+        }
+    }
+
+    #[test]
+    fn the_recipe_is_the_configure_command_with_placeholder_paths() {
+        let r = recipe("aarch64-unknown-linux-musl", false).unwrap();
+        assert_eq!(
+            r,
+            "cd SRC && AR='zig ar' CC='zig cc -target aarch64-linux-musl' RANLIB='zig ranlib' perl ./Configure '--prefix=PREFIX' '--openssldir=/usr/local/ssl' no-shared no-module no-tests no-comp no-zlib no-zlib-dynamic '--libdir=lib' no-legacy no-ssl3 no-md2 no-rc5 no-weak-ssl-ciphers no-camellia no-idea no-seed no-engine no-async linux-aarch64 -DOPENSSL_NO_SECURE_MEMORY -O2 -fPIC\n"
+        );
+        assert_ne!(
+            recipe("armv7-unknown-linux-musleabihf", false),
+            recipe("arm-unknown-linux-musleabihf", false)
+        );
+        assert_eq!(recipe("x86_64-unknown-linux-gnu", false), None);
     }
 }
