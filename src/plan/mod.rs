@@ -247,7 +247,8 @@ pub struct SysrootTarget {
     pub libc: Libc,
     pub target: String,
     pub suite: String,
-    /// Why this suite: `the deb:bookworm base`, or the default.
+    /// Why this suite, in words: `the deb:bookworm base`, or the default.
+    #[serde(rename = "suite_reason")]
     pub suite_from: String,
     /// The Debian architecture.
     pub arch: String,
@@ -256,6 +257,7 @@ pub struct SysrootTarget {
     /// The glibc the linked libraries need, once the sysroot is assembled.
     pub glibc_floor: Option<GlibcFloor>,
     /// Where it stands, in words.
+    #[serde(rename = "note")]
     pub status: String,
 }
 
