@@ -951,6 +951,48 @@ fn the_matrix_workflow_carries_archives_to_the_merge_and_the_tag_release() {
     }
 }
 
+/// The install step, with a stand-in `cargo` that records its argv: input `version` installs a
+/// tag with `--tag` and a commit (hex) with `--rev`; empty installs the action's own checkout.
+#[test]
+fn action_install_step_takes_a_tag_or_a_commit() {
+    let script = action_script("Install shipit");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cargo = bin.join("cargo");
+    std::fs::write(&cargo, "#!/bin/bash\necho \"$*\" >> cargo-calls.txt\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for version in [
+        "v1.2.3",
+        "0123abc",
+        "",
+        "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef",
+    ] {
+        let env = [
+            ("PATH", path.as_str()),
+            ("ACTION_PATH", "/action"),
+            ("ACTION_REPOSITORY", "acme/shipit"),
+            ("SERVER_URL", "https://github.com"),
+            ("INPUT_VERSION", version),
+        ];
+        let o = run_script(&script, dir.path(), &env);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("cargo-calls.txt")).unwrap(),
+        "install --locked --git https://github.com/acme/shipit --tag v1.2.3 shipit\n\
+         install --locked --git https://github.com/acme/shipit --rev 0123abc shipit\n\
+         install --locked --path /action\n\
+         install --locked --git https://github.com/acme/shipit --rev deadbeefdeadbeefdeadbeefdeadbeefdeadbeef shipit\n"
+    );
+}
+
 #[test]
 fn action_release_step_passes_credentials_through_env_not_argv() {
     // A stand-in `shipit` on PATH records its argv and the credential variables it was given: this
