@@ -3,12 +3,18 @@
 //! in the format `sha256sum -c` reads. The bytes are the same on every run from the same commit:
 //! entries sorted, every header field fixed (mtime from the release's epoch, uid/gid 0, no owner
 //! names, fixed modes) and a gzip header without a name or time, as the image layers are.
+//!
+//! A matrix release (`release --split` per platform, then `release --merge`) makes the same
+//! files: each split job writes its platform's archives and lists them (name, target, digest,
+//! size) in its fragment; the merge takes the archives found next to the fragments (the
+//! workflow downloads both into one directory), checks each against its fragment, and writes
+//! them with one combined `SHA256SUMS` into its own `dist/archives` (`gather`).
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::ui::Ui;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,8 +25,8 @@ pub const SUMS: &str = "SHA256SUMS";
 /// A README or license file is at most this large.
 const MAX_DOC_BYTES: u64 = 16 * 1024 * 1024;
 
-/// One archive, as `release.json` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One archive, as `release.json` and a split job's fragment list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Archive {
     /// The file name in `dist/archives`.
     pub name: String,
@@ -158,6 +164,12 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Archives> {
             });
         }
     }
+    finish(out, archives)
+}
+
+/// Writes `SHA256SUMS` for `archives` (sorted by name) into `out`, and removes the archives an
+/// earlier run left there that are not among them, so `dist/archives/*` is this release.
+fn finish(out: PathBuf, mut archives: Vec<Archive>) -> Result<Archives> {
     archives.sort_by(|a, b| a.name.cmp(&b.name));
     let sums = sums_text(&archives);
     super::package::write_atomically(&out.join(SUMS), sums.as_bytes())?;
@@ -171,6 +183,77 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Archives> {
         }
     }
     Ok(Archives { dir: out, archives })
+}
+
+/// The merge's archives: each `(directory, archive)` is an archive a fragment in that directory
+/// lists. Either every listed archive is there, each with the name this plan gives its target
+/// and the fragment's digest and size, and they are copied into `dist/archives` with one
+/// `SHA256SUMS` (`Some`); or none is there (the jobs did not upload them), and nothing is
+/// written (`None`). Some but not all is an error, as is an archive that differs from its
+/// fragment; either way before any tag moves.
+pub fn gather(plan: &Plan, listed: &[(PathBuf, Archive)], ui: &Ui) -> Result<Option<Archives>> {
+    if listed.is_empty() {
+        return Ok(None);
+    }
+    let mut problems = Vec::new();
+    for (_, a) in listed {
+        let want = format!("{}.tar.gz", stem(plan, &a.target));
+        if a.name != want {
+            problems.push(format!(
+                "{}: the fragment's archive for {} should be {want}",
+                a.name, a.target
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::stage(format!(
+            "archives: {}; no tag was moved",
+            problems.join("; ")
+        )));
+    }
+    let (present, missing): (Vec<_>, Vec<_>) = listed
+        .iter()
+        .partition(|(dir, a)| dir.join(&a.name).is_file());
+    if present.is_empty() {
+        ui.info(format!(
+            "archives: none of the {} archives the fragments list is next to them; dist/archives is not written (upload each job's dist/archives/*.tar.gz beside its fragment)",
+            listed.len()
+        ));
+        return Ok(None);
+    }
+    if !missing.is_empty() {
+        return Err(Error::stage(format!(
+            "archives: {} of the fragments' archives are next to them, but not {}; no tag was moved",
+            present.len(),
+            missing
+                .iter()
+                .map(|(dir, a)| dir.join(&a.name).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let out = dir(plan);
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let mut archives = Vec::new();
+    for (d, a) in listed {
+        let src = d.join(&a.name);
+        let bytes = read_member(&src, a.size)
+            .map_err(|e| Error::stage(format!("archives: {e}; no tag was moved")))?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if digest != a.digest || bytes.len() as u64 != a.size {
+            return Err(Error::stage(format!(
+                "archives: {} is {digest}, {} bytes; its fragment says {}, {} bytes; no tag was moved",
+                src.display(),
+                bytes.len(),
+                a.digest,
+                a.size
+            )));
+        }
+        super::package::write_atomically(&out.join(&a.name), &bytes)?;
+        ui.ok(format!("archive {} {} bytes", a.name, a.size));
+        archives.push(a.clone());
+    }
+    finish(out, archives).map(Some)
 }
 
 /// `SHA256SUMS`: `<hex>  <name>` per archive, sorted by name (text mode, as `sha256sum` writes).

@@ -136,9 +136,6 @@ fn skip_reason(mode: Mode, stage: Stage) -> Option<&'static str> {
         (Mode::Publish, Stage::Archives) => {
             Some("`shipit release` writes the archives; publish pushes images only")
         }
-        (Mode::Split, Stage::Archives) => {
-            Some("split jobs push images by digest only; archives are written by `shipit release`")
-        }
         (Mode::Split | Mode::Smoke, Stage::Doctor) => {
             Some("one platform: build says what this machine lacks for it")
         }

@@ -148,6 +148,7 @@ fn run_stage(
                     s,
                     &packaged,
                     verified,
+                    made.archives.as_ref(),
                     password.take(),
                     ui,
                 );

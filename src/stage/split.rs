@@ -8,7 +8,9 @@
 //! platform's SBOMs, provenance and verification attestation are made and sealed (signed with
 //! `SHIPIT_SIGNING_KEY`) by the job that built and verified it, and carried in its fragment; the
 //! merge checks them, makes each index's provenance, and attaches all of them as referrers after
-//! the indexes and before the tags (blobs → manifests → indexes → referrers → tags).
+//! the indexes and before the tags (blobs → manifests → indexes → referrers → tags). Each job
+//! also writes its platform's release archives and lists them in its fragment; the merge takes
+//! them from next to the fragments and writes one `SHA256SUMS` (see `archives::gather`).
 
 use super::{image_rules, package, publish, verify};
 use crate::config::{Config, PublishTo};
@@ -44,6 +46,10 @@ pub struct Fragment {
     /// `attest:` turns them off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<super::attach::Carried>,
+    /// The release archives this job wrote for the platform's target (`dist/archives`); the
+    /// merge takes them from next to the fragment (none with `archives: false`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archives: Vec<super::archives::Archive>,
 }
 
 fn need_registry(cfg: &Config, what: &str) -> Result<()> {
@@ -67,11 +73,12 @@ pub fn check_job(s: &Session) -> Result<()> {
 }
 
 /// The publish stage of a matrix job: each platform that passed is pushed by digest (no index,
-/// no tag), and every platform gets its fragment, passed or not.
+/// no tag), and every platform gets its fragment, passed or not, listing its archives.
 pub fn push_and_write_fragments(
     s: &Session,
     packaged: &package::Packaged,
     verified: &verify::Report,
+    archives: Option<&super::archives::Archives>,
     password: Option<String>,
     ui: &Ui,
 ) -> Result<()> {
@@ -133,6 +140,12 @@ pub fn push_and_write_fragments(
                 checks: report.map(|r| r.checks.clone()).unwrap_or_default(),
                 base: p.base.clone(),
                 attachments,
+                archives: archives
+                    .iter()
+                    .flat_map(|a| &a.archives)
+                    .filter(|a| a.target == p.target)
+                    .cloned()
+                    .collect(),
             };
             let spec = crate::platform::Platform::parse(&p.platform)
                 .map(|s| s.slug())
@@ -237,6 +250,8 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
     let (cfg, plan) = (&s.config, &s.plan);
     need_registry(cfg, "--merge")?;
     let mut fragments: BTreeMap<(Libc, String), Fragment> = BTreeMap::new();
+    // Where each fragment was read: its archives are looked for next to it.
+    let mut dirs: BTreeMap<(Libc, String), PathBuf> = BTreeMap::new();
     for path in paths {
         // Fragments are named on the command line (`--merge`): one that cannot be read or is
         // not a fragment is a usage error (exit 2).
@@ -253,6 +268,8 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
                 f.repository
             )));
         }
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        dirs.insert((f.variant, f.platform.clone()), dir);
         fragments.insert((f.variant, f.platform.clone()), f);
     }
     // Every planned platform must have a fragment that passed.
@@ -287,6 +304,12 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
         )));
     }
     let _locks = super::locks::take_out_dir(s, ui)?;
+    // The archives, checked against their fragments and summed, before anything is pushed.
+    let listed: Vec<(PathBuf, super::archives::Archive)> = fragments
+        .iter()
+        .flat_map(|(key, f)| f.archives.iter().map(|a| (dirs[key].clone(), a.clone())))
+        .collect();
+    let archives = super::archives::gather(plan, &listed, ui)?.unwrap_or_default();
     let client = publish::registry_client(cfg, password, &s.opts.cancel, ui.json)?;
     ui.step(format!(
         "merge {} fragments into {}",
@@ -415,7 +438,7 @@ pub fn merge(s: &Session, paths: &[PathBuf], password: Option<String>, ui: &Ui) 
         blobs_skipped: 0,
         attachments: attached.attachments,
         stages: Vec::new(),
-        archives: Vec::new(),
+        archives: archives.archives,
     };
     super::release::write_report(plan, &report, s.opts.json, ui)
 }

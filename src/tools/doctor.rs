@@ -118,6 +118,8 @@ enum Probe {
     Docker(semver::Version),
     RustStd(String),
     RustSrc,
+    /// The Debian archive keyring in this directory (`gpgv::archive_keyrings` finds one).
+    Keyring(PathBuf),
 }
 
 /// Whether one reason for a tool blocks the run without it.
@@ -230,14 +232,16 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
             }
         }
         if let Some(d) = &p.deb {
-            // A deb:SUITE base: the archive's InRelease is checked with gpgv (and the keyring).
-            add(
-                "gpgv".into(),
-                Probe::Binary("gpgv".into(), semver::Version::new(2, 0, 0)),
-                Install::Apt("gpgv".into()),
-                format!("{why}: deb base ({})", d.arch),
-                Necessity::Required,
-            );
+            // A deb:SUITE base: the archive's InRelease is checked with gpgv and the keyring.
+            for (tool, probe, install) in archive_checkers() {
+                add(
+                    tool,
+                    probe,
+                    install,
+                    format!("{why}: deb base ({})", d.arch),
+                    Necessity::Required,
+                );
+            }
         }
         if verify && !p.native {
             let q = p.spec.qemu_static();
@@ -246,6 +250,24 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
                 Probe::Binary(q, super::qemu::MIN),
                 Install::Apt("qemu-user-static".into()),
                 format!("verify {why}"),
+                Necessity::Required,
+            );
+        }
+    }
+    // `build.packages`: every gnu target's build sysroot comes from a Debian suite, whose
+    // InRelease is checked the same way, whatever the bases are.
+    let sysroot_targets = plan.sysroots.iter().flat_map(|s| &s.targets);
+    // (A target another backend builds in its own container has no Debian architecture here.)
+    for t in sysroot_targets.filter(|t| !t.arch.is_empty()) {
+        for (tool, probe, install) in archive_checkers() {
+            add(
+                tool,
+                probe,
+                install,
+                format!(
+                    "{} ({}): build sysroot ({} {})",
+                    t.platform, t.libc, t.suite, t.arch
+                ),
                 Necessity::Required,
             );
         }
@@ -260,6 +282,22 @@ fn requirements(plan: &Plan, verify: bool, docker_packager: bool) -> Vec<Need> {
         );
     }
     needs.into_values().collect()
+}
+
+/// What checks a Debian archive's `InRelease`: gpgv and the Debian archive keyring.
+fn archive_checkers() -> [(String, Probe, Install); 2] {
+    [
+        (
+            "gpgv".into(),
+            Probe::Binary("gpgv".into(), semver::Version::new(2, 0, 0)),
+            Install::Apt("gpgv".into()),
+        ),
+        (
+            "debian-archive-keyring".into(),
+            Probe::Keyring(PathBuf::from(super::gpgv::KEYRING_DIR)),
+            Install::Apt("debian-archive-keyring".into()),
+        ),
+    ]
 }
 
 fn probe(
@@ -339,6 +377,10 @@ fn probe(
                 (Status::Missing, None, None, None)
             }
         }
+        Probe::Keyring(dir) => match super::gpgv::archive_keyrings(dir).first() {
+            Some(k) => (Status::Ok, None, None, Some(k.display().to_string())),
+            None => (Status::Missing, None, None, None),
+        },
         Probe::RustSrc => {
             if inv.rust_src {
                 (Status::Ok, None, None, None)

@@ -1,7 +1,9 @@
 //! Release archives (issue 16 item 2): `shipit release` of a tiny crate writes
 //! `dist/archives/<bin>-<version>-<target>.tar.gz` with the binary and the crate's license and
 //! README files, and `SHA256SUMS`; GNU `sha256sum -c` and `tar -tvzf` read them, a second run
-//! writes the same bytes, and a tampered archive fails the check.
+//! writes the same bytes, and a tampered archive fails the check. A matrix release (`--split`
+//! per platform, then `--merge`) writes the same archives and `SHA256SUMS` bytes as a one-shot
+//! release of the same platforms.
 
 use crate::support::{shipit, write};
 use std::path::Path;
@@ -230,4 +232,151 @@ fn archives_false_skips_the_stage_saying_so() {
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(text.contains("# archive ") && text.contains(NAME), "{text}");
     assert!(text.contains("dist/archives/SHA256SUMS"), "{text}");
+}
+
+fn run_in(dir: &Path, out: &Path, args: &[&str]) -> Output {
+    shipit(dir)
+        .args(["--out", out.to_str().unwrap()])
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", crate::support::fixture::EPOCH)
+        .output()
+        .unwrap()
+}
+
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The matrix workflow's contract, on this machine: each `release --split` job (its own output
+/// dir) writes its platform's archive and lists it in its fragment; the merge job, given the
+/// fragments with the archives next to them (as the workflow downloads both artifacts into one
+/// directory), writes exactly the archives and `SHA256SUMS` bytes of a one-shot release of the
+/// same platforms, `sha256sum -c` passes, and release.json lists them. Only some archives, or
+/// one that differs from its fragment, fails the merge before any push; none at all (a
+/// workflow that uploads only fragments) merges without archives, saying so.
+#[test]
+fn split_and_merge_write_the_archives_and_sums_of_a_one_shot_release() {
+    let reg = crate::support::registry::TestRegistry::anonymous();
+    let project = tiny(None);
+    let dir = project.path();
+    let pipeline = std::fs::read_to_string(dir.join("pipeline.yaml"))
+        .unwrap()
+        .replace("[linux/amd64]", "[linux/amd64, linux/arm64]")
+        .replace("to: oci:dist/oci", "to: registry")
+        .replace(
+            "repository: localhost/tiny",
+            &format!("repository: {}/tiny", reg.host_port()),
+        );
+    std::fs::write(dir.join("pipeline.yaml"), pipeline).unwrap();
+
+    let one = dir.join("dist-one");
+    ok(&run_in(dir, &one, &["release"]));
+    let one_archives = files_of(&one.join("archives"));
+    assert_eq!(
+        one_archives
+            .iter()
+            .map(|f| f.0.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "SHA256SUMS",
+            "tiny-1.2.3-aarch64-unknown-linux-musl.tar.gz",
+            NAME
+        ]
+    );
+
+    // Each job on its own "machine"; the workflow downloads what they upload into one directory.
+    let downloaded = dir.join("downloaded");
+    std::fs::create_dir_all(&downloaded).unwrap();
+    let mut fragments = Vec::new();
+    let mut archives = Vec::new();
+    for (i, platform) in ["linux/amd64", "linux/arm64"].iter().enumerate() {
+        let out = dir.join(format!("dist-job{i}"));
+        ok(&run_in(
+            dir,
+            &out,
+            &["release", "--split", "--platform", platform],
+        ));
+        let frag = std::fs::read_dir(out.join("fragments"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&frag).unwrap()).unwrap();
+        let listed = f["archives"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "{f}");
+        let name = listed[0]["name"].as_str().unwrap().to_string();
+        let copy = downloaded.join(frag.file_name().unwrap());
+        std::fs::copy(&frag, &copy).unwrap();
+        fragments.push(copy.to_str().unwrap().to_string());
+        archives.push((out.join("archives").join(&name), downloaded.join(&name)));
+    }
+    let merge_out = dir.join("dist-merge");
+    let merge = |out: &Path| {
+        let mut args = vec!["release", "--merge"];
+        args.extend(fragments.iter().map(String::as_str));
+        run_in(dir, out, &args)
+    };
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // No archive next to the fragments: merged without archives, saying so.
+    let bare = dir.join("dist-merge-bare");
+    let o = merge(&bare);
+    ok(&o);
+    assert!(!bare.join("archives").exists());
+    assert!(
+        stderr(&o).contains("none of the 2 archives"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Only one of the two: refused, nothing pushed or written.
+    std::fs::copy(&archives[0].0, &archives[0].1).unwrap();
+    let o = merge(&merge_out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("but not") && stderr(&o).contains("no tag was moved"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!merge_out.join("release.json").exists());
+
+    // One that is not the bytes its fragment names: refused.
+    let mut bad = std::fs::read(&archives[1].0).unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    std::fs::write(&archives[1].1, bad).unwrap();
+    let o = merge(&merge_out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("its fragment says"), "{}", stderr(&o));
+    assert!(!merge_out.join("release.json").exists());
+
+    // Both, as the jobs wrote them: the one-shot's bytes, and sha256sum accepts them.
+    std::fs::copy(&archives[1].0, &archives[1].1).unwrap();
+    ok(&merge(&merge_out));
+    assert_eq!(files_of(&merge_out.join("archives")), one_archives);
+    let check = sha256sum_check(&merge_out.join("archives"));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let listed = |out: &Path| {
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("release.json")).unwrap()).unwrap();
+        r["archives"].clone()
+    };
+    assert_eq!(listed(&merge_out), listed(&one));
+    assert_eq!(listed(&one).as_array().unwrap().len(), 2);
 }

@@ -543,6 +543,49 @@ fn doctor_finds_every_required_tool() {
     }
 }
 
+/// `build.packages` with no `deb:` base: the build sysroots still come from a Debian suite whose
+/// InRelease is checked, so doctor lists gpgv and the archive keyring, each for the sysroot.
+#[test]
+fn doctor_lists_gpgv_and_the_keyring_for_build_sysroots_without_a_deb_base() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("Cargo.toml"),
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    write(&dir.path().join("src/main.rs"), "fn main() {}\n");
+    write(
+        &dir.path().join("pipeline.yaml"),
+        "version: 1\nbuild: { packages: [libssl-dev] }\nplatforms: [linux/arm64]\n\
+         variants:\n  gnu: { base: scratch }\nimage: { repository: localhost/tiny }\n",
+    );
+    let out = shipit(dir.path())
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let findings = doctor_findings(&out);
+    for tool in ["gpgv", "debian-archive-keyring"] {
+        let f = findings
+            .iter()
+            .find(|f| f["tool"] == tool)
+            .unwrap_or_else(|| panic!("doctor does not list {tool}: {findings:#?}"));
+        assert_eq!(f["required"], true, "{f:#}");
+        assert_eq!(
+            f["needed_for"],
+            serde_json::json!(["linux/arm64 (gnu): build sysroot (bookworm arm64)"]),
+            "{f:#}"
+        );
+        // This machine has both (scripts/setup.sh installs them).
+        assert_eq!(f["status"], "ok", "{f:#}");
+    }
+    assert_eq!(
+        findings
+            .iter()
+            .find(|f| f["tool"] == "debian-archive-keyring")
+            .unwrap()["install_command"],
+        "apt-get install -y debian-archive-keyring"
+    );
+}
+
 #[test]
 fn doctor_without_qemu_exits_3_and_says_how_to_install_it() {
     // The same PATH, except that every directory holding qemu-aarch64-static is replaced by a

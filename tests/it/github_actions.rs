@@ -403,6 +403,24 @@ fn repository_workflows_pass_actionlint() {
     }
 }
 
+/// shipit's own release workflow attaches its archives to the tag's release: `upload-archives`
+/// on the action, and the `contents: write` that `gh release upload` needs.
+#[test]
+fn the_dogfood_release_workflow_uploads_archives() {
+    let text = std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    let root = parse(&text);
+    let perms = get(&root, "permissions");
+    assert_eq!(scalar(get(perms, "contents")), "write");
+    assert_eq!(scalar(get(perms, "packages")), "write");
+    let steps = seq(get(get(get(&root, "jobs"), "release"), "steps"));
+    let release = steps
+        .iter()
+        .find(|s| opt(s, "uses").is_some_and(|u| scalar(u) == "./"))
+        .expect("the release step uses the action of this repository");
+    assert_eq!(scalar(get(get(release, "with"), "upload-archives")), "true");
+    assert!(text.contains("    tags: ['v*']\n"), "{text}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // action.yml
 
@@ -796,6 +814,183 @@ fn the_single_job_workflow_uploads_archives_with_contents_write() {
         .find(|s| opt(s, "id").is_some_and(|i| scalar(i) == "shipit"))
         .unwrap();
     assert_eq!(scalar(get(get(release, "with"), "upload-archives")), "true");
+}
+
+/// The matrix: each platform job uploads its archives as its own artifact; the merge job
+/// downloads the fragments and the archives into one directory (where `release --merge` looks),
+/// and on a tag attaches dist/archives to the tag's release, with `contents: write` in that job
+/// only. The attach script, run with a stand-in `gh`, uploads every archive and SHA256SUMS, and
+/// with no archives (`archives: false`) attaches nothing and succeeds.
+#[test]
+fn the_matrix_workflow_carries_archives_to_the_merge_and_the_tag_release() {
+    for attest in [false, true] {
+        let text = generate_workflow(&WorkflowOptions {
+            matrix: true,
+            platforms: four_platforms(),
+            attest_build_provenance: attest,
+            ..WorkflowOptions::default()
+        });
+        let root = parse(&text);
+        assert_eq!(scalar(get(get(&root, "permissions"), "contents")), "read");
+        let jobs = get(&root, "jobs");
+        assert!(opt(get(jobs, "platform"), "permissions").is_none());
+        let uploads: Vec<(String, String)> = seq(get(get(jobs, "platform"), "steps"))
+            .iter()
+            .filter(|s| opt(s, "uses").is_some_and(|u| scalar(u) == "actions/upload-artifact@v4"))
+            .map(|s| {
+                let with = get(s, "with");
+                (scalar(get(with, "name")), scalar(get(with, "path")))
+            })
+            .collect();
+        assert_eq!(
+            uploads,
+            [
+                (
+                    "shipit-fragment-${{ matrix.slug }}".to_string(),
+                    "dist/fragments/*.json".to_string()
+                ),
+                (
+                    "shipit-archives-${{ matrix.slug }}".to_string(),
+                    "dist/archives/*.tar.gz".to_string()
+                ),
+            ]
+        );
+        let merge = get(jobs, "merge");
+        let perms = get(merge, "permissions");
+        assert_eq!(scalar(get(perms, "contents")), "write");
+        assert_eq!(scalar(get(perms, "packages")), "write");
+        if attest {
+            assert_eq!(scalar(get(perms, "id-token")), "write");
+            assert_eq!(scalar(get(perms, "attestations")), "write");
+        } else {
+            assert!(opt(perms, "id-token").is_none());
+        }
+        let steps = seq(get(merge, "steps"));
+        let downloads: Vec<(String, String)> = steps
+            .iter()
+            .filter(|s| opt(s, "uses").is_some_and(|u| scalar(u) == "actions/download-artifact@v4"))
+            .map(|s| {
+                let with = get(s, "with");
+                (scalar(get(with, "pattern")), scalar(get(with, "path")))
+            })
+            .collect();
+        assert_eq!(
+            downloads,
+            [
+                ("shipit-fragment-*".to_string(), "fragments".to_string()),
+                ("shipit-archives-*".to_string(), "fragments".to_string()),
+            ]
+        );
+        let position = |pred: &dyn Fn(&Node) -> bool| steps.iter().position(pred).unwrap();
+        let merge_at = position(&|s: &Node| {
+            opt(s, "run").is_some_and(|r| scalar(r).starts_with("shipit release --merge "))
+        });
+        let attach_at = position(&|s: &Node| {
+            opt(s, "name").is_some_and(|n| scalar(n).starts_with("Attach the release archives"))
+        });
+        assert!(merge_at < attach_at);
+        let attach = &steps[attach_at];
+        assert_eq!(
+            scalar(get(attach, "if")),
+            "startsWith(github.ref, 'refs/tags/')"
+        );
+        assert_eq!(
+            scalar(get(get(attach, "env"), "GH_TOKEN")),
+            "${{ github.token }}"
+        );
+        assert_no_secret_in_scripts(&root);
+        if attest {
+            continue;
+        }
+
+        // The attach script with a stand-in gh (GitHub's releases API cannot run here).
+        let script = scalar(get(attach, "run"));
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let gh = bin.join("gh");
+        std::fs::write(
+            &gh,
+            "#!/bin/bash\necho \"$*\" >> gh-calls.txt\n[[ \"$1 $2\" == \"release view\" ]] && exit 1\nexit 0\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let env = [
+            ("PATH", path.as_str()),
+            ("GH_TOKEN", "t"),
+            ("GH_REPO", "acme/app"),
+            ("TAG", "v1.2.3"),
+        ];
+        let o = run_script(&script, dir.path(), &env);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("::notice title=shipit::"));
+        assert!(!dir.path().join("gh-calls.txt").exists());
+        let archives = dir.path().join("dist/archives");
+        std::fs::create_dir_all(&archives).unwrap();
+        for f in [
+            "app-1.2.3-x86_64-unknown-linux-musl.tar.gz",
+            "app-1.2.3-armv7-unknown-linux-musleabihf.tar.gz",
+            "SHA256SUMS",
+        ] {
+            std::fs::write(archives.join(f), "x").unwrap();
+        }
+        let o = run_script(&script, dir.path(), &env);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("gh-calls.txt")).unwrap(),
+            "release view v1.2.3\n\
+             release create v1.2.3 --verify-tag --title v1.2.3 --notes \n\
+             release upload v1.2.3 dist/archives/app-1.2.3-armv7-unknown-linux-musleabihf.tar.gz dist/archives/app-1.2.3-x86_64-unknown-linux-musl.tar.gz dist/archives/SHA256SUMS --clobber\n"
+        );
+    }
+}
+
+/// The install step, with a stand-in `cargo` that records its argv: input `version` installs a
+/// tag with `--tag` and a commit (hex) with `--rev`; empty installs the action's own checkout.
+#[test]
+fn action_install_step_takes_a_tag_or_a_commit() {
+    let script = action_script("Install shipit");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cargo = bin.join("cargo");
+    std::fs::write(&cargo, "#!/bin/bash\necho \"$*\" >> cargo-calls.txt\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for version in [
+        "v1.2.3",
+        "0123abc",
+        "",
+        "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef",
+    ] {
+        let env = [
+            ("PATH", path.as_str()),
+            ("ACTION_PATH", "/action"),
+            ("ACTION_REPOSITORY", "acme/shipit"),
+            ("SERVER_URL", "https://github.com"),
+            ("INPUT_VERSION", version),
+        ];
+        let o = run_script(&script, dir.path(), &env);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("cargo-calls.txt")).unwrap(),
+        "install --locked --git https://github.com/acme/shipit --tag v1.2.3 shipit\n\
+         install --locked --git https://github.com/acme/shipit --rev 0123abc shipit\n\
+         install --locked --path /action\n\
+         install --locked --git https://github.com/acme/shipit --rev deadbeefdeadbeefdeadbeefdeadbeefdeadbeef shipit\n"
+    );
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! and their index go into a layout; skopeo inspects and copies it, umoci unpacks it, and the
 //! unpacked programs run (arm64 under qemu-aarch64-static). A base image made by umoci (whose
 //! index.json entries carry no platform) is selected, copied and built upon. Missing tools fail
-//! the test with a pointer to scripts/setup.sh; nothing is skipped.
+//! the test with a pointer to scripts/setup.sh; nothing is skipped. The standard annotations of
+//! a packaged release are read back by skopeo, umoci and buildah.
 
 use shipit::oci::digest::Digest;
 use shipit::oci::image::{self, BuiltImage, ImageSpec};
@@ -336,7 +337,8 @@ fn base_image_made_by_umoci_is_selected_copied_and_built_upon() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The standard annotations of a release, as skopeo and umoci read them (issue 16 item 1).
+// The standard annotations of a release, as skopeo, umoci and buildah read them (issue 16
+// item 1).
 
 /// The example's gnu images on an `oci:` base, with Cargo's descriptive keys and
 /// `image.annotations` in all three scopes; packaged (no build: the copy has dist/bin).
@@ -397,7 +399,7 @@ fn package_gnu(dir: &Path) -> String {
 }
 
 #[test]
-fn skopeo_and_umoci_read_the_standard_annotations_and_labels() {
+fn skopeo_umoci_and_buildah_read_the_standard_annotations_and_labels() {
     let dir = annotated_example();
     let index_digest = package_gnu(dir.path());
     let revision = run(Command::new("git")
@@ -445,6 +447,8 @@ fn skopeo_and_umoci_read_the_standard_annotations_and_labels() {
     let packaged: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.path().join("dist/package.json")).unwrap()).unwrap();
     let platforms = packaged["images"][0]["platforms"].as_array().unwrap();
+    // linux/amd64's manifest digest and annotations, for buildah below.
+    let mut amd64 = None;
     assert_eq!(
         platforms.len(),
         index["manifests"].as_array().unwrap().len()
@@ -488,6 +492,55 @@ fn skopeo_and_umoci_read_the_standard_annotations_and_labels() {
         for (k, v) in ma {
             assert_eq!(&labels[k], v, "{platform}: label {k} out of step");
         }
+        if pl["platform"] == "linux/amd64" {
+            amd64 = Some((pl["manifest"]["digest"].clone(), ma.clone()));
+        }
+    }
+
+    // buildah (containers/image and containers/storage, as podman reads images): pulled from the
+    // layout into a throwaway store, its inspect shows the manifest's annotations and the
+    // config's labels.
+    let (amd64_digest, amd64_annotations) = amd64.expect("a linux/amd64 image");
+    let store = tempfile::tempdir().unwrap();
+    let buildah = |args: &[&str]| {
+        run(Command::new(need("buildah"))
+            .arg("--root")
+            .arg(store.path().join("root"))
+            .arg("--runroot")
+            .arg(store.path().join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args))
+    };
+    // buildah names a pulled image after the layout's path, which must then be lowercase: pull
+    // through a lowercase symbolic link to the layout (removed on drop).
+    struct Link(PathBuf);
+    impl Drop for Link {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let link =
+        Link(std::env::temp_dir().join(format!("shipit-buildah-{}-{nanos}", std::process::id())));
+    std::os::unix::fs::symlink(&layout, &link.0).unwrap();
+    let id = buildah(&["pull", "-q", &oci(&link.0, "staging-gnu-linux-amd64")]);
+    let inspect = buildah(&["inspect", "--type", "image", id.trim()]);
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["FromImageDigest"], amd64_digest, "{inspect:#}");
+    let shown = inspect["ImageAnnotations"].as_object().unwrap();
+    assert_eq!(shown, &amd64_annotations, "buildah's ImageAnnotations");
+    let labels = inspect["OCIv1"]["config"]["Labels"].as_object().unwrap();
+    for (k, v) in &amd64_annotations {
+        assert_eq!(&labels[k], v, "buildah: label {k}");
+    }
+    for k in ["source", "revision", "version", "licenses", "base.digest"] {
+        assert!(
+            labels.contains_key(&format!("{p}{k}")),
+            "buildah: no {p}{k} label"
+        );
     }
 
     // umoci's bundle config carries the annotations of the manifest it unpacked.

@@ -2,7 +2,12 @@
 //! version tags, or one job per platform plus a merge job. The jobs that build restore caches
 //! first (actions/cache): cargo's registry keyed by Cargo.lock, `target/shipit/<triple>` per
 //! target keyed by Cargo.lock and the target, and shipit's Debian package cache. The single job
-//! attaches the release archives to the tag's GitHub release (`upload-archives`).
+//! attaches the release archives to the tag's GitHub release (`upload-archives`). In the matrix,
+//! each platform job uploads its fragment and its archives as two artifacts
+//! (`shipit-fragment-<slug>`, `shipit-archives-<slug>`); the merge job downloads both into one
+//! directory (`release --merge` takes the archives next to the fragments and writes one
+//! `SHA256SUMS`) and, on a tag, attaches them to the tag's GitHub release: that job alone has
+//! `contents: write`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -178,8 +183,8 @@ jobs:
         config = opts.config_path.replace(['\r', '\n'], " "),
         config_q = yq(&opts.config_path),
         host = host.replace(['\r', '\n'], " "),
-        // The single job attaches the release archives to the tag's GitHub release; the
-        // matrix's split jobs write none.
+        // The single job attaches the release archives to the tag's GitHub release; in the
+        // matrix, only the merge job does (its own permissions), the platform jobs read.
         contents = if opts.matrix {
             "contents: read"
         } else {
@@ -276,11 +281,22 @@ jobs:
           path: dist/fragments/*.json
           if-no-files-found: error
           retention-days: 1
+      - name: Upload the archives
+        uses: actions/upload-artifact@v4
+        with:
+          name: shipit-archives-${{{{ matrix.slug }}}}
+          path: dist/archives/*.tar.gz
+          if-no-files-found: ignore   # none with `archives: false` in the pipeline
+          retention-days: 1
 
   merge:
     needs: platform
     runs-on: ubuntu-latest
     timeout-minutes: 30
+    # This job alone attaches files to the tag's GitHub release.
+    permissions:
+      contents: write   # gh release upload: the archives and SHA256SUMS on the tag's release
+      packages: write   # push the indexes and move the tags on {host}{attest_permissions}
     steps:
       - uses: actions/checkout@v4
       - name: Install shipit
@@ -294,9 +310,35 @@ jobs:
           pattern: shipit-fragment-*
           path: fragments
           merge-multiple: true
+      - name: Download every platform's archives, next to the fragments
+        uses: actions/download-artifact@v4
+        with:
+          pattern: shipit-archives-*
+          path: fragments
+          merge-multiple: true
       - name: Assemble the index, check it lists every planned platform, move the tags
+        # Also checks each archive against its fragment and writes them with one SHA256SUMS
+        # into dist/archives (the bytes a one-shot release writes).
         run: shipit release --merge fragments/*.json
         env:{creds}
+      - name: Attach the release archives to the GitHub release of the tag
+        if: startsWith(github.ref, 'refs/tags/')
+        env:
+          GH_TOKEN: ${{{{ github.token }}}}
+          GH_REPO: ${{{{ github.repository }}}}
+          TAG: ${{{{ github.ref_name }}}}
+        run: |
+          set -euo pipefail
+          shopt -s nullglob
+          files=(dist/archives/*.tar.gz)
+          if [[ ${{#files[@]}} -eq 0 ]]; then
+            echo '::notice title=shipit::no release archives in dist/archives (archives: false in the pipeline?); nothing attached'
+            exit 0
+          fi
+          if ! gh release view \"$TAG\" >/dev/null 2>&1; then
+            gh release create \"$TAG\" --verify-tag --title \"$TAG\" --notes \"\"
+          fi
+          gh release upload \"$TAG\" \"${{files[@]}}\" dist/archives/SHA256SUMS --clobber
 {attest_steps}      - name: Keep the release report
         if: always()
         uses: actions/upload-artifact@v4
@@ -309,6 +351,14 @@ jobs:
         config_q = yq(&opts.config_path),
         release_json = RELEASE_JSON,
         creds = creds,
+        host = host.replace(['\r', '\n'], " "),
+        attest_permissions = if opts.attest_build_provenance {
+            "
+      id-token: write       # actions/attest-build-provenance: a Sigstore certificate for this run
+      attestations: write   # actions/attest-build-provenance: store the attestation"
+        } else {
+            ""
+        },
         attest_steps = if opts.attest_build_provenance {
             MERGE_ATTEST_STEPS
         } else {
