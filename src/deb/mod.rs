@@ -75,6 +75,7 @@ pub use resolve::{Pkg, Request, Resolution, resolve, resolve_each};
 pub use rootfs::{Rootfs, RootfsOptions, assemble};
 
 use crate::platform::Platform;
+use std::collections::BTreeMap;
 
 pub use packages::{BASE_PACKAGES, SUITES};
 
@@ -156,6 +157,35 @@ pub fn resolve_with_lock(
     }
     let changed = lock.suites != before.suites;
     Ok((rs, changed))
+}
+
+/// [`resolve_with_lock`] for every suite of `requests` (suite → architectures), keyed by
+/// (suite, architecture); each locked (suite, architecture) is then pruned to exactly what its
+/// resolution reaches, so the lock holds what is installed and nothing a removed package once
+/// pulled in. The caller compares the lock before and after (and writes it, or fails under
+/// `--locked`).
+pub fn resolve_pruned(
+    http: &Http,
+    mirror: &Mirror,
+    cache: &Cache,
+    lock: &mut Lock,
+    requests: &BTreeMap<String, Vec<String>>,
+    packages: &[impl AsRef<str>],
+    mode: LockMode,
+) -> Result<BTreeMap<(String, String), Resolution>, DebError> {
+    let mut out = BTreeMap::new();
+    for (suite, arches) in requests {
+        let arch_refs: Vec<&str> = arches.iter().map(String::as_str).collect();
+        let (rs, _) =
+            resolve_with_lock(http, mirror, cache, lock, suite, &arch_refs, packages, mode)?;
+        for r in rs {
+            if let Some(entries) = lock.suites.get_mut(suite).and_then(|a| a.get_mut(&r.arch)) {
+                entries.retain(|name, _| r.get(name).is_some());
+            }
+            out.insert((suite.clone(), r.arch.clone()), r);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -116,35 +116,24 @@ pub fn lock(
     let path = lock_path(cfg);
     let mut lock = Lock::read(&path)?.unwrap_or_default();
     let existed = path.exists();
-    let mut out = BTreeMap::new();
     let reqs = requests(plan);
     if reqs.is_empty() {
-        return Ok((out, lock));
+        return Ok((BTreeMap::new(), lock));
     }
     let http = Http::new(cancel);
     let mirror = Mirror::from_env_or_apt()?;
     let cache = Cache::default_location()?;
     let before = lock.clone();
-    for (suite, arches) in &reqs {
-        let arch_refs: Vec<&str> = arches.iter().map(String::as_str).collect();
-        let (rs, _) = deb::resolve_with_lock(
-            &http,
-            &mirror,
-            &cache,
-            &mut lock,
-            suite,
-            &arch_refs,
-            &cfg.image.packages,
-            mode,
-        )?;
-        for r in rs {
-            // The lock holds exactly what is installed: entries no longer reached go.
-            if let Some(entries) = lock.suites.get_mut(suite).and_then(|a| a.get_mut(&r.arch)) {
-                entries.retain(|name, _| r.get(name).is_some());
-            }
-            out.insert((suite.clone(), r.arch.clone()), r);
-        }
-    }
+    // The lock holds exactly what is installed: entries no longer reached go.
+    let out = deb::resolve_pruned(
+        &http,
+        &mirror,
+        &cache,
+        &mut lock,
+        &reqs,
+        &cfg.image.packages,
+        mode,
+    )?;
     if lock.suites != before.suites || !existed {
         if mode == LockMode::Locked {
             return Err(Error::config(format!(

@@ -158,9 +158,8 @@ fn resolve(
     ui: &Ui,
 ) -> Result<BTreeMap<(String, String), Resolution>> {
     let reqs = requests(sp);
-    let mut out = BTreeMap::new();
     if reqs.is_empty() {
-        return Ok(out);
+        return Ok(BTreeMap::new());
     }
     let mut lock = deb::Lock::read(&sp.lock)?.unwrap_or_default();
     let mut view = lock.sysroot_view();
@@ -187,26 +186,8 @@ fn resolve(
     let http = Http::new(cancel);
     let mirror = Mirror::from_env_or_apt()?;
     let cache = Cache::default_location()?;
-    for (suite, arches) in &reqs {
-        let arch_refs: Vec<&str> = arches.iter().map(String::as_str).collect();
-        let (rs, _) = deb::resolve_with_lock(
-            &http,
-            &mirror,
-            &cache,
-            &mut view,
-            suite,
-            &arch_refs,
-            &sp.packages,
-            mode,
-        )?;
-        for r in rs {
-            // The sysroot rows hold exactly what is unpacked: entries no longer reached go.
-            if let Some(entries) = view.suites.get_mut(suite).and_then(|a| a.get_mut(&r.arch)) {
-                entries.retain(|name, _| r.get(name).is_some());
-            }
-            out.insert((suite.clone(), r.arch.clone()), r);
-        }
-    }
+    // The sysroot rows hold exactly what is unpacked: entries no longer reached go.
+    let out = deb::resolve_pruned(&http, &mirror, &cache, &mut view, &reqs, &sp.packages, mode)?;
     if view.suites != before.suites {
         if mode == LockMode::Locked {
             return Err(Error::config(format!(
