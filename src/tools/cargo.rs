@@ -3,7 +3,11 @@
 //! the package facts (`--no-deps`), and the dependency graph every target reads — one unfiltered
 //! `cargo metadata` per run ([`graph_for_targets`], remembered in the plan's `GraphMemo`), cut
 //! per target by evaluating each edge's `target` against the target's cfg set (`tools::cfg`), the
-//! same cut `--filter-platform T` makes.
+//! same cut `--filter-platform T` makes. Both `cargo metadata` reads and each target's `rustc
+//! --print cfg` are remembered across runs under the project's `target/shipit/` ([`plan_cache_dir`]),
+//! keyed by a digest of every input cargo reads for them (manifests, `Cargo.lock`, `.cargo/config*`
+//! up the tree, the toolchain's identity, `CARGO*`/`RUST*` variables, the arguments): a changed
+//! input reads afresh.
 
 use super::cfg::{Cfgs, Platform};
 use super::{BuildSpec, common_cargo_args, target_env};
@@ -202,6 +206,8 @@ pub fn graph_for_targets(
         .into_iter()
         .collect();
     let have_metadata = memo.metadata.get(&key).cloned();
+    let mut cfg_cache = crate::cache::Cache::open(&plan_cache_dir(&project.manifest), "print-cfg");
+    let toolchain = toolchain_inputs(&[&project.root]);
     let (metadata, cfgs) = std::thread::scope(|s| {
         let cfg_runs: Vec<_> = missing
             .iter()
@@ -209,22 +215,38 @@ pub fn graph_for_targets(
                 let rustc = env("RUSTC").filter(|r| !r.is_empty());
                 let cmd =
                     super::cfg::print_cfg(t, &project.root, rustc.as_deref(), &rustflags(t, &env));
+                let mut inputs = toolchain.clone();
+                inputs
+                    .line("rustc --print cfg v1")
+                    .line(&format!("{:?} {:?} {:?}", cmd.program, cmd.args, cmd.cwd));
+                let key = inputs.digest();
+                let known = cfg_cache.get::<String>(&key);
                 s.spawn(move || {
-                    let out = crate::exec::capture(&cmd, Duration::from_secs(60), cancel)
-                        .map_err(|e| exec_error(&e))?;
-                    Cfgs::parse(&out).map(|c| (t.to_string(), c))
+                    let out = match known {
+                        Some(out) => out,
+                        None => crate::exec::capture(&cmd, Duration::from_secs(60), cancel)
+                            .map_err(|e| exec_error(&e))?,
+                    };
+                    Cfgs::parse(&out).map(|c| (t.to_string(), key, out, c))
                 })
             })
             .collect();
         let metadata = match have_metadata {
             Some(m) => Ok(m),
-            None => read_json(
+            None => metadata_cached(
                 &metadata_graph(&project.manifest, &project.features).cwd(&project.root),
+                &project.manifest,
+                &project.root,
+                Duration::from_secs(600),
                 cancel,
             )
+            .and_then(|out| {
+                serde_json::from_str(&out)
+                    .map_err(|e| format!("cargo metadata printed something unexpected: {e}"))
+            })
             .map(Arc::new),
         };
-        let cfgs: Vec<Result<(String, Cfgs), String>> = cfg_runs
+        let cfgs: Vec<Result<(String, String, String, Cfgs), String>> = cfg_runs
             .into_iter()
             .map(|h| {
                 h.join()
@@ -236,8 +258,14 @@ pub fn graph_for_targets(
     let metadata = metadata?;
     memo.metadata.insert(key, metadata.clone());
     for c in cfgs {
-        let (t, c) = c?;
+        let (t, key, out, c) = c?;
+        if cfg_cache.get::<String>(&key).as_deref() != Some(out.as_str()) {
+            cfg_cache.put(&key, &out);
+        }
         memo.cfgs.insert(t, Arc::new(c));
+    }
+    if !cancel.is_cancelled() {
+        cfg_cache.save();
     }
     let mut out = BTreeMap::new();
     for t in targets {
@@ -249,6 +277,221 @@ pub fn graph_for_targets(
             )?,
         };
         out.insert(t.to_string(), Arc::new(cut));
+    }
+    Ok(out)
+}
+
+/// Where the planning caches live: `$CARGO_TARGET_DIR/shipit` when that is set, else
+/// `target/shipit` in the nearest directory up from the manifest that holds a `Cargo.lock` (the
+/// workspace root once cargo has resolved it), else beside the manifest. Entries are named by
+/// the absolute manifest path, so projects sharing a target directory do not collide.
+pub fn plan_cache_dir(manifest: &Path) -> PathBuf {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        let t = PathBuf::from(t);
+        return std::path::absolute(&t).unwrap_or(t).join("shipit");
+    }
+    let manifest = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let dir = manifest.parent().unwrap_or(Path::new("/"));
+    dir.ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .unwrap_or(dir)
+        .join("target")
+        .join("shipit")
+}
+
+/// What decides which cargo and rustc run and how they are configured, as inputs of a cache key:
+/// the `CARGO*` and `RUST*` variables (toolchain, target dir, rustflags, registries, offline…),
+/// `PATH` and `HOME`; cargo's home config; rustup's settings and every toolchain's `cargo` and
+/// `rustc` binaries by identity (an update or `target add` replaces them); the `cargo` and `rustc`
+/// found on `PATH`; and from each of `dirs` up, `.cargo/config[.toml]` and `rust-toolchain[.toml]`.
+pub fn toolchain_inputs(dirs: &[&Path]) -> crate::cache::Inputs {
+    let mut i = crate::cache::Inputs::new("toolchain v1");
+    i.env(&["CARGO", "RUST", "__CARGO"], &["PATH", "HOME"]);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = var("HOME").unwrap_or_default();
+    let cargo_home = var("CARGO_HOME").unwrap_or_else(|| home.join(".cargo"));
+    let rustup_home = var("RUSTUP_HOME").unwrap_or_else(|| home.join(".rustup"));
+    i.file(&cargo_home.join("config"))
+        .file(&cargo_home.join("config.toml"))
+        .file(&rustup_home.join("settings.toml"));
+    let mut toolchains: Vec<PathBuf> = std::fs::read_dir(rustup_home.join("toolchains"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    toolchains.sort();
+    for tc in toolchains {
+        i.file_id(&tc.join("bin/cargo"))
+            .file_id(&tc.join("bin/rustc"))
+            .file_id(&tc.join("lib/rustlib/components"));
+    }
+    for program in ["cargo", "rustc"] {
+        match which::which(program) {
+            Ok(p) => i.file_id(&p),
+            Err(_) => i.line(&format!("no {program}")),
+        };
+    }
+    let mut seen = BTreeSet::new();
+    for dir in dirs {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        for a in dir.ancestors() {
+            if !seen.insert(a.to_path_buf()) {
+                continue;
+            }
+            i.file(&a.join(".cargo/config"))
+                .file(&a.join(".cargo/config.toml"))
+                .file(&a.join("rust-toolchain"))
+                .file(&a.join("rust-toolchain.toml"));
+        }
+    }
+    i
+}
+
+/// A cached `cargo metadata` output: the key of its inputs, the files and directories its
+/// output was made from (each path package's manifest and target sources), and the output's
+/// digest (its bytes are in the `.out` file beside).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MetadataEntry {
+    key: String,
+    read: Vec<String>,
+    read_digest: String,
+    output: String,
+}
+
+/// The key inputs of a `cargo metadata` command known before running it: its arguments and
+/// directory, the manifest, every `Cargo.toml` and `Cargo.lock` from the manifest's directory
+/// up (the workspace root is among them) and the toolchain ([`toolchain_inputs`]).
+fn metadata_key(cmd: &Cmd, manifest: &Path, cwd: &Path) -> String {
+    let manifest = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let mdir = manifest.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut i = toolchain_inputs(&[cwd, &mdir]);
+    i.line("cargo metadata v1")
+        .line(&format!(
+            "{:?} {:?} {}",
+            cmd.program,
+            cmd.args,
+            cwd.display()
+        ))
+        .file(&manifest);
+    for a in mdir.ancestors() {
+        i.file(&a.join("Cargo.toml")).file(&a.join("Cargo.lock"));
+    }
+    i.digest()
+}
+
+/// What else the output of `cargo metadata` was made from: for every path package (`source`
+/// null: the members and path dependencies), its manifest and where cargo discovers targets
+/// (`src/main.rs`, `src/lib.rs`, `build.rs`, the `src/bin`, `examples`, `tests` and `benches`
+/// directories and their subdirectories); for a package below the workspace root, its parent
+/// directory (a `members = ["crates/*"]` glob); the workspace root's manifest and lock.
+fn metadata_reads(out: &Value) -> Vec<String> {
+    let mut read = BTreeSet::new();
+    let root = out["workspace_root"].as_str().map(PathBuf::from);
+    if let Some(r) = &root {
+        read.insert(format!("f {}", r.join("Cargo.toml").display()));
+        read.insert(format!("f {}", r.join("Cargo.lock").display()));
+    }
+    for p in out["packages"].as_array().into_iter().flatten() {
+        if !p["source"].is_null() {
+            continue;
+        }
+        let Some(m) = p["manifest_path"].as_str().map(Path::new) else {
+            continue;
+        };
+        read.insert(format!("f {}", m.display()));
+        let Some(dir) = m.parent() else { continue };
+        for f in ["src/main.rs", "src/lib.rs", "build.rs"] {
+            read.insert(format!("x {}", dir.join(f).display()));
+        }
+        for d in ["src/bin", "examples", "tests", "benches"] {
+            let d = dir.join(d);
+            read.insert(format!("d {}", d.display()));
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    read.insert(format!("d {}", e.path().display()));
+                }
+            }
+        }
+        if root.as_deref().is_some_and(|r| r != dir)
+            && let Some(parent) = dir.parent()
+        {
+            read.insert(format!("d {}", parent.display()));
+        }
+    }
+    read.into_iter().collect()
+}
+
+/// The digest of what [`metadata_reads`] listed, as it is now.
+fn reads_digest(read: &[String]) -> String {
+    let mut i = crate::cache::Inputs::new("cargo metadata reads v1");
+    for r in read {
+        match r.split_once(' ') {
+            Some(("f", p)) => i.file(Path::new(p)),
+            Some(("d", p)) => i.dir(Path::new(p)),
+            Some(("x", p)) => i.line(&format!("x {p} {}", Path::new(p).exists())),
+            _ => i.line(r),
+        };
+    }
+    i.digest()
+}
+
+/// Runs `cmd`, a `cargo metadata` of `manifest` in `cwd`, or reuses its output from the last
+/// run with the same inputs ([`metadata_key`] and [`metadata_reads`]; see [`plan_cache_dir`]).
+/// An output is stored only when the inputs were the same before and after the read (a first
+/// read that writes `Cargo.lock` is stored by the next one), and a failed read never is.
+fn metadata_cached(
+    cmd: &Cmd,
+    manifest: &Path,
+    cwd: &Path,
+    timeout: Duration,
+    cancel: &Cancel,
+) -> Result<String, String> {
+    let abs = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let name = crate::oci::digest::Digest::of(
+        format!(
+            "{:?}
+{}
+{}",
+            cmd.args,
+            abs.display(),
+            cwd.display()
+        )
+        .as_bytes(),
+    );
+    let dir = plan_cache_dir(manifest);
+    let entry_path = dir.join(format!("metadata-{}.json", &name.hex()[..16]));
+    let out_path = entry_path.with_extension("out");
+    let key = metadata_key(cmd, manifest, cwd);
+    let entry: Option<MetadataEntry> = std::fs::read(&entry_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(e) = entry.filter(|e| e.key == key)
+        && reads_digest(&e.read) == e.read_digest
+        && let Ok(out) = std::fs::read_to_string(&out_path)
+        && crate::oci::digest::Digest::of(out.as_bytes()).to_string() == e.output
+    {
+        return Ok(out);
+    }
+    let out = crate::exec::capture(cmd, timeout, cancel).map_err(|e| exec_error(&e))?;
+    if !cancel.is_cancelled()
+        && let Ok(v) = serde_json::from_str::<Value>(&out)
+    {
+        let read = metadata_reads(&v);
+        let entry = MetadataEntry {
+            read_digest: reads_digest(&read),
+            read,
+            key: metadata_key(cmd, manifest, cwd),
+            output: crate::oci::digest::Digest::of(out.as_bytes()).to_string(),
+        };
+        if entry.key == key
+            && let Ok(json) = serde_json::to_vec(&entry)
+        {
+            // A failure to write only loses the cache.
+            let _ = crate::cache::write_atomic(&out_path, out.as_bytes())
+                .and_then(|()| crate::cache::write_atomic(&entry_path, &json));
+        }
     }
     Ok(out)
 }
@@ -317,15 +560,14 @@ pub fn facts(
     package: Option<&str>,
     cancel: &crate::exec::Cancel,
 ) -> Result<Facts, String> {
-    let out = crate::exec::capture(
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let out = metadata_cached(
         &metadata(manifest),
-        std::time::Duration::from_secs(120),
+        manifest,
+        &cwd,
+        Duration::from_secs(120),
         cancel,
-    )
-    .map_err(|e| match e.tail() {
-        Some(t) => format!("{e}\n{t}"),
-        None => e.to_string(),
-    })?;
+    )?;
     parse_facts(&out, manifest, package)
 }
 
