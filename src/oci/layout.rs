@@ -1387,4 +1387,31 @@ mod tests {
         ));
         assert!(!third.has_blob(&amd.manifest.layers[0].digest));
     }
+
+    #[test]
+    fn a_batch_of_blobs_lands_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(&dir.path().join("oci")).unwrap();
+        let there = l.write_blob("application/json", b"{}").unwrap();
+        let many: Vec<Vec<u8>> = (0..40).map(|i| format!("blob {i}").into_bytes()).collect();
+        let mut batch: Vec<(&str, &[u8])> = vec![("application/json", b"{}")];
+        batch.extend(many.iter().map(|b| ("text/plain", b.as_slice())));
+        batch.push(("text/plain", many[3].as_slice()));
+        let descs = l.write_blobs(&batch).unwrap();
+        assert_eq!(descs.len(), batch.len());
+        assert_eq!(descs[0], there);
+        for ((media, bytes), d) in batch.iter().zip(&descs) {
+            assert_eq!(
+                (d.media_type.as_str(), d.size),
+                (*media, bytes.len() as u64)
+            );
+            assert_eq!(&fs::read(l.blob_path(&d.digest)).unwrap(), bytes);
+        }
+        let names: Vec<String> = fs::read_dir(l.blob_path(&there.digest).parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 41, "no temporary file is left: {names:?}");
+        assert!(l.write_blobs(&[]).unwrap().is_empty());
+    }
 }

@@ -835,4 +835,193 @@ mod tests {
         let e = parse_facts("{}", Path::new("/w/Cargo.toml"), None).unwrap_err();
         assert!(e.contains("unexpected"), "{e}");
     }
+
+    /// A project in a temporary directory and a `cargo` wrapper that counts its runs.
+    struct Project {
+        dir: tempfile::TempDir,
+        cargo: PathBuf,
+    }
+
+    impl Project {
+        fn new() -> Project {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            std::fs::create_dir_all(root.join("p/src")).unwrap();
+            std::fs::write(
+                root.join("p/Cargo.toml"),
+                "[package]\nname = \"p\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+            )
+            .unwrap();
+            std::fs::write(root.join("p/src/main.rs"), "fn main() {}\n").unwrap();
+            let cargo = root.join("cargo-counting");
+            let real = which::which("cargo").unwrap();
+            std::fs::write(
+                &cargo,
+                format!(
+                    "#!/bin/sh\necho run >> '{}'\nexec '{}' \"$@\"\n",
+                    root.join("runs").display(),
+                    real.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+            Project { dir, cargo }
+        }
+
+        fn manifest(&self) -> PathBuf {
+            self.dir.path().join("p/Cargo.toml")
+        }
+
+        /// `cargo metadata --no-deps` (as `facts` runs it) or the graph read, through the cache.
+        fn read(&self, graph: bool) -> Value {
+            let mut cmd = if graph {
+                metadata_graph(&self.manifest(), &[])
+            } else {
+                metadata(&self.manifest())
+            };
+            cmd.program = self.cargo.display().to_string();
+            let cwd = self.dir.path().join("p");
+            let out = metadata_cached(
+                &cmd.cwd(&cwd),
+                &self.manifest(),
+                &cwd,
+                Duration::from_secs(120),
+                &Cancel::new(),
+            )
+            .unwrap();
+            serde_json::from_str(&out).unwrap()
+        }
+
+        fn runs(&self) -> usize {
+            std::fs::read_to_string(self.dir.path().join("runs"))
+                .map(|s| s.lines().count())
+                .unwrap_or(0)
+        }
+
+        fn edit(&self, rel: &str, f: impl FnOnce(String) -> String) {
+            let p = self.dir.path().join(rel);
+            let old = std::fs::read_to_string(&p).unwrap_or_default();
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f(old)).unwrap();
+        }
+    }
+
+    fn bins(v: &Value) -> Vec<String> {
+        let mut b: Vec<String> = v["packages"][0]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"][0] == "bin")
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect();
+        b.sort();
+        b
+    }
+
+    #[test]
+    fn metadata_is_read_again_only_when_an_input_changed() {
+        if which::which("cargo").is_err() {
+            return;
+        }
+        let p = Project::new();
+        let first = p.read(false);
+        assert_eq!(p.runs(), 1);
+        assert_eq!(p.read(false), first, "the same answer from the cache");
+        assert_eq!(p.runs(), 1, "an unchanged project is not read again");
+        let target_dir_set = std::env::var_os("CARGO_TARGET_DIR").is_some();
+        if !target_dir_set {
+            assert!(plan_cache_dir(&p.manifest()).starts_with(p.dir.path().join("p/target")));
+        }
+
+        // A new feature in Cargo.toml.
+        p.edit("p/Cargo.toml", |t| format!("{t}\n[features]\nextra = []\n"));
+        let v = p.read(false);
+        assert_eq!(p.runs(), 2);
+        assert!(v["packages"][0]["features"]["extra"].is_array(), "{v}");
+        p.read(false);
+        assert_eq!(p.runs(), 2);
+
+        // A new binary found by cargo's target discovery.
+        p.edit("p/src/bin/other.rs", |_| "fn main() {}\n".into());
+        let v = p.read(false);
+        assert_eq!(p.runs(), 3);
+        assert_eq!(bins(&v), ["other", "p"]);
+
+        // A .cargo/config.toml (here moving the target directory).
+        p.edit("p/.cargo/config.toml", |_| {
+            "[build]\ntarget-dir = \"elsewhere\"\n".into()
+        });
+        let v = p.read(false);
+        assert_eq!(p.runs(), 4);
+        assert!(
+            target_dir_set
+                || v["target_directory"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("elsewhere"),
+            "{v}"
+        );
+        p.read(false);
+        assert_eq!(p.runs(), 4);
+    }
+
+    #[test]
+    fn the_graph_read_follows_the_lock_and_path_dependencies() {
+        if which::which("cargo").is_err() {
+            return;
+        }
+        let p = Project::new();
+        // A path dependency outside the package.
+        p.edit("dep/Cargo.toml", |_| {
+            "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n".into()
+        });
+        p.edit("dep/src/lib.rs", |_| String::new());
+        p.edit("p/Cargo.toml", |t| {
+            format!("{t}dep = {{ path = \"../dep\" }}\n")
+        });
+        // The first read writes Cargo.lock: stored by the next read, reused from then on.
+        p.read(true);
+        p.read(true);
+        let runs = p.runs();
+        let v = p.read(true);
+        assert_eq!(p.runs(), runs, "reused");
+        assert_eq!(v["packages"].as_array().unwrap().len(), 2);
+
+        // A changed path dependency's manifest (a new feature).
+        p.edit("dep/Cargo.toml", |t| {
+            format!("{t}\n[features]\nfast = []\n")
+        });
+        let v = p.read(true);
+        assert_eq!(p.runs(), runs + 1);
+        let dep = v["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "dep")
+            .unwrap();
+        assert!(dep["features"]["fast"].is_array(), "{dep}");
+
+        // A changed Cargo.lock.
+        p.read(true);
+        let runs = p.runs();
+        p.edit("p/Cargo.lock", |t| format!("{t}\n"));
+        p.read(true);
+        assert_eq!(p.runs(), runs + 1);
+    }
+
+    #[test]
+    fn toolchain_inputs_see_configs_up_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b");
+        std::fs::create_dir_all(&deep).unwrap();
+        let before = toolchain_inputs(&[&deep]).digest();
+        assert_eq!(toolchain_inputs(&[&deep]).digest(), before);
+        std::fs::create_dir_all(dir.path().join("a/.cargo")).unwrap();
+        std::fs::write(dir.path().join("a/.cargo/config.toml"), "[build]\n").unwrap();
+        let with_config = toolchain_inputs(&[&deep]).digest();
+        assert_ne!(with_config, before);
+        std::fs::write(dir.path().join("a/rust-toolchain.toml"), "[toolchain]\n").unwrap();
+        assert_ne!(toolchain_inputs(&[&deep]).digest(), with_config);
+    }
 }

@@ -418,4 +418,115 @@ mod tests {
         std::fs::write(&p, "{}").unwrap();
         assert_eq!(event_default_branch(&p), None);
     }
+
+    /// Runs git in `dir` (a test helper: panics on failure).
+    fn git_in(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// What git itself says for `symbolic-ref --short -q`.
+    fn git_says(dir: &Path, full: &str) -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args(["symbolic-ref", "--short", "-q", full])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let s = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    }
+
+    #[test]
+    fn the_files_say_what_git_says() {
+        if which::which("git").is_err()
+            || GIT_PLACE_VARS.iter().any(|v| std::env::var_os(v).is_some())
+        {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path().join("w");
+        std::fs::create_dir_all(w.join("sub")).unwrap();
+        if !dir.path().ancestors().any(|a| a.join(".git").exists()) {
+            assert!(Repo::find(&w).is_none() && Repo::surely_none(&w));
+            let f = facts(&w, &Cancel::new());
+            assert_eq!((f.sha, f.commit_time, f.exact_tag), (None, None, None));
+        }
+        git_in(&w, &["init", "-q", "-b", "main"]);
+        std::fs::write(w.join("f"), "1").unwrap();
+        git_in(&w, &["add", "f"]);
+        git_in(&w, &["commit", "-qm", "one"]);
+        let cancel = Cancel::new();
+        let check = |d: &Path| {
+            let repo = Repo::find(d).expect("a repository");
+            for full in ["HEAD", "refs/remotes/origin/HEAD"] {
+                if let Some(answer) = repo.symbolic_ref_short(full) {
+                    assert_eq!(answer, git_says(d, full), "{full} in {}", d.display());
+                }
+            }
+            let f = facts(d, &cancel);
+            assert_eq!(
+                f.sha.as_deref(),
+                Some(git_in(d, &["rev-parse", "HEAD"]).as_str())
+            );
+            assert_eq!(
+                f.commit_time,
+                git_in(d, &["log", "-1", "--format=%ct"]).parse().ok()
+            );
+            f
+        };
+        let f = check(&w.join("sub"));
+        assert_eq!(f.exact_tag, None);
+        assert!(Repo::find(&w).unwrap().has_no_tags());
+        // A remote with a default branch, a tag, a second commit.
+        git_in(
+            &w,
+            &["remote", "add", "origin", "git@github.com:acme/app.git"],
+        );
+        git_in(&w, &["update-ref", "refs/remotes/origin/trunk", "HEAD"]);
+        git_in(
+            &w,
+            &[
+                "symbolic-ref",
+                "refs/remotes/origin/HEAD",
+                "refs/remotes/origin/trunk",
+            ],
+        );
+        git_in(&w, &["tag", "v1.0.0"]);
+        let f = check(&w);
+        assert_eq!(f.exact_tag.as_deref(), Some("v1.0.0"));
+        assert_eq!(f.source_url.as_deref(), Some("https://github.com/acme/app"));
+        assert!(!Repo::find(&w).unwrap().has_no_tags());
+        std::fs::write(w.join("f"), "2").unwrap();
+        git_in(&w, &["commit", "-qam", "two"]);
+        let f = check(&w);
+        assert_eq!(f.exact_tag, None, "the tag is on the first commit");
+        // Packed refs, a branch name a tag also has (git shortens it to heads/NAME), a detached
+        // HEAD, a linked worktree on its own branch.
+        git_in(&w, &["pack-refs", "--all"]);
+        check(&w);
+        git_in(&w, &["checkout", "-qb", "v1.0.0"]);
+        check(&w);
+        git_in(&w, &["checkout", "-q", "--detach"]);
+        check(&w);
+        let wt = dir.path().join("wt");
+        git_in(
+            &w,
+            &["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()],
+        );
+        let f = check(&wt);
+        assert_eq!(
+            Repo::find(&wt).unwrap().symbolic_ref_short("HEAD"),
+            Some(Some("side".into()))
+        );
+        assert_eq!(f.exact_tag, None);
+    }
 }
