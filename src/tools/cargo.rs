@@ -264,7 +264,7 @@ pub fn graph_for_targets(
         }
         memo.cfgs.insert(t, Arc::new(c));
     }
-    if !cancel.is_cancelled() {
+    if !cancel.is_cancelled() && may_write(&plan_cache_dir(&project.manifest)) {
         cfg_cache.save();
     }
     let mut out = BTreeMap::new();
@@ -284,7 +284,8 @@ pub fn graph_for_targets(
 /// Where the planning caches live: `$CARGO_TARGET_DIR/shipit` when that is set, else
 /// `target/shipit` in the nearest directory up from the manifest that holds a `Cargo.lock` (the
 /// workspace root once cargo has resolved it), else beside the manifest. Entries are named by
-/// the absolute manifest path, so projects sharing a target directory do not collide.
+/// the absolute manifest path, so projects sharing a target directory do not collide. They are
+/// written only once that target directory exists ([`may_write`]).
 pub fn plan_cache_dir(manifest: &Path) -> PathBuf {
     if let Some(t) = std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
         let t = PathBuf::from(t);
@@ -297,6 +298,13 @@ pub fn plan_cache_dir(manifest: &Path) -> PathBuf {
         .unwrap_or(dir)
         .join("target")
         .join("shipit")
+}
+
+/// Whether the planning caches may be written to `dir`: only inside a target directory that
+/// already exists (a project cargo has built), so that planning a fresh project, a dry run or
+/// a config error writes nothing.
+fn may_write(dir: &Path) -> bool {
+    dir.parent().is_some_and(Path::is_dir)
 }
 
 /// What decides which cargo and rustc run and how they are configured, as inputs of a cache key:
@@ -476,6 +484,7 @@ fn metadata_cached(
     }
     let out = crate::exec::capture(cmd, timeout, cancel).map_err(|e| exec_error(&e))?;
     if !cancel.is_cancelled()
+        && may_write(&dir)
         && let Ok(v) = serde_json::from_str::<Value>(&out)
     {
         let read = metadata_reads(&v);
@@ -853,6 +862,9 @@ mod tests {
             )
             .unwrap();
             std::fs::write(root.join("p/src/main.rs"), "fn main() {}\n").unwrap();
+            // Built before: the caches are written only into an existing target directory.
+            std::fs::create_dir_all(plan_cache_dir(&root.join("p/Cargo.toml")).parent().unwrap())
+                .unwrap();
             let cargo = root.join("cargo-counting");
             let real = which::which("cargo").unwrap();
             std::fs::write(
@@ -964,6 +976,20 @@ mod tests {
         );
         p.read(false);
         assert_eq!(p.runs(), 4);
+    }
+
+    #[test]
+    fn a_project_never_built_gets_no_cache_written() {
+        if which::which("cargo").is_err() || std::env::var_os("CARGO_TARGET_DIR").is_some() {
+            return;
+        }
+        let p = Project::new();
+        let target = p.dir.path().join("p/target");
+        std::fs::remove_dir_all(&target).unwrap();
+        p.read(false);
+        p.read(false);
+        assert_eq!(p.runs(), 2);
+        assert!(!target.exists(), "planning a fresh project wrote target/");
     }
 
     #[test]
