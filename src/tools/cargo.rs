@@ -487,6 +487,11 @@ fn metadata_cached(
         && may_write(&dir)
         && let Ok(v) = serde_json::from_str::<Value>(&out)
     {
+        // Without a lock file, cargo resolves against the registry each time: nothing to keep.
+        let locked = cmd.args.iter().any(|a| a == "--no-deps")
+            || v["workspace_root"]
+                .as_str()
+                .is_some_and(|r| Path::new(r).join("Cargo.lock").is_file());
         let read = metadata_reads(&v);
         let entry = MetadataEntry {
             read_digest: reads_digest(&read),
@@ -494,7 +499,8 @@ fn metadata_cached(
             key: metadata_key(cmd, manifest, cwd),
             output: crate::oci::digest::Digest::of(out.as_bytes()).to_string(),
         };
-        if entry.key == key
+        if locked
+            && entry.key == key
             && let Ok(json) = serde_json::to_vec(&entry)
         {
             // A failure to write only loses the cache.

@@ -123,9 +123,18 @@ impl Repo {
             return None;
         }
         let dir = std::path::absolute(dir).ok()?;
-        let top = dir.ancestors().find(|d| d.join(".git").exists())?;
+        let top = dir
+            .ancestors()
+            .find(|d| d.join(".git").exists() || looks_bare(d))?;
+        if looks_bare(top) {
+            return None;
+        }
         let dot = top.join(".git");
-        // git refuses a repository another user owns (safe.directory): let git say so.
+        // git refuses a repository another user owns (safe.directory; under sudo, the invoking
+        // user's): let git say so.
+        if std::env::var_os("SUDO_UID").is_some() {
+            return None;
+        }
         let uid = euid()?;
         if std::fs::metadata(top).ok()?.uid() != uid {
             return None;
@@ -160,7 +169,7 @@ impl Repo {
         }
         std::path::absolute(dir).is_ok_and(|d| {
             d.ancestors()
-                .all(|a| std::fs::symlink_metadata(a.join(".git")).is_err())
+                .all(|a| std::fs::symlink_metadata(a.join(".git")).is_err() && !looks_bare(a))
         })
     }
 
@@ -226,6 +235,11 @@ impl Repo {
         };
         empty(&self.common.join("refs/tags")) && !packed.contains(" refs/tags/")
     }
+}
+
+/// A directory git would take for a bare repository (`HEAD`, `objects/`, `refs/`).
+fn looks_bare(d: &Path) -> bool {
+    d.join("HEAD").is_file() && d.join("objects").is_dir() && d.join("refs").is_dir()
 }
 
 /// This process's effective user id, read from `/proc/self/status`.
