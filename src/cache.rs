@@ -43,6 +43,15 @@ impl Cache {
         }
     }
 
+    /// Empties the cache when it holds more than `n` entries (what is wanted again is soon
+    /// back), so that a cache keyed by many projects stays small.
+    pub fn cap(&mut self, n: usize) {
+        if self.entries.len() > n {
+            self.entries.clear();
+            self.dirty = true;
+        }
+    }
+
     /// Writes the file (atomically) if anything changed; a failure only loses the cache.
     pub fn save(&mut self) {
         if !self.dirty {

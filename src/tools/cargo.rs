@@ -257,6 +257,8 @@ pub fn graph_for_targets(
     });
     let metadata = metadata?;
     memo.metadata.insert(key, metadata.clone());
+    // Bounded: the user's cache collects every project planned before it was built.
+    cfg_cache.cap(4 * USER_CACHE_ENTRIES);
     for c in cfgs {
         let (t, key, out, c) = c?;
         if cfg_cache.get::<String>(&key).as_deref() != Some(out.as_str()) {
@@ -283,10 +285,23 @@ pub fn graph_for_targets(
 
 /// Where the planning caches live: `$CARGO_TARGET_DIR/shipit` when that is set, else
 /// `target/shipit` in the nearest directory up from the manifest that holds a `Cargo.lock` (the
-/// workspace root once cargo has resolved it), else beside the manifest. Entries are named by
-/// the absolute manifest path, so projects sharing a target directory do not collide. They are
-/// written only once that target directory exists ([`may_write`]).
+/// workspace root once cargo has resolved it), else beside the manifest; but while that target
+/// directory does not exist (a project never built: planning, a dry run or a config error must
+/// not create it), the user's cache, `$XDG_CACHE_HOME/shipit/plan` (else `~/.cache`), kept to
+/// the newest [`USER_CACHE_ENTRIES`] reads. Entries are named by the absolute manifest path and
+/// working directory, so projects sharing a directory do not collide.
 pub fn plan_cache_dir(manifest: &Path) -> PathBuf {
+    let target = project_cache_dir(manifest);
+    if target.parent().is_some_and(Path::is_dir) {
+        return target;
+    }
+    user_plan_cache().unwrap_or(target)
+}
+
+/// How many `cargo metadata` reads the user's cache keeps (oldest removed first).
+pub const USER_CACHE_ENTRIES: usize = 256;
+
+fn project_cache_dir(manifest: &Path) -> PathBuf {
     if let Some(t) = std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
         let t = PathBuf::from(t);
         return std::path::absolute(&t).unwrap_or(t).join("shipit");
@@ -300,11 +315,44 @@ pub fn plan_cache_dir(manifest: &Path) -> PathBuf {
         .join("shipit")
 }
 
-/// Whether the planning caches may be written to `dir`: only inside a target directory that
-/// already exists (a project cargo has built), so that planning a fresh project, a dry run or
-/// a config error writes nothing.
+fn user_plan_cache() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".cache")))
+        .map(|c| c.join("shipit").join("plan"))
+}
+
+/// Whether the planning caches may be written to `dir`: inside a target directory that already
+/// exists, or the user's cache.
 fn may_write(dir: &Path) -> bool {
-    dir.parent().is_some_and(Path::is_dir)
+    dir.parent().is_some_and(Path::is_dir) || user_plan_cache().as_deref() == Some(dir)
+}
+
+/// Keeps the newest `keep` metadata entries (`.json` + `.out`) in `dir`.
+fn prune(dir: &Path, keep: usize) {
+    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("metadata-") && n.ends_with(".json")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if entries.len() <= keep {
+        return;
+    }
+    entries.sort();
+    for (_, p) in &entries[..entries.len() - keep] {
+        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(p.with_extension("out"));
+    }
 }
 
 /// What decides which cargo and rustc run and how they are configured, as inputs of a cache key:
@@ -506,6 +554,9 @@ fn metadata_cached(
             // A failure to write only loses the cache.
             let _ = crate::cache::write_atomic(&out_path, out.as_bytes())
                 .and_then(|()| crate::cache::write_atomic(&entry_path, &json));
+            if user_plan_cache().as_deref() == Some(dir.as_path()) {
+                prune(&dir, USER_CACHE_ENTRIES);
+            }
         }
     }
     Ok(out)
@@ -869,8 +920,7 @@ mod tests {
             .unwrap();
             std::fs::write(root.join("p/src/main.rs"), "fn main() {}\n").unwrap();
             // Built before: the caches are written only into an existing target directory.
-            std::fs::create_dir_all(plan_cache_dir(&root.join("p/Cargo.toml")).parent().unwrap())
-                .unwrap();
+            std::fs::create_dir_all(root.join("p/target")).unwrap();
             let cargo = root.join("cargo-counting");
             let real = which::which("cargo").unwrap();
             std::fs::write(
@@ -985,7 +1035,7 @@ mod tests {
     }
 
     #[test]
-    fn a_project_never_built_gets_no_cache_written() {
+    fn a_project_never_built_is_cached_outside_it() {
         if which::which("cargo").is_err() || std::env::var_os("CARGO_TARGET_DIR").is_some() {
             return;
         }
@@ -994,8 +1044,42 @@ mod tests {
         std::fs::remove_dir_all(&target).unwrap();
         p.read(false);
         p.read(false);
-        assert_eq!(p.runs(), 2);
+        assert_eq!(p.runs(), 1);
         assert!(!target.exists(), "planning a fresh project wrote target/");
+        if let Some(user) = user_plan_cache() {
+            assert_eq!(plan_cache_dir(&p.manifest()), user);
+        }
+    }
+
+    #[test]
+    fn the_user_cache_keeps_the_newest_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.path().join(format!("metadata-{i}.json")), "{}").unwrap();
+            std::fs::write(dir.path().join(format!("metadata-{i}.out")), "{}").unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + i);
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(format!("metadata-{i}.json")))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        prune(dir.path(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "metadata-3.json",
+                "metadata-3.out",
+                "metadata-4.json",
+                "metadata-4.out"
+            ]
+        );
     }
 
     #[test]
