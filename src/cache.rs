@@ -180,3 +180,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_change_with_contents_entries_and_existence() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("Cargo.toml");
+        let digest = || {
+            let mut i = Inputs::new("t");
+            i.file(&f).dir(dir.path()).file_id(&f);
+            i.digest()
+        };
+        let missing = digest();
+        std::fs::write(&f, "a").unwrap();
+        let a = digest();
+        assert_ne!(a, missing);
+        assert_eq!(digest(), a, "the same inputs, the same digest");
+        std::fs::write(&f, "b").unwrap();
+        let b = digest();
+        assert_ne!(b, a);
+        std::fs::write(dir.path().join("new.rs"), "").unwrap();
+        assert_ne!(digest(), b, "a new directory entry");
+    }
+
+    #[test]
+    fn a_cache_over_its_cap_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Cache::open(dir.path(), "t");
+        for i in 0..3 {
+            c.put(&i.to_string(), &i);
+        }
+        c.cap(3);
+        assert_eq!(c.get::<i32>("2"), Some(2));
+        c.cap(2);
+        assert_eq!(c.get::<i32>("2"), None);
+    }
+}

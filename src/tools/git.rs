@@ -181,6 +181,10 @@ impl Repo {
         } else {
             self.common.join(full)
         };
+        // A symbolic link HEAD (git before 1.5): let git read it.
+        if std::fs::symlink_metadata(&place).is_ok_and(|m| m.file_type().is_symlink()) {
+            return None;
+        }
         let text = match std::fs::read_to_string(&place) {
             Ok(t) => t,
             // A symbolic ref is always a loose file: no file, no symbolic ref (unless packed
