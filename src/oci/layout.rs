@@ -327,6 +327,64 @@ impl Layout {
         Ok(Descriptor::new(media_type, digest, bytes.len() as u64))
     }
 
+    /// [`Layout::write_blob`] for many small blobs (an attach stage's referrers): every new blob
+    /// is written to its temporary file first, then all are made durable in one pass (their
+    /// `fsync`s side by side, so the file system commits them together rather than one journal
+    /// commit per blob), and only then renamed to their digests. A blob is never visible under
+    /// its digest before its bytes are on disk, as with `write_blob`; the caller lists them in
+    /// `index.json` after this returns. Descriptors come back in the order given.
+    pub fn write_blobs(&self, blobs: &[(&str, &[u8])]) -> Result<Vec<Descriptor>, LayoutError> {
+        let mut pending: Vec<(tempfile::NamedTempFile, Digest)> = Vec::new();
+        let mut descs = Vec::with_capacity(blobs.len());
+        for (media_type, bytes) in blobs {
+            let digest = Digest::of(bytes);
+            if !self.has_blob(&digest) && !pending.iter().any(|(_, d)| *d == digest) {
+                let mut tmp = self.temp_blob()?;
+                tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+                tmp.as_file()
+                    .set_permissions(fs::Permissions::from_mode(0o644))
+                    .map_err(io_err("chmod", tmp.path()))?;
+                pending.push((tmp, digest.clone()));
+            }
+            descs.push(Descriptor::new(media_type, digest, bytes.len() as u64));
+        }
+        const SYNC_THREADS: usize = 8;
+        let chunk = pending.len().div_ceil(SYNC_THREADS).max(1);
+        std::thread::scope(|s| {
+            let runs: Vec<_> = pending
+                .chunks(chunk)
+                .map(|c| {
+                    s.spawn(move || {
+                        for (tmp, _) in c {
+                            tmp.as_file()
+                                .sync_all()
+                                .map_err(io_err("sync", tmp.path()))?;
+                        }
+                        Ok::<(), LayoutError>(())
+                    })
+                })
+                .collect();
+            runs.into_iter().try_for_each(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(LayoutError::Io {
+                        op: "sync",
+                        path: self.blob_dir(),
+                        source: io::Error::other("a sync thread panicked"),
+                    })
+                })
+            })
+        })?;
+        for (tmp, digest) in pending {
+            let dest = self.blob_path(&digest);
+            if dest.is_file() {
+                continue; // dropping `tmp` deletes it
+            }
+            tmp.persist(&dest)
+                .map_err(|e| io_err("rename into place", &dest)(e.error))?;
+        }
+        Ok(descs)
+    }
+
     /// Copies the file at `src` in as a blob, hashing it on the way, and describes it.
     pub fn write_blob_from_file(
         &self,
@@ -1328,5 +1386,32 @@ mod tests {
             Err(LayoutError::BlobMismatch { .. })
         ));
         assert!(!third.has_blob(&amd.manifest.layers[0].digest));
+    }
+
+    #[test]
+    fn a_batch_of_blobs_lands_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(&dir.path().join("oci")).unwrap();
+        let there = l.write_blob("application/json", b"{}").unwrap();
+        let many: Vec<Vec<u8>> = (0..40).map(|i| format!("blob {i}").into_bytes()).collect();
+        let mut batch: Vec<(&str, &[u8])> = vec![("application/json", b"{}")];
+        batch.extend(many.iter().map(|b| ("text/plain", b.as_slice())));
+        batch.push(("text/plain", many[3].as_slice()));
+        let descs = l.write_blobs(&batch).unwrap();
+        assert_eq!(descs.len(), batch.len());
+        assert_eq!(descs[0], there);
+        for ((media, bytes), d) in batch.iter().zip(&descs) {
+            assert_eq!(
+                (d.media_type.as_str(), d.size),
+                (*media, bytes.len() as u64)
+            );
+            assert_eq!(&fs::read(l.blob_path(&d.digest)).unwrap(), bytes);
+        }
+        let names: Vec<String> = fs::read_dir(l.blob_path(&there.digest).parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 41, "no temporary file is left: {names:?}");
+        assert!(l.write_blobs(&[]).unwrap().is_empty());
     }
 }

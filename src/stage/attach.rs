@@ -262,18 +262,28 @@ fn attach_planned(
     let mut fallback: Vec<(Digest, Vec<Descriptor>)> = Vec::new();
     // Referrers of a layout target, listed in its index.json in one write at the end.
     let mut listed = Vec::new();
-    for p in planned {
+    let referrers: Vec<ReferrerManifest> = planned
+        .iter()
+        .map(|p| referrer::for_sealed(&p.subject, &p.sealed, created))
+        .collect();
+    // Every referrer's blobs in one durable batch (pushes read them from the source layout),
+    // before any is listed or pushed.
+    s.opts.cancel.check()?;
+    write_blobs(
+        match to {
+            PushedTo::Layout(to) => to,
+            PushedTo::Registry(_) => source,
+        },
+        &referrers,
+    )?;
+    for (p, r) in planned.into_iter().zip(referrers) {
         s.opts.cancel.check()?;
-        let r = referrer::for_sealed(&p.subject, &p.sealed, created);
         let listed_by = match to {
-            PushedTo::Layout(to) => {
-                write_blobs(to, &r)?;
+            PushedTo::Layout(_) => {
                 listed.push(r.descriptor.clone());
                 ListedBy::Layout
             }
             PushedTo::Registry(client) => {
-                // Pushes read blobs from the source layout.
-                write_blobs(source, &r)?;
                 let listed_by = push(client, source, &p.subject.digest, &r)?;
                 if listed_by == ListedBy::FallbackTag {
                     match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
@@ -533,17 +543,22 @@ fn record(p: &Planned, sealed: &Sealed, r: &ReferrerManifest, listed_by: ListedB
     }
 }
 
-fn write_blobs(layout: &Layout, r: &ReferrerManifest) -> Result<()> {
-    let err = |e: crate::oci::layout::LayoutError| Error::stage(format!("attach: {e}"));
+/// Writes the config, layer and manifest blobs of every referrer in one durable batch
+/// (`Layout::write_blobs`).
+fn write_blobs(layout: &Layout, rs: &[ReferrerManifest]) -> Result<()> {
+    let blobs: Vec<(&str, &[u8])> = rs
+        .iter()
+        .flat_map(|r| {
+            [
+                (r.config.0.media_type.as_str(), r.config.1.as_slice()),
+                (r.layer.0.media_type.as_str(), r.layer.1.as_slice()),
+                (r.descriptor.media_type.as_str(), r.bytes.as_slice()),
+            ]
+        })
+        .collect();
     layout
-        .write_blob(&r.config.0.media_type, &r.config.1)
-        .map_err(err)?;
-    layout
-        .write_blob(&r.layer.0.media_type, &r.layer.1)
-        .map_err(err)?;
-    layout
-        .write_blob(&r.descriptor.media_type, &r.bytes)
-        .map_err(err)?;
+        .write_blobs(&blobs)
+        .map_err(|e| Error::stage(format!("attach: {e}")))?;
     Ok(())
 }
 

@@ -26,25 +26,33 @@ pub fn facts(dir: &Path, cancel: &Cancel) -> GitFacts {
         .filter(|s| !s.is_empty())
     };
     let have_git = which::which("git").is_ok();
-    let git_branch = || {
+    // What git would say, read from the repository's files where that is simple and certain.
+    let repo = have_git.then(|| Repo::find(dir)).flatten();
+    let not_a_repo = have_git && repo.is_none() && Repo::surely_none(dir);
+    let symbolic = |full: &str| -> Option<String> {
+        if not_a_repo {
+            return None;
+        }
+        if let Some(Some(answer)) = repo.as_ref().map(|r| r.symbolic_ref_short(full)) {
+            return answer;
+        }
         have_git
-            .then(|| run(&["symbolic-ref", "--short", "-q", "HEAD"]))
+            .then(|| run(&["symbolic-ref", "--short", "-q", full]))
             .flatten()
     };
+    let git_branch = || symbolic("HEAD");
     let (branch, pr) = ref_facts(&env, git_branch);
     let default_branch = env("GITHUB_EVENT_PATH")
         .and_then(|p| event_default_branch(Path::new(&p)))
         .or_else(|| {
-            have_git
-                .then(|| run(&["symbolic-ref", "--short", "-q", "refs/remotes/origin/HEAD"]))
-                .flatten()
+            symbolic("refs/remotes/origin/HEAD")
                 .map(|s| s.strip_prefix("origin/").unwrap_or(&s).to_string())
         });
     let github_url = env("GITHUB_REPOSITORY").map(|r| {
         let server = env("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         format!("{}/{r}", server.trim_end_matches('/'))
     });
-    if !have_git {
+    if !have_git || not_a_repo {
         return GitFacts {
             branch,
             pr,
@@ -53,17 +61,196 @@ pub fn facts(dir: &Path, cancel: &Cancel) -> GitFacts {
             ..GitFacts::default()
         };
     }
+    // The processes left run side by side: the remote (git applies `url.*.insteadOf` from any
+    // config), the commit and its time in one call, the tag only when the repository has one.
+    let no_tags = repo.as_ref().is_some_and(Repo::has_no_tags);
+    let (remote, head, exact_tag) = std::thread::scope(|s| {
+        let remote = s.spawn(|| run(&["remote", "get-url", "origin"]));
+        let tag = s.spawn(|| {
+            if no_tags {
+                None
+            } else {
+                run(&["describe", "--tags", "--exact-match"])
+            }
+        });
+        let head = run(&["log", "-1", "--no-show-signature", "--format=%H %ct"]);
+        (
+            remote.join().ok().flatten(),
+            head,
+            tag.join().ok().flatten(),
+        )
+    });
+    let (sha, commit_time) = match head.as_deref().and_then(|h| h.split_once(' ')) {
+        Some((sha, ct)) => (Some(sha.to_string()), ct.trim().parse().ok()),
+        None => (None, None),
+    };
     GitFacts {
-        source_url: run(&["remote", "get-url", "origin"])
-            .and_then(|u| https_url(&u))
-            .or(github_url),
-        sha: run(&["rev-parse", "HEAD"]),
-        exact_tag: run(&["describe", "--tags", "--exact-match"]),
-        commit_time: run(&["log", "-1", "--format=%ct"]).and_then(|s| s.parse().ok()),
+        source_url: remote.and_then(|u| https_url(&u)).or(github_url),
+        sha,
+        exact_tag,
+        commit_time,
         branch,
         pr,
         default_branch,
     }
+}
+
+/// A repository found from a directory by reading its files, as git discovers it: the nearest
+/// `.git` directory (or `.git` file naming one: a worktree or submodule) up the tree. Used only
+/// where the answer is certain (the files reference backend, no `GIT_DIR`-like variables, the
+/// directory owned by this user); otherwise git is asked.
+struct Repo {
+    /// The per-worktree directory (`HEAD`).
+    git_dir: std::path::PathBuf,
+    /// The shared directory (`refs/`, `packed-refs`, `config`).
+    common: std::path::PathBuf,
+}
+
+/// Variables that change where git finds the repository.
+const GIT_PLACE_VARS: [&str; 6] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_CONFIG_PARAMETERS",
+];
+
+impl Repo {
+    fn find(dir: &Path) -> Option<Repo> {
+        use std::os::unix::fs::MetadataExt;
+        if GIT_PLACE_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
+            return None;
+        }
+        let dir = std::path::absolute(dir).ok()?;
+        let top = dir
+            .ancestors()
+            .find(|d| d.join(".git").exists() || looks_bare(d))?;
+        if looks_bare(top) {
+            return None;
+        }
+        let dot = top.join(".git");
+        // git refuses a repository another user owns (safe.directory; under sudo, the invoking
+        // user's): let git say so.
+        if std::env::var_os("SUDO_UID").is_some() {
+            return None;
+        }
+        let uid = euid()?;
+        if std::fs::metadata(top).ok()?.uid() != uid {
+            return None;
+        }
+        let git_dir = if dot.is_dir() {
+            dot
+        } else {
+            let text = std::fs::read_to_string(&dot).ok()?;
+            let p = text.strip_prefix("gitdir:")?.trim();
+            top.join(p)
+        };
+        if !git_dir.join("HEAD").is_file() {
+            return None;
+        }
+        let common = match std::fs::read_to_string(git_dir.join("commondir")) {
+            Ok(c) => git_dir.join(c.trim()),
+            Err(_) => git_dir.clone(),
+        };
+        let config = std::fs::read_to_string(common.join("config")).ok()?;
+        // Another reference backend (reftable) or an object format git must read itself.
+        if config.to_ascii_lowercase().contains("refstorage") || !common.join("refs").is_dir() {
+            return None;
+        }
+        Some(Repo { git_dir, common })
+    }
+
+    /// True when no directory from `dir` up has a `.git` (and no variable points elsewhere):
+    /// every git call would fail with "not a git repository".
+    fn surely_none(dir: &Path) -> bool {
+        if GIT_PLACE_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
+            return false;
+        }
+        std::path::absolute(dir).is_ok_and(|d| {
+            d.ancestors()
+                .all(|a| std::fs::symlink_metadata(a.join(".git")).is_err() && !looks_bare(a))
+        })
+    }
+
+    /// `git symbolic-ref --short -q FULL`: `Some(answer)` when the files say it for certain,
+    /// `None` when git must be asked (a name that would shorten ambiguously, a strange file).
+    fn symbolic_ref_short(&self, full: &str) -> Option<Option<String>> {
+        let place = if full == "HEAD" {
+            self.git_dir.join("HEAD")
+        } else {
+            self.common.join(full)
+        };
+        // A symbolic link HEAD (git before 1.5): let git read it.
+        if std::fs::symlink_metadata(&place).is_ok_and(|m| m.file_type().is_symlink()) {
+            return None;
+        }
+        let text = match std::fs::read_to_string(&place) {
+            Ok(t) => t,
+            // A symbolic ref is always a loose file: no file, no symbolic ref (unless packed
+            // as a plain ref, which is no symbolic ref either).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && full != "HEAD" => {
+                return Some(None);
+            }
+            Err(_) => return None,
+        };
+        let Some(target) = text.strip_prefix("ref:") else {
+            // A detached HEAD (an object name): not a symbolic ref.
+            let t = text.trim();
+            return (t.len() >= 40 && t.bytes().all(|b| b.is_ascii_hexdigit())).then_some(None);
+        };
+        let target = target.trim();
+        let short = target
+            .strip_prefix("refs/heads/")
+            .or_else(|| target.strip_prefix("refs/remotes/"))?;
+        // git shortens to the shortest name no other rule resolves to an existing ref.
+        let rules = [
+            format!("refs/{short}"),
+            format!("refs/tags/{short}"),
+            format!("refs/heads/{short}"),
+            format!("refs/remotes/{short}"),
+            format!("refs/remotes/{short}/HEAD"),
+        ];
+        let packed = std::fs::read_to_string(self.common.join("packed-refs")).unwrap_or_default();
+        let clash = rules.iter().filter(|r| r.as_str() != target).any(|r| {
+            self.common.join(r).exists()
+                || packed
+                    .lines()
+                    .any(|l| l.split_once(' ').is_some_and(|(_, n)| n.trim() == r))
+        });
+        (!clash).then(|| Some(short.to_string()))
+    }
+
+    /// True when the repository has no tag at all (no loose file under `refs/tags`, no
+    /// `refs/tags/` line in `packed-refs`): `git describe --tags --exact-match` would fail.
+    fn has_no_tags(&self) -> bool {
+        fn empty(dir: &Path) -> bool {
+            match std::fs::read_dir(dir) {
+                Ok(d) => d
+                    .flatten()
+                    .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && empty(&e.path())),
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            }
+        }
+        let packed = match std::fs::read_to_string(self.common.join("packed-refs")) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(_) => return false,
+        };
+        empty(&self.common.join("refs/tags")) && !packed.contains(" refs/tags/")
+    }
+}
+
+/// A directory git would take for a bare repository (`HEAD`, `objects/`, `refs/`).
+fn looks_bare(d: &Path) -> bool {
+    d.join("HEAD").is_file() && d.join("objects").is_dir() && d.join("refs").is_dir()
+}
+
+/// This process's effective user id, read from `/proc/self/status`.
+fn euid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// The branch and pull request number from the GitHub variables (`env`), else git's branch
@@ -248,5 +435,116 @@ mod tests {
         assert_eq!(event_default_branch(&p).as_deref(), Some("trunk"));
         std::fs::write(&p, "{}").unwrap();
         assert_eq!(event_default_branch(&p), None);
+    }
+
+    /// Runs git in `dir` (a test helper: panics on failure).
+    fn git_in(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// What git itself says for `symbolic-ref --short -q`.
+    fn git_says(dir: &Path, full: &str) -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args(["symbolic-ref", "--short", "-q", full])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let s = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    }
+
+    #[test]
+    fn the_files_say_what_git_says() {
+        if which::which("git").is_err()
+            || GIT_PLACE_VARS.iter().any(|v| std::env::var_os(v).is_some())
+        {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path().join("w");
+        std::fs::create_dir_all(w.join("sub")).unwrap();
+        if !dir.path().ancestors().any(|a| a.join(".git").exists()) {
+            assert!(Repo::find(&w).is_none() && Repo::surely_none(&w));
+            let f = facts(&w, &Cancel::new());
+            assert_eq!((f.sha, f.commit_time, f.exact_tag), (None, None, None));
+        }
+        git_in(&w, &["init", "-q", "-b", "main"]);
+        std::fs::write(w.join("f"), "1").unwrap();
+        git_in(&w, &["add", "f"]);
+        git_in(&w, &["commit", "-qm", "one"]);
+        let cancel = Cancel::new();
+        let check = |d: &Path| {
+            let repo = Repo::find(d).expect("a repository");
+            for full in ["HEAD", "refs/remotes/origin/HEAD"] {
+                if let Some(answer) = repo.symbolic_ref_short(full) {
+                    assert_eq!(answer, git_says(d, full), "{full} in {}", d.display());
+                }
+            }
+            let f = facts(d, &cancel);
+            assert_eq!(
+                f.sha.as_deref(),
+                Some(git_in(d, &["rev-parse", "HEAD"]).as_str())
+            );
+            assert_eq!(
+                f.commit_time,
+                git_in(d, &["log", "-1", "--format=%ct"]).parse().ok()
+            );
+            f
+        };
+        let f = check(&w.join("sub"));
+        assert_eq!(f.exact_tag, None);
+        assert!(Repo::find(&w).unwrap().has_no_tags());
+        // A remote with a default branch, a tag, a second commit.
+        git_in(
+            &w,
+            &["remote", "add", "origin", "git@github.com:acme/app.git"],
+        );
+        git_in(&w, &["update-ref", "refs/remotes/origin/trunk", "HEAD"]);
+        git_in(
+            &w,
+            &[
+                "symbolic-ref",
+                "refs/remotes/origin/HEAD",
+                "refs/remotes/origin/trunk",
+            ],
+        );
+        git_in(&w, &["tag", "v1.0.0"]);
+        let f = check(&w);
+        assert_eq!(f.exact_tag.as_deref(), Some("v1.0.0"));
+        assert_eq!(f.source_url.as_deref(), Some("https://github.com/acme/app"));
+        assert!(!Repo::find(&w).unwrap().has_no_tags());
+        std::fs::write(w.join("f"), "2").unwrap();
+        git_in(&w, &["commit", "-qam", "two"]);
+        let f = check(&w);
+        assert_eq!(f.exact_tag, None, "the tag is on the first commit");
+        // Packed refs, a branch name a tag also has (git shortens it to heads/NAME), a detached
+        // HEAD, a linked worktree on its own branch.
+        git_in(&w, &["pack-refs", "--all"]);
+        check(&w);
+        git_in(&w, &["checkout", "-qb", "v1.0.0"]);
+        check(&w);
+        git_in(&w, &["checkout", "-q", "--detach"]);
+        check(&w);
+        let wt = dir.path().join("wt");
+        git_in(
+            &w,
+            &["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()],
+        );
+        let f = check(&wt);
+        assert_eq!(
+            Repo::find(&wt).unwrap().symbolic_ref_short("HEAD"),
+            Some(Some("side".into()))
+        );
+        assert_eq!(f.exact_tag, None);
     }
 }

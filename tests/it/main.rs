@@ -20,6 +20,7 @@ mod integrity; // publish filters, stale packages, merge platform checks, signal
 mod json_shapes; // every --json document has exactly the keys the README lists
 mod oci_interop; // layouts shipit writes, read back by skopeo and umoci
 mod package_stage; // reproducible images and indexes; skopeo, umoci and QEMU read them back
+mod plan_cache; // the planning caches: cargo metadata reused, read afresh after a changed Cargo.toml, Cargo.lock, .cargo/config.toml
 mod registry_client; // the registry client against a real docker-registry (+ a fault proxy)
 mod release_registry; // shipit release to a real docker-registry: order, idempotence, faults, auth
 mod riscv64; // linux/riscv64 musl with -Zbuild-std and zig, lp64d, checks under qemu-riscv64 -cpu sifive-u54
