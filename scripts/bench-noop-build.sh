@@ -14,6 +14,7 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/scripts/lib-bench.sh"
 runs=5
 project=""
 shipit=""
@@ -26,20 +27,9 @@ while [ $# -gt 0 ]; do
         *) echo "bench-noop-build: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-if [ -z "$project" ]; then
-    if [ -n "${SHIPIT_FIXTURE_DIR:-}" ] && [ -d "$SHIPIT_FIXTURE_DIR/hello-server/target" ]; then
-        project=$SHIPIT_FIXTURE_DIR/hello-server
-    else
-        project=$repo/examples/hello-server
-    fi
-fi
-project=$(cd "$project" && pwd)
+project=$(bench_project "$project" target)
 [ -d "$project/target/shipit" ] || { echo "bench-noop-build: $project has no target/shipit: build the example first" >&2; exit 3; }
-if [ -z "$shipit" ]; then
-    (cd "$repo" && cargo build --release --quiet --bin shipit)
-    shipit=$repo/target/release/shipit
-fi
-shipit=$(cd "$(dirname "$shipit")" && pwd)/$(basename "$shipit")
+shipit=$(bench_shipit "$shipit")
 
 work=$(mktemp -d /tmp/bench-noop-XXXXXX)
 trap 'rm -rf "$work"' EXIT

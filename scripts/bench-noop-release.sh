@@ -26,6 +26,7 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/scripts/lib-bench.sh"
 runs=5
 project=""
 shipit=""
@@ -42,19 +43,8 @@ while [ $# -gt 0 ]; do
         *) echo "bench-noop-release: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-if [ -z "$project" ]; then
-    if [ -n "${SHIPIT_FIXTURE_DIR:-}" ] && [ -d "$SHIPIT_FIXTURE_DIR/hello-server/target" ]; then
-        project=$SHIPIT_FIXTURE_DIR/hello-server
-    else
-        project=$repo/examples/hello-server
-    fi
-fi
-project=$(cd "$project" && pwd)
-if [ -z "$shipit" ]; then
-    (cd "$repo" && cargo build --release --quiet --bin shipit)
-    shipit=$repo/target/release/shipit
-fi
-shipit=$(cd "$(dirname "$shipit")" && pwd)/$(basename "$shipit")
+project=$(bench_project "$project" target)
+shipit=$(bench_shipit "$shipit")
 export SOURCE_DATE_EPOCH=1700000000
 
 work=$(mktemp -d /tmp/bench-noop-release-XXXXXX)

@@ -17,6 +17,7 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/scripts/lib-bench.sh"
 runs=5
 project=""
 shipit=""
@@ -29,14 +30,7 @@ while [ $# -gt 0 ]; do
         *) echo "bench-package: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-if [ -z "$project" ]; then
-    if [ -n "${SHIPIT_FIXTURE_DIR:-}" ] && [ -d "$SHIPIT_FIXTURE_DIR/hello-server/dist/bin" ]; then
-        project=$SHIPIT_FIXTURE_DIR/hello-server
-    else
-        project=$repo/examples/hello-server
-    fi
-fi
-project=$(cd "$project" && pwd)
+project=$(bench_project "$project" dist/bin)
 if [ ! -d "$project/dist/bin" ] || [ ! -d "$project/base/bookworm" ]; then
     echo "bench-package: $project has no dist/bin or base/bookworm: build the example first" >&2
     echo "  (the tests' shared fixture has both: cargo test --test it package_stage::), or" >&2
@@ -44,11 +38,7 @@ if [ ! -d "$project/dist/bin" ] || [ ! -d "$project/base/bookworm" ]; then
     exit 3
 fi
 command -v buildah >/dev/null || { echo "bench-package: buildah not found: apt-get install -y buildah" >&2; exit 3; }
-if [ -z "$shipit" ]; then
-    (cd "$repo" && cargo build --release --quiet --bin shipit)
-    shipit=$repo/target/release/shipit
-fi
-shipit=$(cd "$(dirname "$shipit")" && pwd)/$(basename "$shipit")
+shipit=$(bench_shipit "$shipit")
 
 epoch=1700000000
 # Lowercase only: buildah names images pulled from an oci: path after the path.
