@@ -161,8 +161,54 @@ pub(super) struct GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         kill_all(&[self.pgid], libc::SIGKILL);
+        wait_group_dead(self.pgid, DEATH_WAIT);
         self.cancel.lock().retain(|p| *p != self.pgid);
     }
+}
+
+/// How long [`wait_group_dead`] waits at most.
+pub const DEATH_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits (up to `bound`) until no member of process group `pgid` is still running. `killpg`
+/// returns before its signal has taken effect: a grandchild that SIGKILL reached may still be
+/// running for a moment on a loaded machine, so a caller that returns at once could leave a
+/// process behind its report. Members that have died but await reaping (zombies: their parent
+/// is gone or dying) count as dead.
+pub fn wait_group_dead(pgid: i32, bound: Duration) {
+    let deadline = std::time::Instant::now() + bound;
+    while group_has_running_member(pgid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether some process in `/proc` is in group `pgid` and not yet dead (state other than Z/X).
+fn group_has_running_member(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat_state_and_group(&stat))
+            .is_some_and(|(state, group)| group == pgid && state != 'Z' && state != 'X')
+    })
+}
+
+/// The state and process group of a `/proc/PID/stat` line: after the command (in parentheses,
+/// which may itself hold `)`), the fields are `state ppid pgrp …`.
+fn stat_state_and_group(stat: &str) -> Option<(char, i32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    Some((state, fields.next()?.parse().ok()?))
 }
 
 /// How many bytes in-process work (hashing, compressing, copying, unpacking) handles between
@@ -267,5 +313,36 @@ mod tests {
         );
         assert!(t.elapsed() < Duration::from_secs(5));
         assert_eq!(Cancel::new().sleep(Duration::from_millis(10)), Ok(()));
+    }
+
+    #[test]
+    fn stat_lines_give_state_and_group_even_with_parentheses_in_the_name() {
+        let line = "4242 (a (b) c) S 1 4240 4240 0 -1 4194560 100 0 0 0";
+        assert_eq!(stat_state_and_group(line), Some(('S', 4240)));
+        assert_eq!(stat_state_and_group("7 (x) Z 1 7 7 0"), Some(('Z', 7)));
+        assert_eq!(stat_state_and_group("garbage"), None);
+    }
+
+    #[test]
+    fn a_killed_group_with_a_grandchild_is_dead_when_the_wait_returns() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30; wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        let t = std::time::Instant::now();
+        while !group_has_running_member(pgid) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(group_has_running_member(pgid), "the group runs");
+        kill_all(&[pgid], libc::SIGKILL);
+        child.wait().unwrap();
+        wait_group_dead(pgid, DEATH_WAIT);
+        assert!(
+            !group_has_running_member(pgid),
+            "no member of the group still runs"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! [`Cancel`] token, with a timeout; and how a run ended when it did not succeed
 //! ([`ExecError`]).
 
-use super::cancel::{Cancel, GRACE, GroupGuard, signal_name};
+use super::cancel::{Cancel, DEATH_WAIT, GRACE, GroupGuard, signal_name, wait_group_dead};
 use super::cmd::Cmd;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -404,6 +404,8 @@ fn terminate_group(pgid: i32, handle: &duct::Handle) {
         libc::killpg(pgid, libc::SIGKILL);
     }
     let _ = handle.wait();
+    // The leader is reaped; its descendants in the group may still be dying.
+    wait_group_dead(pgid, DEATH_WAIT);
 }
 
 pub fn describe_status(s: &std::process::ExitStatus) -> String {
