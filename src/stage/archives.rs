@@ -122,6 +122,7 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Archives> {
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let docs = doc_files(cfg, plan)?;
     let epoch = plan.source_date_epoch.max(0) as u64;
+    let mut made = crate::cache::Cache::open(&plan.out_dir, "archives");
     let mut archives = Vec::new();
     for img in &plan.images {
         for p in &img.platforms {
@@ -151,9 +152,33 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Archives> {
             }));
             let name = format!("{stem}.tar.gz");
             let path = out.join(&name);
-            let (digest, size) = write_archive(&path, &stem, members, epoch)
-                .map_err(|e| Error::stage(format!("archives: {}: {e}", path.display())))?;
-            ui.ok(format!("archive {name} {size} bytes"));
+            let failed =
+                |e: std::io::Error| Error::stage(format!("archives: {}: {e}", path.display()));
+            // An archive of the same members (bytes, names, modes) and epoch that is still there
+            // with the bytes it was written with is not compressed again (a no-op release).
+            let key = inputs_key(&stem, &members, epoch).map_err(failed)?;
+            let kept = made
+                .get::<Made>(&key)
+                .filter(|m| file_sha256(&path).is_ok_and(|d| d == (m.digest.clone(), m.size)));
+            let (digest, size) = match kept {
+                Some(m) => {
+                    ui.ok(format!("archive {name} {} bytes (unchanged)", m.size));
+                    (m.digest, m.size)
+                }
+                None => {
+                    let (digest, size) =
+                        write_archive(&path, &stem, members, epoch).map_err(failed)?;
+                    made.put(
+                        &key,
+                        &Made {
+                            digest: digest.clone(),
+                            size,
+                        },
+                    );
+                    ui.ok(format!("archive {name} {size} bytes"));
+                    (digest, size)
+                }
+            };
             archives.push(Archive {
                 name,
                 target: p.target.clone(),
@@ -164,7 +189,49 @@ pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Archives> {
             });
         }
     }
+    made.save();
     finish(out, archives)
+}
+
+/// What an archive was written as, remembered in `dist/cache` under [`inputs_key`].
+#[derive(Serialize, Deserialize)]
+struct Made {
+    digest: String,
+    size: u64,
+}
+
+/// The identity of an archive's inputs: the format, the top directory, the epoch, and each
+/// member's name, mode and bytes.
+fn inputs_key(stem: &str, members: &[Member], epoch: u64) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    h.update(format!("shipit-archive-1\n{stem}\n{epoch}\n"));
+    let mut sorted: Vec<&Member> = members.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for m in sorted {
+        let bytes = read_member(&m.src, m.limit)?;
+        h.update(format!("{}\n{:o}\n{}\n", m.name, m.mode, bytes.len()));
+        h.update(&bytes);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The SHA-256 (hex) and size of a file shipit wrote (a regular file, never through a FIFO or
+/// device someone put in its place).
+fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = crate::config::files::open_regular(path)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(h.finalize()), size))
 }
 
 /// Writes `SHA256SUMS` for `archives` (sorted by name) into `out`, and removes the archives an
@@ -356,6 +423,33 @@ impl Write for HashingFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inputs_key_follows_bytes_names_modes_and_epoch_and_the_file_digest_is_what_was_written()
+    {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("app");
+        std::fs::write(&bin, b"\x7fELF one").unwrap();
+        let member = |name: &str, mode: u32| Member {
+            name: name.to_string(),
+            mode,
+            src: bin.clone(),
+            limit: u64::MAX,
+        };
+        let key = |m: Vec<Member>, epoch| inputs_key("app-1", &m, epoch).unwrap();
+        let first = key(vec![member("app-1/app", 0o755)], 1);
+        assert_eq!(first, key(vec![member("app-1/app", 0o755)], 1));
+        assert_ne!(first, key(vec![member("app-1/app", 0o644)], 1));
+        assert_ne!(first, key(vec![member("app-1/other", 0o755)], 1));
+        assert_ne!(first, key(vec![member("app-1/app", 0o755)], 2));
+        std::fs::write(&bin, b"\x7fELF two").unwrap();
+        assert_ne!(first, key(vec![member("app-1/app", 0o755)], 1));
+        let path = d.path().join("app-1.tar.gz");
+        let written = write_archive(&path, "app-1", vec![member("app-1/app", 0o755)], 1).unwrap();
+        assert_eq!(file_sha256(&path).unwrap(), written);
+        std::fs::write(&path, b"tampered").unwrap();
+        assert_ne!(file_sha256(&path).unwrap(), written);
+    }
 
     #[test]
     fn the_same_members_make_the_same_bytes_with_fixed_headers() {
