@@ -748,6 +748,29 @@ fn parse_members(out: &str) -> Result<Vec<Member>, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn metadata_for_one_target_filters_the_platform_and_passes_the_features() {
+        let c = metadata_for_target(
+            Path::new("/p/Cargo.toml"),
+            "aarch64-unknown-linux-gnu",
+            &["a".into(), "b".into()],
+        );
+        assert_eq!(
+            c.args,
+            [
+                "metadata",
+                "--format-version",
+                "1",
+                "--filter-platform",
+                "aarch64-unknown-linux-gnu",
+                "--manifest-path",
+                "/p/Cargo.toml",
+                "--features",
+                "a,b"
+            ]
+        );
+    }
+
     const TWO: &str = r#"{"packages":[
         {"id":"a 0.1.0","name":"a","version":"0.1.0","manifest_path":"/w/a/Cargo.toml",
          "targets":[{"name":"a","kind":["bin"]},{"name":"a","kind":["lib"]}],"extra":1},

@@ -8,7 +8,6 @@
 pub mod cyclonedx;
 pub mod spdx;
 
-use crate::exec::Cmd;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -138,25 +137,7 @@ pub struct Sbom {
 /// The default purl `distro` of a Debian base (bookworm).
 pub const DEFAULT_DISTRO: &str = "debian-12";
 
-/// `cargo metadata` resolved for one target and feature set: what that binary can contain.
-/// `--filter-platform` drops other targets' dependencies; the features are the plan's.
-pub fn metadata_cmd(manifest: &Path, target: &str, features: &[String]) -> Cmd {
-    let mut cmd = Cmd::new("cargo", format!("list the crates compiled for {target}")).args([
-        "metadata",
-        "--format-version",
-        "1",
-        "--filter-platform",
-        target,
-        "--manifest-path",
-        &manifest.display().to_string(),
-    ]);
-    if !features.is_empty() {
-        cmd = cmd.args(["--features".to_string(), features.join(",")]);
-    }
-    cmd
-}
-
-/// Runs [`metadata_cmd`] (one `--filter-platform` read) and resolves the graph of `package`'s
+/// Runs [`crate::tools::cargo::metadata_for_target`] (one `--filter-platform` read) and resolves the graph of `package`'s
 /// binary, with checksums from the workspace's Cargo.lock. `cancel` (the run's token) stops
 /// `cargo metadata`. The attach stage uses [`from_metadata`] on the run's shared graph instead;
 /// this is the reference its tests compare with.
@@ -168,7 +149,7 @@ pub fn cargo_graph(
     cancel: &crate::exec::Cancel,
 ) -> Result<CargoGraph, SbomError> {
     let out = crate::exec::capture(
-        &metadata_cmd(manifest, target, features),
+        &crate::tools::cargo::metadata_for_target(manifest, target, features),
         Duration::from_secs(300),
         cancel,
     )
@@ -607,29 +588,6 @@ checksum = "2222222222222222222222222222222222222222222222222222222222222222"
         assert_eq!(
             p[1].purl("debian-12"),
             "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=arm64&distro=debian-12"
-        );
-    }
-
-    #[test]
-    fn metadata_command() {
-        let c = metadata_cmd(
-            Path::new("/p/Cargo.toml"),
-            "aarch64-unknown-linux-gnu",
-            &["a".into(), "b".into()],
-        );
-        assert_eq!(
-            c.args,
-            [
-                "metadata",
-                "--format-version",
-                "1",
-                "--filter-platform",
-                "aarch64-unknown-linux-gnu",
-                "--manifest-path",
-                "/p/Cargo.toml",
-                "--features",
-                "a,b"
-            ]
         );
     }
 
