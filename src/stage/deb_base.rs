@@ -364,21 +364,7 @@ fn base_layout(
     let (_, digests) = layout
         .write_layer(&rootfs.entries, epoch)
         .map_err(|e| Error::stage(format!("{} deb:{} layer: {e}", p.platform, r.suite)))?;
-    let spec = ImageSpec {
-        platform: super::image_rules::oci_platform(p),
-        user: None,
-        entrypoint: None,
-        cmd: None,
-        env: vec![(
-            "PATH".into(),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        )],
-        exposed_ports: Vec::new(),
-        working_dir: None,
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
-        epoch,
-    };
+    let spec = base_spec(super::image_rules::oci_platform(p), epoch);
     let built = image::build(None, &[digests], &spec)
         .map_err(|e| Error::stage(format!("{} deb:{} image: {e}", p.platform, r.suite)))?;
     layout
@@ -451,4 +437,24 @@ fn fetch(
 /// A Debian error, prefixed with the platform and suite it happened for.
 fn in_base(e: deb::DebError, p: &PlatformPlan, r: &Resolution) -> Error {
     Error::from(e).context(format!("{} deb:{} base", p.platform, r.suite))
+}
+
+/// The image config of an assembled Debian base: its one layer, Debian's default `PATH`, and
+/// nothing else (the image's own user, entrypoint and labels come with the platform image).
+pub fn base_spec(platform: image::Platform, epoch: u64) -> ImageSpec {
+    ImageSpec {
+        platform,
+        user: None,
+        entrypoint: None,
+        cmd: None,
+        env: vec![(
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        )],
+        exposed_ports: Vec::new(),
+        working_dir: None,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        epoch,
+    }
 }

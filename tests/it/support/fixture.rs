@@ -70,7 +70,7 @@ pub fn run_ok(cmd: &mut Command) -> String {
 /// ~/.cache/shipit (or the machine's mirror). Tags already in `out` are replaced.
 pub fn debian_base(out: &Path, suite: &str, archs: &str, include: &str) {
     use shipit::deb::{self, Cache, Http, Lock, LockMode, Mirror, RootfsOptions};
-    use shipit::oci::image::{self, ImageSpec};
+    use shipit::oci::image;
     use shipit::oci::layout::Layout;
     let epoch: u64 = EPOCH.parse().unwrap();
     let arches: Vec<&str> = archs.split(',').collect();
@@ -117,21 +117,10 @@ pub fn debian_base(out: &Path, suite: &str, archs: &str, include: &str) {
             .iter()
             .find(|p| deb::debian_arch(p).ok() == Some(r.arch.as_str()))
             .unwrap();
-        let spec = ImageSpec {
-            platform: shipit::oci::image::Platform::new(p.os, p.architecture, p.variant),
-            user: None,
-            entrypoint: None,
-            cmd: None,
-            env: vec![(
-                "PATH".into(),
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            )],
-            exposed_ports: Vec::new(),
-            working_dir: None,
-            labels: Default::default(),
-            annotations: Default::default(),
+        let spec = shipit::stage::deb_base::base_spec(
+            shipit::oci::image::Platform::new(p.os, p.architecture, p.variant),
             epoch,
-        };
+        );
         let built = image::build(None, &[digests], &spec).unwrap();
         layout.write_image(&built).unwrap();
         layout.tag(&tag, &built.descriptor).unwrap();
