@@ -10,6 +10,7 @@
 //! that changed probes again; `shipit doctor` always probes afresh. The session's rustup lists
 //! (`rustup_installed`) are remembered the same way, in the user's cache.
 
+use crate::cache::file_id;
 use crate::config::Backend;
 use crate::exec::Cmd;
 use crate::plan::Plan;
@@ -498,16 +499,10 @@ impl Memo {
     }
 
     fn key(&self, program: &str, path: &Path) -> String {
-        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let text = format!(
-            "{program}\n{}\n{}\n{}\n{}\n{}",
-            path.display(),
-            file_id(path),
-            real.display(),
-            file_id(&real),
-            self.selectors
-        );
-        crate::oci::digest::Digest::of(text.as_bytes()).to_string()
+        crate::cache::Inputs::new(program)
+            .file_id(path)
+            .line(&self.selectors)
+            .digest()
     }
 
     fn save(self) {
@@ -586,15 +581,6 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-/// Size, mtime (ns) and inode of a file, or `-` when it is not there.
-fn file_id(f: &Path) -> String {
-    use std::os::unix::fs::MetadataExt;
-    match std::fs::metadata(f) {
-        Ok(m) => format!("{} {}.{} {}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()),
-        Err(_) => "-".into(),
-    }
 }
 
 /// What decides which program a rustup proxy or a pyenv shim runs: their environment
