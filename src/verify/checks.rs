@@ -858,6 +858,9 @@ fn serve(
     let lines = |p: &Path| tail(p, 10);
     // 1. Wait for the port.
     let deadline = Instant::now() + timeout;
+    // Short pauses first (a native server listens within milliseconds, one under QEMU within
+    // tens), growing to 50 ms so that a slow starter is not polled hundreds of times.
+    let mut pause = Duration::from_millis(2);
     let stream = loop {
         if let Some(status) = running.try_wait() {
             let stderr = read_capped(&err_p);
@@ -885,7 +888,9 @@ fn serve(
             break s;
         }
         // The pause between attempts wakes at once when the run is cancelled.
-        if Instant::now() >= deadline || guest.cancel.sleep(Duration::from_millis(50)).is_err() {
+        let this_pause = pause;
+        pause = (pause * 2).min(Duration::from_millis(50));
+        if Instant::now() >= deadline || guest.cancel.sleep(this_pause).is_err() {
             running.terminate();
             return CheckResult::fail(
                 &check.name,
