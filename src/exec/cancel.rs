@@ -6,7 +6,7 @@
 //! blocking `signal_hook` thread; nothing polls.
 
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 /// How long a process group gets between SIGTERM and SIGKILL.
@@ -24,6 +24,8 @@ struct Inner {
     groups: Mutex<Vec<i32>>,
     /// Notified (with `groups` as its lock) when the run is cancelled, waking [`Cancel::sleep`].
     woken: Condvar,
+    /// Tokens made by [`Cancel::child`]: cancelled with this one (changed with `groups` held).
+    children: Mutex<Vec<Weak<Inner>>>,
 }
 
 /// The run was cancelled by this signal.
@@ -53,6 +55,27 @@ impl Cancel {
                 });
         }
         cancel
+    }
+
+    /// A token that this one cancels (with the same signal) and that can also be cancelled on
+    /// its own, without cancelling this one: for work that must stop when the run stops, and
+    /// also when something else makes it pointless (uploads started during verification, which
+    /// a failed verification stops).
+    pub fn child(&self) -> Cancel {
+        let child = Cancel::new();
+        let groups = self.lock();
+        match self.signal() {
+            Some(sig) => {
+                drop(groups);
+                child.cancel(sig);
+            }
+            None => {
+                let mut children = self.0.children.lock().unwrap_or_else(|p| p.into_inner());
+                children.retain(|c| c.strong_count() > 0);
+                children.push(Arc::downgrade(&child.0));
+            }
+        }
+        child
     }
 
     /// The signal that cancelled the run, if any.
@@ -107,6 +130,16 @@ impl Cancel {
             self.0.woken.notify_all();
             (first, groups.clone())
         };
+        // A child registered after this point sees the signal in `child` (both hold `groups`).
+        let children: Vec<Cancel> =
+            std::mem::take(&mut *self.0.children.lock().unwrap_or_else(|p| p.into_inner()))
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(Cancel)
+                .collect();
+        for c in &children {
+            c.cancel(sig);
+        }
         if first {
             kill_all(&groups, libc::SIGTERM);
             let token = self.clone();
@@ -296,6 +329,39 @@ mod tests {
         let e = std::io::copy(&mut r, &mut std::io::sink()).unwrap_err();
         assert_eq!(cancelled_in(&e), Some(Cancelled(libc::SIGTERM)));
         assert_eq!(cancelled_in(&std::io::Error::other("x")), None);
+    }
+
+    #[test]
+    fn a_child_stops_with_its_parent_and_alone_without_it() {
+        let run = Cancel::new();
+        let uploads = run.child();
+        uploads.cancel(libc::SIGTERM);
+        assert_eq!(uploads.signal(), Some(libc::SIGTERM));
+        assert!(
+            !run.is_cancelled(),
+            "a child's cancellation stays in the child"
+        );
+        let again = run.child();
+        let grandchild = again.child();
+        let sleeper = {
+            let g = grandchild.clone();
+            std::thread::spawn(move || g.sleep(Duration::from_secs(30)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        run.cancel(libc::SIGINT);
+        assert_eq!(again.signal(), Some(libc::SIGINT));
+        assert_eq!(
+            sleeper.join().unwrap(),
+            Err(Cancelled(libc::SIGINT)),
+            "woken at once"
+        );
+        // A child made after the run was cancelled is born cancelled.
+        assert_eq!(run.child().signal(), Some(libc::SIGINT));
+        assert_eq!(
+            uploads.signal(),
+            Some(libc::SIGTERM),
+            "the first signal stays"
+        );
     }
 
     #[test]

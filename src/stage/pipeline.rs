@@ -20,6 +20,8 @@ struct Made {
     attached: Option<attach::Attached>,
     /// The attach stage's SBOM inputs, gathered while verification runs.
     sbom: Option<attach::Prefetched>,
+    /// Blob uploads started while verification runs (registry targets).
+    early: Option<publish::EarlyUploads>,
     published: Option<publish::Published>,
     archives: Option<archives::Archives>,
     /// A verification failure that `release --split` reports after writing its fragments.
@@ -48,7 +50,13 @@ pub fn run(mode: Mode, s: &Session, password: Option<String>, ui: &Ui) -> Result
             continue;
         }
         let t = Instant::now();
-        run_stage(mode, step.stage, s, &mut made, &mut password, started, ui)?;
+        if let Err(e) = run_stage(mode, step.stage, s, &mut made, &mut password, started, ui) {
+            // Uploads still running (a stage between verify and publish failed) stop with it.
+            if let Some(early) = made.early.take() {
+                early.stop();
+            }
+            return Err(e);
+        }
         let seconds = t.elapsed().as_secs_f64();
         ui.verbose(format!("{} took {seconds:.3}s", step.stage.name()));
         made.stages.push(release::StageTime {
@@ -113,8 +121,28 @@ fn run_stage(
             if mode != Mode::Smoke {
                 settings.cache = Some(plan.out_dir.clone());
             }
-            let verified = verify::run(&items, &settings, ui)?;
-            let failure = verify::failure(&verified);
+            // The blobs go up while the images are verified; manifests and tags only after.
+            if matches!(mode, Mode::Release | Mode::Publish) {
+                let p = publish::of_plan(&packaged(made, s)?, plan);
+                let to_verify: Vec<_> = items.iter().map(|i| i.manifest.digest.clone()).collect();
+                made.early = publish::EarlyUploads::start(
+                    cfg,
+                    &p,
+                    &to_verify,
+                    password,
+                    upload_jobs(s),
+                    &s.opts.cancel,
+                    ui,
+                )?;
+            }
+            let verified = verify::run(&items, &settings, ui);
+            let failure = verified.as_ref().ok().and_then(verify::failure);
+            if (verified.is_err() || failure.is_some())
+                && let Some(early) = made.early.take()
+            {
+                early.stop();
+            }
+            let verified = verified?;
             if s.opts.json && (mode == Mode::Smoke || (mode == Mode::Release && failure.is_some()))
             {
                 println!(
@@ -132,7 +160,7 @@ fn run_stage(
                 }
                 (Mode::Smoke, Some(e)) => Err(e),
                 (_, Some(e)) => Err(Error::stage(format!(
-                    "{e}; nothing was published and no tag moved"
+                    "{e}; no image was published and no tag moved"
                 ))),
             }
         }
@@ -161,6 +189,7 @@ fn run_stage(
                 cfg,
                 &packaged,
                 verified,
+                made.early.take(),
                 password.take(),
                 upload_jobs(s),
                 &s.opts.cancel,

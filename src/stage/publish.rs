@@ -12,10 +12,12 @@ use super::package::Packaged;
 use crate::config::{Config, PublishTo};
 use crate::error::{Context, Error, Result};
 use crate::exec::Cancel;
+use crate::oci::digest::Digest;
 use crate::oci::layout::Layout;
 use crate::oci::registry::{BlobOutcome, Reference, RegistryClient, RegistryError};
 use crate::ui::Ui;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -90,23 +92,134 @@ pub enum PushedTo {
 /// (the tag stage moves them, after the attach stage). Each image's index must list only
 /// platform images that passed verification in `verified` (read from the layout, not from
 /// package.json), or nothing is pushed: the tags later move only onto what was pushed here.
+/// `early`: the blob uploads started while verification ran (see [`EarlyUploads`]); what they
+/// uploaded is not asked about again.
+#[allow(clippy::too_many_arguments)]
 pub fn push_by_digest(
     cfg: &Config,
     packaged: &Packaged,
     verified: &super::verify::Report,
+    early: Option<EarlyUploads>,
     password_stdin: Option<String>,
     jobs: usize,
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Pushed> {
-    cancel.check()?;
-    let layout = Layout::open(&packaged.layout)?;
-    for img in &packaged.images {
-        check_all_verified(&layout, img, verified)?;
+    let checked = (|| {
+        cancel.check()?;
+        let layout = Layout::open(&packaged.layout)?;
+        for img in &packaged.images {
+            check_all_verified(&layout, img, verified)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = checked {
+        if let Some(early) = early {
+            early.stop();
+        }
+        return Err(e);
     }
     match &cfg.publish.to {
         PublishTo::Oci(path) => copy_to_layout(packaged, path, cancel, ui),
-        PublishTo::Registry => push_to_registry(cfg, packaged, password_stdin, jobs, cancel, ui),
+        PublishTo::Registry => {
+            let (client, done) = match early {
+                Some(early) => match early.finish() {
+                    Ok(x) => x,
+                    Err(e) => {
+                        ui.warn("no tag was moved");
+                        return Err(e);
+                    }
+                },
+                None => (
+                    registry_client(cfg, password_stdin, cancel, ui.json)?,
+                    HashSet::new(),
+                ),
+            };
+            push_to_registry(cfg, client, &done, packaged, jobs, cancel, ui)
+        }
+    }
+}
+
+/// Blob uploads (configs and layers: content no tag or manifest refers to yet) started in the
+/// background while verification runs, so that a release does not wait for them after it.
+/// Manifests, indexes and tags still go only after every platform image passed; a failed
+/// verification stops the uploads at once (the registry is then left holding unreferenced
+/// blobs, which it garbage-collects, and no manifest or tag). The uploads have their own
+/// cancel token, a child of the run's: a signal stops them as it stops the run.
+pub struct EarlyUploads {
+    client: Arc<RegistryClient>,
+    stop: Cancel,
+    worker: std::thread::JoinHandle<Result<HashSet<Digest>>>,
+}
+
+impl EarlyUploads {
+    /// Starts uploading the blobs of `packaged`'s images to the registry of `image.repository`.
+    /// None (nothing started) when publishing goes to an OCI layout (a local copy gains nothing
+    /// from going early), or when an index lists a platform image that is not in `to_verify`:
+    /// that publish is refused later, and must have pushed nothing.
+    pub fn start(
+        cfg: &Config,
+        packaged: &Packaged,
+        to_verify: &[Digest],
+        password_stdin: &mut Option<String>,
+        jobs: usize,
+        cancel: &Cancel,
+        ui: &Ui,
+    ) -> Result<Option<EarlyUploads>> {
+        if cfg.publish.to != PublishTo::Registry {
+            return Ok(None);
+        }
+        let layout = Layout::open(&packaged.layout)?;
+        let mut blobs = Vec::new();
+        for img in &packaged.images {
+            let bytes = layout.read_blob(&img.index, crate::oci::layout::MAX_JSON_BLOB)?;
+            let index = crate::oci::index::parse(&bytes)
+                .with_context(|| format!("index {}", img.index.digest))?;
+            if !index
+                .manifests
+                .iter()
+                .all(|m| to_verify.contains(&m.digest))
+            {
+                return Ok(None);
+            }
+            for p in &img.platforms {
+                let bytes = layout.read_blob(&p.manifest, 4 << 20)?;
+                let manifest = crate::oci::image::parse_manifest(&bytes)?;
+                blobs.push(manifest.config);
+                blobs.extend(manifest.layers);
+            }
+        }
+        let stop = cancel.child();
+        let client = registry_client(cfg, password_stdin.take(), &stop, ui.json)?;
+        let (c, ui) = (Arc::clone(&client), ui.clone());
+        let worker = std::thread::Builder::new()
+            .name("early-uploads".into())
+            .spawn(move || {
+                push_blobs(&c, &layout, &blobs, jobs, &ui)?;
+                Ok(blobs.into_iter().map(|b| b.digest).collect())
+            })
+            .map_err(|e| Error::stage(format!("publish: cannot start the upload thread: {e}")))?;
+        Ok(Some(EarlyUploads {
+            client,
+            stop,
+            worker,
+        }))
+    }
+
+    /// Stops the uploads (verification failed, or the publish was refused) and waits for the
+    /// thread, which ends within a moment of its token.
+    pub fn stop(self) {
+        self.stop.cancel(libc::SIGTERM);
+        self.worker.join().ok();
+    }
+
+    /// Waits for the uploads: the client, and the digests now in the registry.
+    fn finish(self) -> Result<(Arc<RegistryClient>, HashSet<Digest>)> {
+        let done = self
+            .worker
+            .join()
+            .map_err(|_| Error::stage("publish: the upload thread panicked"))??;
+        Ok((self.client, done))
     }
 }
 
@@ -130,7 +243,16 @@ pub fn run(
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Published> {
-    let pushed = push_by_digest(cfg, packaged, verified, password_stdin, jobs, cancel, ui)?;
+    let pushed = push_by_digest(
+        cfg,
+        packaged,
+        verified,
+        None,
+        password_stdin,
+        jobs,
+        cancel,
+        ui,
+    )?;
     move_all_tags(&pushed, packaged, ui)
 }
 
@@ -143,20 +265,27 @@ pub fn select(
     plan: &crate::plan::Plan,
     verified: &super::verify::Report,
 ) -> Result<Packaged> {
+    let selected = of_plan(packaged, plan);
+    let layout = Layout::open(&packaged.layout)?;
+    for img in &selected.images {
+        check_all_verified(&layout, img, verified)?;
+    }
+    Ok(selected)
+}
+
+/// The packaged images of the plan's variants (what `select` publishes, before it checks that
+/// every platform image they list passed verification).
+pub fn of_plan(packaged: &Packaged, plan: &crate::plan::Plan) -> Packaged {
     let images: Vec<_> = packaged
         .images
         .iter()
         .filter(|img| plan.images.iter().any(|p| p.variant == img.variant))
         .cloned()
         .collect();
-    let layout = Layout::open(&packaged.layout)?;
-    for img in &images {
-        check_all_verified(&layout, img, verified)?;
-    }
-    Ok(Packaged {
+    Packaged {
         images,
         ..packaged.clone()
-    })
+    }
 }
 
 /// Refuses an image whose index (as the layout holds it, not as package.json says) lists a
@@ -436,18 +565,18 @@ pub fn bounded<T: Sync, R: Send>(
 
 fn push_to_registry(
     cfg: &Config,
+    client: Arc<RegistryClient>,
+    uploaded: &HashSet<Digest>,
     packaged: &Packaged,
-    password_stdin: Option<String>,
     jobs: usize,
     cancel: &Cancel,
     ui: &Ui,
 ) -> Result<Pushed> {
-    let client = registry_client(cfg, password_stdin, cancel, ui.json)?;
     let target = cfg.image.repository.clone();
     ui.step(format!("publish to {target}"));
     let layout = Layout::open(&packaged.layout)?;
     // Blobs, then manifests by digest, then indexes by digest: every image, before any tag.
-    if let Err(e) = push_content(&client, &layout, packaged, jobs, ui) {
+    if let Err(e) = push_content(&client, &layout, packaged, uploaded, jobs, ui) {
         ui.warn("no tag was moved");
         return Err(e);
     }
@@ -545,10 +674,13 @@ pub fn move_tags(
 /// requests at a time and children first: every blob of every image (each digest once: a layer
 /// shared by platforms or variants is sent once), then every platform manifest, then every
 /// index. A failure at one level starts nothing of the next.
+/// Pushes every image's blobs (but those in `uploaded`, already pushed in this run), then its
+/// platform manifests, then its index.
 fn push_content(
     client: &Arc<RegistryClient>,
     layout: &Layout,
     packaged: &Packaged,
+    uploaded: &HashSet<Digest>,
     jobs: usize,
     ui: &Ui,
 ) -> Result<()> {
@@ -564,6 +696,7 @@ fn push_content(
     let blobs: Vec<_> = manifests
         .iter()
         .flat_map(|(_, _, m)| std::iter::once(&m.config).chain(m.layers.iter()))
+        .filter(|b| !uploaded.contains(&b.digest))
         .cloned()
         .collect();
     push_blobs(client, layout, &blobs, jobs, ui)?;
