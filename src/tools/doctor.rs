@@ -587,6 +587,11 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
 /// variables, every rustup toolchain's `cargo` and `rustc`, rustup's settings, the
 /// `rust-toolchain` files from the working directory up, pyenv's version file.
 fn selectors() -> String {
+    selectors_from(std::env::current_dir().ok().as_deref())
+}
+
+/// `selectors`, for a run in `cwd`.
+fn selectors_from(cwd: Option<&Path>) -> String {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -611,11 +616,17 @@ fn selectors() -> String {
         files.push(tc.join("bin/cargo"));
         files.push(tc.join("bin/rustc"));
     }
-    if let Ok(cwd) = std::env::current_dir() {
+    // Only the override files that exist: a directory without any decides nothing, so a fresh
+    // checkout elsewhere finds what the last one remembered (the path of one that exists is
+    // part of the answer, as its identity is).
+    if let Some(cwd) = cwd {
         for dir in cwd.ancestors() {
-            files.push(dir.join("rust-toolchain"));
-            files.push(dir.join("rust-toolchain.toml"));
-            files.push(dir.join(".python-version"));
+            for name in ["rust-toolchain", "rust-toolchain.toml", ".python-version"] {
+                let f = dir.join(name);
+                if std::fs::symlink_metadata(&f).is_ok() {
+                    files.push(f);
+                }
+            }
         }
     }
     for f in files {
@@ -671,4 +682,45 @@ pub fn blocking(findings: &[Finding]) -> Vec<&Finding> {
         .iter()
         .filter(|f| f.required && f.status != Status::Ok)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_without_toolchain_overrides_selects_like_any_other() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        assert_eq!(
+            selectors_from(Some(a.path())),
+            selectors_from(Some(b.path())),
+            "two fresh checkouts remember the same answers"
+        );
+        std::fs::write(
+            a.path().join("rust-toolchain.toml"),
+            "[toolchain]\nchannel = \"1.80\"\n",
+        )
+        .unwrap();
+        let pinned = selectors_from(Some(a.path()));
+        assert_ne!(
+            pinned,
+            selectors_from(Some(b.path())),
+            "an override decides"
+        );
+        assert!(pinned.contains("rust-toolchain.toml"), "{pinned}");
+        std::fs::write(
+            a.path().join("rust-toolchain.toml"),
+            "[toolchain]\nchannel = \"1.81.0\"\n",
+        )
+        .unwrap();
+        assert_ne!(
+            pinned,
+            selectors_from(Some(a.path())),
+            "its content decides"
+        );
+        // An override in a parent directory counts for the directories under it.
+        let sub = a.path().join("crate");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(selectors_from(Some(&sub)).contains("rust-toolchain.toml"));
+    }
 }
