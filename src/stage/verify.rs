@@ -20,6 +20,7 @@ use crate::verify::checks::{self, CheckResult, Policy, Subject};
 use crate::verify::qemu::{Guest, Isolation};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::ops::Not;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -282,6 +283,9 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
             _ => todo.push(i),
         }
     }
+    // Emulated platforms first: their checks take longest (QEMU), so they start while the
+    // native ones wait for a shared layer, not after (longest job first).
+    todo.sort_by_key(|&i| emulated(&items[i]).not());
     let shared = shared_layers(items, &todo, ui)?;
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -322,6 +326,15 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         platforms,
         layers,
     })
+}
+
+/// Whether the item's platform (as its index entry claims it) runs under QEMU here; false
+/// when unknown.
+fn emulated(item: &Item) -> bool {
+    item.index_platform
+        .as_ref()
+        .and_then(|p| Platform::from_oci(&p.os, &p.architecture, p.variant.as_deref()))
+        .is_some_and(|p| !p.is_native())
 }
 
 /// The layers more than one of the images to verify list (the same blob of the same layout),
