@@ -286,7 +286,11 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     // Emulated platforms first: their checks take longest (QEMU), so they start while the
     // native ones wait for a shared layer, not after (longest job first).
     todo.sort_by_key(|&i| emulated(&items[i]).not());
-    let shared = shared_layers(items, &todo, ui)?;
+    let (scratch, shown) = crate::verify::scratch::parent_for(unpack_estimate(items, &todo));
+    if !todo.is_empty() {
+        ui.verbose(format!("  unpacking into {shown}"));
+    }
+    let shared = shared_layers(items, &todo, &scratch, ui)?;
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..settings.jobs.clamp(1, todo.len().max(1)) {
@@ -295,7 +299,14 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
                     if settings.cancel.is_cancelled() {
                         break;
                     }
-                    let r = verify_one(&items[i], settings, isolation, shared.as_ref(), ui);
+                    let r = verify_one(
+                        &items[i],
+                        settings,
+                        isolation,
+                        shared.as_ref(),
+                        &scratch,
+                        ui,
+                    );
                     print_platform(&r, ui);
                     results.lock().map(|mut v| v.push((i, r))).ok();
                 }
@@ -340,7 +351,25 @@ fn emulated(item: &Item) -> bool {
 /// The layers more than one of the images to verify list (the same blob of the same layout),
 /// to be unpacked once each; None when they share none. An image that cannot be read here is
 /// left to `verify_one`, which reports why.
-fn shared_layers(items: &[Item], todo: &[usize], ui: &Ui) -> Result<Option<Arc<SharedLayers>>> {
+/// What the images to verify could take once unpacked, in compressed bytes (the scratch rule
+/// multiplies it): their layers, plus a QEMU binary (~13 MB) copied into each emulated one.
+fn unpack_estimate(items: &[Item], todo: &[usize]) -> u64 {
+    todo.iter()
+        .map(|&i| {
+            let layers = read_image(&items[i])
+                .map(|(_, m, _, _)| m.layers.iter().map(|l| l.size).sum::<u64>())
+                .unwrap_or(0);
+            layers + if emulated(&items[i]) { 16 << 20 } else { 0 }
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+fn shared_layers(
+    items: &[Item],
+    todo: &[usize],
+    scratch: &Path,
+    ui: &Ui,
+) -> Result<Option<Arc<SharedLayers>>> {
     let mut users: HashMap<(PathBuf, Digest), usize> = HashMap::new();
     for &i in todo {
         let Ok((_, manifest, _, _)) = read_image(&items[i]) else {
@@ -366,9 +395,10 @@ fn shared_layers(items: &[Item], todo: &[usize], ui: &Ui) -> Result<Option<Arc<S
         share.len(),
         if share.len() == 1 { "" } else { "s" }
     ));
-    let shared = SharedLayers::new(share, None).map_err(|e| {
+    let shared = SharedLayers::new(share, Some(scratch)).map_err(|e| {
         Error::stage(format!(
-            "verify: cannot create a private temporary directory for shared layers: {e}; check TMPDIR"
+            "verify: cannot create a private temporary directory for shared layers in {}: {e}; check TMPDIR",
+            scratch.display()
         ))
     })?;
     Ok(Some(Arc::new(shared)))
@@ -470,6 +500,7 @@ fn verify_one(
     settings: &Settings,
     isolation: Isolation,
     shared: Option<&Arc<SharedLayers>>,
+    scratch: &Path,
     ui: &Ui,
 ) -> PlatformReport {
     let start = Instant::now();
@@ -524,7 +555,10 @@ fn verify_one(
     };
     // A private 0700 parent keeps other users out; the rootfs itself becomes 0755 so the image's
     // (non-root) user can traverse it inside the chroot.
-    let parent = match tempfile::Builder::new().prefix("shipit-verify-").tempdir() {
+    let parent = match tempfile::Builder::new()
+        .prefix("shipit-verify-")
+        .tempdir_in(scratch)
+    {
         Ok(d) => d,
         Err(e) => {
             return failed(

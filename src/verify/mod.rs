@@ -3,3 +3,4 @@
 pub mod checks;
 pub mod elf;
 pub mod qemu;
+pub mod scratch;

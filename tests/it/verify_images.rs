@@ -1002,6 +1002,37 @@ fn malicious_layers_are_refused_and_touch_nothing_outside() {
     }
     assert_eq!(snapshot(&sentinel), before);
     assert!(std::fs::read_dir(&work).unwrap().next().is_none());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "unpacking into {} (TMPDIR is set)",
+            work.display()
+        )),
+        "{stderr}"
+    );
+
+    // Without TMPDIR, a tmpfs at /dev/shm (this machine has one, as most do) takes the rootfs:
+    // small files are created and deleted there many times faster than on ext4.
+    let shm_is_tmpfs = Command::new("stat")
+        .args(["-f", "-c", "%T", "/dev/shm"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "tmpfs");
+    let mut c = shipit(tmp.path());
+    c.args(["verify", "--json", &spec, "-v", "--run=--version"])
+        .args(["--expect-stdout", "misbehave 1"])
+        .env_remove("TMPDIR");
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    if shm_is_tmpfs {
+        assert!(
+            stderr.contains("unpacking into /dev/shm (tmpfs;"),
+            "{stderr}"
+        );
+    } else {
+        assert!(stderr.contains("unpacking into "), "{stderr}");
+    }
+    assert_eq!(snapshot(&sentinel), before);
 }
 
 // ---------------------------------------------------------------------------------------------
