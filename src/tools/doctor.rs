@@ -3,7 +3,8 @@
 //! it; `--fix` runs those installs where it can (apt as root, rustup, pip).
 //!
 //! The release's gate (`Probing::Remembered`) does not start every tool again: a version probed
-//! once is remembered in `dist/cache/tool-versions.json` under the identity of what would run
+//! once is remembered in `$XDG_CACHE_HOME/shipit/cache/tool-versions.json` (else `~/.cache`,
+//! else `dist/cache`), for every project of the user, under the identity of what would run
 //! (the path `PATH` finds and the file it resolves to, each by size, mtime and inode, and what
 //! picks the program behind a rustup proxy or a pyenv shim: the toolchains, rustup's settings,
 //! `rust-toolchain` files, pyenv's version file and their environment variables). Anything of
@@ -24,8 +25,9 @@ use std::sync::Mutex;
 pub enum Probing<'a> {
     /// Every probe runs now (`shipit doctor`, and after `--fix`).
     Fresh,
-    /// The inventory this run's session probed, and versions remembered in
-    /// `<out>/cache/tool-versions.json` while the tool's identity is unchanged (the release gate).
+    /// The inventory this run's session probed, and versions remembered in the user's
+    /// `cache/tool-versions.json` (else `<out>/cache/`) while the tool's identity is unchanged
+    /// (the release gate).
     Remembered {
         out: &'a Path,
         inventory: &'a crate::plan::Inventory,
@@ -461,7 +463,12 @@ struct Remembered {
 impl Memo {
     fn open(out: &Path) -> Memo {
         Memo {
-            cache: Mutex::new(crate::cache::Cache::open(out, "tool-versions")),
+            // The user's cache (else the output dir): a tool's identity is the same for every
+            // project on the machine, so a new checkout does not probe what another one did.
+            cache: Mutex::new(crate::cache::Cache::open(
+                &user_cache_dir().unwrap_or_else(|| out.to_path_buf()),
+                "tool-versions",
+            )),
             selectors: selectors(),
         }
     }
