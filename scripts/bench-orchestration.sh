@@ -6,12 +6,18 @@
 #   (b) `shipit release` of the same platforms (build + package + verify under QEMU + publish to
 #       the OCI layout).
 # Prints the ratio (b)/(a); the design's target is <= 1.05.
-# Usage: scripts/bench-orchestration.sh [--platform P ...]   (default: linux/amd64 linux/arm64)
+# Usage: scripts/bench-orchestration.sh [--runs N] [--platform P ...]
+#   (default: 3 runs; linux/amd64 linux/arm64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 shipit=${SHIPIT:-$root/target/release/shipit}
 [[ -x $shipit ]] || cargo build --release --locked -q
+runs=3
+if [[ ${1:-} == --runs ]]; then
+    runs=$2
+    shift 2
+fi
 args=("$@")
 ((${#args[@]})) || args=(--platform linux/amd64 --platform linux/arm64)
 
@@ -22,25 +28,31 @@ rm -rf "$work/p/target" "$work/p/dist"
 cd "$work/p"
 export SOURCE_DATE_EPOCH=1700000000
 
-# (a) the planned cargo commands, run directly
+# (a) the planned cargo commands, run directly, and (b) the whole release, alternately, `runs`
+# times each; the medians are compared.
 "$shipit" build --dry-run -q "${args[@]}" | grep -v -e '^#' -e '^cp ' >"$work/cmds"
 n=$(wc -l <"$work/cmds")
-rm -rf target dist
-start=$(date +%s%N)
-tr '\n' '\0' <"$work/cmds" | xargs -0 -P 2 -I{} bash -c '{} >/dev/null 2>&1'
-a=$(( $(date +%s%N) - start ))
+as=(); bs=()
+for _ in $(seq "$runs"); do
+    rm -rf target dist
+    start=$(date +%s%N)
+    tr '\n' '\0' <"$work/cmds" | xargs -0 -P 2 -I{} bash -c '{} >/dev/null 2>&1'
+    as+=($(( $(date +%s%N) - start )))
 
-# (b) the whole release
-rm -rf target dist
-start=$(date +%s%N)
-"$shipit" release -q "${args[@]}" >/dev/null
-b=$(( $(date +%s%N) - start ))
+    rm -rf target dist
+    start=$(date +%s%N)
+    "$shipit" release -q "${args[@]}" >/dev/null
+    bs+=($(( $(date +%s%N) - start )))
+    echo "  run: cargo $(awk -v n="${as[-1]}" 'BEGIN { printf "%.2f", n / 1e9 }') s, release $(awk -v n="${bs[-1]}" 'BEGIN { printf "%.2f", n / 1e9 }') s" >&2
+done
 
 printf 'targets:                     %d (%s)\n' "$n" "${args[*]}"
-python3 - "$a" "$b" <<'PY'
-import sys
-a, b = (int(x) / 1e9 for x in sys.argv[1:3])
-print(f"cargo builds alone:          {a:.2f} s")
-print(f"shipit release (everything): {b:.2f} s")
-print(f"ratio release/cargo:         {b / a:.3f}  (target <= 1.05)")
+python3 - "${as[*]}" "${bs[*]}" <<'PY'
+import statistics, sys
+a = [int(x) / 1e9 for x in sys.argv[1].split()]
+b = [int(x) / 1e9 for x in sys.argv[2].split()]
+ma, mb = statistics.median(a), statistics.median(b)
+print(f"cargo builds alone:          {ma:.2f} s (median of {len(a)})")
+print(f"shipit release (everything): {mb:.2f} s (median of {len(b)})")
+print(f"ratio release/cargo:         {mb / ma:.3f}  (target <= 1.05); per run: " + " ".join(f"{y / x:.3f}" for x, y in zip(a, b)))
 PY
