@@ -131,12 +131,12 @@ impl Cancel {
             (first, groups.clone())
         };
         // A child registered after this point sees the signal in `child` (both hold `groups`).
-        let children: Vec<Cancel> =
-            std::mem::take(&mut *self.0.children.lock().unwrap_or_else(|p| p.into_inner()))
-                .iter()
-                .filter_map(Weak::upgrade)
-                .map(Cancel)
-                .collect();
+        // The children stay registered: a second signal reaches them too (and kills at once).
+        let children: Vec<Cancel> = {
+            let mut list = self.0.children.lock().unwrap_or_else(|p| p.into_inner());
+            list.retain(|c| c.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).map(Cancel).collect()
+        };
         for c in &children {
             c.cancel(sig);
         }
@@ -361,6 +361,29 @@ mod tests {
             uploads.signal(),
             Some(libc::SIGTERM),
             "the first signal stays"
+        );
+    }
+
+    /// A second signal kills a child's process groups at once, as it does the parent's.
+    #[test]
+    fn a_second_signal_reaches_a_child_and_kills_its_group_at_once() {
+        let run = Cancel::new();
+        let uploads = run.child();
+        let cmd = crate::exec::Cmd::new("sh", "test").args(["-c", "trap '' TERM; sleep 30"]);
+        let t = std::time::Instant::now();
+        let waiter = {
+            let u = uploads.clone();
+            std::thread::spawn(move || crate::exec::capture(&cmd, Duration::from_secs(60), &u))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        run.cancel(libc::SIGINT);
+        std::thread::sleep(Duration::from_millis(100));
+        run.cancel(libc::SIGINT);
+        assert!(waiter.join().unwrap().is_err());
+        assert!(
+            t.elapsed() < GRACE,
+            "the group waited out the grace period: {:?}",
+            t.elapsed()
         );
     }
 

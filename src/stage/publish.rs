@@ -150,7 +150,15 @@ pub struct EarlyUploads {
     client: Arc<RegistryClient>,
     stop: Cancel,
     worker: std::thread::JoinHandle<Result<HashSet<Digest>>>,
+    /// Closed when the worker ends (its sender drops), however it ends.
+    ended: std::sync::mpsc::Receiver<()>,
 }
+
+/// How long a stopped upload thread is waited for. Socket reads look at the cancel token
+/// within a moment, but a write blocked on a registry that stopped reading only ends at the
+/// client's I/O timeout: past this bound the thread is left to end on its own (it moves
+/// nothing: no manifest or tag is ever sent from it).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl EarlyUploads {
     /// Starts uploading the blobs of `packaged`'s images to the registry of `image.repository`.
@@ -192,9 +200,11 @@ impl EarlyUploads {
         let stop = cancel.child();
         let client = registry_client(cfg, password_stdin.take(), &stop, ui.json)?;
         let (c, ui) = (Arc::clone(&client), ui.clone());
+        let (alive, ended) = std::sync::mpsc::channel::<()>();
         let worker = std::thread::Builder::new()
             .name("early-uploads".into())
             .spawn(move || {
+                let _alive = alive;
                 push_blobs(&c, &layout, &blobs, jobs, &ui)?;
                 Ok(blobs.into_iter().map(|b| b.digest).collect())
             })
@@ -203,14 +213,20 @@ impl EarlyUploads {
             client,
             stop,
             worker,
+            ended,
         }))
     }
 
     /// Stops the uploads (verification failed, or the publish was refused) and waits for the
-    /// thread, which ends within a moment of its token.
+    /// thread, at most [`STOP_WAIT`].
     pub fn stop(self) {
         self.stop.cancel(libc::SIGTERM);
-        self.worker.join().ok();
+        match self.ended.recv_timeout(STOP_WAIT) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {} // left to end on its own
+            _ => {
+                self.worker.join().ok();
+            }
+        }
     }
 
     /// Waits for the uploads: the client, and the digests now in the registry.

@@ -286,14 +286,15 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     // Emulated platforms first: their checks take longest (QEMU), so they start while the
     // native ones wait for a shared layer, not after (longest job first).
     todo.sort_by_key(|&i| emulated(&items[i]).not());
-    let (scratch, shown) = crate::verify::scratch::parent_for(unpack_estimate(items, &todo));
+    let jobs = settings.jobs.clamp(1, todo.len().max(1));
+    let scratch = crate::verify::scratch::parent_for(unpack_estimate(items, &todo), jobs);
     if !todo.is_empty() {
-        ui.verbose(format!("  unpacking into {shown}"));
+        ui.verbose(format!("  unpacking into {}", scratch.shown));
     }
-    let shared = shared_layers(items, &todo, &scratch, ui)?;
+    let shared = shared_layers(items, &todo, &scratch.dir, ui)?;
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
-        for _ in 0..settings.jobs.clamp(1, todo.len().max(1)) {
+        for _ in 0..jobs {
             s.spawn(|| {
                 while let Some(&i) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
                     if settings.cancel.is_cancelled() {
@@ -500,7 +501,7 @@ fn verify_one(
     settings: &Settings,
     isolation: Isolation,
     shared: Option<&Arc<SharedLayers>>,
-    scratch: &Path,
+    scratch: &crate::verify::scratch::Scratch,
     ui: &Ui,
 ) -> PlatformReport {
     let start = Instant::now();
@@ -555,10 +556,12 @@ fn verify_one(
     };
     // A private 0700 parent keeps other users out; the rootfs itself becomes 0755 so the image's
     // (non-root) user can traverse it inside the chroot.
-    let parent = match tempfile::Builder::new()
-        .prefix("shipit-verify-")
-        .tempdir_in(scratch)
-    {
+    let private_dir = |under: &Path| {
+        tempfile::Builder::new()
+            .prefix("shipit-verify-")
+            .tempdir_in(under)
+    };
+    let mut parent = match private_dir(&scratch.dir) {
         Ok(d) => d,
         Err(e) => {
             return failed(
@@ -566,19 +569,45 @@ fn verify_one(
                 platform.name,
                 start,
                 "unpack",
-                e.to_string(),
+                format!("{}: {e}", scratch.dir.display()),
                 "check the temp directory (TMPDIR)",
             );
         }
     };
-    let opts = UnpackOptions {
+    let mut opts = UnpackOptions {
         parent: Some(parent.path().to_path_buf()),
         cancel: settings.cancel.clone(),
         shared: shared.cloned(),
         ..UnpackOptions::default()
     };
+    if let Some(cap) = scratch.cap {
+        opts.limits.max_total_bytes = opts.limits.max_total_bytes.min(cap);
+    }
     let t = Instant::now();
-    let rootfs = match unpack::unpack_image(&layers, &opts) {
+    let mut unpacked = unpack::unpack_image(&layers, &opts);
+    // On tmpfs, any failure (too big for the room there, out of space, or a refused entry)
+    // is tried once more on disk with the usual limits: the tmpfs only ever speeds things up.
+    if unpacked.is_err()
+        && !settings.cancel.is_cancelled()
+        && let Some(disk) = scratch.fallback()
+        && let Ok(d) = private_dir(&disk)
+    {
+        ui.verbose(format!(
+            "  {}: unpacking on tmpfs failed ({}); unpacking again under {}",
+            platform.name,
+            unpacked
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            disk.display()
+        ));
+        parent = d;
+        opts.parent = Some(parent.path().to_path_buf());
+        opts.limits = unpack::Limits::default();
+        unpacked = unpack::unpack_image(&layers, &opts);
+    }
+    let rootfs = match unpacked {
         Ok(r) => r,
         Err(e) => {
             report.checks.push(CheckResult {

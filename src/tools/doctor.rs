@@ -594,17 +594,25 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
 /// variables, every rustup toolchain's `cargo` and `rustc`, rustup's settings, the
 /// `rust-toolchain` files from the working directory up, pyenv's version file.
 fn selectors() -> String {
-    selectors_from(std::env::current_dir().ok().as_deref())
+    selectors_from(std::env::current_dir().ok().as_deref(), &rustup_home())
 }
 
-/// `selectors`, for a run in `cwd`.
-fn selectors_from(cwd: Option<&Path>) -> String {
+/// Files that pick a tool's version for the directory they are in and those below it: rustup's,
+/// pyenv's, and asdf's and mise's (which shim tools the same way).
+const OVERRIDE_FILES: [&str; 6] = [
+    "rust-toolchain",
+    "rust-toolchain.toml",
+    ".python-version",
+    ".tool-versions",
+    "mise.toml",
+    ".mise.toml",
+];
+
+/// `selectors`, for a run in `cwd` with rustup's home at `rustup`.
+fn selectors_from(cwd: Option<&Path>, rustup: &Path) -> String {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
-    let rustup = std::env::var_os("RUSTUP_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".rustup"));
     let pyenv = std::env::var_os("PYENV_ROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".pyenv"));
@@ -625,10 +633,16 @@ fn selectors_from(cwd: Option<&Path>) -> String {
     }
     // Only the override files that exist: a directory without any decides nothing, so a fresh
     // checkout elsewhere finds what the last one remembered (the path of one that exists is
-    // part of the answer, as its identity is).
+    // part of the answer, as its identity is). rustup's own directory overrides (`rustup
+    // override set`) are kept in settings.toml by path: while it has any, the directory itself
+    // is part of the answer too.
     if let Some(cwd) = cwd {
+        let settings = std::fs::read_to_string(rustup.join("settings.toml")).unwrap_or_default();
+        if settings.lines().any(|l| l.trim() == "[overrides]") {
+            out.push_str(&format!("cwd={}\n", cwd.display()));
+        }
         for dir in cwd.ancestors() {
-            for name in ["rust-toolchain", "rust-toolchain.toml", ".python-version"] {
+            for name in OVERRIDE_FILES {
                 let f = dir.join(name);
                 if std::fs::symlink_metadata(&f).is_ok() {
                     files.push(f);
@@ -697,10 +711,12 @@ mod tests {
 
     #[test]
     fn a_directory_without_toolchain_overrides_selects_like_any_other() {
+        let rustup = tempfile::tempdir().unwrap();
+        let rustup_home = || rustup.path().to_path_buf();
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         assert_eq!(
-            selectors_from(Some(a.path())),
-            selectors_from(Some(b.path())),
+            selectors_from(Some(a.path()), &rustup_home()),
+            selectors_from(Some(b.path()), &rustup_home()),
             "two fresh checkouts remember the same answers"
         );
         std::fs::write(
@@ -708,10 +724,10 @@ mod tests {
             "[toolchain]\nchannel = \"1.80\"\n",
         )
         .unwrap();
-        let pinned = selectors_from(Some(a.path()));
+        let pinned = selectors_from(Some(a.path()), &rustup_home());
         assert_ne!(
             pinned,
-            selectors_from(Some(b.path())),
+            selectors_from(Some(b.path()), &rustup_home()),
             "an override decides"
         );
         assert!(pinned.contains("rust-toolchain.toml"), "{pinned}");
@@ -722,12 +738,42 @@ mod tests {
         .unwrap();
         assert_ne!(
             pinned,
-            selectors_from(Some(a.path())),
+            selectors_from(Some(a.path()), &rustup_home()),
             "its content decides"
         );
         // An override in a parent directory counts for the directories under it.
         let sub = a.path().join("crate");
         std::fs::create_dir(&sub).unwrap();
-        assert!(selectors_from(Some(&sub)).contains("rust-toolchain.toml"));
+        assert!(selectors_from(Some(&sub), &rustup_home()).contains("rust-toolchain.toml"));
+        std::fs::write(b.path().join(".tool-versions"), "rust 1.80.0\n").unwrap();
+        assert!(
+            selectors_from(Some(b.path()), &rustup_home()).contains(".tool-versions"),
+            "asdf"
+        );
+    }
+
+    #[test]
+    fn rustup_directory_overrides_make_every_directory_its_own_answer() {
+        let rustup = tempfile::tempdir().unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let settings = rustup.path().join("settings.toml");
+        std::fs::write(&settings, "version = \"12\"\n").unwrap();
+        assert_eq!(
+            selectors_from(Some(a.path()), rustup.path()),
+            selectors_from(Some(b.path()), rustup.path())
+        );
+        // `rustup override set` keeps the directory's toolchain in settings.toml, by path.
+        std::fs::write(
+            &settings,
+            format!(
+                "version = \"12\"\n\n[overrides]\n\"{}\" = \"1.75\"\n",
+                a.path().display()
+            ),
+        )
+        .unwrap();
+        assert_ne!(
+            selectors_from(Some(a.path()), rustup.path()),
+            selectors_from(Some(b.path()), rustup.path())
+        );
     }
 }

@@ -41,16 +41,47 @@ pub fn use_candidate(o: &Observed, compressed: u64) -> bool {
     !o.tmpdir_set && o.tmpfs && !o.noexec && o.writable && o.free >= need && o.mem_available >= need
 }
 
-/// The directory to create verification temp dirs in, for images whose layers (plus the
-/// QEMU binaries copied in) total `compressed` bytes: `/dev/shm` when [`use_candidate`] says
-/// so, else the system temp dir. Also says why, for `-v`.
-pub fn parent_for(compressed: u64) -> (PathBuf, String) {
+/// Where a verification run unpacks.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    /// The directory its temp dirs are created in.
+    pub dir: PathBuf,
+    /// For `-v`: the directory and why.
+    pub shown: String,
+    /// On tmpfs: the most one image may unpack to there (the room there, at most half the
+    /// available memory, less slack, shared by the images unpacked at once and the
+    /// shared-layer store). An image that
+    /// does not fit, or fails there for any reason, is unpacked again on disk
+    /// ([`Scratch::fallback`]), so a tmpfs never makes a verification fail and a hostile image
+    /// cannot fill memory.
+    pub cap: Option<u64>,
+}
+
+impl Scratch {
+    /// Where an image that failed to unpack on tmpfs is unpacked again: the system temp dir.
+    pub fn fallback(&self) -> Option<PathBuf> {
+        self.cap.map(|_| std::env::temp_dir())
+    }
+}
+
+/// Where to create verification temp dirs, for images whose layers (plus the QEMU binaries
+/// copied in) total `compressed` bytes, `jobs` of them unpacked at once: `/dev/shm` when
+/// [`use_candidate`] says so, else the system temp dir.
+pub fn parent_for(compressed: u64, jobs: usize) -> Scratch {
     let o = observe(Path::new(SHM));
     if use_candidate(&o, compressed) {
-        return (
-            PathBuf::from(SHM),
-            format!("{SHM} (tmpfs; {} MiB free)", o.free >> 20),
-        );
+        // At most half the available memory in all, whatever an image claims to unpack to.
+        let room = o.free.min(o.mem_available / 2).saturating_sub(SLACK);
+        let cap = room / (jobs.max(1) as u64 + 1);
+        return Scratch {
+            dir: PathBuf::from(SHM),
+            shown: format!(
+                "{SHM} (tmpfs; {} MiB free, at most {} MiB per image, else on disk)",
+                o.free >> 20,
+                cap >> 20
+            ),
+            cap: Some(cap),
+        };
     }
     let why = if o.tmpdir_set {
         "TMPDIR is set"
@@ -64,8 +95,11 @@ pub fn parent_for(compressed: u64) -> (PathBuf, String) {
         "/dev/shm or memory lacks room for these images"
     };
     let dir = std::env::temp_dir();
-    let shown = format!("{} ({why})", dir.display());
-    (dir, shown)
+    Scratch {
+        shown: format!("{} ({why})", dir.display()),
+        dir,
+        cap: None,
+    }
 }
 
 fn observe(candidate: &Path) -> Observed {
@@ -198,8 +232,9 @@ mod tests {
     fn this_machine_is_observed_without_error() {
         let o = observe(Path::new(SHM));
         assert!(o.mem_available > 0, "{o:?}");
-        let (dir, why) = parent_for(1 << 20);
-        assert!(dir.is_dir(), "{why}");
+        let s = parent_for(1 << 20, 2);
+        assert!(s.dir.is_dir(), "{}", s.shown);
+        assert_eq!(s.cap.is_some(), s.fallback().is_some());
         // A path that is not there is no candidate.
         let none = observe(Path::new("/nonexistent/shipit"));
         assert!(!none.tmpfs && !none.writable, "{none:?}");

@@ -1032,7 +1032,27 @@ fn malicious_layers_are_refused_and_touch_nothing_outside() {
     } else {
         assert!(stderr.contains("unpacking into "), "{stderr}");
     }
+    // A layer refused on tmpfs is tried once more on disk (the tmpfs never decides an
+    // outcome), and refused there too, with the same rule.
+    let (tag, _, entry, _) = &cases[0];
+    let bad = format!("oci:{}:{tag}", layout.display());
+    let mut c = shipit(tmp.path());
+    c.args(["verify", "--json", &bad, "-v"])
+        .env_remove("TMPDIR");
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    if shm_is_tmpfs {
+        assert!(
+            stderr.contains("unpacking on tmpfs failed")
+                && stderr.contains("unpacking again under"),
+            "{stderr}"
+        );
+    }
+    let text = assert_failed(&out, "linux/amd64", "unpack", &[]);
+    assert!(text.contains(&format!("entry \"{entry}")), "{text}");
     assert_eq!(snapshot(&sentinel), before);
+    assert!(!tmp.path().join("escape").exists());
 }
 
 // ---------------------------------------------------------------------------------------------
