@@ -41,7 +41,7 @@ const MAX_THREADS: usize = 8;
 /// What the output depends on besides the input, for keys of compressed-blob caches: the
 /// container, the chunking, the deflate implementation and its version. Change it whenever the
 /// bytes for a given input change (a test pins the digest of a sample).
-pub const SETTINGS: &str = "gzip-l6-pgzip128k-stored-flat-zlib-rs-0.6";
+pub const SETTINGS: &str = "gzip-l6-pgzip128k-stored-flat-fixed-out-zlib-rs-0.6";
 
 /// The level every layer is compressed with.
 pub const LEVEL: u32 = 6;
