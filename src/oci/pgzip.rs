@@ -378,6 +378,22 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// One xorshift64 step.
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Appends pseudo-random bytes from `x` until `v` holds `len`.
+    fn fill_random(v: &mut Vec<u8>, x: &mut u64, len: usize) {
+        while v.len() < len {
+            v.extend_from_slice(&next(x).to_le_bytes());
+        }
+        v.truncate(len);
+    }
+
     /// Deterministic mixed data: a text-like half and a pseudo-random half.
     fn sample(len: usize) -> Vec<u8> {
         let mut v = Vec::with_capacity(len);
@@ -386,18 +402,10 @@ mod tests {
             "layer ", "digest ", "shipit ", "image ", "\n", "arm64 ", "0.3.1 ",
         ];
         while v.len() < len / 2 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
+            let w = next(&mut x) % words.len() as u64;
+            v.extend_from_slice(words[w as usize].as_bytes());
         }
-        while v.len() < len {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        v.truncate(len);
+        fill_random(&mut v, &mut x, len);
         v
     }
 
@@ -479,15 +487,8 @@ mod tests {
 
     /// Pseudo-random bytes (xorshift64), as compressed or encrypted data looks.
     fn random(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
         let mut v = Vec::with_capacity(len + 8);
-        while v.len() < len {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        v.truncate(len);
+        fill_random(&mut v, &mut (seed | 1), len);
         v
     }
 

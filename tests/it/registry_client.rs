@@ -521,15 +521,7 @@ fn fault_cancel_during_backoff_stops_without_further_requests() {
 #[test]
 fn fault_trickling_answer_fails_at_the_request_deadline_without_retries() {
     let reg = TestRegistry::anonymous();
-    let proxy = FaultProxy::start(
-        reg.addr,
-        vec![Rule {
-            method: "HEAD",
-            path_contains: "/blobs/".into(),
-            nth: 1,
-            fault: Fault::Trickle(Duration::from_millis(300)),
-        }],
-    );
+    let proxy = FaultProxy::trickling_first_blob_head(reg.addr, Duration::from_millis(300));
     let opts = ClientOptions {
         request_deadline: Duration::from_secs(2),
         ..fast_opts(&reg)
@@ -555,15 +547,7 @@ fn fault_trickling_answer_fails_at_the_request_deadline_without_retries() {
 #[test]
 fn fault_cancel_during_a_stalled_read_returns_at_once() {
     let reg = TestRegistry::anonymous();
-    let proxy = FaultProxy::start(
-        reg.addr,
-        vec![Rule {
-            method: "HEAD",
-            path_contains: "/blobs/".into(),
-            nth: 1,
-            fault: Fault::Trickle(Duration::from_secs(30)),
-        }],
-    );
+    let proxy = FaultProxy::trickling_first_blob_head(reg.addr, Duration::from_secs(30));
     let opts = ClientOptions {
         io_timeout: Duration::from_secs(60),
         ..fast_opts(&reg)

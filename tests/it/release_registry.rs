@@ -768,15 +768,7 @@ fn a_no_op_release_only_heads_and_a_changed_base_repackages_and_pushes_again() {
 #[test]
 fn failed_verification_pushes_no_tag() {
     let reg = TestRegistry::anonymous();
-    let proxy = FaultProxy::start(
-        reg.addr,
-        vec![Rule {
-            method: "HEAD",
-            path_contains: "/blobs/".into(),
-            nth: 1,
-            fault: Fault::Trickle(Duration::from_secs(1)),
-        }],
-    );
+    let proxy = FaultProxy::trickling_first_blob_head(reg.addr, Duration::from_secs(1));
     let dir = example_copy(Some(&pipeline(&proxy.addr.to_string(), "", None)));
     std::fs::copy(
         dir.path().join("dist/bin/gnu/linux-arm64/hello-server"),
@@ -1026,15 +1018,7 @@ fn fault_registry_killed_mid_push_then_rerun_uploads_only_the_rest() {
 #[test]
 fn fault_trickling_registry_fails_publish_at_the_request_deadline_and_moves_no_tag() {
     let reg = TestRegistry::anonymous();
-    let proxy = FaultProxy::start(
-        reg.addr,
-        vec![Rule {
-            method: "HEAD",
-            path_contains: "/blobs/".into(),
-            nth: 1,
-            fault: Fault::Trickle(Duration::from_secs(2)),
-        }],
-    );
+    let proxy = FaultProxy::trickling_first_blob_head(reg.addr, Duration::from_secs(2));
     let dir = packaged(&pipeline(&proxy.addr.to_string(), "", None), &MUSL2);
     let t = Instant::now();
     let out = publish(dir.path(), &MUSL2, &[("SHIPIT_REGISTRY_DEADLINE", "3")]);

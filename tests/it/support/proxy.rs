@@ -71,6 +71,20 @@ impl FaultProxy {
         FaultProxy::start_inner(upstream, rules, None)
     }
 
+    /// Forwards to `upstream`, but answers the first blob HEAD by trickling a header line every
+    /// `every` (for two minutes at most): a registry that hangs on the first request.
+    pub fn trickling_first_blob_head(upstream: SocketAddr, every: Duration) -> FaultProxy {
+        FaultProxy::start(
+            upstream,
+            vec![Rule {
+                method: "HEAD",
+                path_contains: "/blobs/".into(),
+                nth: 1,
+                fault: Fault::Trickle(every),
+            }],
+        )
+    }
+
     /// Like `start`, and serves the referrers API (see the module comment).
     pub fn with_referrers_api(upstream: SocketAddr, rules: Vec<Rule>) -> FaultProxy {
         FaultProxy::start_inner(upstream, rules, Some(Referrers::default()))
