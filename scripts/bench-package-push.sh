@@ -8,6 +8,7 @@
 #
 # Prebuilt binaries come from the shared test fixture ($SHIPIT_FIXTURE_DIR/hello-server/dist/bin,
 # default /work/fixture) — run the integration tests once to make it.
+# Attestations are off (buildah makes none; scripts/bench-attest.sh measures them).
 # shipit's `publish` verifies every image again under QEMU before pushing; buildah verifies
 # nothing. So the script reports both shipit totals: with verification, and without it (the
 # publish time minus the wall time of `shipit verify` of the same images, measured separately).
@@ -71,6 +72,8 @@ BIN=$WORK/bin
 cp -r "$FIXTURE/dist/bin/musl" "$BIN"
 sed -e "s#repository: localhost/hello-server#repository: $REG/shipit-hello#" \
     -e 's#to: oci:dist/oci#to: registry#' "$FIXTURE/pipeline.yaml" >"$P/pipeline.yaml"
+# Attestations off: buildah makes none (scripts/bench-attest.sh measures what they cost).
+printf '\nattest: { sbom: false, provenance: false, verification: false }\n' >>"$P/pipeline.yaml"
 cd "$P"
 export SOURCE_DATE_EPOCH=1700000000 NO_COLOR=1
 t0=$(now)

@@ -276,26 +276,43 @@ fn attach_planned(
         },
         &referrers,
     )?;
-    for (p, r) in planned.into_iter().zip(referrers) {
-        s.opts.cancel.check()?;
-        let listed_by = match to {
-            PushedTo::Layout(_) => {
-                listed.push(r.descriptor.clone());
-                ListedBy::Layout
-            }
-            PushedTo::Registry(client) => {
-                let listed_by = push(client, source, &p.subject.digest, &r)?;
-                if listed_by == ListedBy::FallbackTag {
-                    match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
-                        Some((_, entries)) => entries.push(r.descriptor.clone()),
-                        None => {
-                            fallback.push((p.subject.digest.clone(), vec![r.descriptor.clone()]))
-                        }
-                    }
+    // Each referrer is pushed on its own (up to `--jobs`, else 4, at once: they are separate
+    // manifests); the fallback tags, which several referrers of one subject share, are merged
+    // once for all after.
+    s.opts.cancel.check()?;
+    let listed_by: Vec<ListedBy> = match to {
+        PushedTo::Layout(_) => vec![ListedBy::Layout; referrers.len()],
+        PushedTo::Registry(client) => {
+            let pairs: Vec<(&Planned, &ReferrerManifest)> =
+                planned.iter().zip(referrers.iter()).collect();
+            let jobs = s
+                .opts
+                .jobs
+                .filter(|j| *j > 0)
+                .unwrap_or(super::publish::UPLOAD_JOBS);
+            // Their blobs first, each digest once (referrers share configs): pushed side by
+            // side, two referrers would both find a shared blob missing and both upload it.
+            let blobs: Vec<Descriptor> = referrers
+                .iter()
+                .flat_map(|r| [r.config.0.clone(), r.layer.0.clone()])
+                .collect();
+            super::publish::push_blobs(client, source, &blobs, jobs, ui)?;
+            super::publish::bounded(&pairs, jobs, client.cancel(), |(p, r)| {
+                push(client, source, &p.subject.digest, r)
+            })?
+        }
+    };
+    for ((p, r), listed_by) in planned.into_iter().zip(referrers).zip(listed_by) {
+        match listed_by {
+            ListedBy::Layout => listed.push(r.descriptor.clone()),
+            ListedBy::FallbackTag => {
+                match fallback.iter_mut().find(|(d, _)| *d == p.subject.digest) {
+                    Some((_, entries)) => entries.push(r.descriptor.clone()),
+                    None => fallback.push((p.subject.digest.clone(), vec![r.descriptor.clone()])),
                 }
-                listed_by
             }
-        };
+            ListedBy::ReferrersApi => {}
+        }
         ui.verbose(format!(
             "  {} {} → {} ({listed_by:?})",
             p.platform.as_deref().unwrap_or(&p.variant),
