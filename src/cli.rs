@@ -98,8 +98,9 @@ pub enum Command {
     /// Build, package and verify one platform (default linux/arm64), publishing nothing: the
     /// local smoke test.
     Smoke,
-    /// Push what dist/oci holds (after verifying it again): blobs, manifests and indexes by
-    /// digest first, then the tags, exact version first and `latest` last.
+    /// Push what dist/oci holds, verifying it again: blobs go up while verification runs;
+    /// manifests and indexes by digest only once every platform passed, then the tags, exact
+    /// version first and `latest` last.
     Publish {
         /// Read the registry password from standard input (user in SHIPIT_REGISTRY_USER).
         #[arg(long)]

@@ -20,7 +20,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -697,7 +697,14 @@ fn hanging_program_is_killed_with_no_process_left() {
         .env("PROBE", &probe)
         .spawn()
         .unwrap();
-    let seen = processes_with(&probe);
+    // `spawn` returns once the child exists, possibly before it has exec'd `sleep` (until then
+    // /proc shows the parent's environment): look until it shows, for a few seconds at most.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = processes_with(&probe);
+    while seen.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        seen = processes_with(&probe);
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(seen.len(), 1, "the /proc scan must find a marked process");
