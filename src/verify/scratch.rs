@@ -70,6 +70,7 @@ impl Scratch {
 pub fn parent_for(compressed: u64, jobs: usize) -> Scratch {
     let o = observe(Path::new(SHM));
     if use_candidate(&o, compressed) {
+        sweep_stale(Path::new(SHM), STALE);
         // At most half the available memory in all, whatever an image claims to unpack to.
         let room = o.free.min(o.mem_available / 2).saturating_sub(SLACK);
         let cap = room / (jobs.max(1) as u64 + 1);
@@ -99,6 +100,42 @@ pub fn parent_for(compressed: u64, jobs: usize) -> Scratch {
         shown: format!("{} ({why})", dir.display()),
         dir,
         cap: None,
+    }
+}
+
+/// How old a temp dir of ours must be to count as left behind by a run that was killed
+/// outright (SIGKILL, a crash): no verification runs for a day.
+const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes from `dir` what verification runs killed outright left there (a tmpfs holds it in
+/// memory until reboot): our own `shipit-verify-*` and `shipit-layers-*` directories, not
+/// changed for `age`. Anything else, another user's, or a symlink is left alone.
+fn sweep_stale(dir: &Path, age: std::time::Duration) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("shipit-verify-") || name.starts_with("shipit-layers-")) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(m) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = m
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|a| a > age);
+        if m.is_dir() && m.uid() == uid && old {
+            // std's remove_dir_all does not follow symlinks inside the tree.
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 
@@ -226,6 +263,38 @@ mod tests {
         assert!(use_candidate(&o, 100 << 20));
         assert!(!use_candidate(&o, (100 << 20) + 1));
         assert!(!use_candidate(&roomy(), u64::MAX), "no overflow");
+    }
+
+    #[test]
+    fn only_our_old_temp_dirs_are_swept() {
+        let shm = tempfile::tempdir().unwrap();
+        let make = |name: &str, days_old: u64| {
+            let p = shm.path().join(name);
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(p.join("f"), b"x").unwrap();
+            let when = std::time::SystemTime::now()
+                - std::time::Duration::from_secs(days_old * 24 * 3600 + 60);
+            std::fs::File::open(&p).unwrap().set_modified(when).unwrap();
+            p
+        };
+        let stale = make("shipit-verify-abc", 2);
+        let stale_store = make("shipit-layers-abc", 3);
+        let running = make("shipit-verify-def", 0);
+        let other = make("someone-elses", 5);
+        let target = make("target", 5);
+        let link = shm.path().join("shipit-verify-link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        sweep_stale(shm.path(), STALE);
+        assert!(
+            !stale.exists() && !stale_store.exists(),
+            "left behind by killed runs"
+        );
+        assert!(running.exists(), "a run of today");
+        assert!(other.exists(), "not ours by name");
+        assert!(
+            link.exists() && target.join("f").exists(),
+            "a symlink is not followed"
+        );
     }
 
     #[test]
