@@ -285,11 +285,7 @@ fn attach_planned(
         PushedTo::Registry(client) => {
             let pairs: Vec<(&Planned, &ReferrerManifest)> =
                 planned.iter().zip(referrers.iter()).collect();
-            let jobs = s
-                .opts
-                .jobs
-                .filter(|j| *j > 0)
-                .unwrap_or(super::publish::UPLOAD_JOBS);
+            let jobs = super::publish::upload_jobs(s.opts.jobs);
             // Their blobs first, each digest once (referrers share configs): pushed side by
             // side, two referrers would both find a shared blob missing and both upload it.
             let blobs: Vec<Descriptor> = referrers

@@ -130,7 +130,7 @@ fn run_stage(
                     &p,
                     &to_verify,
                     password,
-                    upload_jobs(s),
+                    publish::upload_jobs(s.opts.jobs),
                     &s.opts.cancel,
                     ui,
                 )?;
@@ -191,7 +191,7 @@ fn run_stage(
                 verified,
                 made.early.take(),
                 password.take(),
-                upload_jobs(s),
+                publish::upload_jobs(s.opts.jobs),
                 &s.opts.cancel,
                 ui,
             )?);
@@ -238,15 +238,6 @@ fn run_stage(
             release::finish(s, outcome, started, ui)
         }
     }
-}
-
-/// How many registry requests publish runs at once: `--jobs` when given, else
-/// `publish::UPLOAD_JOBS`.
-fn upload_jobs(s: &Session) -> usize {
-    s.opts
-        .jobs
-        .filter(|j| *j > 0)
-        .unwrap_or(publish::UPLOAD_JOBS)
 }
 
 /// What `package` made in this run, or (`shipit publish`) what dist/package.json records.

@@ -13,6 +13,7 @@ use crate::config::{Config, PublishTo};
 use crate::error::{Context, Error, Result};
 use crate::exec::Cancel;
 use crate::oci::digest::Digest;
+use crate::oci::image::{Descriptor, Manifest};
 use crate::oci::layout::Layout;
 use crate::oci::registry::{BlobOutcome, Reference, RegistryClient, RegistryError};
 use crate::ui::Ui;
@@ -178,25 +179,13 @@ impl EarlyUploads {
             return Ok(None);
         }
         let layout = Layout::open(&packaged.layout)?;
-        let mut blobs = Vec::new();
         for img in &packaged.images {
-            let bytes = layout.read_blob(&img.index, crate::oci::layout::MAX_JSON_BLOB)?;
-            let index = crate::oci::index::parse(&bytes)
-                .with_context(|| format!("index {}", img.index.digest))?;
-            if !index
-                .manifests
-                .iter()
-                .all(|m| to_verify.contains(&m.digest))
-            {
+            if !listed_unless(&layout, img, |d| to_verify.contains(d))?.is_empty() {
                 return Ok(None);
             }
-            for p in &img.platforms {
-                let bytes = layout.read_blob(&p.manifest, 4 << 20)?;
-                let manifest = crate::oci::image::parse_manifest(&bytes)?;
-                blobs.push(manifest.config);
-                blobs.extend(manifest.layers);
-            }
         }
+        let manifests = platform_manifests(&layout, packaged)?;
+        let blobs = blobs_of(manifests.iter().map(|(_, _, m)| m));
         let stop = cancel.child();
         let client = registry_client(cfg, password_stdin.take(), &stop, ui.json)?;
         let (c, ui) = (Arc::clone(&client), ui.clone());
@@ -311,23 +300,12 @@ fn check_all_verified(
     img: &super::package::PackagedImage,
     verified: &super::verify::Report,
 ) -> Result<()> {
-    let bytes = layout.read_blob(&img.index, crate::oci::layout::MAX_JSON_BLOB)?;
-    let index =
-        crate::oci::index::parse(&bytes).with_context(|| format!("index {}", img.index.digest))?;
-    let unverified: Vec<String> = index
-        .manifests
-        .iter()
-        .filter(|m| {
-            !verified
-                .platforms
-                .iter()
-                .any(|r| r.passed && r.digest == m.digest.as_str())
-        })
-        .map(|m| match &m.platform {
-            Some(p) => format!("{p} ({})", m.digest.short()),
-            None => m.digest.to_string(),
-        })
-        .collect();
+    let unverified = listed_unless(layout, img, |d| {
+        verified
+            .platforms
+            .iter()
+            .any(|r| r.passed && r.digest == d.as_str())
+    })?;
     if unverified.is_empty() {
         return Ok(());
     }
@@ -338,6 +316,52 @@ fn check_all_verified(
         img.index.digest.short(),
         unverified.join(", ")
     )))
+}
+
+/// The platform images `img`'s index (as the layout holds it, not as package.json says) lists
+/// whose digest is not `ok`, for people: `platform (short digest)`.
+fn listed_unless(
+    layout: &Layout,
+    img: &super::package::PackagedImage,
+    ok: impl Fn(&Digest) -> bool,
+) -> Result<Vec<String>> {
+    let bytes = layout.read_blob(&img.index, crate::oci::layout::MAX_JSON_BLOB)?;
+    let index =
+        crate::oci::index::parse(&bytes).with_context(|| format!("index {}", img.index.digest))?;
+    Ok(index
+        .manifests
+        .iter()
+        .filter(|m| !ok(&m.digest))
+        .map(|m| match &m.platform {
+            Some(p) => format!("{p} ({})", m.digest.short()),
+            None => m.digest.to_string(),
+        })
+        .collect())
+}
+
+/// Each platform image of `packaged`, with its manifest's bytes, parsed.
+fn platform_manifests<'p>(
+    layout: &Layout,
+    packaged: &'p Packaged,
+) -> Result<Vec<(&'p super::package::PackagedPlatform, Vec<u8>, Manifest)>> {
+    let mut out = Vec::new();
+    for img in &packaged.images {
+        for p in &img.platforms {
+            let bytes = layout.read_blob(&p.manifest, 4 << 20)?;
+            let manifest = crate::oci::image::parse_manifest(&bytes)?;
+            out.push((p, bytes, manifest));
+        }
+    }
+    Ok(out)
+}
+
+/// The config and layers of each manifest (a blob several list appears as often).
+fn blobs_of<'m>(manifests: impl IntoIterator<Item = &'m Manifest>) -> Vec<Descriptor> {
+    manifests
+        .into_iter()
+        .flat_map(|m| std::iter::once(&m.config).chain(m.layers.iter()))
+        .cloned()
+        .collect()
 }
 
 fn copy_to_layout(packaged: &Packaged, path: &Path, cancel: &Cancel, ui: &Ui) -> Result<Pushed> {
@@ -441,6 +465,11 @@ pub fn interruptible<T>(
 /// uploads wait on the network, not on the CPU, so this is not the build's core count.
 pub const UPLOAD_JOBS: usize = 4;
 
+/// How many registry requests run at once: `--jobs` (`jobs`) when given, else [`UPLOAD_JOBS`].
+pub fn upload_jobs(jobs: Option<usize>) -> usize {
+    jobs.filter(|j| *j > 0).unwrap_or(UPLOAD_JOBS)
+}
+
 /// Pushes one platform image: its config and layers (HEAD first, `jobs` at a time), then its
 /// manifest by digest.
 pub fn push_platform(
@@ -454,10 +483,7 @@ pub fn push_platform(
     client.cancel().check()?;
     let bytes = layout.read_blob(manifest_desc, 4 << 20)?;
     let manifest = crate::oci::image::parse_manifest(&bytes)?;
-    let blobs: Vec<_> = std::iter::once(&manifest.config)
-        .chain(manifest.layers.iter())
-        .cloned()
-        .collect();
+    let blobs = blobs_of([&manifest]);
     push_blobs(client, layout, &blobs, jobs, ui)?;
     push_manifest_once(
         client,
@@ -700,20 +726,11 @@ fn push_content(
     jobs: usize,
     ui: &Ui,
 ) -> Result<()> {
-    let mut manifests = Vec::new();
-    for img in &packaged.images {
-        for p in &img.platforms {
-            client.cancel().check()?;
-            let bytes = layout.read_blob(&p.manifest, 4 << 20)?;
-            let manifest = crate::oci::image::parse_manifest(&bytes)?;
-            manifests.push((p, bytes, manifest));
-        }
-    }
-    let blobs: Vec<_> = manifests
-        .iter()
-        .flat_map(|(_, _, m)| std::iter::once(&m.config).chain(m.layers.iter()))
+    client.cancel().check()?;
+    let manifests = platform_manifests(layout, packaged)?;
+    let blobs: Vec<_> = blobs_of(manifests.iter().map(|(_, _, m)| m))
+        .into_iter()
         .filter(|b| !uploaded.contains(&b.digest))
-        .cloned()
         .collect();
     push_blobs(client, layout, &blobs, jobs, ui)?;
     bounded(&manifests, jobs, client.cancel(), |(p, bytes, _)| {

@@ -287,11 +287,18 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     // native ones wait for a shared layer, not after (longest job first).
     todo.sort_by_key(|&i| emulated(&items[i]).not());
     let jobs = settings.jobs.clamp(1, todo.len().max(1));
-    let scratch = crate::verify::scratch::parent_for(unpack_estimate(items, &todo), jobs);
+    // Each manifest read once, for the room to unpack in and the shared layers (an image that
+    // cannot be read here is left to `verify_one`, which reports why).
+    let manifests: Vec<(usize, image::Manifest)> = todo
+        .iter()
+        .filter_map(|&i| read_image(&items[i]).ok().map(|(_, m, _, _)| (i, m)))
+        .collect();
+    let scratch =
+        crate::verify::scratch::parent_for(unpack_estimate(items, &todo, &manifests), jobs);
     if !todo.is_empty() {
         ui.verbose(format!("  unpacking into {}", scratch.shown));
     }
-    let shared = shared_layers(items, &todo, &scratch.dir, ui)?;
+    let shared = shared_layers(items, &manifests, &scratch.dir, ui)?;
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -349,33 +356,29 @@ fn emulated(item: &Item) -> bool {
         .is_some_and(|p| !p.is_native())
 }
 
-/// The layers more than one of the images to verify list (the same blob of the same layout),
-/// to be unpacked once each; None when they share none. An image that cannot be read here is
-/// left to `verify_one`, which reports why.
-/// What the images to verify could take once unpacked, in compressed bytes (the scratch rule
-/// multiplies it): their layers, plus a QEMU binary (~13 MB) copied into each emulated one.
-fn unpack_estimate(items: &[Item], todo: &[usize]) -> u64 {
-    todo.iter()
-        .map(|&i| {
-            let layers = read_image(&items[i])
-                .map(|(_, m, _, _)| m.layers.iter().map(|l| l.size).sum::<u64>())
-                .unwrap_or(0);
-            layers + if emulated(&items[i]) { 16 << 20 } else { 0 }
-        })
-        .fold(0u64, u64::saturating_add)
+/// What the images to verify (`todo`, of which `manifests` could be read) could take once
+/// unpacked, in compressed bytes (the scratch rule multiplies it): their layers, plus a QEMU
+/// binary (~13 MB) copied into each emulated one.
+fn unpack_estimate(items: &[Item], todo: &[usize], manifests: &[(usize, image::Manifest)]) -> u64 {
+    let layers = manifests
+        .iter()
+        .flat_map(|(_, m)| m.layers.iter().map(|l| l.size))
+        .fold(0u64, u64::saturating_add);
+    let qemu = todo.iter().filter(|&&i| emulated(&items[i])).count() as u64 * (16 << 20);
+    layers.saturating_add(qemu)
 }
 
+/// The layers more than one of the images to verify list (the same blob of the same layout),
+/// to be unpacked once each; None when they share none.
 fn shared_layers(
     items: &[Item],
-    todo: &[usize],
+    manifests: &[(usize, image::Manifest)],
     scratch: &Path,
     ui: &Ui,
 ) -> Result<Option<Arc<SharedLayers>>> {
     let mut users: HashMap<(PathBuf, Digest), usize> = HashMap::new();
-    for &i in todo {
-        let Ok((_, manifest, _, _)) = read_image(&items[i]) else {
-            continue;
-        };
+    for (i, manifest) in manifests {
+        let i = *i;
         let layers: HashSet<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
         for d in layers {
             *users
