@@ -10,7 +10,7 @@
 use crate::support::fixture::{EPOCH, example_copy, example_pipeline, repo, run_ok};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::TestRegistry;
-use crate::support::shipit;
+use crate::support::{shipit, text};
 use shipit::attest::referrer;
 use shipit::oci::digest::Digest;
 use shipit::oci::image::Descriptor;
@@ -100,15 +100,6 @@ fn python_verifies(bundle: &[u8], public: &Path) -> (String, String) {
     (
         parts.next().unwrap().to_string(),
         parts.next().unwrap().to_string(),
-    )
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     )
 }
 

@@ -4,12 +4,12 @@
 //! cache, `pipeline.lock` with `--locked` and `shipit lock`, `plan` without network, the config
 //! and input errors, and a tampered cached `.deb`.
 
-use crate::support::fixture::{EPOCH, example_copy, example_pipeline, example_variant, run_ok};
-use crate::support::shipit;
+use crate::support::fixture::{example_copy, example_pipeline, example_variant, run_ok};
+use crate::support::{ok, run, text};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// The example with its gnu images on `deb:bookworm` holding `packages` (musl left out).
 fn gnu_pipeline(packages: &str) -> String {
@@ -24,29 +24,6 @@ fn gnu_pipeline(packages: &str) -> String {
         "platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6]",
         "platforms: [linux/amd64, linux/arm64, linux/arm/v7]",
     )
-}
-
-fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut c = shipit(dir);
-    c.args(args).env("SOURCE_DATE_EPOCH", EPOCH);
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "{}", text(&o));
-    o
 }
 
 /// The platform manifests' digests that `dist/package.json` records.

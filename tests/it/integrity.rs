@@ -6,7 +6,7 @@
 
 use crate::support::fixture::{EPOCH, example, example_copy, example_pipeline};
 use crate::support::registry::TestRegistry;
-use crate::support::shipit;
+use crate::support::{shipit, text};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -36,15 +36,6 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         c.env(k, v);
     }
     c.output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn tag_exists(reg: &TestRegistry, repo_tag: &str) -> bool {

@@ -9,7 +9,7 @@ use crate::support::fixture::{
 };
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{TestRegistry, free_port};
-use crate::support::shipit;
+use crate::support::{shipit, text};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -89,15 +89,6 @@ fn packaged(pipeline: &str, args: &[&str]) -> tempfile::TempDir {
             .env("SOURCE_DATE_EPOCH", EPOCH),
     );
     dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `shipit publish ARGS` in `dir`, output captured.

@@ -5,18 +5,8 @@
 //! compiles the standard library for the target (minutes); the shared fixture keeps it warm.
 
 use crate::support::fixture::{EPOCH, example, example_pipeline, example_variant};
-use crate::support::shipit;
+use crate::support::{ok, shipit};
 use std::process::Output;
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {

@@ -8,38 +8,14 @@
 //! (`rusqlite` without `bundled`) released for gnu amd64 and arm64 prints `sqlite_version()`, and
 //! without `libsqlite3-0` in the image its verification names `libsqlite3.so.0` and the package.
 
-use crate::support::fixture::{EPOCH, copy_tree, repo};
-use crate::support::shipit;
+use crate::support::fixture::{copy_tree, repo};
+use crate::support::{ok, run, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::OnceLock;
 
 /// An unreachable mirror: a run that needs the network fails with it.
 const NO_NETWORK: (&str, &str) = ("SHIPIT_DEBIAN_MIRROR", "http://127.0.0.1:9");
-
-fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut c = shipit(dir);
-    c.args(args).env("SOURCE_DATE_EPOCH", EPOCH);
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "{}", text(&o));
-    o
-}
 
 /// A copy of `examples/<name>` under the fixture dir, made once per run under a file lock (the
 /// project, its target dir with the sysroots, its pipeline.lock).
