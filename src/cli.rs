@@ -429,6 +429,7 @@ fn run(cli: &Cli, cancel: crate::exec::Cancel, ui: &Ui) -> Result<()> {
                 dry_run: s.opts.dry_run,
                 cancel: s.opts.cancel.clone(),
                 lock_mode: s.opts.lock_mode(),
+                on_built: None,
             };
             let report = stage::build::run(&s.plan, &build_opts, ui)?;
             if s.opts.json {

@@ -19,6 +19,9 @@ pub struct Ui {
     /// stderr is a terminal and bars are wanted.
     pub bars: bool,
     pub github: bool,
+    /// Nothing at all, warnings included: for work done ahead whose stage says it all again
+    /// (`stage::early`).
+    pub muted: bool,
 }
 
 impl Ui {
@@ -33,6 +36,7 @@ impl Ui {
             color: tty && !no_color,
             bars: tty && !quiet && !verbose && !json && !github && !no_color,
             github,
+            muted: false,
         }
     }
 
@@ -123,6 +127,9 @@ impl Ui {
     }
 
     pub fn warn(&self, msg: impl AsRef<str>) {
+        if self.muted {
+            return;
+        }
         self.workflow(&crate::ci::github::warning(msg.as_ref()));
         eprintln!(
             "{} {}",
@@ -139,6 +146,9 @@ impl Ui {
     }
 
     pub fn error(&self, msg: impl AsRef<str>) {
+        if self.muted {
+            return;
+        }
         eprintln!(
             "{} {}",
             self.paint("1;31", "error:"),

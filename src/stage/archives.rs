@@ -116,81 +116,122 @@ pub fn doc_files(cfg: &Config, plan: &Plan) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// Writes the archive of every planned (built) target and `SHA256SUMS`; archives of earlier
-/// runs that this run did not make are removed, so `dist/archives/*` is this release.
-pub fn run(cfg: &Config, plan: &Plan, ui: &Ui) -> Result<Archives> {
+/// runs that this run did not make are removed, so `dist/archives/*` is this release. Up to
+/// `jobs` archives are made side by side.
+pub fn run(cfg: &Config, plan: &Plan, jobs: usize, ui: &Ui) -> Result<Archives> {
     let out = dir(plan);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let docs = doc_files(cfg, plan)?;
     let epoch = plan.source_date_epoch.max(0) as u64;
     let mut made = crate::cache::Cache::open(&plan.out_dir, "archives");
-    let mut archives = Vec::new();
-    for img in &plan.images {
-        for p in &img.platforms {
-            if archives.iter().any(|a: &Archive| a.target == p.target) {
-                continue;
-            }
-            if !p.binary.is_file() {
-                return Err(Error::stage(format!(
-                    "archives: {} ({}): no binary at {}: run `shipit build` first",
-                    p.platform,
-                    p.libc,
-                    p.binary.display()
-                )));
-            }
-            let stem = stem(plan, &p.target);
-            let mut members = vec![Member {
-                name: format!("{stem}/{}", plan.project.bin),
-                mode: 0o755,
-                src: p.binary.clone(),
-                limit: u64::MAX,
-            }];
-            members.extend(docs.iter().map(|(name, src)| Member {
-                name: format!("{stem}/{name}"),
-                mode: 0o644,
-                src: src.clone(),
-                limit: MAX_DOC_BYTES,
-            }));
-            let name = format!("{stem}.tar.gz");
-            let path = out.join(&name);
-            let failed =
-                |e: std::io::Error| Error::stage(format!("archives: {}: {e}", path.display()));
-            // An archive of the same members (bytes, names, modes) and epoch that is still there
-            // with the bytes it was written with is not compressed again (a no-op release).
-            let key = inputs_key(&stem, &members, epoch).map_err(failed)?;
-            let kept = made
-                .get::<Made>(&key)
-                .filter(|m| file_sha256(&path).is_ok_and(|d| d == (m.digest.clone(), m.size)));
-            let (digest, size) = match kept {
-                Some(m) => {
-                    ui.ok(format!("archive {name} {} bytes (unchanged)", m.size));
-                    (m.digest, m.size)
+    // One archive per target, in plan order.
+    let mut todo: Vec<&crate::plan::PlatformPlan> = Vec::new();
+    for p in plan.platforms().map(|(_, p)| p) {
+        if todo.iter().any(|t| t.target == p.target) {
+            continue;
+        }
+        if !p.binary.is_file() {
+            return Err(Error::stage(format!(
+                "archives: {} ({}): no binary at {}: run `shipit build` first",
+                p.platform,
+                p.libc,
+                p.binary.display()
+            )));
+        }
+        todo.push(p);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, Result<OneArchive>)>> = Default::default();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, todo.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(p) = todo.get(i) else { break };
+                    let r = archive_one(plan, p, &docs, epoch, &out, &made);
+                    if let Ok(mut d) = done.lock() {
+                        d.push((i, r));
+                    }
                 }
-                None => {
-                    let (digest, size) =
-                        write_archive(&path, &stem, members, epoch).map_err(failed)?;
-                    made.put(
-                        &key,
-                        &Made {
-                            digest: digest.clone(),
-                            size,
-                        },
-                    );
-                    ui.ok(format!("archive {name} {size} bytes"));
-                    (digest, size)
-                }
-            };
-            archives.push(Archive {
-                name,
-                target: p.target.clone(),
-                platform: p.platform.to_string(),
-                variant: p.libc.to_string(),
-                digest: format!("sha256:{digest}"),
-                size,
             });
         }
+    });
+    let mut done = done.into_inner().unwrap_or_default();
+    done.sort_by_key(|(i, _)| *i);
+    let mut archives = Vec::new();
+    for (_, r) in done {
+        let (archive, written) = r?;
+        match &written {
+            Some((key, m)) => {
+                made.put(key, m);
+                ui.ok(format!("archive {} {} bytes", archive.name, archive.size));
+            }
+            None => ui.ok(format!(
+                "archive {} {} bytes (unchanged)",
+                archive.name, archive.size
+            )),
+        }
+        archives.push(archive);
     }
     made.save();
     finish(out, archives)
+}
+
+/// One target's archive, and (when it was written now rather than found unchanged) what to
+/// remember of it under its inputs key.
+type OneArchive = (Archive, Option<(String, Made)>);
+
+/// The archive of one target.
+fn archive_one(
+    plan: &Plan,
+    p: &crate::plan::PlatformPlan,
+    docs: &[(String, PathBuf)],
+    epoch: u64,
+    out: &Path,
+    made: &crate::cache::Cache,
+) -> Result<OneArchive> {
+    let stem = stem(plan, &p.target);
+    let mut members = vec![Member {
+        name: format!("{stem}/{}", plan.project.bin),
+        mode: 0o755,
+        src: p.binary.clone(),
+        limit: u64::MAX,
+    }];
+    members.extend(docs.iter().map(|(name, src)| Member {
+        name: format!("{stem}/{name}"),
+        mode: 0o644,
+        src: src.clone(),
+        limit: MAX_DOC_BYTES,
+    }));
+    let name = format!("{stem}.tar.gz");
+    let path = out.join(&name);
+    let failed = |e: std::io::Error| Error::stage(format!("archives: {}: {e}", path.display()));
+    // An archive of the same members (bytes, names, modes) and epoch that is still there with
+    // the bytes it was written with is not compressed again (a no-op release).
+    let key = inputs_key(&stem, &members, epoch).map_err(failed)?;
+    let kept = made
+        .get::<Made>(&key)
+        .filter(|m| file_sha256(&path).is_ok_and(|d| d == (m.digest.clone(), m.size)));
+    let (digest, size, written) = match kept {
+        Some(m) => (m.digest, m.size, None),
+        None => {
+            let (digest, size) = write_archive(&path, &stem, members, epoch).map_err(failed)?;
+            let m = Made {
+                digest: digest.clone(),
+                size,
+            };
+            (digest, size, Some((key, m)))
+        }
+    };
+    let archive = Archive {
+        name,
+        target: p.target.clone(),
+        platform: p.platform.to_string(),
+        variant: p.libc.to_string(),
+        digest: format!("sha256:{digest}"),
+        size,
+    };
+    Ok((archive, written))
 }
 
 /// What an archive was written as, remembered in `dist/cache` under [`inputs_key`].

@@ -25,7 +25,11 @@ use std::time::{Duration, Instant};
 /// A build may take this long before its process group is killed.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
 
-pub struct Options {
+/// Called with a target's index in `Plan::platforms` and its record as soon as its binary is
+/// in dist/bin, while other targets may still build (`stage::early`).
+pub type OnBuilt<'a> = dyn Fn(usize, &Built) + Sync + 'a;
+
+pub struct Options<'a> {
     pub jobs: usize,
     pub keep_going: bool,
     pub dry_run: bool,
@@ -33,6 +37,8 @@ pub struct Options {
     pub cancel: Cancel,
     /// How the build sysroots' rows of `pipeline.lock` are used (`--locked`).
     pub lock_mode: crate::deb::LockMode,
+    /// Told of each target built (not of failed or stopped ones).
+    pub on_built: Option<&'a OnBuilt<'a>>,
 }
 
 /// One built binary, as recorded in `dist/build.json`.
@@ -77,7 +83,7 @@ pub fn print_dry_run(plan: &Plan) {
 }
 
 /// Builds every platform of the plan.
-pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
+pub fn run(plan: &Plan, opts: &Options<'_>, ui: &Ui) -> Result<Report> {
     let targets: Vec<&PlatformPlan> = plan.platforms().map(|(_, p)| p).collect();
     if opts.dry_run {
         print_dry_run(plan);
@@ -137,6 +143,9 @@ pub fn run(plan: &Plan, opts: &Options, ui: &Ui) -> Result<Report> {
                         .unwrap_or_default();
                     let cmd = crate::syslibs::sysroot::apply(sysroots.command(p), env);
                     let r = build_one(plan, p, &cmd, &stop, &opts.cancel, &progress, i);
+                    if let (Ok(b), Some(tell)) = (&r, opts.on_built) {
+                        tell(i, b);
+                    }
                     match &r {
                         Ok(b) => progress.finish(
                             i,

@@ -11,6 +11,7 @@ pub mod build_fresh;
 pub mod deb_base;
 pub mod doctor;
 pub mod dry_run;
+pub mod early;
 pub mod image_rules;
 pub mod init;
 pub mod locks;

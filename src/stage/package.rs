@@ -238,8 +238,11 @@ fn package_image(
     })
 }
 
+/// One platform image of `img` into `layout`: its descriptor (platform set), compressed size
+/// and base. Also called ahead of the package stage, while other targets build
+/// (`stage::early`): the same inputs make the same bytes.
 #[allow(clippy::too_many_arguments)]
-fn package_platform(
+pub(super) fn package_platform(
     cfg: &Config,
     plan: &Plan,
     img: &ImagePlan,
@@ -390,7 +393,7 @@ fn platform_independent_entries(cfg: &Config) -> Vec<Entry> {
 /// same bytes side by side. A failure is not remembered (the next thread tries, and reports its
 /// own error).
 #[derive(Default)]
-struct SharedLayers {
+pub(super) struct SharedLayers {
     made: Mutex<HashMap<String, Arc<Mutex<Option<LayerDigests>>>>>,
 }
 

@@ -3,8 +3,8 @@
 //! `release`, `publish`, `release --split` and `smoke` differ, stage by stage, in one match.
 
 use super::{
-    Mode, Stage, Step, archives, attach, build, dry_run, package, publish, release, split, verify,
-    verify_cmd,
+    Mode, Stage, Step, archives, attach, build, dry_run, early, package, publish, release, split,
+    verify, verify_cmd,
 };
 use crate::error::{Error, Result};
 use crate::session::Session;
@@ -22,6 +22,8 @@ struct Made {
     sbom: Option<attach::Prefetched>,
     /// Blob uploads started while verification runs (registry targets).
     early: Option<publish::EarlyUploads>,
+    /// Images verified while later targets still built (`early`).
+    earlier: early::Earlier,
     published: Option<publish::Published>,
     archives: Option<archives::Archives>,
     /// A verification failure that `release --split` reports after writing its fragments.
@@ -88,14 +90,16 @@ fn run_stage(
     match stage {
         Stage::Doctor => release::doctor_gate(s),
         Stage::Build => {
-            let opts = build::Options {
-                jobs: s.opts.jobs(),
-                keep_going: false,
-                dry_run: false,
-                cancel: s.opts.cancel.clone(),
-                lock_mode: s.opts.lock_mode(),
-            };
-            build::run(plan, &opts, ui).map(drop)
+            // Every stage from build to verify runs in each mode that builds: the targets built
+            // first are packaged and verified while the others build.
+            if !early::wanted(s) {
+                return build::run(plan, &build_options(s, None), ui).map(drop);
+            }
+            let (built, earlier) = early::beside(s, ui, |tell| {
+                build::run(plan, &build_options(s, Some(tell)), ui)
+            });
+            made.earlier = earlier;
+            built.map(drop)
         }
         Stage::Package => {
             made.packaged = Some(package::run(
@@ -121,6 +125,7 @@ fn run_stage(
             if mode != Mode::Smoke {
                 settings.cache = Some(plan.out_dir.clone());
             }
+            settings.earlier = std::mem::take(&mut made.earlier);
             // The blobs go up while the images are verified; manifests and tags only after.
             if matches!(mode, Mode::Release | Mode::Publish) {
                 let p = publish::of_plan(&packaged(made, s)?, plan);
@@ -165,7 +170,7 @@ fn run_stage(
             }
         }
         Stage::Archives => {
-            made.archives = Some(archives::run(cfg, plan, ui)?);
+            made.archives = Some(archives::run(cfg, plan, s.opts.jobs(), ui)?);
             Ok(())
         }
         Stage::Publish => {
@@ -237,6 +242,18 @@ fn run_stage(
             };
             release::finish(s, outcome, started, ui)
         }
+    }
+}
+
+/// The build stage's options: the run's, and whom to tell of each target built.
+fn build_options<'a>(s: &Session, on_built: Option<&'a build::OnBuilt<'a>>) -> build::Options<'a> {
+    build::Options {
+        jobs: s.opts.jobs(),
+        keep_going: false,
+        dry_run: false,
+        cancel: s.opts.cancel.clone(),
+        lock_mode: s.opts.lock_mode(),
+        on_built,
     }
 }
 

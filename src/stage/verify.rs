@@ -61,6 +61,11 @@ pub struct Settings {
     pub cache: Option<std::path::PathBuf>,
     /// The run's cancel token: no new platform starts once it is set, and guests are stopped.
     pub cancel: crate::exec::Cancel,
+    /// Verifications that already ran and passed in this run, under their cache key (the
+    /// pipeline verifies a target's images while later targets still build: `stage::early`).
+    /// An item found here is not verified again; it is reported as verified in this run (not
+    /// cached), and cached like any other pass.
+    pub earlier: HashMap<String, PlatformReport>,
 }
 
 impl Settings {
@@ -96,6 +101,9 @@ pub struct PlatformReport {
     /// Reused from an earlier verification of the same bytes with the same settings.
     #[serde(default)]
     pub cached: bool,
+    /// Verified in this run while other targets were still building (`stage::early`).
+    #[serde(default, skip_serializing_if = "Not::not")]
+    pub early: bool,
     /// The highest `GLIBC_x.y` the binary and its libraries need (`checks::glibc_required`),
     /// for the verification attestation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +119,7 @@ impl PlatformReport {
     /// A report read from the cache, shown for `item`: marked cached, each check too.
     fn reused(mut self, item: &Item) -> PlatformReport {
         self.cached = true;
+        self.early = false;
         self.image = item.image.clone();
         self.variant = item.variant;
         for c in &mut self.checks {
@@ -268,9 +277,20 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         .map(|out| crate::cache::Cache::open(out, "verified"));
     let key = |item: &Item| cache_key(item, &fingerprint);
     let results: Mutex<Vec<(usize, PlatformReport)>> = Mutex::new(Vec::new());
-    // Reuse what passed before with the same bytes and the same checks; verify the rest.
+    // Take what passed earlier in this run; reuse what passed before with the same bytes and
+    // the same checks; verify the rest.
     let mut todo: Vec<usize> = Vec::new();
     for (i, item) in items.iter().enumerate() {
+        if let Some(r) = settings.earlier.get(&key(item))
+            && r.passed
+            && r.digest == item.manifest.digest.as_str()
+        {
+            let mut r = r.clone();
+            r.early = true;
+            print_platform(&r, ui);
+            results.lock().map(|mut v| v.push((i, r))).ok();
+            continue;
+        }
         match cache
             .as_ref()
             .and_then(|c| c.get::<PlatformReport>(&key(item)))
@@ -345,6 +365,31 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
         platforms,
         layers,
     })
+}
+
+/// Verifies one item ahead of the verify stage (`stage::early`), with `settings` (whose cache
+/// is neither read nor written here): its key and report for [`Settings::earlier`] when it
+/// passed. A failure is not kept: the verify stage runs that item again.
+pub fn ahead(item: &Item, settings: &Settings, ui: &Ui) -> Option<(String, PlatformReport)> {
+    let report = run(std::slice::from_ref(item), settings, ui).ok()?;
+    let r = report.platforms.into_iter().next()?;
+    let key = cache_key(
+        item,
+        &settings.fingerprint(Isolation::detect(&settings.cancel)),
+    );
+    r.passed.then_some((key, r))
+}
+
+/// Whether `out`'s verification cache holds a pass of `item` with `settings`' checks: the verify
+/// stage will reuse it, so there is nothing to verify ahead.
+pub fn is_cached(item: &Item, settings: &Settings, out: &Path) -> bool {
+    let key = cache_key(
+        item,
+        &settings.fingerprint(Isolation::detect(&settings.cancel)),
+    );
+    crate::cache::Cache::open(out, "verified")
+        .get::<PlatformReport>(&key)
+        .is_some_and(|r| r.passed && r.digest == item.manifest.digest.as_str())
 }
 
 /// Whether the item's platform (as its index entry claims it) runs under QEMU here; false
@@ -426,6 +471,7 @@ fn failed(
         seconds: start.elapsed().as_secs_f64(),
         isolation: None,
         cached: false,
+        early: false,
         glibc_required: None,
         checks: vec![CheckResult {
             name: name.into(),
@@ -555,6 +601,7 @@ fn verify_one(
         isolation: Some(isolation),
         checks: Vec::new(),
         cached: false,
+        early: false,
         glibc_required: None,
     };
     // A private 0700 parent keeps other users out; the rootfs itself becomes 0755 so the image's
@@ -745,11 +792,16 @@ fn print_platform(r: &PlatformReport, ui: &Ui) {
         _ => "FAILED",
     };
     eprintln!(
-        "  {mark} {} {} ({}, {:.2}s)",
+        "  {mark} {} {} ({}, {:.2}s{})",
         r.platform,
         r.shown(),
         &r.digest[..19.min(r.digest.len())],
-        r.seconds
+        r.seconds,
+        if r.early {
+            ", while other targets built"
+        } else {
+            ""
+        }
     );
     for c in &r.checks {
         if c.passed {
@@ -799,4 +851,94 @@ pub fn failure(report: &Report) -> Option<Error> {
             failed.join("; ")
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::checks::Policy;
+
+    fn settings(cpu: CpuMode) -> Settings {
+        Settings {
+            checks: Vec::new(),
+            policy: Policy {
+                glibc_floor: None,
+                allow_root: false,
+                max_size: None,
+            },
+            cpu,
+            jobs: 1,
+            cache: None,
+            cancel: crate::exec::Cancel::new(),
+            earlier: HashMap::new(),
+        }
+    }
+
+    /// An image in a layout that does not exist: verifying it fails at once.
+    fn item(digest_of: &[u8]) -> Item {
+        let mut manifest = Descriptor::new(
+            "application/vnd.oci.image.manifest.v1+json",
+            Digest::of(digest_of),
+            100,
+        );
+        manifest.platform = Some(OciPlatform::new("linux", "amd64", None));
+        Item {
+            image: "localhost/app".into(),
+            variant: Some(Libc::Musl),
+            layout: PathBuf::from("/nonexistent/shipit-test-layout"),
+            index_platform: manifest.platform.clone(),
+            manifest,
+        }
+    }
+
+    /// A passed report of `item`, as the early verification leaves it.
+    fn passed(item: &Item) -> PlatformReport {
+        PlatformReport {
+            image: item.image.clone(),
+            variant: item.variant,
+            platform: "linux/amd64".into(),
+            digest: item.manifest.digest.to_string(),
+            compressed_size: 100,
+            passed: true,
+            seconds: 0.5,
+            isolation: None,
+            checks: Vec::new(),
+            cached: false,
+            early: false,
+            glibc_required: None,
+        }
+    }
+
+    #[test]
+    fn an_early_pass_is_taken_only_for_the_same_bytes_and_checks() {
+        let ui = Ui::default();
+        let it = item(b"image");
+        let key =
+            |s: &Settings, i: &Item| cache_key(i, &s.fingerprint(Isolation::detect(&s.cancel)));
+
+        // The same digest, variant, platform and checks: taken as verified in this run.
+        let mut s = settings(CpuMode::Strict);
+        s.earlier.insert(key(&s, &it), passed(&it));
+        let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
+        assert!(r.passed, "{r:?}");
+        assert!(r.platforms[0].early && !r.platforms[0].cached);
+        assert_eq!(r.platforms[0].seconds, 0.5);
+
+        // Other checks (another CPU mode): verified afresh, and this image cannot be read.
+        let mut other = settings(CpuMode::Max);
+        other.earlier.insert(key(&s, &it), passed(&it));
+        let r = run(std::slice::from_ref(&it), &other, &ui).unwrap();
+        assert!(!r.passed && !r.platforms[0].early, "{r:?}");
+
+        // Other bytes under the same key: not taken either.
+        let mut s = settings(CpuMode::Strict);
+        s.earlier
+            .insert(key(&s, &it), passed(&item(b"other image")));
+        let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
+        assert!(!r.passed, "{r:?}");
+
+        // A failure is never kept for the stage.
+        let s = settings(CpuMode::Strict);
+        assert!(ahead(&it, &s, &ui).is_none());
+    }
 }

@@ -62,6 +62,7 @@ pub fn settings(
         jobs: opts.jobs(),
         cache: None,
         cancel: opts.cancel.clone(),
+        earlier: Default::default(),
     })
 }
 

@@ -863,3 +863,141 @@ fn a_no_op_release_starts_no_toolchain_and_a_changed_source_rebuilds_and_verifie
     );
     assert_eq!(platform(&third)["cached"], false, "verified again: {third}");
 }
+
+/// A build script that, for aarch64 only, waits (at most 5 minutes) until the file named by
+/// `SHIPIT_TEST_GO_ON` exists: the arm64 target is still building for as long as the test wants.
+fn waiting_build_rs(comment: &str) -> String {
+    format!(
+        "// {comment}\nfn main() {{\n    println!(\"cargo:rerun-if-changed=build.rs\");\n    \
+         if !std::env::var(\"TARGET\").unwrap_or_default().starts_with(\"aarch64\") {{\n        return;\n    }}\n    \
+         let Some(go_on) = std::env::var_os(\"SHIPIT_TEST_GO_ON\") else {{ return }};\n    \
+         for _ in 0..3000 {{\n        if std::path::Path::new(&go_on).exists() {{\n            return;\n        }}\n        \
+         std::thread::sleep(std::time::Duration::from_millis(100));\n    }}\n}}\n"
+    )
+}
+
+/// `shipit release -v --jobs 1` of the musl amd64 and arm64 targets in `dir` (the arm64 build
+/// waiting for `go_on`), its stderr read line by line: the receiver hears once the amd64 image
+/// was verified early, and the thread returns the whole stderr.
+fn release_with_early(
+    dir: &Path,
+    go_on: &Path,
+) -> (
+    Child,
+    std::sync::mpsc::Receiver<()>,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::BufRead;
+    let mut child = shipit(dir)
+        .args(["release", "-v", "--jobs", "1", "--variant", "musl"])
+        .args(["--platform", "linux/amd64", "--platform", "linux/arm64"])
+        .env("SOURCE_DATE_EPOCH", crate::support::fixture::EPOCH)
+        .env("SHIPIT_TEST_GO_ON", go_on)
+        .env_remove("SHIPIT_NO_EARLY")
+        .env_remove("SHIPIT_NO_FRESHNESS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains("early: linux/amd64 (musl) packaged and verified") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    (child, rx, reader)
+}
+
+/// Early work (`stage::early`): with two targets built one at a time, the first target's image
+/// is packaged and verified while the second still builds (its build script waits until the test
+/// saw that). The verify stage takes that pass as run in this release (not cached), and caches it
+/// like any other: the next release reuses it, with the same digests. Interrupted while the
+/// second target builds, after the first was verified early, a release exits 130, leaves no
+/// process, and has recorded and tagged nothing.
+#[test]
+fn the_first_target_is_verified_while_the_second_builds_and_a_signal_then_stops_all() {
+    let tmp = source_copy();
+    let dir = tmp.path();
+    write(&dir.join("build.rs"), &waiting_build_rs("first"));
+    let go_on = dir.join("go-on");
+    let (mut child, early, reader) = release_with_early(dir, &go_on);
+    let seen = early.recv_timeout(Duration::from_secs(400)).is_ok();
+    // The arm64 build goes on either way: a missing early verification fails below, not a hang.
+    std::fs::write(&go_on, "").unwrap();
+    let status = wait_bounded(&mut child, Duration::from_secs(400));
+    let stderr = reader.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(seen, "amd64 was not verified while arm64 built:\n{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("ok linux/amd64") && l.contains("while other targets built")),
+        "the verify stage did not take the early pass:\n{stderr}"
+    );
+    let report = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("dist/release.json")).unwrap()).unwrap()
+    };
+    let first = report(dir);
+    let amd64 = |r: &serde_json::Value| {
+        r["images"][0]["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["platform"] == "linux/amd64")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(amd64(&first)["cached"], false, "{first}");
+    assert!(
+        amd64(&first)["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true),
+        "{first}"
+    );
+
+    // Cached like any other pass: the next release runs nothing again, same digests.
+    let (mut child, _, reader) = release_with_early(dir, &go_on);
+    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let stderr = reader.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    let second = report(dir);
+    assert_eq!(amd64(&second)["cached"], true, "{second}");
+    assert_eq!(
+        second["images"][0]["index_digest"],
+        first["images"][0]["index_digest"]
+    );
+
+    // Interrupted while arm64 builds (a changed source and build script: both targets build
+    // new binaries again, and arm64 waits for a file that never comes), once amd64 was verified
+    // early.
+    std::fs::remove_file(dir.join("dist/package.json")).unwrap();
+    write(&dir.join("build.rs"), &waiting_build_rs("second"));
+    let main_rs = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+    let changed = main_rs.replace("shutting down", "shutting down now");
+    assert_ne!(changed, main_rs);
+    write(&dir.join("src/main.rs"), &changed);
+    let (mut child, early, reader) = release_with_early(dir, &dir.join("never"));
+    let seen = early.recv_timeout(Duration::from_secs(400)).is_ok();
+    // SAFETY: kill sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(seen, "amd64 was not verified while arm64 built:\n{stderr}");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let left = leftovers_after(&dir.display().to_string(), Duration::from_secs(5));
+    assert!(left.is_empty(), "processes outlived the release: {left:#?}");
+    assert!(
+        !dir.join("dist/package.json").exists(),
+        "an interrupted build recorded a package:\n{stderr}"
+    );
+}
