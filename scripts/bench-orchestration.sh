@@ -7,7 +7,7 @@
 #       the OCI layout).
 # Prints the ratio (b)/(a); the design's target is <= 1.05.
 # Usage: scripts/bench-orchestration.sh [--runs N] [--platform P ...]
-#   (default: 3 runs; linux/amd64 linux/arm64). SHIPIT=path picks the binary; SHIPIT_NO_EARLY=1
+#   (default: 3 runs; linux/amd64 linux/arm64). SHIPIT=path picks the binary; SHIPIT_EARLY=off
 #   in the environment turns early packaging and verification off (the release as before).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,7 +16,13 @@
 //!
 //! Targets whose build was fresh (no toolchain started) are left to the stages: the build then
 //! ends within moments anyway. Bases are prepared as `--locked` would (`pipeline.lock` is never
-//! written here). `SHIPIT_NO_EARLY=1` turns it off.
+//! written here). The sandbox is probed on the calling thread first, so that a probe starved by
+//! the builds cannot decide it. A failed build or a signal waits for the work at most
+//! [`STOP_WAIT`] (its guests get their TERM and KILL within it); work still blocked past that, on
+//! a mirror or registry read, is left to end with the process.
+//!
+//! `SHIPIT_EARLY` chooses: `idle` (the default), `normal` (early work at the builds' own priority:
+//! for machines whose builds leave no idle time, and for tests on a busy machine) or `off`.
 
 use super::build::{Built, OnBuilt};
 use super::{deb_base, package, verify, verify_cmd};
@@ -26,57 +32,110 @@ use crate::oci::layout::Layout;
 use crate::session::Session;
 use crate::ui::Ui;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, mpsc};
-use std::time::Instant;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-/// The environment variable that turns early work off (`1`).
-pub const DISABLE_ENV: &str = "SHIPIT_NO_EARLY";
+/// The environment variable that chooses how early work runs: `idle`, `normal` or `off`.
+pub const ENV: &str = "SHIPIT_EARLY";
+
+/// How long a failed or interrupted build waits for the early work to stop: the guests' grace
+/// period and a second.
+const STOP_WAIT: Duration = Duration::from_secs(crate::exec::GRACE.as_secs() + 1);
 
 /// Early verifications that passed, under their cache keys (`verify::Settings::earlier`).
 pub type Earlier = HashMap<String, verify::PlatformReport>;
 
-/// Whether this run does early work: images packaged natively, more than one target, and not
-/// turned off.
-pub fn wanted(s: &Session) -> bool {
-    s.config.package == crate::config::Packager::Native
-        && s.plan.platforms().count() > 1
-        && std::env::var(DISABLE_ENV).map_or(true, |v| v != "1")
+/// How early work runs (`SHIPIT_EARLY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    /// `SCHED_IDLE`: only the CPU time the builds leave.
+    Idle,
+    /// The builds' own priority.
+    Normal,
+}
+
+/// How this run does early work: none unless the images are packaged natively, there is more
+/// than one target, and `SHIPIT_EARLY` is not `off`.
+fn priority(s: &Session) -> Option<Priority> {
+    if s.config.package != crate::config::Packager::Native || s.plan.platforms().count() < 2 {
+        return None;
+    }
+    match std::env::var(ENV).as_deref() {
+        Ok("off") => None,
+        Ok("normal") => Some(Priority::Normal),
+        _ => Some(Priority::Idle),
+    }
 }
 
 /// Runs `build`, which is handed the callback to tell of each target built, with the early work
-/// beside it, and returns the build's result and the early verifications that passed. The early
-/// work is over when this returns: what it was doing when the last build ended is finished (its
-/// result is wanted), what it had not started is left to the stages; when the build failed or
-/// the run was cancelled it is stopped instead (guests killed, temporary files removed).
+/// beside it, and returns the build's result and the early verifications that passed. After a
+/// successful build the work in hand is finished (its result is wanted) and what it had not
+/// started is left to the stages; after a failed build or a signal it is stopped, and waited for
+/// at most [`STOP_WAIT`]. `use_cache`: the verify stage reuses cached passes (not in `smoke`),
+/// so those are not verified early.
 pub fn beside<R>(
     s: &Session,
+    use_cache: bool,
     ui: &Ui,
     build: impl FnOnce(&OnBuilt<'_>) -> Result<R>,
 ) -> (Result<R>, Earlier) {
+    let Some(priority) = priority(s) else {
+        return (build(&|_, _| {}), Earlier::new());
+    };
+    // Probed here, at the run's priority: the answer is kept for the whole run.
+    crate::verify::qemu::Isolation::detect(&s.opts.cancel);
     let cancel = s.opts.cancel.child();
     let (tx, rx) = mpsc::channel::<usize>();
-    let closing = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let worker = scope.spawn(|| work(s, rx, &closing, &cancel, ui));
-        let tx = Mutex::new(tx);
-        let tell = |i: usize, b: &Built| {
-            if !b.fresh
-                && let Ok(tx) = tx.lock()
-            {
-                let _ = tx.send(i);
-            }
-        };
-        let built = build(&tell);
-        closing.store(true, Ordering::SeqCst);
-        // A failed build stops the early work (a signal has stopped it already).
-        if built.is_err() && !cancel.is_cancelled() {
-            cancel.cancel(libc::SIGTERM);
+    let (done_tx, done_rx) = mpsc::channel::<Earlier>();
+    let closing = Arc::new(AtomicBool::new(false));
+    let spawned = {
+        let (s, ui, cancel, closing) = (s.clone(), ui.clone(), cancel.clone(), closing.clone());
+        std::thread::Builder::new()
+            .name("early".into())
+            .spawn(move || {
+                let earlier = work(&s, rx, &closing, &cancel, use_cache, priority, &ui);
+                let _ = done_tx.send(earlier);
+            })
+    };
+    if spawned.is_err() {
+        return (build(&|_, _| {}), Earlier::new());
+    }
+    let tell = |i: usize, b: &Built| {
+        if !b.fresh {
+            let _ = tx.send(i);
         }
-        drop(tx);
-        let earlier = worker.join().unwrap_or_default();
-        (built, earlier)
-    })
+    };
+    let built = build(&tell);
+    closing.store(true, Ordering::SeqCst);
+    drop(tx);
+    // What the work has in hand after a good build is wanted, unless a signal comes meanwhile.
+    let mut stopping = None;
+    loop {
+        if stopping.is_none() && (built.is_err() || s.opts.cancel.is_cancelled()) {
+            if !cancel.is_cancelled() {
+                cancel.cancel(libc::SIGTERM);
+            }
+            stopping = Some(Instant::now() + STOP_WAIT);
+        }
+        let wait = match stopping {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => Duration::from_millis(100),
+        };
+        match done_rx.recv_timeout(wait) {
+            Ok(earlier) => return (built, earlier),
+            Err(RecvTimeoutError::Disconnected) => {
+                ui.verbose("  early: the work ended without a result; left to the stages");
+                return (built, Earlier::new());
+            }
+            Err(RecvTimeoutError::Timeout) if stopping.is_some() => {
+                ui.verbose("  early: still waiting on a read when the run stopped; left behind");
+                return (built, Earlier::new());
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
 }
 
 /// What the early work needs once, made when the first target is built.
@@ -92,9 +151,13 @@ fn work(
     rx: mpsc::Receiver<usize>,
     closing: &AtomicBool,
     cancel: &Cancel,
+    use_cache: bool,
+    priority: Priority,
     ui: &Ui,
 ) -> Earlier {
-    idle_priority();
+    if priority == Priority::Idle {
+        idle_priority();
+    }
     let (cfg, plan) = (&s.config, &s.plan);
     let muted = Ui {
         quiet: true,
@@ -113,25 +176,28 @@ fn work(
         let Some(&(img, p)) = targets.get(i) else {
             continue;
         };
+        let who = format!("{} ({})", p.platform, p.libc);
+        ui.verbose(format!("  early: {who}: packaging and verifying"));
         let t = Instant::now();
         if ready.is_none() {
             match prepare(s, &layout_dir, cancel, &muted) {
                 Ok(r) => ready = Some(r),
-                Err(e) => {
+                Err(e) if !cancel.is_cancelled() => {
                     ui.verbose(format!(
                         "  early: nothing is packaged ahead ({}); left to the stages",
                         e.message()
                     ));
                     break;
                 }
+                Err(_) => break,
             }
         }
         let Some(r) = &ready else { break };
-        let who = format!("{} ({})", p.platform, p.libc);
         let desc = match package::package_platform(
             cfg, plan, img, p, &r.layout, &r.bases, &r.shared, cancel, true,
         ) {
             Ok((desc, _, _)) => desc,
+            Err(_) if cancel.is_cancelled() => break,
             Err(e) => {
                 ui.verbose(format!(
                     "  early: {who} not packaged ahead ({}); left to the package stage",
@@ -147,7 +213,7 @@ fn work(
             index_platform: desc.platform.clone(),
             manifest: desc,
         };
-        if verify::is_cached(&item, &r.settings, &plan.out_dir) {
+        if use_cache && verify::is_cached(&item, &r.settings, &plan.out_dir) {
             continue; // the verify stage reuses the earlier run's pass
         }
         match verify::ahead(&item, &r.settings, &muted) {

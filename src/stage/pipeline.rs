@@ -22,8 +22,8 @@ struct Made {
     sbom: Option<attach::Prefetched>,
     /// Blob uploads started while verification runs (registry targets).
     early: Option<publish::EarlyUploads>,
-    /// Images verified while later targets still built (`early`).
-    earlier: early::Earlier,
+    /// Images verified while later targets still built (`early`), for the verify stage.
+    verified_early: early::Earlier,
     published: Option<publish::Published>,
     archives: Option<archives::Archives>,
     /// A verification failure that `release --split` reports after writing its fragments.
@@ -91,14 +91,11 @@ fn run_stage(
         Stage::Doctor => release::doctor_gate(s),
         Stage::Build => {
             // Every stage from build to verify runs in each mode that builds: the targets built
-            // first are packaged and verified while the others build.
-            if !early::wanted(s) {
-                return build::run(plan, &build_options(s, None), ui).map(drop);
-            }
-            let (built, earlier) = early::beside(s, ui, |tell| {
+            // first are packaged and verified while the others build (`early`).
+            let (built, earlier) = early::beside(s, mode != Mode::Smoke, ui, |tell| {
                 build::run(plan, &build_options(s, Some(tell)), ui)
             });
-            made.earlier = earlier;
+            made.verified_early = earlier;
             built.map(drop)
         }
         Stage::Package => {
@@ -125,7 +122,7 @@ fn run_stage(
             if mode != Mode::Smoke {
                 settings.cache = Some(plan.out_dir.clone());
             }
-            settings.earlier = std::mem::take(&mut made.earlier);
+            settings.earlier = std::mem::take(&mut made.verified_early);
             // The blobs go up while the images are verified; manifests and tags only after.
             if matches!(mode, Mode::Release | Mode::Publish) {
                 let p = publish::of_plan(&packaged(made, s)?, plan);

@@ -937,6 +937,18 @@ mod tests {
         let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
         assert!(!r.passed, "{r:?}");
 
+        // The same bytes said to be another variant, or another platform: not taken.
+        let mut s = settings(CpuMode::Strict);
+        s.earlier.insert(key(&s, &it), passed(&it));
+        let mut gnu = it.clone();
+        gnu.variant = Some(Libc::Gnu);
+        let mut arm = it.clone();
+        arm.index_platform = Some(OciPlatform::new("linux", "arm64", None));
+        for other in [gnu, arm] {
+            let r = run(std::slice::from_ref(&other), &s, &ui).unwrap();
+            assert!(!r.passed && !r.platforms[0].early, "{r:?}");
+        }
+
         // A failure is never kept for the stage.
         let s = settings(CpuMode::Strict);
         assert!(ahead(&it, &s, &ui).is_none());

@@ -882,9 +882,10 @@ fn waiting_build_rs(comment: &str) -> String {
 fn release_with_early(
     dir: &Path,
     go_on: &Path,
+    tmp: &Path,
 ) -> (
     Child,
-    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Receiver<&'static str>,
     std::thread::JoinHandle<String>,
 ) {
     use std::io::BufRead;
@@ -893,7 +894,10 @@ fn release_with_early(
         .args(["--platform", "linux/amd64", "--platform", "linux/arm64"])
         .env("SOURCE_DATE_EPOCH", crate::support::fixture::EPOCH)
         .env("SHIPIT_TEST_GO_ON", go_on)
-        .env_remove("SHIPIT_NO_EARLY")
+        // At the builds' own priority: on a machine busy with other tests, `idle` could starve
+        // the early checks past their timeouts (they would then only run again in the stage).
+        .env("SHIPIT_EARLY", "normal")
+        .env("TMPDIR", tmp)
         .env_remove("SHIPIT_NO_FRESHNESS")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -905,8 +909,11 @@ fn release_with_early(
         let mut all = String::new();
         for line in std::io::BufReader::new(stderr).lines() {
             let line = line.unwrap_or_default();
+            if line.contains("early: linux/amd64 (musl): packaging and verifying") {
+                let _ = tx.send("started");
+            }
             if line.contains("early: linux/amd64 (musl) packaged and verified") {
-                let _ = tx.send(());
+                let _ = tx.send("verified");
             }
             all.push_str(&line);
             all.push('\n');
@@ -916,20 +923,44 @@ fn release_with_early(
     (child, rx, reader)
 }
 
+/// Processes whose root (a verification chroot) or command line is under `dir`.
+fn processes_under(dir: &Path) -> Vec<(u32, String)> {
+    let mut found = processes_mentioning(&dir.display().to_string());
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(e.path().join("root")).is_ok_and(|r| r.starts_with(dir)) {
+            let cmdline = text(&std::fs::read(e.path().join("cmdline")).unwrap_or_default());
+            found.push((pid, cmdline.replace('\0', " ")));
+        }
+    }
+    found
+}
+
 /// Early work (`stage::early`): with two targets built one at a time, the first target's image
 /// is packaged and verified while the second still builds (its build script waits until the test
 /// saw that). The verify stage takes that pass as run in this release (not cached), and caches it
-/// like any other: the next release reuses it, with the same digests. Interrupted while the
-/// second target builds, after the first was verified early, a release exits 130, leaves no
-/// process, and has recorded and tagged nothing.
+/// like any other: the next release reuses it, with the same digests. A signal while the early
+/// verification's guest runs (a serve check that waits a minute for a port nobody opens) and the
+/// second target builds: the release exits 130 promptly, no guest or build process is left, no
+/// temp dir, and the tags are where they were.
 #[test]
 fn the_first_target_is_verified_while_the_second_builds_and_a_signal_then_stops_all() {
     let tmp = source_copy();
     let dir = tmp.path();
     write(&dir.join("build.rs"), &waiting_build_rs("first"));
     let go_on = dir.join("go-on");
-    let (mut child, early, reader) = release_with_early(dir, &go_on);
-    let seen = early.recv_timeout(Duration::from_secs(400)).is_ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, early, reader) = release_with_early(dir, &go_on, tmp.path());
+    let deadline = Instant::now() + Duration::from_secs(400);
+    let mut seen = false;
+    while let Ok(what) = early.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if what == "verified" {
+            seen = true;
+            break;
+        }
+    }
     // The arm64 build goes on either way: a missing early verification fails below, not a hang.
     std::fs::write(&go_on, "").unwrap();
     let status = wait_bounded(&mut child, Duration::from_secs(400));
@@ -966,7 +997,7 @@ fn the_first_target_is_verified_while_the_second_builds_and_a_signal_then_stops_
     );
 
     // Cached like any other pass: the next release runs nothing again, same digests.
-    let (mut child, _, reader) = release_with_early(dir, &go_on);
+    let (mut child, _, reader) = release_with_early(dir, &go_on, tmp.path());
     let status = wait_bounded(&mut child, Duration::from_secs(120));
     let stderr = reader.join().unwrap();
     assert!(status.success(), "{stderr}");
@@ -977,27 +1008,58 @@ fn the_first_target_is_verified_while_the_second_builds_and_a_signal_then_stops_
         first["images"][0]["index_digest"]
     );
 
-    // Interrupted while arm64 builds (a changed source and build script: both targets build
-    // new binaries again, and arm64 waits for a file that never comes), once amd64 was verified
-    // early.
-    std::fs::remove_file(dir.join("dist/package.json")).unwrap();
+    // Interrupted while the amd64 image's guest runs and arm64 builds (a changed source and
+    // build script: both targets build new binaries, and arm64 waits for a file that never
+    // comes; a serve check on a port the server does not open keeps the guest running).
+    let tags = std::fs::read(dir.join("dist/oci/index.json")).unwrap();
+    let pipeline = std::fs::read_to_string(dir.join("pipeline.yaml")).unwrap();
+    let slow = pipeline.replace(
+        "serve: { port: 8080, path: /health, status: 200, timeout: 20s }",
+        "serve: { port: 9999, path: /health, status: 200, timeout: 60s }",
+    );
+    assert_ne!(slow, pipeline);
+    write(&dir.join("pipeline.yaml"), &slow);
     write(&dir.join("build.rs"), &waiting_build_rs("second"));
     let main_rs = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
     let changed = main_rs.replace("shutting down", "shutting down now");
     assert_ne!(changed, main_rs);
     write(&dir.join("src/main.rs"), &changed);
-    let (mut child, early, reader) = release_with_early(dir, &dir.join("never"));
-    let seen = early.recv_timeout(Duration::from_secs(400)).is_ok();
+    let (mut child, early, reader) = release_with_early(dir, &dir.join("never"), tmp.path());
+    let started = early.recv_timeout(Duration::from_secs(400)).is_ok();
+    // The guest: a process whose root is a verification rootfs under TMPDIR.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut guest = Vec::new();
+    while started && guest.is_empty() && Instant::now() < deadline {
+        guest = processes_under(tmp.path());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: kill sends a signal to the child this test started.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let stopped = Instant::now();
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     let stderr = reader.join().unwrap();
-    assert!(seen, "amd64 was not verified while arm64 built:\n{stderr}");
+    assert!(started, "amd64 was not packaged early:\n{stderr}");
+    assert!(!guest.is_empty(), "no early guest ran:\n{stderr}");
     assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop:\n{stderr}",
+        stopped.elapsed()
+    );
     let left = leftovers_after(&dir.display().to_string(), Duration::from_secs(5));
     assert!(left.is_empty(), "processes outlived the release: {left:#?}");
-    assert!(
-        !dir.join("dist/package.json").exists(),
-        "an interrupted build recorded a package:\n{stderr}"
+    let left = processes_under(tmp.path());
+    assert!(left.is_empty(), "guests outlived the release: {left:#?}");
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("shipit-"))
+        .collect();
+    assert!(dirs.is_empty(), "temp dirs left: {dirs:?}");
+    assert_eq!(
+        std::fs::read(dir.join("dist/oci/index.json")).unwrap(),
+        tags,
+        "the tags moved"
     );
 }
