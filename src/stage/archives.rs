@@ -117,8 +117,14 @@ pub fn doc_files(cfg: &Config, plan: &Plan) -> Result<Vec<(String, PathBuf)>> {
 
 /// Writes the archive of every planned (built) target and `SHA256SUMS`; archives of earlier
 /// runs that this run did not make are removed, so `dist/archives/*` is this release. Up to
-/// `jobs` archives are made side by side.
-pub fn run(cfg: &Config, plan: &Plan, jobs: usize, ui: &Ui) -> Result<Archives> {
+/// `jobs` archives are made side by side; none starts once the run is cancelled or one failed.
+pub fn run(
+    cfg: &Config,
+    plan: &Plan,
+    jobs: usize,
+    cancel: &crate::exec::Cancel,
+    ui: &Ui,
+) -> Result<Archives> {
     let out = dir(plan);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let docs = doc_files(cfg, plan)?;
@@ -140,27 +146,11 @@ pub fn run(cfg: &Config, plan: &Plan, jobs: usize, ui: &Ui) -> Result<Archives> 
         }
         todo.push(p);
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: std::sync::Mutex<Vec<(usize, Result<OneArchive>)>> = Default::default();
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, todo.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(p) = todo.get(i) else { break };
-                    let r = archive_one(plan, p, &docs, epoch, &out, &made);
-                    if let Ok(mut d) = done.lock() {
-                        d.push((i, r));
-                    }
-                }
-            });
-        }
-    });
-    let mut done = done.into_inner().unwrap_or_default();
-    done.sort_by_key(|(i, _)| *i);
+    let done = super::publish::bounded(&todo, jobs, cancel, |p| {
+        archive_one(plan, p, &docs, epoch, &out, &made)
+    })?;
     let mut archives = Vec::new();
-    for (_, r) in done {
-        let (archive, written) = r?;
+    for (archive, written) in done {
         match &written {
             Some((key, m)) => {
                 made.put(key, m);

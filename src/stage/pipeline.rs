@@ -167,7 +167,7 @@ fn run_stage(
             }
         }
         Stage::Archives => {
-            made.archives = Some(archives::run(cfg, plan, s.opts.jobs(), ui)?);
+            made.archives = Some(archives::run(cfg, plan, s.opts.jobs(), &s.opts.cancel, ui)?);
             Ok(())
         }
         Stage::Publish => {

@@ -82,6 +82,11 @@ impl Settings {
         );
         crate::oci::digest::Digest::of(text.as_bytes()).to_string()
     }
+
+    /// `item`'s cache key under these settings, in this run's sandbox.
+    fn key(&self, item: &Item) -> String {
+        cache_key(item, &self.fingerprint(Isolation::detect(&self.cancel)))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -127,6 +132,11 @@ impl PlatformReport {
         }
         self
     }
+}
+
+/// Whether `r`, found under `item`'s key, is a pass of `item`'s very bytes.
+fn passes(r: &PlatformReport, item: &Item) -> bool {
+    r.passed && r.digest == item.manifest.digest.as_str()
 }
 
 /// The cache key of an item: the manifest digest (the image's bytes: config and layers are
@@ -282,8 +292,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     let mut todo: Vec<usize> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         if let Some(r) = settings.earlier.get(&key(item))
-            && r.passed
-            && r.digest == item.manifest.digest.as_str()
+            && passes(r, item)
         {
             let mut r = r.clone();
             r.early = true;
@@ -295,7 +304,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
             .as_ref()
             .and_then(|c| c.get::<PlatformReport>(&key(item)))
         {
-            Some(r) if r.passed && r.digest == item.manifest.digest.as_str() => {
+            Some(r) if passes(&r, item) => {
                 let r = r.reused(item);
                 print_platform(&r, ui);
                 results.lock().map(|mut v| v.push((i, r))).ok();
@@ -373,23 +382,15 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
 pub fn ahead(item: &Item, settings: &Settings, ui: &Ui) -> Option<(String, PlatformReport)> {
     let report = run(std::slice::from_ref(item), settings, ui).ok()?;
     let r = report.platforms.into_iter().next()?;
-    let key = cache_key(
-        item,
-        &settings.fingerprint(Isolation::detect(&settings.cancel)),
-    );
-    r.passed.then_some((key, r))
+    r.passed.then(|| (settings.key(item), r))
 }
 
 /// Whether `out`'s verification cache holds a pass of `item` with `settings`' checks: the verify
 /// stage will reuse it, so there is nothing to verify ahead.
 pub fn is_cached(item: &Item, settings: &Settings, out: &Path) -> bool {
-    let key = cache_key(
-        item,
-        &settings.fingerprint(Isolation::detect(&settings.cancel)),
-    );
     crate::cache::Cache::open(out, "verified")
-        .get::<PlatformReport>(&key)
-        .is_some_and(|r| r.passed && r.digest == item.manifest.digest.as_str())
+        .get::<PlatformReport>(&settings.key(item))
+        .is_some_and(|r| passes(&r, item))
 }
 
 /// Whether the item's platform (as its index entry claims it) runs under QEMU here; false
@@ -913,12 +914,10 @@ mod tests {
     fn an_early_pass_is_taken_only_for_the_same_bytes_and_checks() {
         let ui = Ui::default();
         let it = item(b"image");
-        let key =
-            |s: &Settings, i: &Item| cache_key(i, &s.fingerprint(Isolation::detect(&s.cancel)));
 
         // The same digest, variant, platform and checks: taken as verified in this run.
         let mut s = settings(CpuMode::Strict);
-        s.earlier.insert(key(&s, &it), passed(&it));
+        s.earlier.insert(s.key(&it), passed(&it));
         let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
         assert!(r.passed, "{r:?}");
         assert!(r.platforms[0].early && !r.platforms[0].cached);
@@ -926,20 +925,19 @@ mod tests {
 
         // Other checks (another CPU mode): verified afresh, and this image cannot be read.
         let mut other = settings(CpuMode::Max);
-        other.earlier.insert(key(&s, &it), passed(&it));
+        other.earlier.insert(s.key(&it), passed(&it));
         let r = run(std::slice::from_ref(&it), &other, &ui).unwrap();
         assert!(!r.passed && !r.platforms[0].early, "{r:?}");
 
         // Other bytes under the same key: not taken either.
         let mut s = settings(CpuMode::Strict);
-        s.earlier
-            .insert(key(&s, &it), passed(&item(b"other image")));
+        s.earlier.insert(s.key(&it), passed(&item(b"other image")));
         let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
         assert!(!r.passed, "{r:?}");
 
         // The same bytes said to be another variant, or another platform: not taken.
         let mut s = settings(CpuMode::Strict);
-        s.earlier.insert(key(&s, &it), passed(&it));
+        s.earlier.insert(s.key(&it), passed(&it));
         let mut gnu = it.clone();
         gnu.variant = Some(Libc::Gnu);
         let mut arm = it.clone();
