@@ -125,11 +125,34 @@ pub fn run(
     cancel: &crate::exec::Cancel,
     ui: &Ui,
 ) -> Result<Archives> {
+    prepare(cfg, plan, jobs, cancel)?.commit(ui)
+}
+
+/// The archives made and not yet in place: each compressed into a temporary file beside its
+/// name in `dist/archives` (or found there unchanged). [`Ready::commit`] puts them in place;
+/// dropped instead, they are removed and `dist/archives` is as it was. The pipeline makes them
+/// while the images are verified, and puts them in place only after every image passed.
+pub struct Ready {
+    out: PathBuf,
+    made: crate::cache::Cache,
+    done: Vec<OneArchive>,
+}
+
+/// Compresses the archive of every planned (built) target (up to `jobs` side by side; none
+/// starts once the run is cancelled or one failed) into a temporary file in `dist/archives`,
+/// for [`Ready::commit`]. Every target's binary is checked first, so a missing one fails before
+/// anything is written.
+pub fn prepare(
+    cfg: &Config,
+    plan: &Plan,
+    jobs: usize,
+    cancel: &crate::exec::Cancel,
+) -> Result<Ready> {
     let out = dir(plan);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let docs = doc_files(cfg, plan)?;
     let epoch = plan.source_date_epoch.max(0) as u64;
-    let mut made = crate::cache::Cache::open(&plan.out_dir, "archives");
+    let made = crate::cache::Cache::open(&plan.out_dir, "archives");
     // One archive per target, in plan order.
     let mut todo: Vec<&crate::plan::PlatformPlan> = Vec::new();
     for p in plan.platforms().map(|(_, p)| p) {
@@ -149,27 +172,51 @@ pub fn run(
     let done = super::publish::bounded(&todo, jobs, cancel, |p| {
         archive_one(plan, p, &docs, epoch, &out, &made)
     })?;
-    let mut archives = Vec::new();
-    for (archive, written) in done {
-        match &written {
-            Some((key, m)) => {
-                made.put(key, m);
-                ui.ok(format!("archive {} {} bytes", archive.name, archive.size));
-            }
-            None => ui.ok(format!(
-                "archive {} {} bytes (unchanged)",
-                archive.name, archive.size
-            )),
-        }
-        archives.push(archive);
-    }
-    made.save();
-    finish(out, archives)
+    Ok(Ready { out, made, done })
 }
 
-/// One target's archive, and (when it was written now rather than found unchanged) what to
-/// remember of it under its inputs key.
-type OneArchive = (Archive, Option<(String, Made)>);
+impl Ready {
+    /// Puts every archive in place (a rename each), remembers what was written, writes
+    /// `SHA256SUMS` and removes the archives of earlier runs that this run did not make.
+    pub fn commit(self, ui: &Ui) -> Result<Archives> {
+        let Ready {
+            out,
+            mut made,
+            done,
+        } = self;
+        let mut archives = Vec::new();
+        for (archive, written) in done {
+            match written {
+                Some(w) => {
+                    let path = out.join(&archive.name);
+                    w.file
+                        .persist(&path)
+                        .map_err(|e| Error::io(&path, e.error))?;
+                    made.put(&w.key, &w.made);
+                    ui.ok(format!("archive {} {} bytes", archive.name, archive.size));
+                }
+                None => ui.ok(format!(
+                    "archive {} {} bytes (unchanged)",
+                    archive.name, archive.size
+                )),
+            }
+            archives.push(archive);
+        }
+        made.save();
+        finish(out, archives)
+    }
+}
+
+/// One target's archive, and (when it was made now rather than found unchanged) its file, not
+/// yet in place, and what to remember of it under its inputs key.
+type OneArchive = (Archive, Option<Written>);
+
+/// An archive compressed into a temporary file beside its name.
+struct Written {
+    file: tempfile::NamedTempFile,
+    key: String,
+    made: Made,
+}
 
 /// The archive of one target.
 fn archive_one(
@@ -205,12 +252,12 @@ fn archive_one(
     let (digest, size, written) = match kept {
         Some(m) => (m.digest, m.size, None),
         None => {
-            let (digest, size) = write_archive(&path, &stem, members, epoch).map_err(failed)?;
-            let m = Made {
+            let (file, digest, size) = write_archive(out, &stem, members, epoch).map_err(failed)?;
+            let made = Made {
                 digest: digest.clone(),
                 size,
             };
-            (digest, size, Some((key, m)))
+            (digest, size, Some(Written { file, key, made }))
         }
     };
     let archive = Archive {
@@ -368,16 +415,15 @@ pub fn sums_text(archives: &[Archive]) -> String {
         .collect()
 }
 
-/// Writes one deterministic `.tar.gz` (through a temporary file and a rename) and returns its
-/// SHA-256 (hex) and size.
+/// Writes one deterministic `.tar.gz` into a temporary file in `dir` and returns it (to be
+/// renamed into place), with its SHA-256 (hex) and size.
 fn write_archive(
-    path: &Path,
+    dir: &Path,
     stem: &str,
     mut members: Vec<Member>,
     epoch: u64,
-) -> std::io::Result<(String, u64)> {
+) -> std::io::Result<(tempfile::NamedTempFile, String, u64)> {
     members.sort_by(|a, b| a.name.cmp(&b.name));
-    let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".tmp-shipit-")
         .tempfile_in(dir)?;
@@ -412,8 +458,7 @@ fn write_archive(
     let mut hashing = gz.finish()?;
     hashing.flush()?;
     let (digest, size) = (hex::encode(hashing.hash.finalize()), hashing.size);
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok((digest, size))
+    Ok((tmp, digest, size))
 }
 
 /// A member's bytes: a regular file (through links) of at most `limit` bytes.
@@ -455,6 +500,14 @@ impl Write for HashingFile {
 mod tests {
     use super::*;
 
+    /// `write_archive` into `path`'s directory, renamed to `path`: its digest and size.
+    fn write_to(path: &Path, stem: &str, members: Vec<Member>, epoch: u64) -> (String, u64) {
+        let (file, digest, size) =
+            write_archive(path.parent().unwrap(), stem, members, epoch).unwrap();
+        file.persist(path).unwrap();
+        (digest, size)
+    }
+
     #[test]
     fn the_inputs_key_follows_bytes_names_modes_and_epoch_and_the_file_digest_is_what_was_written()
     {
@@ -476,7 +529,7 @@ mod tests {
         std::fs::write(&bin, b"\x7fELF two").unwrap();
         assert_ne!(first, key(vec![member("app-1/app", 0o755)], 1));
         let path = d.path().join("app-1.tar.gz");
-        let written = write_archive(&path, "app-1", vec![member("app-1/app", 0o755)], 1).unwrap();
+        let written = write_to(&path, "app-1", vec![member("app-1/app", 0o755)], 1);
         assert_eq!(file_sha256(&path).unwrap(), written);
         std::fs::write(&path, b"tampered").unwrap();
         assert_ne!(file_sha256(&path).unwrap(), written);
@@ -504,8 +557,8 @@ mod tests {
             ]
         };
         let (a, b) = (d.path().join("a.tar.gz"), d.path().join("b.tar.gz"));
-        let da = write_archive(&a, "app-1.0.0-x", members(), 1_700_000_000).unwrap();
-        let db = write_archive(&b, "app-1.0.0-x", members(), 1_700_000_000).unwrap();
+        let da = write_to(&a, "app-1.0.0-x", members(), 1_700_000_000);
+        let db = write_to(&b, "app-1.0.0-x", members(), 1_700_000_000);
         assert_eq!(da, db);
         let bytes = std::fs::read(&a).unwrap();
         assert_eq!(std::fs::read(&b).unwrap(), bytes);

@@ -25,6 +25,8 @@ struct Made {
     /// Images verified while later targets still built (`early`), for the verify stage.
     verified_early: early::Earlier,
     published: Option<publish::Published>,
+    /// The archives, compressed while the images were verified and not yet in place.
+    archiving: Option<Result<archives::Ready>>,
     archives: Option<archives::Archives>,
     /// A verification failure that `release --split` reports after writing its fragments.
     failed: Option<Error>,
@@ -137,7 +139,21 @@ fn run_stage(
                     ui,
                 )?;
             }
-            let verified = verify::run(&items, &settings, ui);
+            // The archives are compressed meanwhile; the archives stage puts them in place.
+            let archive = super::configured_steps(mode, cfg)
+                .iter()
+                .any(|st| st.stage == Stage::Archives && st.skip.is_none());
+            let verified = std::thread::scope(|scope| {
+                let archiving = archive.then(|| {
+                    scope.spawn(|| archives::prepare(cfg, plan, s.opts.jobs(), &s.opts.cancel))
+                });
+                let verified = verify::run(&items, &settings, ui);
+                made.archiving = archiving.map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::stage("archives: the work panicked")))
+                });
+                verified
+            });
             let failure = verified.as_ref().ok().and_then(verify::failure);
             if (verified.is_err() || failure.is_some())
                 && let Some(early) = made.early.take()
@@ -167,7 +183,10 @@ fn run_stage(
             }
         }
         Stage::Archives => {
-            made.archives = Some(archives::run(cfg, plan, s.opts.jobs(), &s.opts.cancel, ui)?);
+            made.archives = Some(match made.archiving.take() {
+                Some(ready) => ready?.commit(ui)?,
+                None => archives::run(cfg, plan, s.opts.jobs(), &s.opts.cancel, ui)?,
+            });
             Ok(())
         }
         Stage::Publish => {

@@ -198,6 +198,23 @@ fn release_writes_checked_deterministic_archives() {
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
+
+    // The archives are compressed while the images are verified, and put in place only after
+    // every image passed: a release of a changed binary that fails verification leaves
+    // dist/archives as it was, with no temporary file.
+    let before = files_of(&archives);
+    write(
+        &project.path().join("src/main.rs"),
+        "fn main() { println!(\"not the version\"); }\n",
+    );
+    let failed = release(project.path(), &[]);
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("no tag moved"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_eq!(files_of(&archives), before);
 }
 
 #[test]
