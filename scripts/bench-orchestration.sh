@@ -7,6 +7,7 @@
 #       the OCI layout).
 # Prints the ratio (b)/(a); the design's target is <= 1.05.
 # Usage: scripts/bench-orchestration.sh [--runs N] [--platform P ...]
+#   (N even, so that each order runs as often)
 #   (default: 3 runs; linux/amd64 linux/arm64). SHIPIT=path picks the binary; SHIPIT_EARLY=off
 #   in the environment turns early packaging and verification off (the release as before).
 set -euo pipefail
@@ -29,22 +30,27 @@ rm -rf "$work/p/target" "$work/p/dist"
 cd "$work/p"
 export SOURCE_DATE_EPOCH=1700000000
 
-# (a) the planned cargo commands, run directly, and (b) the whole release, alternately, `runs`
-# times each; the medians are compared.
+# (a) the planned cargo commands, run directly, and (b) the whole release, `runs` times each, in
+# pairs whose order alternates (a b, b a, a b, ...) so that neither always runs first after the
+# other's `rm -rf`; the medians are compared, and each pair's ratio.
 "$shipit" build --dry-run -q "${args[@]}" | grep -v -e '^#' -e '^cp ' >"$work/cmds"
 n=$(wc -l <"$work/cmds")
 as=(); bs=()
-for _ in $(seq "$runs"); do
+cargo_run() {
     rm -rf target dist
-    start=$(date +%s%N)
+    local start=$(date +%s%N)
     tr '\n' '\0' <"$work/cmds" | xargs -0 -P 2 -I{} bash -c '{} >/dev/null 2>&1'
     as+=($(( $(date +%s%N) - start )))
-
+}
+release_run() {
     rm -rf target dist
-    start=$(date +%s%N)
+    local start=$(date +%s%N)
     "$shipit" release -q "${args[@]}" >/dev/null
     bs+=($(( $(date +%s%N) - start )))
-    echo "  run: cargo $(awk -v n="${as[-1]}" 'BEGIN { printf "%.2f", n / 1e9 }') s, release $(awk -v n="${bs[-1]}" 'BEGIN { printf "%.2f", n / 1e9 }') s" >&2
+}
+for r in $(seq "$runs"); do
+    if ((r % 2)); then cargo_run; release_run; else release_run; cargo_run; fi
+    echo "  run $r: cargo $(awk -v n="${as[-1]}" 'BEGIN { printf "%.2f", n / 1e9 }') s, release $(awk -v n="${bs[-1]}" 'BEGIN { printf "%.2f", n / 1e9 }') s" >&2
 done
 
 printf 'targets:                     %d (%s)\n' "$n" "${args[*]}"
@@ -57,5 +63,5 @@ print(f"cargo builds alone:          {ma:.2f} s (median of {len(a)})")
 print(f"shipit release (everything): {mb:.2f} s (median of {len(b)})")
 ratios = [y / x for x, y in zip(a, b)]
 print(f"ratio release/cargo:         {mb / ma:.3f}  (target <= 1.05); per run: " + " ".join(f"{r:.3f}" for r in ratios))
-print(f"median of the per-run ratios: {statistics.median(ratios):.3f}  (each release against the cargo run just before it)")
+print(f"median of the per-run ratios: {statistics.median(ratios):.3f}  (each release against the cargo run of its pair)")
 PY

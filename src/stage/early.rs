@@ -14,12 +14,17 @@
 //! - nothing is tagged, recorded in `package.json`, cached as verified or pushed here. A failed
 //!   or interrupted build leaves at most blobs in `dist/oci` that nothing refers to.
 //!
+//! When the last build ends, the work starts nothing new. The image it still holds, if any, is
+//! finished beside the package and verify stages rather than before them ([`Later`]): the verify
+//! stage verifies the other images meanwhile, takes that one's pass when it comes, and verifies
+//! it itself if it did not pass.
+//!
 //! Targets whose build was fresh (no toolchain started) are left to the stages: the build then
 //! ends within moments anyway. Bases are prepared as `--locked` would (`pipeline.lock` is never
 //! written here). The sandbox is probed on the calling thread first, so that a probe starved by
-//! the builds cannot decide it. A failed build or a signal waits for the work at most
-//! [`STOP_WAIT`] (its guests get their TERM and KILL within it); work still blocked past that, on
-//! a mirror or registry read, is left to end with the process.
+//! the builds cannot decide it. A failed build, a failed stage or a signal waits for the work at
+//! most [`STOP_WAIT`] (its guests get their TERM and KILL within it); work still blocked past
+//! that, on a mirror or registry read, is left to end with the process.
 //!
 //! `SHIPIT_EARLY` chooses: `idle` (the default), `normal` (early work at the builds' own priority:
 //! for machines whose builds leave no idle time, and for tests on a busy machine) or `off`.
@@ -29,12 +34,13 @@ use super::{deb_base, package, verify, verify_cmd};
 use crate::error::Result;
 use crate::exec::Cancel;
 use crate::oci::layout::Layout;
+use crate::platform::Libc;
 use crate::session::Session;
 use crate::ui::Ui;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The environment variable that chooses how early work runs: `idle`, `normal` or `off`.
@@ -44,8 +50,161 @@ pub const ENV: &str = "SHIPIT_EARLY";
 /// period and a second.
 const STOP_WAIT: Duration = Duration::from_secs(crate::exec::GRACE.as_secs() + 1);
 
-/// Early verifications that passed, under their cache keys (`verify::Settings::earlier`).
+/// Early verifications that passed, under their cache keys.
 pub type Earlier = HashMap<String, verify::PlatformReport>;
+
+/// The image a target's early work is on: its repository, variant and platform.
+type Held = (String, Libc, &'static str);
+
+/// What the early work shares with the run: the passes so far and the image it is on.
+#[derive(Default)]
+struct Shared {
+    passed: Earlier,
+    holding: Option<Held>,
+    /// The work's thread, for its priority.
+    thread: Option<libc::pid_t>,
+}
+
+/// The early work as the last build left it (`verify::Settings::earlier`): the passes it made,
+/// and the one image it may still be verifying. Dropped before [`Later::finish`], the work is
+/// stopped (waited for at most [`STOP_WAIT`]).
+#[derive(Default)]
+pub struct Later {
+    shared: Arc<Mutex<Shared>>,
+    live: Option<Live>,
+}
+
+/// Early work still running.
+struct Live {
+    /// Closed when the work ends.
+    done: Mutex<mpsc::Receiver<()>>,
+    /// The work's own token, and the run's.
+    cancel: Cancel,
+    run: Cancel,
+    ended: AtomicBool,
+    ui: Ui,
+}
+
+impl Later {
+    /// Passes made elsewhere (for tests of the verify stage).
+    #[cfg(test)]
+    pub fn of(passed: Earlier) -> Later {
+        Later {
+            shared: Arc::new(Mutex::new(Shared {
+                passed,
+                ..Shared::default()
+            })),
+            live: None,
+        }
+    }
+
+    /// Work still on `image` (`variant`, `platform`), as the last build may leave it (for tests
+    /// of the verify stage), and what ends it with these passes.
+    #[cfg(test)]
+    pub fn holding(
+        image: &str,
+        variant: Libc,
+        platform: &'static str,
+        run: &Cancel,
+    ) -> (Later, impl FnOnce(Earlier) + Send + 'static) {
+        let shared = Arc::new(Mutex::new(Shared {
+            holding: Some((image.to_string(), variant, platform)),
+            ..Shared::default()
+        }));
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let later = Later {
+            shared: shared.clone(),
+            live: Some(Live {
+                done: Mutex::new(done_rx),
+                cancel: run.child(),
+                run: run.clone(),
+                ended: AtomicBool::new(false),
+                ui: Ui::default(),
+            }),
+        };
+        let end = move |passed: Earlier| {
+            if let Ok(mut sh) = shared.lock() {
+                sh.passed.extend(passed);
+                sh.holding = None;
+            }
+            let _ = done_tx.send(());
+        };
+        (later, end)
+    }
+
+    /// The passes so far.
+    pub fn passed(&self) -> Earlier {
+        self.shared
+            .lock()
+            .map(|s| s.passed.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the work, still running, is on `image` (`variant`) for `platform`: its pass
+    /// comes from [`Later::finish`].
+    pub fn holds(&self, image: &str, variant: Option<Libc>, platform: &str) -> bool {
+        self.live
+            .as_ref()
+            .is_some_and(|l| !l.ended.load(Ordering::SeqCst))
+            && self.shared.lock().is_ok_and(|s| {
+                s.holding
+                    .as_ref()
+                    .is_some_and(|(i, v, p)| i == image && Some(*v) == variant && *p == platform)
+            })
+    }
+
+    /// Waits for the work to end and returns every pass it made. A signal meanwhile stops it
+    /// (waited for at most [`STOP_WAIT`]).
+    pub fn finish(&self) -> Earlier {
+        if let Some(live) = &self.live {
+            live.wait(false);
+        }
+        self.passed()
+    }
+}
+
+impl Drop for Later {
+    fn drop(&mut self) {
+        if let Some(live) = &self.live {
+            live.wait(true);
+        }
+    }
+}
+
+impl Live {
+    /// Waits until the work ends; `stop` (or a signal to the run meanwhile) stops it first, and
+    /// then it is waited for at most [`STOP_WAIT`].
+    fn wait(&self, stop: bool) {
+        if self.ended.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(done) = self.done.lock() else { return };
+        let mut stopping = None;
+        loop {
+            if stopping.is_none() && (stop || self.run.is_cancelled()) {
+                if !self.cancel.is_cancelled() {
+                    self.cancel.cancel(libc::SIGTERM);
+                }
+                stopping = Some(Instant::now() + STOP_WAIT);
+            }
+            let wait = match stopping {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => Duration::from_millis(100),
+            };
+            match done.recv_timeout(wait) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) if stopping.is_some() => {
+                    self.ui.verbose(
+                        "  early: still waiting on a read when the run stopped; left behind",
+                    );
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        self.ended.store(true, Ordering::SeqCst);
+    }
+}
 
 /// How early work runs (`SHIPIT_EARLY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,72 +229,80 @@ fn priority(s: &Session) -> Option<Priority> {
 }
 
 /// Runs `build`, which is handed the callback to tell of each target built, with the early work
-/// beside it, and returns the build's result and the early verifications that passed. After a
-/// successful build the work in hand is finished (its result is wanted) and what it had not
-/// started is left to the stages; after a failed build or a signal it is stopped, and waited for
-/// at most [`STOP_WAIT`]. `use_cache`: the verify stage reuses cached passes (not in `smoke`),
-/// so those are not verified early.
+/// beside it, and returns the build's result and the early work as the build left it. After a
+/// successful build the work starts nothing new, and what it has in hand is finished beside the
+/// next stages ([`Later`]); after a failed build or a signal it is stopped, and waited for at
+/// most [`STOP_WAIT`]. `use_cache`: the verify stage reuses cached passes (not in `smoke`), so
+/// those are not verified early.
 pub fn beside<R>(
     s: &Session,
     use_cache: bool,
     ui: &Ui,
     build: impl FnOnce(&OnBuilt<'_>) -> Result<R>,
-) -> (Result<R>, Earlier) {
+) -> (Result<R>, Later) {
     let Some(priority) = priority(s) else {
-        return (build(&|_, _| {}), Earlier::new());
+        return (build(&|_, _| {}), Later::default());
     };
     // Probed here, at the run's priority: the answer is kept for the whole run.
     crate::verify::qemu::Isolation::detect(&s.opts.cancel);
     let cancel = s.opts.cancel.child();
     let (tx, rx) = mpsc::channel::<usize>();
-    let (done_tx, done_rx) = mpsc::channel::<Earlier>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
     let closing = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Mutex::new(Shared::default()));
     let spawned = {
-        let (s, ui, cancel, closing) = (s.clone(), ui.clone(), cancel.clone(), closing.clone());
+        let (s, ui, cancel, closing, shared) = (
+            s.clone(),
+            ui.clone(),
+            cancel.clone(),
+            closing.clone(),
+            shared.clone(),
+        );
         std::thread::Builder::new()
             .name("early".into())
             .spawn(move || {
-                let earlier = work(&s, rx, &closing, &cancel, use_cache, priority, &ui);
-                let _ = done_tx.send(earlier);
+                work(&s, rx, &closing, &shared, &cancel, use_cache, priority, &ui);
+                let _ = done_tx.send(());
             })
     };
     if spawned.is_err() {
-        return (build(&|_, _| {}), Earlier::new());
+        return (build(&|_, _| {}), Later::default());
     }
+    // The target that finishes last is left to the stages, which verify it at the run's own
+    // priority; there is nothing left to build beside it.
+    let targets = s.plan.platforms().count();
+    let told = std::sync::atomic::AtomicUsize::new(0);
     let tell = |i: usize, b: &Built| {
-        if !b.fresh {
+        let last = told.fetch_add(1, Ordering::SeqCst) + 1 >= targets;
+        if !b.fresh && !last {
             let _ = tx.send(i);
         }
     };
     let built = build(&tell);
     closing.store(true, Ordering::SeqCst);
     drop(tx);
-    // What the work has in hand after a good build is wanted, unless a signal comes meanwhile.
-    let mut stopping = None;
-    loop {
-        if stopping.is_none() && (built.is_err() || s.opts.cancel.is_cancelled()) {
-            if !cancel.is_cancelled() {
-                cancel.cancel(libc::SIGTERM);
-            }
-            stopping = Some(Instant::now() + STOP_WAIT);
-        }
-        let wait = match stopping {
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            None => Duration::from_millis(100),
-        };
-        match done_rx.recv_timeout(wait) {
-            Ok(earlier) => return (built, earlier),
-            Err(RecvTimeoutError::Disconnected) => {
-                ui.verbose("  early: the work ended without a result; left to the stages");
-                return (built, Earlier::new());
-            }
-            Err(RecvTimeoutError::Timeout) if stopping.is_some() => {
-                ui.verbose("  early: still waiting on a read when the run stopped; left behind");
-                return (built, Earlier::new());
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-        }
+    // What the work still has in hand is now on the critical path: back to the run's priority
+    // (where allowed: leaving SCHED_IDLE needs root or RLIMIT_NICE room).
+    if priority == Priority::Idle
+        && let Some(thread) = shared.lock().ok().and_then(|sh| sh.thread)
+    {
+        set_policy(thread, libc::SCHED_OTHER);
     }
+    let later = Later {
+        shared,
+        live: Some(Live {
+            done: Mutex::new(done_rx),
+            cancel,
+            run: s.opts.cancel.clone(),
+            ended: AtomicBool::new(false),
+            ui: ui.clone(),
+        }),
+    };
+    if built.is_err() || s.opts.cancel.is_cancelled() {
+        drop(later); // stopped, and waited for at most STOP_WAIT
+        return (built, Later::default());
+    }
+    (built, later)
 }
 
 /// What the early work needs once, made when the first target is built.
@@ -146,17 +313,23 @@ struct Ready {
     settings: verify::Settings,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn work(
     s: &Session,
     rx: mpsc::Receiver<usize>,
     closing: &AtomicBool,
+    shared: &Mutex<Shared>,
     cancel: &Cancel,
     use_cache: bool,
     priority: Priority,
     ui: &Ui,
-) -> Earlier {
+) {
+    if let Ok(mut sh) = shared.lock() {
+        // SAFETY: gettid has no preconditions.
+        sh.thread = Some(unsafe { libc::gettid() });
+    }
     if priority == Priority::Idle {
-        idle_priority();
+        set_policy(0, libc::SCHED_IDLE);
     }
     let (cfg, plan) = (&s.config, &s.plan);
     let muted = Ui {
@@ -167,15 +340,23 @@ fn work(
     };
     let targets: Vec<_> = plan.platforms().collect();
     let layout_dir = plan.out_dir.join("oci");
-    let mut earlier = Earlier::new();
     let mut ready: Option<Ready> = None;
-    while let Ok(i) = rx.recv() {
-        if closing.load(Ordering::SeqCst) || cancel.is_cancelled() {
-            break;
+    let hold = |held: Option<Held>| {
+        if let Ok(mut sh) = shared.lock() {
+            sh.holding = held;
         }
+    };
+    while let Ok(i) = rx.recv() {
+        hold(None);
         let Some(&(img, p)) = targets.get(i) else {
             continue;
         };
+        // Held before `closing` is read: the run, which sets `closing` and then reads what is
+        // held, sees this image held or sees it never started.
+        hold(Some((img.repository.clone(), img.variant, p.platform)));
+        if closing.load(Ordering::SeqCst) || cancel.is_cancelled() {
+            break;
+        }
         let who = format!("{} ({})", p.platform, p.libc);
         ui.verbose(format!("  early: {who}: packaging and verifying"));
         let t = Instant::now();
@@ -222,7 +403,9 @@ fn work(
                     "  early: {who} packaged and verified in {:.2}s while other targets build",
                     t.elapsed().as_secs_f64()
                 ));
-                earlier.insert(key, report);
+                if let Ok(mut sh) = shared.lock() {
+                    sh.passed.insert(key, report);
+                }
             }
             None if !cancel.is_cancelled() => ui.verbose(format!(
                 "  early: {who} did not pass ahead; the verify stage runs it again"
@@ -230,7 +413,7 @@ fn work(
             None => break,
         }
     }
-    earlier
+    hold(None);
 }
 
 /// The bases (as `--locked`: the lock is not written here), the layout, and the verify stage's
@@ -260,13 +443,14 @@ fn prepare(
     })
 }
 
-/// Puts the calling thread (and so what it starts: compression threads, QEMU guests) on the
-/// `SCHED_IDLE` policy: it runs only when no build wants the CPU. Unprivileged; ignored where
-/// refused.
-fn idle_priority() {
+/// Puts a thread (0: the calling one) on a scheduling policy: `SCHED_IDLE` runs it (and what it
+/// starts afterwards: compression threads, QEMU guests) only when no build wants the CPU;
+/// `SCHED_OTHER` is the run's own. Ignored where refused.
+fn set_policy(thread: libc::pid_t, policy: libc::c_int) {
     let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for SCHED_IDLE.
+    // SAFETY: `param` is a valid sched_param for both policies (priority 0); a thread id that
+    // has ended makes the call fail, which is ignored.
     unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+        libc::sched_setscheduler(thread, policy, &param);
     }
 }

@@ -22,8 +22,9 @@ struct Made {
     sbom: Option<attach::Prefetched>,
     /// Blob uploads started while verification runs (registry targets).
     early: Option<publish::EarlyUploads>,
-    /// Images verified while later targets still built (`early`), for the verify stage.
-    verified_early: early::Earlier,
+    /// Images verified while later targets still built, and the one still being verified
+    /// (`early`), for the verify stage.
+    verified_early: early::Later,
     published: Option<publish::Published>,
     /// The archives, compressed while the images were verified and not yet in place.
     archiving: Option<Result<archives::Ready>>,

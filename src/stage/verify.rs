@@ -61,11 +61,13 @@ pub struct Settings {
     pub cache: Option<std::path::PathBuf>,
     /// The run's cancel token: no new platform starts once it is set, and guests are stopped.
     pub cancel: crate::exec::Cancel,
-    /// Verifications that already ran and passed in this run, under their cache key (the
-    /// pipeline verifies a target's images while later targets still build: `stage::early`).
-    /// An item found here is not verified again; it is reported as verified in this run (not
-    /// cached), and cached like any other pass.
-    pub earlier: HashMap<String, PlatformReport>,
+    /// Verifications of this run that passed before the stage, under their cache key (the
+    /// pipeline verifies a target's images while later targets still build: `stage::early`),
+    /// and the one still running. An item that passed there is not verified again; it is
+    /// reported as verified in this run (not cached), and cached like any other pass. The
+    /// image still running there is waited for beside the others, and verified here if it
+    /// did not pass.
+    pub earlier: super::early::Later,
 }
 
 impl Settings {
@@ -288,16 +290,21 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     let key = |item: &Item| cache_key(item, &fingerprint);
     let results: Mutex<Vec<(usize, PlatformReport)>> = Mutex::new(Vec::new());
     // Take what passed earlier in this run; reuse what passed before with the same bytes and
-    // the same checks; verify the rest.
+    // the same checks; wait for what is still being verified early; verify the rest.
+    let earlier = settings.earlier.passed();
+    let take_early = |i: usize, r: &PlatformReport| {
+        let mut r = r.clone();
+        r.early = true;
+        print_platform(&r, ui);
+        results.lock().map(|mut v| v.push((i, r))).ok();
+    };
     let mut todo: Vec<usize> = Vec::new();
+    let mut held: Vec<usize> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        if let Some(r) = settings.earlier.get(&key(item))
+        if let Some(r) = earlier.get(&key(item))
             && passes(r, item)
         {
-            let mut r = r.clone();
-            r.early = true;
-            print_platform(&r, ui);
-            results.lock().map(|mut v| v.push((i, r))).ok();
+            take_early(i, r);
             continue;
         }
         match cache
@@ -308,6 +315,11 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
                 let r = r.reused(item);
                 print_platform(&r, ui);
                 results.lock().map(|mut v| v.push((i, r))).ok();
+            }
+            _ if platform_of(item)
+                .is_some_and(|p| settings.earlier.holds(&item.image, item.variant, p.name)) =>
+            {
+                held.push(i)
             }
             _ => todo.push(i),
         }
@@ -320,16 +332,44 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     // cannot be read here is left to `verify_one`, which reports why).
     let manifests: Vec<(usize, image::Manifest)> = todo
         .iter()
+        .chain(&held)
         .filter_map(|&i| read_image(&items[i]).ok().map(|(_, m, _, _)| (i, m)))
         .collect();
+    let all: Vec<usize> = todo.iter().chain(&held).copied().collect();
     let scratch =
-        crate::verify::scratch::parent_for(unpack_estimate(items, &todo, &manifests), jobs);
+        crate::verify::scratch::parent_for(unpack_estimate(items, &all, &manifests), jobs);
     if !todo.is_empty() {
         ui.verbose(format!("  unpacking into {}", scratch.shown));
     }
     let shared = shared_layers(items, &manifests, &scratch.dir, ui)?;
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
+        // What the early work still holds: its pass is taken when it comes; what did not pass
+        // there is verified here.
+        if !held.is_empty() {
+            s.spawn(|| {
+                let earlier = settings.earlier.finish();
+                for &i in &held {
+                    let item = &items[i];
+                    match earlier.get(&key(item)) {
+                        Some(r) if passes(r, item) => take_early(i, r),
+                        _ if settings.cancel.is_cancelled() => break,
+                        _ => {
+                            let r = verify_one(
+                                item,
+                                settings,
+                                isolation,
+                                shared.as_ref(),
+                                &scratch,
+                                ui,
+                            );
+                            print_platform(&r, ui);
+                            results.lock().map(|mut v| v.push((i, r))).ok();
+                        }
+                    }
+                }
+            });
+        }
         for _ in 0..jobs {
             s.spawn(|| {
                 while let Some(&i) = todo.get(next.fetch_add(1, Ordering::SeqCst)) {
@@ -393,13 +433,17 @@ pub fn is_cached(item: &Item, settings: &Settings, out: &Path) -> bool {
         .is_some_and(|r| passes(&r, item))
 }
 
-/// Whether the item's platform (as its index entry claims it) runs under QEMU here; false
-/// when unknown.
-fn emulated(item: &Item) -> bool {
+/// The item's platform as its index entry claims it, when shipit knows it.
+fn platform_of(item: &Item) -> Option<&'static Platform> {
     item.index_platform
         .as_ref()
         .and_then(|p| Platform::from_oci(&p.os, &p.architecture, p.variant.as_deref()))
-        .is_some_and(|p| !p.is_native())
+}
+
+/// Whether the item's platform (as its index entry claims it) runs under QEMU here; false
+/// when unknown.
+fn emulated(item: &Item) -> bool {
+    platform_of(item).is_some_and(|p| !p.is_native())
 }
 
 /// What the images to verify (`todo`, of which `manifests` could be read) could take once
@@ -871,7 +915,7 @@ mod tests {
             jobs: 1,
             cache: None,
             cancel: crate::exec::Cancel::new(),
-            earlier: HashMap::new(),
+            earlier: Default::default(),
         }
     }
 
@@ -910,6 +954,10 @@ mod tests {
         }
     }
 
+    fn early_pass(key: String, r: PlatformReport) -> super::super::early::Later {
+        super::super::early::Later::of(HashMap::from([(key, r)]))
+    }
+
     #[test]
     fn an_early_pass_is_taken_only_for_the_same_bytes_and_checks() {
         let ui = Ui::default();
@@ -917,7 +965,7 @@ mod tests {
 
         // The same digest, variant, platform and checks: taken as verified in this run.
         let mut s = settings(CpuMode::Strict);
-        s.earlier.insert(s.key(&it), passed(&it));
+        s.earlier = early_pass(s.key(&it), passed(&it));
         let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
         assert!(r.passed, "{r:?}");
         assert!(r.platforms[0].early && !r.platforms[0].cached);
@@ -925,19 +973,19 @@ mod tests {
 
         // Other checks (another CPU mode): verified afresh, and this image cannot be read.
         let mut other = settings(CpuMode::Max);
-        other.earlier.insert(s.key(&it), passed(&it));
+        other.earlier = early_pass(s.key(&it), passed(&it));
         let r = run(std::slice::from_ref(&it), &other, &ui).unwrap();
         assert!(!r.passed && !r.platforms[0].early, "{r:?}");
 
         // Other bytes under the same key: not taken either.
         let mut s = settings(CpuMode::Strict);
-        s.earlier.insert(s.key(&it), passed(&item(b"other image")));
+        s.earlier = early_pass(s.key(&it), passed(&item(b"other image")));
         let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
         assert!(!r.passed, "{r:?}");
 
         // The same bytes said to be another variant, or another platform: not taken.
         let mut s = settings(CpuMode::Strict);
-        s.earlier.insert(s.key(&it), passed(&it));
+        s.earlier = early_pass(s.key(&it), passed(&it));
         let mut gnu = it.clone();
         gnu.variant = Some(Libc::Gnu);
         let mut arm = it.clone();
@@ -950,5 +998,44 @@ mod tests {
         // A failure is never kept for the stage.
         let s = settings(CpuMode::Strict);
         assert!(ahead(&it, &s, &ui).is_none());
+    }
+
+    #[test]
+    fn an_image_still_verified_early_is_waited_for_and_verified_here_when_it_did_not_pass() {
+        use super::super::early::Later;
+        use std::time::Duration;
+        let ui = Ui::default();
+        let it = item(b"image");
+
+        // Held when the stage starts, passed 0.3 s later: the stage waits for it and takes it.
+        let mut s = settings(CpuMode::Strict);
+        let (later, end) = Later::holding("localhost/app", Libc::Musl, "linux/amd64", &s.cancel);
+        s.earlier = later;
+        let pass = HashMap::from([(s.key(&it), passed(&it))]);
+        let t = Instant::now();
+        let ender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            end(pass);
+        });
+        let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
+        ender.join().unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        assert!(r.passed && r.platforms[0].early, "{r:?}");
+
+        // Ended without a pass: the stage verifies it itself (this image cannot be read).
+        let mut s = settings(CpuMode::Strict);
+        let (later, end) = Later::holding("localhost/app", Libc::Musl, "linux/amd64", &s.cancel);
+        s.earlier = later;
+        end(HashMap::new());
+        let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
+        assert!(!r.passed && !r.platforms[0].early, "{r:?}");
+        assert_eq!(r.platforms[0].checks[0].name, "image", "{r:?}");
+
+        // Work on another image (another variant) does not hold this one: verified at once.
+        let mut s = settings(CpuMode::Strict);
+        let (later, _end) = Later::holding("localhost/app", Libc::Gnu, "linux/amd64", &s.cancel);
+        s.earlier = later;
+        let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
+        assert!(!r.passed && !r.platforms[0].early, "{r:?}");
     }
 }
