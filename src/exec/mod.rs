@@ -12,6 +12,7 @@
 
 mod cancel;
 mod cmd;
+pub mod priority;
 mod run;
 mod sandbox;
 

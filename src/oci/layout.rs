@@ -504,24 +504,37 @@ impl Layout {
     /// Points `tag` at `desc` in `index.json`, replacing any entry with that tag. Untagged entries
     /// keep their order and come first; tagged ones follow, sorted by tag.
     pub fn tag(&self, tag: &str, desc: &Descriptor) -> Result<(), LayoutError> {
-        validate_tag(tag)?;
-        if !self.has_blob(&desc.digest) {
-            return Err(LayoutError::MissingBlob {
-                digest: desc.digest.clone(),
-                layout: self.root.clone(),
-                why: "tags may only point at blobs the layout holds; write it first",
-            });
+        self.tag_all(&[(tag, desc)])
+    }
+
+    /// [`Layout::tag`] for several tags, with one `index.json` write: they all move, or (an
+    /// invalid tag, a missing blob, a failed write) none does.
+    pub fn tag_all(&self, tags: &[(&str, &Descriptor)]) -> Result<(), LayoutError> {
+        for (tag, desc) in tags {
+            validate_tag(tag)?;
+            if !self.has_blob(&desc.digest) {
+                return Err(LayoutError::MissingBlob {
+                    digest: desc.digest.clone(),
+                    layout: self.root.clone(),
+                    why: "tags may only point at blobs the layout holds; write it first",
+                });
+            }
+        }
+        if tags.is_empty() {
+            return Ok(());
         }
         let _guard = self.lock_index()?;
         let mut idx = self.index()?;
-        idx.manifests
-            .retain(|d| d.annotation(REF_NAME) != Some(tag));
-        let mut entry = desc.clone();
-        entry
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(REF_NAME.to_string(), tag.to_string());
-        idx.manifests.push(entry);
+        for (tag, desc) in tags {
+            idx.manifests
+                .retain(|d| d.annotation(REF_NAME) != Some(*tag));
+            let mut entry = (*desc).clone();
+            entry
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(REF_NAME.to_string(), tag.to_string());
+            idx.manifests.push(entry);
+        }
         idx.manifests.sort_by(|a, b| {
             let key = |d: &Descriptor| d.annotation(REF_NAME).map(str::to_string);
             key(a).cmp(&key(b))
@@ -1085,6 +1098,46 @@ mod tests {
             l.tag("v4", &missing),
             Err(LayoutError::MissingBlob { .. })
         ));
+
+        // Several at once: all move in one write, or none (a bad tag or a missing blob).
+        let before = std::fs::read(dir.path().join("index.json")).unwrap();
+        for bad in [
+            vec![("v5", &a.descriptor), ("../x", &b.descriptor)],
+            vec![("v5", &a.descriptor), ("v6", &missing)],
+        ] {
+            assert!(l.tag_all(&bad).is_err());
+            assert_eq!(
+                std::fs::read(dir.path().join("index.json")).unwrap(),
+                before
+            );
+        }
+        l.tag_all(&[
+            ("v1", &b.descriptor),
+            ("latest", &b.descriptor),
+            ("v0", &a.descriptor),
+        ])
+        .unwrap();
+        let tags: Vec<(String, Digest)> = l
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d.annotation(REF_NAME).unwrap().to_string(),
+                    d.digest.clone(),
+                )
+            })
+            .collect();
+        let (da, db) = (a.descriptor.digest.clone(), b.descriptor.digest.clone());
+        assert_eq!(
+            tags,
+            [
+                ("latest".to_string(), db.clone()),
+                ("v0".to_string(), da),
+                ("v1".to_string(), db.clone()),
+                ("v2".to_string(), db)
+            ]
+        );
     }
 
     /// 20 processes tag one layout at once, 10 tags each: every tag is there afterwards. (The

@@ -144,14 +144,15 @@ struct Planned {
 }
 
 /// Gathers the SBOMs' inputs and the toolchain's versions on a thread of its own, so that
-/// `cargo metadata`, `rustc --print cfg` and the version probes overlap verification; `run`
-/// takes the result.
+/// `cargo metadata`, `rustc --print cfg` and the version probes overlap verification (yielding
+/// the CPU to it, which decides when the run ends); `run` takes the result.
 pub fn prefetch(s: &Session, packaged: &Packaged) -> Option<Prefetched> {
     if !s.config.attest.any() {
         return None;
     }
     let (s, packaged) = (s.clone(), packaged.clone());
     Some(Prefetched(std::thread::spawn(move || {
+        crate::exec::priority::yield_to_the_run();
         let layout = Layout::open(&packaged.layout).map_err(|e| Error::stage(format!("{e}")))?;
         gather_slow(&s, &packaged, &layout)
     })))

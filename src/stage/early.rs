@@ -32,7 +32,7 @@
 use super::build::{Built, OnBuilt};
 use super::{deb_base, package, verify, verify_cmd};
 use crate::error::Result;
-use crate::exec::Cancel;
+use crate::exec::{Cancel, priority as sched};
 use crate::oci::layout::Layout;
 use crate::platform::Libc;
 use crate::session::Session;
@@ -145,7 +145,7 @@ impl Later {
     pub fn holds(&self, image: &str, variant: Option<Libc>, platform: &str) -> bool {
         self.live
             .as_ref()
-            .is_some_and(|l| !l.ended.load(Ordering::SeqCst))
+            .is_some_and(|l| !l.ended.load(Ordering::SeqCst) && !l.cancel.is_cancelled())
             && self.shared.lock().is_ok_and(|s| {
                 s.holding
                     .as_ref()
@@ -281,12 +281,18 @@ pub fn beside<R>(
     let built = build(&tell);
     closing.store(true, Ordering::SeqCst);
     drop(tx);
-    // What the work still has in hand is now on the critical path: back to the run's priority
-    // (where allowed: leaving SCHED_IDLE needs root or RLIMIT_NICE room).
+    // What the work still has in hand is now on the critical path: back to the run's priority.
+    // Where that is refused (leaving SCHED_IDLE needs root or RLIMIT_NICE room), the work stops
+    // here and the stages verify that image themselves: at SCHED_IDLE it could wait behind any
+    // other load on the machine.
     if priority == Priority::Idle
-        && let Some(thread) = shared.lock().ok().and_then(|sh| sh.thread)
+        && !shared
+            .lock()
+            .ok()
+            .and_then(|sh| sh.thread)
+            .is_some_and(|thread| sched::set_policy(thread, libc::SCHED_OTHER))
     {
-        set_policy(thread, libc::SCHED_OTHER);
+        cancel.cancel(libc::SIGTERM);
     }
     let later = Later {
         shared,
@@ -325,11 +331,10 @@ fn work(
     ui: &Ui,
 ) {
     if let Ok(mut sh) = shared.lock() {
-        // SAFETY: gettid has no preconditions.
-        sh.thread = Some(unsafe { libc::gettid() });
+        sh.thread = Some(sched::thread_id());
     }
     if priority == Priority::Idle {
-        set_policy(0, libc::SCHED_IDLE);
+        let _ = sched::set_policy(0, libc::SCHED_IDLE);
     }
     let (cfg, plan) = (&s.config, &s.plan);
     let muted = Ui {
@@ -441,16 +446,4 @@ fn prepare(
         shared: package::SharedLayers::default(),
         settings,
     })
-}
-
-/// Puts a thread (0: the calling one) on a scheduling policy: `SCHED_IDLE` runs it (and what it
-/// starts afterwards: compression threads, QEMU guests) only when no build wants the CPU;
-/// `SCHED_OTHER` is the run's own. Ignored where refused.
-fn set_policy(thread: libc::pid_t, policy: libc::c_int) {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param for both policies (priority 0); a thread id that
-    // has ended makes the call fail, which is ignored.
-    unsafe {
-        libc::sched_setscheduler(thread, policy, &param);
-    }
 }

@@ -140,13 +140,17 @@ fn run_stage(
                     ui,
                 )?;
             }
-            // The archives are compressed meanwhile; the archives stage puts them in place.
+            // The archives are compressed meanwhile, yielding the CPU to the verification (which
+            // decides when the run ends); the archives stage puts them in place.
             let archive = super::configured_steps(mode, cfg)
                 .iter()
                 .any(|st| st.stage == Stage::Archives && st.skip.is_none());
             let verified = std::thread::scope(|scope| {
                 let archiving = archive.then(|| {
-                    scope.spawn(|| archives::prepare(cfg, plan, s.opts.jobs(), &s.opts.cancel))
+                    scope.spawn(|| {
+                        crate::exec::priority::yield_to_the_run();
+                        archives::prepare(cfg, plan, s.opts.jobs(), &s.opts.cancel)
+                    })
                 });
                 let verified = verify::run(&items, &settings, ui);
                 made.archiving = archiving.map(|h| {

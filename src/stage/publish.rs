@@ -14,7 +14,7 @@ use crate::error::{Context, Error, Result};
 use crate::exec::Cancel;
 use crate::oci::digest::Digest;
 use crate::oci::image::{Descriptor, Manifest};
-use crate::oci::layout::Layout;
+use crate::oci::layout::{Layout, REF_NAME};
 use crate::oci::registry::{BlobOutcome, Reference, RegistryClient, RegistryError};
 use crate::ui::Ui;
 use serde::Serialize;
@@ -400,18 +400,39 @@ fn tag_layout(
         target: target.to_string(),
         ..Published::default()
     };
-    for img in &packaged.images {
-        let mut moved = Vec::new();
-        let mut unchanged = Vec::new();
-        for t in &img.tags {
-            cancel.check()?;
-            if to.resolve(t).is_ok_and(|d| d.digest == img.index.digest) {
-                unchanged.push(t.clone());
-                continue;
-            }
-            to.tag(t, &img.index).with_context(|| format!("tag {t}"))?;
-            moved.push(t.clone());
-        }
+    // Every image's tags move in one write of index.json: all of them, or none.
+    let current = to.entries()?;
+    let points_at = |t: &str, d: &Digest| {
+        current
+            .iter()
+            .any(|e| e.annotation(REF_NAME) == Some(t) && e.digest == *d)
+    };
+    let split: Vec<(Vec<String>, Vec<String>)> = packaged
+        .images
+        .iter()
+        .map(|img| {
+            let (unchanged, moved) = img
+                .tags
+                .iter()
+                .cloned()
+                .partition(|t| points_at(t, &img.index.digest));
+            (moved, unchanged)
+        })
+        .collect();
+    let moves: Vec<(&str, &Descriptor)> = packaged
+        .images
+        .iter()
+        .zip(&split)
+        .flat_map(|(img, (moved, _))| moved.iter().map(|t| (t.as_str(), &img.index)))
+        .collect();
+    cancel.check()?;
+    to.tag_all(&moves).with_context(|| {
+        format!(
+            "tag {}",
+            moves.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    for (img, (moved, unchanged)) in packaged.images.iter().zip(split) {
         out.images.push(tagged(img, moved, unchanged, ui));
     }
     Ok(out)

@@ -858,8 +858,9 @@ fn serve(
     let lines = |p: &Path| tail(p, 10);
     // 1. Wait for the port.
     let deadline = Instant::now() + timeout;
-    // Short pauses first (a native server listens within milliseconds, one under QEMU within
-    // tens), growing to 50 ms so that a slow starter is not polled hundreds of times.
+    // Every 2 ms for the first 100 ms (a native server listens within milliseconds, one under
+    // QEMU within tens: each millisecond polled late is a millisecond on the run), then pauses
+    // growing to 50 ms so that a slow starter is not polled hundreds of times.
     let mut pause = Duration::from_millis(2);
     let stream = loop {
         if let Some(status) = running.try_wait() {
@@ -889,7 +890,9 @@ fn serve(
         }
         // The pause between attempts wakes at once when the run is cancelled.
         let this_pause = pause;
-        pause = (pause * 2).min(Duration::from_millis(50));
+        if start.elapsed() >= Duration::from_millis(100) {
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
         if Instant::now() >= deadline || guest.cancel.sleep(this_pause).is_err() {
             running.terminate();
             return CheckResult::fail(
