@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::exec::Cancel;
 use crate::oci::digest::Digest;
 use crate::oci::image::{self, ImageSpec};
+use crate::oci::layer::EntryKind;
 use crate::oci::layout::Layout;
 use crate::plan::{ImagePlan, Plan, PlatformPlan};
 use crate::platform::Libc;
@@ -364,6 +365,20 @@ fn base_layout(
     let (_, digests) = layout
         .write_layer(&rootfs.entries, epoch)
         .map_err(|e| Error::stage(format!("{} deb:{} layer: {e}", p.platform, r.suite)))?;
+    // The attestations' SBOM lists the packages from this layer's dpkg status: known here, so
+    // never read back out of the layer.
+    if let Some(status) = rootfs.entries.iter().find_map(|e| match &e.kind {
+        EntryKind::File(bytes) if e.path == "var/lib/dpkg/status" => {
+            std::str::from_utf8(bytes).ok()
+        }
+        _ => None,
+    }) {
+        super::attach::remember_dpkg_status(
+            &cache.root.join("dpkg-status"),
+            &digests.digest,
+            status,
+        )?;
+    }
     let spec = base_spec(super::image_rules::oci_platform(p), epoch);
     let built = image::build(None, &[digests], &spec)
         .map_err(|e| Error::stage(format!("{} deb:{} image: {e}", p.platform, r.suite)))?;

@@ -189,6 +189,33 @@ fn package_twice_and_from_a_fresh_base_cache_gives_identical_digests() {
         text(&o)
     );
     assert_eq!(a, digests(&dist), "from a fresh base cache");
+
+    // Assembling a base remembers its layer's dpkg status under the layer's digest (the SBOM
+    // reads it from there, not out of the layer): exactly the file GNU tar finds in the layer.
+    let remembered: Vec<_> = std::fs::read_dir(cache.path().join("shipit/dpkg-status"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!remembered.is_empty());
+    for entry in remembered {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        let status = text.strip_prefix("status\n").expect("a status entry");
+        assert!(status.contains("Package: libssl3"), "{status}");
+        let hex = entry.file_name().unwrap().to_str().unwrap();
+        let blob = dist.join("oci/blobs/sha256").join(hex);
+        let tar = std::process::Command::new("tar")
+            .arg("-xzOf")
+            .arg(&blob)
+            .arg("var/lib/dpkg/status")
+            .output()
+            .unwrap();
+        assert!(
+            tar.status.success(),
+            "{}",
+            String::from_utf8_lossy(&tar.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&tar.stdout), status);
+    }
 }
 
 /// `--locked` refuses a lock change (exit 2, naming the package) and writes nothing; `shipit
