@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 /// The checksum file beside the archives.
 pub const SUMS: &str = "SHA256SUMS";
 
+/// How an archive being made is named in `dist/archives` until it is put in place.
+const TEMP_PREFIX: &str = ".tmp-shipit-";
+
 /// A README or license file is at most this large.
 const MAX_DOC_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -150,6 +153,15 @@ pub fn prepare(
 ) -> Result<Ready> {
     let out = dir(plan);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    // What a killed run left half-made (this run holds the output dir's lock: no other run is
+    // writing here).
+    if let Ok(entries) = std::fs::read_dir(&out) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let docs = doc_files(cfg, plan)?;
     let epoch = plan.source_date_epoch.max(0) as u64;
     let made = crate::cache::Cache::open(&plan.out_dir, "archives");
@@ -170,7 +182,7 @@ pub fn prepare(
         todo.push(p);
     }
     let done = super::publish::bounded(&todo, jobs, cancel, |p| {
-        archive_one(plan, p, &docs, epoch, &out, &made)
+        archive_one(plan, p, &docs, epoch, &out, &made, cancel)
     })?;
     Ok(Ready { out, made, done })
 }
@@ -226,6 +238,7 @@ fn archive_one(
     epoch: u64,
     out: &Path,
     made: &crate::cache::Cache,
+    cancel: &crate::exec::Cancel,
 ) -> Result<OneArchive> {
     let stem = stem(plan, &p.target);
     let mut members = vec![Member {
@@ -249,17 +262,22 @@ fn archive_one(
     let kept = made
         .get::<Made>(&key)
         .filter(|m| file_sha256(&path).is_ok_and(|d| d == (m.digest.clone(), m.size)));
-    let (digest, size, written) = match kept {
-        Some(m) => (m.digest, m.size, None),
-        None => {
-            let (file, digest, size) = write_archive(out, &stem, members, epoch).map_err(failed)?;
-            let made = Made {
-                digest: digest.clone(),
-                size,
-            };
-            (digest, size, Some(Written { file, key, made }))
-        }
-    };
+    let (digest, size, written) =
+        match kept {
+            Some(m) => (m.digest, m.size, None),
+            None => {
+                let (file, digest, size) = write_archive(out, &stem, members, epoch, cancel)
+                    .map_err(|e| match crate::exec::cancelled_in(&e) {
+                        Some(c) => Error::from(c),
+                        None => failed(e),
+                    })?;
+                let made = Made {
+                    digest: digest.clone(),
+                    size,
+                };
+                (digest, size, Some(Written { file, key, made }))
+            }
+        };
     let archive = Archive {
         name,
         target: p.target.clone(),
@@ -422,10 +440,11 @@ fn write_archive(
     stem: &str,
     mut members: Vec<Member>,
     epoch: u64,
+    cancel: &crate::exec::Cancel,
 ) -> std::io::Result<(tempfile::NamedTempFile, String, u64)> {
     members.sort_by(|a, b| a.name.cmp(&b.name));
     let tmp = tempfile::Builder::new()
-        .prefix(".tmp-shipit-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     let hashing = HashingFile {
         file: tmp.as_file().try_clone()?,
@@ -452,7 +471,9 @@ fn write_archive(
     for m in &members {
         let bytes = read_member(&m.src, m.limit)?;
         let mut h = header(bytes.len() as u64, m.mode, tar::EntryType::Regular);
-        tar.append_data(&mut h, &m.name, bytes.as_slice())?;
+        // Compression stops within a block of a cancellation (a failed verification, a signal).
+        let reader = crate::exec::Interruptible::new(bytes.as_slice(), cancel);
+        tar.append_data(&mut h, &m.name, reader)?;
     }
     let gz = tar.into_inner()?;
     let mut hashing = gz.finish()?;
@@ -502,8 +523,14 @@ mod tests {
 
     /// `write_archive` into `path`'s directory, renamed to `path`: its digest and size.
     fn write_to(path: &Path, stem: &str, members: Vec<Member>, epoch: u64) -> (String, u64) {
-        let (file, digest, size) =
-            write_archive(path.parent().unwrap(), stem, members, epoch).unwrap();
+        let (file, digest, size) = write_archive(
+            path.parent().unwrap(),
+            stem,
+            members,
+            epoch,
+            &crate::exec::Cancel::new(),
+        )
+        .unwrap();
         file.persist(path).unwrap();
         (digest, size)
     }

@@ -1174,10 +1174,22 @@ fn remember(dir: &Path, path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// The `var/lib/dpkg/status` of one layer, if it has one.
+/// The `var/lib/dpkg/status` of one layer, if it has one. The blob is checked against its digest
+/// first: the answer is remembered under that digest for every project of this user.
 fn layer_dpkg_status(layout: &Layout, layer: &Descriptor) -> Result<Option<String>> {
     let err = |e: String| Error::stage(format!("attach: layer {}: {e}", layer.digest.short()));
     let path = layout.blob_path(&layer.digest);
+    let blob = layout
+        .open_blob(layer, layer.size)
+        .map_err(|e| err(e.to_string()))?;
+    let (digest, size) = Digest::of_reader(blob.file).map_err(|e| err(e.to_string()))?;
+    if digest != layer.digest || size != layer.size {
+        return Err(err(format!(
+            "{} is {digest}, {size} bytes, not the {} bytes its digest names",
+            path.display(),
+            layer.size
+        )));
+    }
     let file = std::fs::File::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
     let reader: Box<dyn Read> = if layer.media_type.ends_with("gzip") {
         Box::new(flate2::read::GzDecoder::new(file))

@@ -372,12 +372,16 @@ fn base_layout(
             std::str::from_utf8(bytes).ok()
         }
         _ => None,
-    }) {
-        super::attach::remember_dpkg_status(
-            &cache.root.join("dpkg-status"),
-            &digests.digest,
-            status,
-        )?;
+    }) && let Err(e) = super::attach::remember_dpkg_status(
+        &cache.root.join("dpkg-status"),
+        &digests.digest,
+        status,
+    ) {
+        ui.verbose(format!(
+            "  dpkg status of the {} base not remembered: {}",
+            p.platform,
+            e.message()
+        ));
     }
     let spec = base_spec(super::image_rules::oci_platform(p), epoch);
     let built = image::build(None, &[digests], &spec)

@@ -61,8 +61,8 @@ type Held = (String, Libc, &'static str);
 struct Shared {
     passed: Earlier,
     holding: Option<Held>,
-    /// The work's thread, for its priority.
-    thread: Option<libc::pid_t>,
+    /// Whether the work runs at `SCHED_IDLE` (entering it may be refused, as in some sandboxes).
+    idle: bool,
 }
 
 /// The early work as the last build left it (`verify::Settings::earlier`): the passes it made,
@@ -281,17 +281,11 @@ pub fn beside<R>(
     let built = build(&tell);
     closing.store(true, Ordering::SeqCst);
     drop(tx);
-    // What the work still has in hand is now on the critical path: back to the run's priority.
-    // Where that is refused (leaving SCHED_IDLE needs root or RLIMIT_NICE room), the work stops
-    // here and the stages verify that image themselves: at SCHED_IDLE it could wait behind any
-    // other load on the machine.
-    if priority == Priority::Idle
-        && !shared
-            .lock()
-            .ok()
-            .and_then(|sh| sh.thread)
-            .is_some_and(|thread| sched::set_policy(thread, libc::SCHED_OTHER))
-    {
+    // What the work still has in hand is now on the critical path: back to the run's priority,
+    // its threads and guests alike. Where that is refused (leaving SCHED_IDLE needs root or
+    // RLIMIT_NICE room), the work stops here and the stages verify that image themselves: at
+    // SCHED_IDLE it would wait behind the stages' own work and any other load on the machine.
+    if shared.lock().is_ok_and(|sh| sh.idle) && !sched::leave_idle() {
         cancel.cancel(libc::SIGTERM);
     }
     let later = Later {
@@ -330,11 +324,11 @@ fn work(
     priority: Priority,
     ui: &Ui,
 ) {
-    if let Ok(mut sh) = shared.lock() {
-        sh.thread = Some(sched::thread_id());
-    }
-    if priority == Priority::Idle {
-        let _ = sched::set_policy(0, libc::SCHED_IDLE);
+    if priority == Priority::Idle
+        && sched::set_policy(0, libc::SCHED_IDLE)
+        && let Ok(mut sh) = shared.lock()
+    {
+        sh.idle = true;
     }
     let (cfg, plan) = (&s.config, &s.plan);
     let muted = Ui {

@@ -145,14 +145,24 @@ fn run_stage(
             let archive = super::configured_steps(mode, cfg)
                 .iter()
                 .any(|st| st.stage == Stage::Archives && st.skip.is_none());
+            let archive_cancel = s.opts.cancel.child();
             let verified = std::thread::scope(|scope| {
                 let archiving = archive.then(|| {
                     scope.spawn(|| {
                         crate::exec::priority::yield_to_the_run();
-                        archives::prepare(cfg, plan, s.opts.jobs(), &s.opts.cancel)
+                        archives::prepare(cfg, plan, s.opts.jobs(), &archive_cancel)
                     })
                 });
                 let verified = verify::run(&items, &settings, ui);
+                // Archives no stage will put in place are not finished (a split job writes its
+                // archives whatever its verification found: its fragment says which passed).
+                let wanted = match &verified {
+                    Ok(r) => mode == Mode::Split || verify::failure(r).is_none(),
+                    Err(_) => false,
+                };
+                if !wanted {
+                    archive_cancel.cancel(libc::SIGTERM);
+                }
                 made.archiving = archiving.map(|h| {
                     h.join()
                         .unwrap_or_else(|_| Err(Error::stage("archives: the work panicked")))

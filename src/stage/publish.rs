@@ -401,11 +401,18 @@ fn tag_layout(
         ..Published::default()
     };
     // Every image's tags move in one write of index.json: all of them, or none.
-    let current = to.entries()?;
+    let current = to.entries().context("tag: read index.json")?;
+    // As `resolve` reads a tag: its first entry (a tag listed twice is written again, once).
     let points_at = |t: &str, d: &Digest| {
         current
             .iter()
-            .any(|e| e.annotation(REF_NAME) == Some(t) && e.digest == *d)
+            .filter(|e| e.annotation(REF_NAME) == Some(t))
+            .count()
+            == 1
+            && current
+                .iter()
+                .find(|e| e.annotation(REF_NAME) == Some(t))
+                .is_some_and(|e| e.digest == *d)
     };
     let split: Vec<(Vec<String>, Vec<String>)> = packaged
         .images

@@ -291,6 +291,15 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     let results: Mutex<Vec<(usize, PlatformReport)>> = Mutex::new(Vec::new());
     // Take what passed earlier in this run; reuse what passed before with the same bytes and
     // the same checks; wait for what is still being verified early; verify the rest.
+    // What the early work holds is read before what it passed: it records a pass before it lets
+    // go of the image, so an image is found in one or the other.
+    let holds: Vec<bool> = items
+        .iter()
+        .map(|item| {
+            platform_of(item)
+                .is_some_and(|p| settings.earlier.holds(&item.image, item.variant, p.name))
+        })
+        .collect();
     let earlier = settings.earlier.passed();
     let take_early = |i: usize, r: &PlatformReport| {
         let mut r = r.clone();
@@ -316,11 +325,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
                 print_platform(&r, ui);
                 results.lock().map(|mut v| v.push((i, r))).ok();
             }
-            _ if platform_of(item)
-                .is_some_and(|p| settings.earlier.holds(&item.image, item.variant, p.name)) =>
-            {
-                held.push(i)
-            }
+            _ if holds[i] => held.push(i),
             _ => todo.push(i),
         }
     }
@@ -343,29 +348,29 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     }
     let shared = shared_layers(items, &manifests, &scratch.dir, ui)?;
     let next = AtomicUsize::new(0);
+    let verify_here = |i: usize| {
+        let r = verify_one(
+            &items[i],
+            settings,
+            isolation,
+            shared.as_ref(),
+            &scratch,
+            ui,
+        );
+        print_platform(&r, ui);
+        results.lock().map(|mut v| v.push((i, r))).ok();
+    };
     std::thread::scope(|s| {
         // What the early work still holds: its pass is taken when it comes; what did not pass
-        // there is verified here.
+        // there is verified here (on this extra thread, after the work ended).
         if !held.is_empty() {
             s.spawn(|| {
                 let earlier = settings.earlier.finish();
                 for &i in &held {
-                    let item = &items[i];
-                    match earlier.get(&key(item)) {
-                        Some(r) if passes(r, item) => take_early(i, r),
+                    match earlier.get(&key(&items[i])) {
+                        Some(r) if passes(r, &items[i]) => take_early(i, r),
                         _ if settings.cancel.is_cancelled() => break,
-                        _ => {
-                            let r = verify_one(
-                                item,
-                                settings,
-                                isolation,
-                                shared.as_ref(),
-                                &scratch,
-                                ui,
-                            );
-                            print_platform(&r, ui);
-                            results.lock().map(|mut v| v.push((i, r))).ok();
-                        }
+                        _ => verify_here(i),
                     }
                 }
             });
@@ -376,16 +381,7 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
                     if settings.cancel.is_cancelled() {
                         break;
                     }
-                    let r = verify_one(
-                        &items[i],
-                        settings,
-                        isolation,
-                        shared.as_ref(),
-                        &scratch,
-                        ui,
-                    );
-                    print_platform(&r, ui);
-                    results.lock().map(|mut v| v.push((i, r))).ok();
+                    verify_here(i);
                 }
             });
         }
