@@ -1080,7 +1080,7 @@ fn sbom_inputs(s: &Session, packaged: &Packaged, layout: &Layout) -> Result<Sbom
         .flat_map(|img| img.platforms.iter().map(|p| &p.manifest))
         .collect();
     let project = &s.plan.project;
-    let cache = dpkg_status_cache(&s.plan);
+    let cache = super::deb_base::dpkg_status_cache(&s.plan);
     let cache = &cache;
     let plan = &s.plan;
     type Debs = Vec<(Digest, Result<Vec<sbom::DebPackage>>)>;
@@ -1114,22 +1114,6 @@ fn sbom_inputs(s: &Session, packaged: &Packaged, layout: &Layout) -> Result<Sbom
     Ok(out)
 }
 
-/// Where what each layer holds of the dpkg database is remembered, under the layer's digest:
-/// the user's cache (`$XDG_CACHE_HOME/shipit/dpkg-status`, else `~/.cache`), since a layer's
-/// bytes and so its answer are the same in every project and output dir; `dist/cache` when
-/// there is no home.
-pub fn dpkg_status_cache(plan: &Plan) -> std::path::PathBuf {
-    crate::deb::fetch::Cache::default_location()
-        .map(|c| c.root.join("dpkg-status"))
-        .unwrap_or_else(|_| plan.out_dir.join("cache/dpkg-status"))
-}
-
-/// Remembers the dpkg status file of a layer shipit made (an assembled `deb:` base), so that no
-/// release reads that layer again to find it.
-pub fn remember_dpkg_status(dir: &Path, layer: &Digest, status: &str) -> Result<()> {
-    remember(dir, &dir.join(layer.hex()), &format!("status\n{status}"))
-}
-
 /// The Debian packages of an image: the dpkg status file of its topmost layer that has one.
 /// What each layer holds is remembered in `cache` ([`dpkg_status_cache`]: a layer is addressed
 /// by its digest, so the base's big layers are read once, not every release).
@@ -1153,7 +1137,7 @@ fn dpkg_packages(
                     Some(t) => format!("status\n{t}"),
                     None => "absent\n".to_string(),
                 };
-                remember(cache, &cached, &text)?;
+                super::deb_base::remember(cache, &cached, &text)?;
                 status
             }
         };
@@ -1162,16 +1146,6 @@ fn dpkg_packages(
         }
     }
     Ok(Vec::new())
-}
-
-/// Writes a cache entry (a temp file renamed into place: concurrent writers write the same).
-fn remember(dir: &Path, path: &Path, text: &str) -> Result<()> {
-    let err = |e: std::io::Error| Error::stage(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
 }
 
 /// The `var/lib/dpkg/status` of one layer, if it has one. The blob is checked against its digest

@@ -21,7 +21,7 @@ use crate::platform::Libc;
 use crate::ui::Ui;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The tag of the base image inside a cached base layout.
 const TAG: &str = "base";
@@ -372,11 +372,9 @@ fn base_layout(
             std::str::from_utf8(bytes).ok()
         }
         _ => None,
-    }) && let Err(e) = super::attach::remember_dpkg_status(
-        &cache.root.join("dpkg-status"),
-        &digests.digest,
-        status,
-    ) {
+    }) && let Err(e) =
+        remember_dpkg_status(&cache.root.join("dpkg-status"), &digests.digest, status)
+    {
         ui.verbose(format!(
             "  dpkg status of the {} base not remembered: {}",
             p.platform,
@@ -476,4 +474,31 @@ pub fn base_spec(platform: image::Platform, epoch: u64) -> ImageSpec {
         annotations: BTreeMap::new(),
         epoch,
     }
+}
+
+/// Where what each layer holds of the dpkg database is remembered, under the layer's digest:
+/// the user's cache (`$XDG_CACHE_HOME/shipit/dpkg-status`, else `~/.cache`), since a layer's
+/// bytes and so its answer are the same in every project and output dir; `dist/cache` when
+/// there is no home.
+pub fn dpkg_status_cache(plan: &Plan) -> PathBuf {
+    crate::deb::fetch::Cache::default_location()
+        .map(|c| c.root.join("dpkg-status"))
+        .unwrap_or_else(|_| plan.out_dir.join("cache/dpkg-status"))
+}
+
+/// Remembers the dpkg status file of a layer shipit made (an assembled `deb:` base), so that no
+/// release reads that layer again to find it.
+pub fn remember_dpkg_status(dir: &Path, layer: &Digest, status: &str) -> Result<()> {
+    remember(dir, &dir.join(layer.hex()), &format!("status\n{status}"))
+}
+
+/// Writes a dpkg-status cache entry (a temp file renamed into place: concurrent writers write
+/// the same).
+pub fn remember(dir: &Path, path: &Path, text: &str) -> Result<()> {
+    let err = |e: std::io::Error| Error::stage(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
 }

@@ -86,18 +86,6 @@ struct Live {
 }
 
 impl Later {
-    /// Passes made elsewhere (for tests of the verify stage).
-    #[cfg(test)]
-    pub fn of(passed: Earlier) -> Later {
-        Later {
-            shared: Arc::new(Mutex::new(Shared {
-                passed,
-                ..Shared::default()
-            })),
-            live: None,
-        }
-    }
-
     /// Work still on `image` (`variant`, `platform`), as the last build may leave it (for tests
     /// of the verify stage), and what ends it with these passes.
     #[cfg(test)]
@@ -131,18 +119,17 @@ impl Later {
         };
         (later, end)
     }
+}
 
-    /// The passes so far.
-    pub fn passed(&self) -> Earlier {
+impl verify::Earlier for Later {
+    fn passed(&self) -> Earlier {
         self.shared
             .lock()
             .map(|s| s.passed.clone())
             .unwrap_or_default()
     }
 
-    /// Whether the work, still running, is on `image` (`variant`) for `platform`: its pass
-    /// comes from [`Later::finish`].
-    pub fn holds(&self, image: &str, variant: Option<Libc>, platform: &str) -> bool {
+    fn holds(&self, image: &str, variant: Option<Libc>, platform: &str) -> bool {
         self.live
             .as_ref()
             .is_some_and(|l| !l.ended.load(Ordering::SeqCst) && !l.cancel.is_cancelled())
@@ -153,9 +140,8 @@ impl Later {
             })
     }
 
-    /// Waits for the work to end and returns every pass it made. A signal meanwhile stops it
-    /// (waited for at most [`STOP_WAIT`]).
-    pub fn finish(&self) -> Earlier {
+    /// A signal meanwhile stops the work (waited for at most [`STOP_WAIT`]).
+    fn finish(&self) -> Earlier {
         if let Some(live) = &self.live {
             live.wait(false);
         }
@@ -440,4 +426,102 @@ fn prepare(
         shared: package::SharedLayers::default(),
         settings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CpuMode;
+    use crate::oci::digest::Digest;
+    use crate::oci::image::{Descriptor, Platform as OciPlatform};
+    use crate::verify::checks::Policy;
+    use verify::{Item, PlatformReport, Settings};
+
+    fn settings() -> Settings {
+        Settings {
+            checks: Vec::new(),
+            policy: Policy {
+                glibc_floor: None,
+                allow_root: false,
+                max_size: None,
+            },
+            cpu: CpuMode::Strict,
+            jobs: 1,
+            cache: None,
+            cancel: Cancel::new(),
+            earlier: verify::none_earlier(),
+        }
+    }
+
+    /// An image in a layout that does not exist: verifying it fails at once.
+    fn item() -> Item {
+        let mut manifest = Descriptor::new(
+            "application/vnd.oci.image.manifest.v1+json",
+            Digest::of(b"image"),
+            100,
+        );
+        manifest.platform = Some(OciPlatform::new("linux", "amd64", None));
+        Item {
+            image: "localhost/app".into(),
+            variant: Some(Libc::Musl),
+            layout: std::path::PathBuf::from("/nonexistent/shipit-test-layout"),
+            index_platform: manifest.platform.clone(),
+            manifest,
+        }
+    }
+
+    fn passed(item: &Item) -> PlatformReport {
+        PlatformReport {
+            image: item.image.clone(),
+            variant: item.variant,
+            platform: "linux/amd64".into(),
+            digest: item.manifest.digest.to_string(),
+            compressed_size: 100,
+            passed: true,
+            seconds: 0.5,
+            isolation: None,
+            checks: Vec::new(),
+            cached: false,
+            early: false,
+            glibc_required: None,
+        }
+    }
+
+    #[test]
+    fn an_image_still_verified_early_is_waited_for_and_verified_by_the_stage_when_it_did_not_pass()
+    {
+        let ui = Ui::default();
+        let it = item();
+
+        // Held when the stage starts, passed 0.3 s later: the stage waits for it and takes it.
+        let mut s = settings();
+        let (later, end) = Later::holding("localhost/app", Libc::Musl, "linux/amd64", &s.cancel);
+        s.earlier = Box::new(later);
+        let pass = HashMap::from([(s.key(&it), passed(&it))]);
+        let t = Instant::now();
+        let ender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            end(pass);
+        });
+        let r = verify::run(std::slice::from_ref(&it), &s, &ui).unwrap();
+        ender.join().unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        assert!(r.passed && r.platforms[0].early, "{r:?}");
+
+        // Ended without a pass: the stage verifies it itself (this image cannot be read).
+        let mut s = settings();
+        let (later, end) = Later::holding("localhost/app", Libc::Musl, "linux/amd64", &s.cancel);
+        s.earlier = Box::new(later);
+        end(HashMap::new());
+        let r = verify::run(std::slice::from_ref(&it), &s, &ui).unwrap();
+        assert!(!r.passed && !r.platforms[0].early, "{r:?}");
+        assert_eq!(r.platforms[0].checks[0].name, "image", "{r:?}");
+
+        // Work on another image (another variant) does not hold this one: verified at once.
+        let mut s = settings();
+        let (later, _end) = Later::holding("localhost/app", Libc::Gnu, "linux/amd64", &s.cancel);
+        s.earlier = Box::new(later);
+        let r = verify::run(std::slice::from_ref(&it), &s, &ui).unwrap();
+        assert!(!r.passed && !r.platforms[0].early, "{r:?}");
+    }
 }

@@ -125,7 +125,7 @@ fn run_stage(
             if mode != Mode::Smoke {
                 settings.cache = Some(plan.out_dir.clone());
             }
-            settings.earlier = std::mem::take(&mut made.verified_early);
+            settings.earlier = Box::new(std::mem::take(&mut made.verified_early));
             // The blobs go up while the images are verified; manifests and tags only after.
             if matches!(mode, Mode::Release | Mode::Publish) {
                 let p = publish::of_plan(&packaged(made, s)?, plan);

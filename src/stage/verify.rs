@@ -67,7 +67,39 @@ pub struct Settings {
     /// reported as verified in this run (not cached), and cached like any other pass. The
     /// image still running there is waited for beside the others, and verified here if it
     /// did not pass.
-    pub earlier: super::early::Later,
+    pub earlier: Box<dyn Earlier>,
+}
+
+/// Verifications of this run made before the verify stage, as that stage sees them: the early
+/// work (`stage::early`, which implements this) or a plain map of passes.
+pub trait Earlier: Send + Sync {
+    /// The passes so far, under their cache keys.
+    fn passed(&self) -> HashMap<String, PlatformReport>;
+    /// Whether the work, still running, is on `image` (`variant`) for `platform`: its pass
+    /// comes from [`Earlier::finish`].
+    fn holds(&self, image: &str, variant: Option<Libc>, platform: &str) -> bool;
+    /// Waits for the work to end and returns every pass it made.
+    fn finish(&self) -> HashMap<String, PlatformReport>;
+}
+
+/// Passes that are all in: none is still running.
+impl Earlier for HashMap<String, PlatformReport> {
+    fn passed(&self) -> HashMap<String, PlatformReport> {
+        self.clone()
+    }
+
+    fn holds(&self, _: &str, _: Option<Libc>, _: &str) -> bool {
+        false
+    }
+
+    fn finish(&self) -> HashMap<String, PlatformReport> {
+        self.clone()
+    }
+}
+
+/// No verification made before the stage.
+pub fn none_earlier() -> Box<dyn Earlier> {
+    Box::new(HashMap::new())
 }
 
 impl Settings {
@@ -86,7 +118,7 @@ impl Settings {
     }
 
     /// `item`'s cache key under these settings, in this run's sandbox.
-    fn key(&self, item: &Item) -> String {
+    pub(super) fn key(&self, item: &Item) -> String {
         cache_key(item, &self.fingerprint(Isolation::detect(&self.cancel)))
     }
 }
@@ -911,7 +943,7 @@ mod tests {
             jobs: 1,
             cache: None,
             cancel: crate::exec::Cancel::new(),
-            earlier: Default::default(),
+            earlier: none_earlier(),
         }
     }
 
@@ -950,8 +982,8 @@ mod tests {
         }
     }
 
-    fn early_pass(key: String, r: PlatformReport) -> super::super::early::Later {
-        super::super::early::Later::of(HashMap::from([(key, r)]))
+    fn early_pass(key: String, r: PlatformReport) -> Box<dyn Earlier> {
+        Box::new(HashMap::from([(key, r)]))
     }
 
     #[test]
@@ -994,44 +1026,5 @@ mod tests {
         // A failure is never kept for the stage.
         let s = settings(CpuMode::Strict);
         assert!(ahead(&it, &s, &ui).is_none());
-    }
-
-    #[test]
-    fn an_image_still_verified_early_is_waited_for_and_verified_here_when_it_did_not_pass() {
-        use super::super::early::Later;
-        use std::time::Duration;
-        let ui = Ui::default();
-        let it = item(b"image");
-
-        // Held when the stage starts, passed 0.3 s later: the stage waits for it and takes it.
-        let mut s = settings(CpuMode::Strict);
-        let (later, end) = Later::holding("localhost/app", Libc::Musl, "linux/amd64", &s.cancel);
-        s.earlier = later;
-        let pass = HashMap::from([(s.key(&it), passed(&it))]);
-        let t = Instant::now();
-        let ender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            end(pass);
-        });
-        let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
-        ender.join().unwrap();
-        assert!(t.elapsed() >= Duration::from_millis(300));
-        assert!(r.passed && r.platforms[0].early, "{r:?}");
-
-        // Ended without a pass: the stage verifies it itself (this image cannot be read).
-        let mut s = settings(CpuMode::Strict);
-        let (later, end) = Later::holding("localhost/app", Libc::Musl, "linux/amd64", &s.cancel);
-        s.earlier = later;
-        end(HashMap::new());
-        let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
-        assert!(!r.passed && !r.platforms[0].early, "{r:?}");
-        assert_eq!(r.platforms[0].checks[0].name, "image", "{r:?}");
-
-        // Work on another image (another variant) does not hold this one: verified at once.
-        let mut s = settings(CpuMode::Strict);
-        let (later, _end) = Later::holding("localhost/app", Libc::Gnu, "linux/amd64", &s.cancel);
-        s.earlier = later;
-        let r = run(std::slice::from_ref(&it), &s, &ui).unwrap();
-        assert!(!r.passed && !r.platforms[0].early, "{r:?}");
     }
 }

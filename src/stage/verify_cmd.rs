@@ -62,7 +62,7 @@ pub fn settings(
         jobs: opts.jobs(),
         cache: None,
         cancel: opts.cancel.clone(),
-        earlier: Default::default(),
+        earlier: super::verify::none_earlier(),
     })
 }
 
