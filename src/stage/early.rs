@@ -432,69 +432,16 @@ fn prepare(
 mod tests {
     use super::*;
     use crate::config::CpuMode;
-    use crate::oci::digest::Digest;
-    use crate::oci::image::{Descriptor, Platform as OciPlatform};
-    use crate::verify::checks::Policy;
-    use verify::{Item, PlatformReport, Settings};
-
-    fn settings() -> Settings {
-        Settings {
-            checks: Vec::new(),
-            policy: Policy {
-                glibc_floor: None,
-                allow_root: false,
-                max_size: None,
-            },
-            cpu: CpuMode::Strict,
-            jobs: 1,
-            cache: None,
-            cancel: Cancel::new(),
-            earlier: verify::none_earlier(),
-        }
-    }
-
-    /// An image in a layout that does not exist: verifying it fails at once.
-    fn item() -> Item {
-        let mut manifest = Descriptor::new(
-            "application/vnd.oci.image.manifest.v1+json",
-            Digest::of(b"image"),
-            100,
-        );
-        manifest.platform = Some(OciPlatform::new("linux", "amd64", None));
-        Item {
-            image: "localhost/app".into(),
-            variant: Some(Libc::Musl),
-            layout: std::path::PathBuf::from("/nonexistent/shipit-test-layout"),
-            index_platform: manifest.platform.clone(),
-            manifest,
-        }
-    }
-
-    fn passed(item: &Item) -> PlatformReport {
-        PlatformReport {
-            image: item.image.clone(),
-            variant: item.variant,
-            platform: "linux/amd64".into(),
-            digest: item.manifest.digest.to_string(),
-            compressed_size: 100,
-            passed: true,
-            seconds: 0.5,
-            isolation: None,
-            checks: Vec::new(),
-            cached: false,
-            early: false,
-            glibc_required: None,
-        }
-    }
+    use verify::tests::{item, passed, settings};
 
     #[test]
     fn an_image_still_verified_early_is_waited_for_and_verified_by_the_stage_when_it_did_not_pass()
     {
         let ui = Ui::default();
-        let it = item();
+        let it = item(b"image");
 
         // Held when the stage starts, passed 0.3 s later: the stage waits for it and takes it.
-        let mut s = settings();
+        let mut s = settings(CpuMode::Strict);
         let (later, end) = Later::holding("localhost/app", Libc::Musl, "linux/amd64", &s.cancel);
         s.earlier = Box::new(later);
         let pass = HashMap::from([(s.key(&it), passed(&it))]);
@@ -509,7 +456,7 @@ mod tests {
         assert!(r.passed && r.platforms[0].early, "{r:?}");
 
         // Ended without a pass: the stage verifies it itself (this image cannot be read).
-        let mut s = settings();
+        let mut s = settings(CpuMode::Strict);
         let (later, end) = Later::holding("localhost/app", Libc::Musl, "linux/amd64", &s.cancel);
         s.earlier = Box::new(later);
         end(HashMap::new());
@@ -518,7 +465,7 @@ mod tests {
         assert_eq!(r.platforms[0].checks[0].name, "image", "{r:?}");
 
         // Work on another image (another variant) does not hold this one: verified at once.
-        let mut s = settings();
+        let mut s = settings(CpuMode::Strict);
         let (later, _end) = Later::holding("localhost/app", Libc::Gnu, "linux/amd64", &s.cancel);
         s.earlier = Box::new(later);
         let r = verify::run(std::slice::from_ref(&it), &s, &ui).unwrap();

@@ -927,11 +927,11 @@ pub fn failure(report: &Report) -> Option<Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::verify::checks::Policy;
 
-    fn settings(cpu: CpuMode) -> Settings {
+    pub(in crate::stage) fn settings(cpu: CpuMode) -> Settings {
         Settings {
             checks: Vec::new(),
             policy: Policy {
@@ -948,7 +948,7 @@ mod tests {
     }
 
     /// An image in a layout that does not exist: verifying it fails at once.
-    fn item(digest_of: &[u8]) -> Item {
+    pub(in crate::stage) fn item(digest_of: &[u8]) -> Item {
         let mut manifest = Descriptor::new(
             "application/vnd.oci.image.manifest.v1+json",
             Digest::of(digest_of),
@@ -965,7 +965,7 @@ mod tests {
     }
 
     /// A passed report of `item`, as the early verification leaves it.
-    fn passed(item: &Item) -> PlatformReport {
+    pub(in crate::stage) fn passed(item: &Item) -> PlatformReport {
         PlatformReport {
             image: item.image.clone(),
             variant: item.variant,
