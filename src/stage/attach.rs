@@ -32,7 +32,7 @@ use crate::attest::verification::{self, CheckRecord, Emulator, VerificationInput
 use crate::attest::{Statement, Subject};
 use crate::config::{CheckKind, Config};
 use crate::error::{Error, Result};
-use crate::oci::digest::Digest;
+use crate::oci::digest::{Digest, HashingReader};
 use crate::oci::image::Descriptor;
 use crate::oci::index::Index;
 use crate::oci::layout::Layout;
@@ -1148,31 +1148,41 @@ fn dpkg_packages(
     Ok(Vec::new())
 }
 
-/// The `var/lib/dpkg/status` of one layer, if it has one. The blob is checked against its digest
-/// first: the answer is remembered under that digest for every project of this user.
+/// The `var/lib/dpkg/status` of one layer, if it has one. The blob is read once, through its
+/// digest check: the answer is remembered under that digest for every project of this user, so a
+/// blob that is not what its digest names is an error, whatever it holds.
 fn layer_dpkg_status(layout: &Layout, layer: &Descriptor) -> Result<Option<String>> {
     let err = |e: String| Error::stage(format!("attach: layer {}: {e}", layer.digest.short()));
-    let path = layout.blob_path(&layer.digest);
     let blob = layout
         .open_blob(layer, layer.size)
         .map_err(|e| err(e.to_string()))?;
-    let (digest, size) = Digest::of_reader(blob.file).map_err(|e| err(e.to_string()))?;
+    let mut hashing = HashingReader::new(blob.file.take(layer.size.saturating_add(1)));
+    let found = {
+        let reader: Box<dyn Read + '_> = if layer.media_type.ends_with("gzip") {
+            Box::new(flate2::read::GzDecoder::new(&mut hashing))
+        } else {
+            Box::new(&mut hashing)
+        };
+        dpkg_status_in(reader).map_err(|e| err(e.to_string()))
+    };
+    // The rest of the blob, for its digest.
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| err(e.to_string()))?;
+    let (digest, size) = hashing.finish();
     if digest != layer.digest || size != layer.size {
         return Err(err(format!(
             "{} is {digest}, {size} bytes, not the {} bytes its digest names",
-            path.display(),
+            layout.blob_path(&layer.digest).display(),
             layer.size
         )));
     }
-    let file = std::fs::File::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    let reader: Box<dyn Read> = if layer.media_type.ends_with("gzip") {
-        Box::new(flate2::read::GzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
+    found
+}
+
+/// The `var/lib/dpkg/status` entry of a tar stream, if it has one.
+fn dpkg_status_in(reader: impl Read) -> std::io::Result<Option<String>> {
     let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(|e| err(e.to_string()))? {
-        let mut entry = entry.map_err(|e| err(e.to_string()))?;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
         let is_status = entry
             .path()
             .is_ok_and(|p| p.strip_prefix("./").unwrap_or(&p) == Path::new("var/lib/dpkg/status"));
@@ -1184,7 +1194,7 @@ fn layer_dpkg_status(layout: &Layout, layer: &Descriptor) -> Result<Option<Strin
             .by_ref()
             .take(64 << 20)
             .read_to_string(&mut text)
-            .map_err(|e| err(format!("var/lib/dpkg/status: {e}")))?;
+            .map_err(|e| std::io::Error::other(format!("var/lib/dpkg/status: {e}")))?;
         return Ok(Some(text));
     }
     Ok(None)

@@ -86,6 +86,27 @@ struct Live {
 }
 
 impl Later {
+    /// Work running with `shared`, whose thread closes `done` when it ends; `cancel` is its own
+    /// token, `run` the run's.
+    fn running(
+        shared: Arc<Mutex<Shared>>,
+        done: mpsc::Receiver<()>,
+        cancel: Cancel,
+        run: &Cancel,
+        ui: &Ui,
+    ) -> Later {
+        Later {
+            shared,
+            live: Some(Live {
+                done: Mutex::new(done),
+                cancel,
+                run: run.clone(),
+                ended: AtomicBool::new(false),
+                ui: ui.clone(),
+            }),
+        }
+    }
+
     /// Work still on `image` (`variant`, `platform`), as the last build may leave it (for tests
     /// of the verify stage), and what ends it with these passes.
     #[cfg(test)]
@@ -100,16 +121,7 @@ impl Later {
             ..Shared::default()
         }));
         let (done_tx, done_rx) = mpsc::channel::<()>();
-        let later = Later {
-            shared: shared.clone(),
-            live: Some(Live {
-                done: Mutex::new(done_rx),
-                cancel: run.child(),
-                run: run.clone(),
-                ended: AtomicBool::new(false),
-                ui: Ui::default(),
-            }),
-        };
+        let later = Later::running(shared.clone(), done_rx, run.child(), run, &Ui::default());
         let end = move |passed: Earlier| {
             if let Ok(mut sh) = shared.lock() {
                 sh.passed.extend(passed);
@@ -274,16 +286,7 @@ pub fn beside<R>(
     if shared.lock().is_ok_and(|sh| sh.idle) && !sched::leave_idle() {
         cancel.cancel(libc::SIGTERM);
     }
-    let later = Later {
-        shared,
-        live: Some(Live {
-            done: Mutex::new(done_rx),
-            cancel,
-            run: s.opts.cancel.clone(),
-            ended: AtomicBool::new(false),
-            ui: ui.clone(),
-        }),
-    };
+    let later = Later::running(shared, done_rx, cancel, &s.opts.cancel, ui);
     if built.is_err() || s.opts.cancel.is_cancelled() {
         drop(later); // stopped, and waited for at most STOP_WAIT
         return (built, Later::default());

@@ -146,7 +146,7 @@ fn run_stage(
                 .iter()
                 .any(|st| st.stage == Stage::Archives && st.skip.is_none());
             let archive_cancel = s.opts.cancel.child();
-            let verified = std::thread::scope(|scope| {
+            let (verified, failure) = std::thread::scope(|scope| {
                 let archiving = archive.then(|| {
                     scope.spawn(|| {
                         crate::exec::priority::yield_to_the_run();
@@ -154,22 +154,18 @@ fn run_stage(
                     })
                 });
                 let verified = verify::run(&items, &settings, ui);
+                let failure = verified.as_ref().ok().and_then(verify::failure);
                 // Archives no stage will put in place are not finished (a split job writes its
                 // archives whatever its verification found: its fragment says which passed).
-                let wanted = match &verified {
-                    Ok(r) => mode == Mode::Split || verify::failure(r).is_none(),
-                    Err(_) => false,
-                };
-                if !wanted {
+                if verified.is_err() || (failure.is_some() && mode != Mode::Split) {
                     archive_cancel.cancel(libc::SIGTERM);
                 }
                 made.archiving = archiving.map(|h| {
                     h.join()
                         .unwrap_or_else(|_| Err(Error::stage("archives: the work panicked")))
                 });
-                verified
+                (verified, failure)
             });
-            let failure = verified.as_ref().ok().and_then(verify::failure);
             if (verified.is_err() || failure.is_some())
                 && let Some(early) = made.early.take()
             {

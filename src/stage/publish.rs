@@ -404,15 +404,8 @@ fn tag_layout(
     let current = to.entries().context("tag: read index.json")?;
     // As `resolve` reads a tag: its first entry (a tag listed twice is written again, once).
     let points_at = |t: &str, d: &Digest| {
-        current
-            .iter()
-            .filter(|e| e.annotation(REF_NAME) == Some(t))
-            .count()
-            == 1
-            && current
-                .iter()
-                .find(|e| e.annotation(REF_NAME) == Some(t))
-                .is_some_and(|e| e.digest == *d)
+        let mut named = current.iter().filter(|e| e.annotation(REF_NAME) == Some(t));
+        matches!((named.next(), named.next()), (Some(e), None) if e.digest == *d)
     };
     let split: Vec<(Vec<String>, Vec<String>)> = packaged
         .images

@@ -367,12 +367,11 @@ pub fn run(items: &[Item], settings: &Settings, ui: &Ui) -> Result<Report> {
     let jobs = settings.jobs.clamp(1, todo.len().max(1));
     // Each manifest read once, for the room to unpack in and the shared layers (an image that
     // cannot be read here is left to `verify_one`, which reports why).
-    let manifests: Vec<(usize, image::Manifest)> = todo
+    let all: Vec<usize> = todo.iter().chain(&held).copied().collect();
+    let manifests: Vec<(usize, image::Manifest)> = all
         .iter()
-        .chain(&held)
         .filter_map(|&i| read_image(&items[i]).ok().map(|(_, m, _, _)| (i, m)))
         .collect();
-    let all: Vec<usize> = todo.iter().chain(&held).copied().collect();
     let scratch =
         crate::verify::scratch::parent_for(unpack_estimate(items, &all, &manifests), jobs);
     if !todo.is_empty() {
