@@ -118,7 +118,7 @@ pub fn push_and_write_fragments(
                     &layout,
                     &p.manifest,
                     &p.platform,
-                    publish::UPLOAD_JOBS,
+                    publish::upload_jobs(s.opts.jobs),
                     ui,
                 )?;
             }

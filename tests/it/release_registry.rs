@@ -1087,6 +1087,54 @@ fn fault_sigterm_mid_push_exits_143_and_moves_no_tag() {
     assert_musl_tags(&reg, dir.path());
 }
 
+/// A matrix job (`release --split`) takes `--jobs` for its uploads as `publish` does: with
+/// `--jobs 1`, while the first blob PUT is held no other upload starts; without it, the pool
+/// starts the image's other blob meanwhile (so the held PUT alone cannot explain one POST).
+#[test]
+fn split_job_uploads_as_many_blobs_at_once_as_jobs_says() {
+    let dir = example();
+    for (name, jobs) in [("split-jobs1", Some("1")), ("split-jobs-pool", None)] {
+        let reg = TestRegistry::anonymous();
+        let proxy = StallProxy::start(reg.addr, "PUT", "/blobs/uploads/", 1);
+        let cfg = format!("pipeline-{name}.yaml");
+        std::fs::write(dir.join(&cfg), pipeline(&proxy.addr.to_string(), "", None)).unwrap();
+        let out = dir.join(format!("dist-{name}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let logs = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "-c",
+            &cfg,
+            "--out",
+            out.to_str().unwrap(),
+            "release",
+            "--split",
+            "--variant",
+            "musl",
+            "--platform",
+            "linux/amd64",
+        ];
+        args.extend(jobs.iter().flat_map(|j| ["--jobs", *j]));
+        let mut child = spawn_shipit(dir, &args, &[("SOURCE_DATE_EPOCH", EPOCH)], logs.path());
+        proxy.wait_stalled(Duration::from_secs(120));
+        let posts = || proxy.count("POST", "/blobs/uploads/");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while posts() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let while_held = posts();
+        proxy.release();
+        let status = wait_bounded(&mut child, Duration::from_secs(120));
+        let err = std::fs::read_to_string(logs.path().join("stderr")).unwrap();
+        assert!(status.success(), "{name}: {err}");
+        match jobs {
+            Some(_) => assert_eq!(while_held, 1, "{name}: {:?}", proxy.seen()),
+            None => assert_eq!(while_held, 2, "{name}: {:?}", proxy.seen()),
+        }
+        let _ = std::fs::remove_dir_all(&out);
+        let _ = std::fs::remove_file(dir.join(&cfg));
+    }
+}
+
 /// SIGINT while the uploads run in parallel through a proxy that trickles the answer to the
 /// first blob PUT forever: the other blobs are uploaded meanwhile (the pool does not wait on the
 /// stuck one), and the interrupt ends the run within 2 s with exit 130, no manifest PUT, no tag
