@@ -67,29 +67,9 @@ pub struct Report {
     pub built: Vec<Built>,
 }
 
-/// The order the targets start building in, as indices into `plan.platforms()`: those whose
-/// images have base layers before those on `scratch`, and each group's emulated platforms before
-/// its native ones (otherwise as planned). Only the target that finishes last is left to verify
-/// after the builds (the early work verifies the others beside them), so the last to start is
-/// the one whose image is cheapest to verify: no base to unpack, no QEMU.
-pub fn order(plan: &Plan) -> Vec<usize> {
-    let mut order: Vec<(usize, (bool, bool))> = plan
-        .platforms()
-        .enumerate()
-        .map(|(i, (img, p))| {
-            let scratch = matches!(img.base_ref, crate::config::Base::Scratch);
-            (i, (scratch, p.spec.is_native()))
-        })
-        .collect();
-    order.sort_by_key(|(_, key)| *key); // stable: ties keep the plan's order
-    order.into_iter().map(|(i, _)| i).collect()
-}
-
-/// `--dry-run`: each build command exactly as it would run (in the order they start), and the
-/// copy into dist/bin.
+/// `--dry-run`: each build command exactly as it would run, and the copy into dist/bin.
 pub fn print_dry_run(plan: &Plan) {
-    let targets: Vec<_> = plan.platforms().map(|(_, p)| p).collect();
-    for p in order(plan).into_iter().filter_map(|i| targets.get(i)) {
+    for (_, p) in plan.platforms() {
         println!(
             "# build {} ({}) with {}: {}",
             p.platform,
@@ -142,7 +122,6 @@ pub fn run(plan: &Plan, opts: &Options<'_>, ui: &Ui) -> Result<Report> {
         opts.jobs.min(targets.len())
     ));
     let progress = Progress::new(ui, &targets);
-    let order = order(plan);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, Result<Built>)>> = Mutex::new(Vec::new());
@@ -150,11 +129,8 @@ pub fn run(plan: &Plan, opts: &Options<'_>, ui: &Ui) -> Result<Report> {
         for _ in 0..opts.jobs.clamp(1, targets.len()) {
             s.spawn(|| {
                 loop {
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((i, p)) = order.get(n).and_then(|&i| Some((i, targets.get(i)?)))
-                    else {
-                        break;
-                    };
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(p) = targets.get(i) else { break };
                     if stop.load(Ordering::SeqCst) || opts.cancel.is_cancelled() {
                         progress.set(i, "skipped");
                         break;
@@ -521,56 +497,5 @@ impl Progress {
         if let Some((mp, _)) = &self.bars {
             let _ = mp.clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn images_with_a_base_start_first_and_emulated_platforms_before_native_ones() {
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = crate::config::parse_str(
-            "version: 1\nplatforms: [linux/amd64, linux/arm64, linux/arm/v7]\nvariants:\n  musl: { base: scratch, tag_suffix: \"-musl\" }\n  gnu: { base: \"deb:bookworm\" }\nimage:\n  repository: localhost/x\n",
-            &tmp.path().join("pipeline.yaml"),
-            tmp.path(),
-        )
-        .unwrap();
-        let plan = crate::plan::make(
-            &cfg,
-            &crate::plan::Facts {
-                package: "x".into(),
-                package_version: semver::Version::new(0, 1, 0),
-                bins: vec!["x".into()],
-                manifest_path: tmp.path().join("Cargo.toml"),
-                target_dir: tmp.path().join("target"),
-                git: Default::default(),
-                source_date_epoch: None,
-                tools: Default::default(),
-                deb_lock: None,
-                meta: Default::default(),
-            },
-            &crate::plan::Options::default(),
-            crate::tools::build_command,
-        )
-        .unwrap();
-        let names: Vec<String> = plan
-            .platforms()
-            .map(|(_, p)| format!("{} {}", p.libc, p.platform))
-            .collect();
-        let started: Vec<&str> = order(&plan).iter().map(|&i| names[i].as_str()).collect();
-        assert_eq!(
-            started,
-            [
-                "gnu linux/arm64",
-                "gnu linux/arm/v7",
-                "gnu linux/amd64",
-                "musl linux/arm64",
-                "musl linux/arm/v7",
-                "musl linux/amd64",
-            ],
-            "planned: {names:?}"
-        );
     }
 }

@@ -318,18 +318,18 @@ fn planned_commands(dir: &Path, args: &[&str]) -> Vec<String> {
 fn a_failing_target_prints_its_command_and_log_tail_and_stops_the_other() {
     let tmp = source_copy();
     let dir = tmp.path();
-    // A real type error, on aarch64 only (it starts first: emulated before native); the amd64
-    // build sits in a slow build script, so it is still running when the arm64 one fails.
+    // A real type error, on x86_64 only; the arm64 build sits in a slow build script, so it is
+    // still running when the amd64 one fails.
     let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
     write(
         &dir.join("src/main.rs"),
         &format!(
-            "{main}\n#[cfg(target_arch = \"aarch64\")]\nconst BROKEN: u32 = \"not a number\";\n"
+            "{main}\n#[cfg(target_arch = \"x86_64\")]\nconst BROKEN: u32 = \"not a number\";\n"
         ),
     );
     write(
         &dir.join("build.rs"),
-        "fn main() {\n    if std::env::var(\"TARGET\").unwrap_or_default().starts_with(\"x86_64\") {\n        std::thread::sleep(std::time::Duration::from_secs(600));\n    }\n}\n",
+        "fn main() {\n    if std::env::var(\"TARGET\").unwrap_or_default().starts_with(\"aarch64\") {\n        std::thread::sleep(std::time::Duration::from_secs(600));\n    }\n}\n",
     );
     let args = [
         "--platform",
@@ -352,7 +352,7 @@ fn a_failing_target_prints_its_command_and_log_tail_and_stops_the_other() {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(
         start.elapsed() < Duration::from_secs(300),
-        "the amd64 build was not stopped (its build script sleeps 600 s)"
+        "the arm64 build was not stopped (its build script sleeps 600 s)"
     );
     assert!(
         stderr.contains(&planned[0]),
@@ -368,15 +368,15 @@ fn a_failing_target_prints_its_command_and_log_tail_and_stops_the_other() {
         "no log tail:\n{stderr}"
     );
     assert!(
-        stderr.contains("build-musl-linux-arm64.log"),
+        stderr.contains("build-musl-linux-amd64.log"),
         "no log path:\n{stderr}"
     );
     // The other target was running and got stopped (not waited for, not reported as failing).
     assert!(
-        stderr.contains("linux/amd64 (musl): stopped"),
-        "amd64 not stopped:\n{stderr}"
+        stderr.contains("linux/arm64 (musl): stopped"),
+        "arm64 not stopped:\n{stderr}"
     );
-    assert!(!dir.join("dist/bin/musl/linux-amd64/hello-server").exists());
+    assert!(!dir.join("dist/bin/musl/linux-arm64/hello-server").exists());
     let left = leftovers_after(&dir.display().to_string(), Duration::from_secs(5));
     assert!(
         left.is_empty(),
@@ -392,8 +392,8 @@ fn a_failing_target_prints_its_command_and_log_tail_and_stops_the_other() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(
-        stderr.contains("linux/amd64 (musl): skipped"),
-        "amd64 not skipped:\n{stderr}"
+        stderr.contains("linux/arm64 (musl): skipped"),
+        "arm64 not skipped:\n{stderr}"
     );
     assert!(
         stderr.contains("error[E0308]"),
@@ -434,7 +434,7 @@ fn dry_run_prints_exactly_the_commands_a_real_build_runs() {
     assert_eq!(copies.len(), 2, "{stdout}");
     for (line, target) in planned
         .iter()
-        .zip(["aarch64-unknown-linux-musl", "x86_64-unknown-linux-musl"])
+        .zip(["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"])
     {
         assert!(
             line.contains(&format!("cargo build --target {target} ")),
@@ -448,7 +448,7 @@ fn dry_run_prints_exactly_the_commands_a_real_build_runs() {
         "real build failed:\n{}",
         text(&out.stderr)
     );
-    for (line, slug) in planned.iter().zip(["linux-arm64", "linux-amd64"]) {
+    for (line, slug) in planned.iter().zip(["linux-amd64", "linux-arm64"]) {
         let log = dir.join(format!("dist/logs/build-musl-{slug}.log"));
         let logged = std::fs::read_to_string(&log).unwrap();
         let first = logged.lines().next().unwrap_or("");
@@ -864,22 +864,21 @@ fn a_no_op_release_starts_no_toolchain_and_a_changed_source_rebuilds_and_verifie
     assert_eq!(platform(&third)["cached"], false, "verified again: {third}");
 }
 
-/// A build script that, for x86_64 only, waits (at most 5 minutes) until the file named by
-/// `SHIPIT_TEST_GO_ON` exists: the amd64 target (the one that starts last: native, scratch) is
-/// still building for as long as the test wants.
+/// A build script that, for aarch64 only, waits (at most 5 minutes) until the file named by
+/// `SHIPIT_TEST_GO_ON` exists: the arm64 target is still building for as long as the test wants.
 fn waiting_build_rs(comment: &str) -> String {
     format!(
         "// {comment}\nfn main() {{\n    println!(\"cargo:rerun-if-changed=build.rs\");\n    \
-         if !std::env::var(\"TARGET\").unwrap_or_default().starts_with(\"x86_64\") {{\n        return;\n    }}\n    \
+         if !std::env::var(\"TARGET\").unwrap_or_default().starts_with(\"aarch64\") {{\n        return;\n    }}\n    \
          let Some(go_on) = std::env::var_os(\"SHIPIT_TEST_GO_ON\") else {{ return }};\n    \
          for _ in 0..3000 {{\n        if std::path::Path::new(&go_on).exists() {{\n            return;\n        }}\n        \
          std::thread::sleep(std::time::Duration::from_millis(100));\n    }}\n}}\n"
     )
 }
 
-/// `shipit release -v --jobs 1` of the musl amd64 and arm64 targets in `dir` (arm64 builds first,
-/// then amd64, whose build waits for `go_on`), its stderr read line by line: the receiver hears
-/// once the arm64 image was verified early, and the thread returns the whole stderr.
+/// `shipit release -v --jobs 1` of the musl amd64 and arm64 targets in `dir` (the arm64 build
+/// waiting for `go_on`), its stderr read line by line: the receiver hears once the amd64 image
+/// was verified early, and the thread returns the whole stderr.
 fn release_with_early(
     dir: &Path,
     go_on: &Path,
@@ -910,10 +909,10 @@ fn release_with_early(
         let mut all = String::new();
         for line in std::io::BufReader::new(stderr).lines() {
             let line = line.unwrap_or_default();
-            if line.contains("early: linux/arm64 (musl): packaging and verifying") {
+            if line.contains("early: linux/amd64 (musl): packaging and verifying") {
                 let _ = tx.send("started");
             }
-            if line.contains("early: linux/arm64 (musl) packaged and verified") {
+            if line.contains("early: linux/amd64 (musl) packaged and verified") {
                 let _ = tx.send("verified");
             }
             all.push_str(&line);
@@ -962,34 +961,34 @@ fn the_first_target_is_verified_while_the_second_builds_and_a_signal_then_stops_
             break;
         }
     }
-    // The amd64 build goes on either way: a missing early verification fails below, not a hang.
+    // The arm64 build goes on either way: a missing early verification fails below, not a hang.
     std::fs::write(&go_on, "").unwrap();
     let status = wait_bounded(&mut child, Duration::from_secs(400));
     let stderr = reader.join().unwrap();
     assert!(status.success(), "{stderr}");
-    assert!(seen, "arm64 was not verified while amd64 built:\n{stderr}");
+    assert!(seen, "amd64 was not verified while arm64 built:\n{stderr}");
     assert!(
         stderr
             .lines()
-            .any(|l| l.contains("ok linux/arm64") && l.contains("while other targets built")),
+            .any(|l| l.contains("ok linux/amd64") && l.contains("while other targets built")),
         "the verify stage did not take the early pass:\n{stderr}"
     );
     let report = |dir: &Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(dir.join("dist/release.json")).unwrap()).unwrap()
     };
     let first = report(dir);
-    let arm64 = |r: &serde_json::Value| {
+    let amd64 = |r: &serde_json::Value| {
         r["images"][0]["platforms"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["platform"] == "linux/arm64")
+            .find(|p| p["platform"] == "linux/amd64")
             .cloned()
             .unwrap()
     };
-    assert_eq!(arm64(&first)["cached"], false, "{first}");
+    assert_eq!(amd64(&first)["cached"], false, "{first}");
     assert!(
-        arm64(&first)["checks"]
+        amd64(&first)["checks"]
             .as_array()
             .unwrap()
             .iter()
@@ -1003,14 +1002,14 @@ fn the_first_target_is_verified_while_the_second_builds_and_a_signal_then_stops_
     let stderr = reader.join().unwrap();
     assert!(status.success(), "{stderr}");
     let second = report(dir);
-    assert_eq!(arm64(&second)["cached"], true, "{second}");
+    assert_eq!(amd64(&second)["cached"], true, "{second}");
     assert_eq!(
         second["images"][0]["index_digest"],
         first["images"][0]["index_digest"]
     );
 
-    // Interrupted while the arm64 image's guest runs and amd64 builds (a changed source and
-    // build script: both targets build new binaries, and amd64 waits for a file that never
+    // Interrupted while the amd64 image's guest runs and arm64 builds (a changed source and
+    // build script: both targets build new binaries, and arm64 waits for a file that never
     // comes; a serve check on a port the server does not open keeps the guest running).
     let tags = std::fs::read(dir.join("dist/oci/index.json")).unwrap();
     let pipeline = std::fs::read_to_string(dir.join("pipeline.yaml")).unwrap();
@@ -1039,7 +1038,7 @@ fn the_first_target_is_verified_while_the_second_builds_and_a_signal_then_stops_
     let stopped = Instant::now();
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     let stderr = reader.join().unwrap();
-    assert!(started, "arm64 was not packaged early:\n{stderr}");
+    assert!(started, "amd64 was not packaged early:\n{stderr}");
     assert!(!guest.is_empty(), "no early guest ran:\n{stderr}");
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
