@@ -8,17 +8,21 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Set by the signal handler; polled by the accept loop.
+/// Set by the signal handler; read by the accept loop.
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// The write end of the self-pipe: the signal handler writes a byte to it, which wakes the accept
+/// loop's `poll` at once (-1 until the pipe exists).
+static WAKE: AtomicI32 = AtomicI32::new(-1);
 
-/// How often the accept loop looks at `SHUTDOWN` when no connection is waiting.
-const POLL: Duration = Duration::from_millis(20);
+/// How long the accept loop pauses after an accept error it cannot act on (EMFILE and friends).
+const BACKOFF: Duration = Duration::from_millis(20);
 /// How long in-flight requests may take after a shutdown signal (the whole exit stays under 1 s).
 const DRAIN: Duration = Duration::from_millis(700);
 /// How long a client may take to send its request head.
@@ -76,8 +80,33 @@ fn main() -> ExitCode {
 }
 
 extern "C" fn on_signal(_signal: libc::c_int) {
-    // An atomic store is async-signal-safe; everything else happens in the accept loop.
+    // An atomic store and `write` are async-signal-safe; everything else happens in the accept
+    // loop, which the byte wakes. errno is saved around `write`, as a handler must.
     SHUTDOWN.store(true, Ordering::SeqCst);
+    let fd = WAKE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: errno is thread-local and read/written in place; `fd` is our pipe's
+        // non-blocking write end, and a full pipe (EAGAIN) already holds a wake-up byte.
+        unsafe {
+            let errno = libc::__errno_location();
+            let saved = *errno;
+            libc::write(fd, b"x".as_ptr().cast(), 1);
+            *errno = saved;
+        }
+    }
+}
+
+/// A pipe whose read end the accept loop polls beside the listener, and whose write end the
+/// signal handler writes to: a signal that arrives at any moment, even just before `poll`, wakes
+/// the loop (a byte in the pipe keeps it readable).
+fn wake_pipe() -> io::Result<libc::c_int> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    WAKE.store(fds[1], Ordering::SeqCst);
+    Ok(fds[0])
 }
 
 fn install_signal_handlers() -> io::Result<()> {
@@ -98,6 +127,8 @@ fn install_signal_handlers() -> io::Result<()> {
 }
 
 fn serve(addr: SocketAddr) -> io::Result<()> {
+    let wake =
+        wake_pipe().map_err(|e| io::Error::new(e.kind(), format!("cannot create a pipe: {e}")))?;
     install_signal_handlers().map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -115,6 +146,31 @@ fn serve(addr: SocketAddr) -> io::Result<()> {
 
     let in_flight = Arc::new(AtomicUsize::new(0));
     while !SHUTDOWN.load(Ordering::SeqCst) {
+        // Sleep until a connection is waiting or a signal wrote to the pipe: no polling
+        // interval, so a connection is answered and SIGTERM acted on at once.
+        let mut fds = [
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(io::Error::new(e.kind(), format!("poll: {e}")));
+        }
+        if SHUTDOWN.load(Ordering::SeqCst) {
+            break;
+        }
         match listener.accept() {
             Ok((stream, _peer)) => {
                 in_flight.fetch_add(1, Ordering::SeqCst);
@@ -128,12 +184,12 @@ fn serve(addr: SocketAddr) -> io::Result<()> {
                     eprintln!("hello-server: cannot start a connection thread: {e}");
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(POLL),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // The connection went away between poll and accept.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(e) => {
                 // EMFILE, ECONNABORTED and friends: keep serving, but do not spin.
                 eprintln!("hello-server: accept failed: {e}");
-                thread::sleep(POLL);
+                thread::sleep(BACKOFF);
             }
         }
     }
