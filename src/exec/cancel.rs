@@ -209,9 +209,21 @@ pub const DEATH_WAIT: Duration = Duration::from_secs(2);
 /// is gone or dying) count as dead.
 pub fn wait_group_dead(pgid: i32, bound: Duration) {
     let deadline = std::time::Instant::now() + bound;
-    while group_has_running_member(pgid) && std::time::Instant::now() < deadline {
+    while group_exists(pgid)
+        && group_has_running_member(pgid)
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Whether any process, a zombie included, is still in group `pgid`: signal 0 reaches none
+/// (ESRCH) once the last member has been reaped. The usual case when a command has ended, and
+/// one system call where a walk of `/proc` reads every process's stat.
+fn group_exists(pgid: i32) -> bool {
+    // SAFETY: signal 0 checks only that the group exists and may be signalled; nothing is sent.
+    let rc = unsafe { libc::killpg(pgid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Whether some process in `/proc` is in group `pgid` and not yet dead (state other than Z/X).
@@ -433,5 +445,24 @@ mod tests {
             !group_has_running_member(pgid),
             "no member of the group still runs"
         );
+    }
+
+    #[test]
+    fn a_group_exists_until_its_last_member_is_reaped() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "exit 0"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        // Dead but not reaped: a zombie is still a member, so the walk of /proc decides.
+        let t = std::time::Instant::now();
+        while group_has_running_member(pgid) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(group_exists(pgid), "an unreaped zombie keeps its group");
+        child.wait().unwrap();
+        assert!(!group_exists(pgid), "the group is gone once reaped");
     }
 }
