@@ -146,8 +146,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
+    publishable(tmp.as_file()).map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
+}
+
+/// Gives a file shipit writes for people and other tools to read (a report, an archive,
+/// `SHA256SUMS`) mode 0644: a temporary file is created 0600, which a web server or another
+/// user uploading the release could not read.
+pub fn publishable(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -83,6 +83,17 @@ fn release_writes_checked_deterministic_archives() {
         .collect();
     names.sort();
     assert_eq!(names, ["SHA256SUMS", NAME]);
+    // Release files are readable by everyone (a web server, another user uploading them).
+    for file in [
+        archives.join("SHA256SUMS"),
+        archives.join(NAME),
+        project.path().join("dist/release.json"),
+        project.path().join("dist/package.json"),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{}", file.display());
+    }
 
     // GNU sha256sum accepts the checksum file.
     let check = sha256sum_check(&archives);
