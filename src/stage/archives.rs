@@ -30,9 +30,10 @@ const TEMP_PREFIX: &str = ".tmp-shipit-";
 /// the CPU (`gzip -9` against `gzip -6`), spent while the last images are verified.
 const LEVEL: u32 = 6;
 
-/// What an archive's bytes depend on besides its members and epoch (part of the key under which
-/// an archive is found unchanged): change it whenever the bytes for given inputs change.
-const FORMAT: &str = "shipit-archive-2 gzip-l6 zlib-rs-0.6";
+/// What an archive's bytes depend on besides its members, epoch and [`LEVEL`] (all part of the
+/// key under which an archive is found unchanged): change it whenever the bytes for given inputs
+/// change otherwise (the tar layout, the deflate implementation).
+const FORMAT: &str = "shipit-archive-2 zlib-rs-0.6";
 
 /// A README or license file is at most this large.
 const MAX_DOC_BYTES: u64 = 16 * 1024 * 1024;
@@ -305,11 +306,11 @@ struct Made {
     size: u64,
 }
 
-/// The identity of an archive's inputs: the format and compression, the top directory, the epoch, and each
-/// member's name, mode and bytes.
+/// The identity of an archive's inputs: the format and gzip level, the top directory, the epoch,
+/// and each member's name, mode and bytes.
 fn inputs_key(stem: &str, members: &[Member], epoch: u64) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    h.update(format!("{FORMAT}\n{stem}\n{epoch}\n"));
+    h.update(format!("{FORMAT} gzip-l{LEVEL}\n{stem}\n{epoch}\n"));
     let mut sorted: Vec<&Member> = members.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for m in sorted {
