@@ -209,10 +209,7 @@ pub const DEATH_WAIT: Duration = Duration::from_secs(2);
 /// is gone or dying) count as dead.
 pub fn wait_group_dead(pgid: i32, bound: Duration) {
     let deadline = std::time::Instant::now() + bound;
-    while group_exists(pgid)
-        && group_has_running_member(pgid)
-        && std::time::Instant::now() < deadline
-    {
+    while group_has_running_member(pgid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -227,7 +224,11 @@ fn group_exists(pgid: i32) -> bool {
 }
 
 /// Whether some process in `/proc` is in group `pgid` and not yet dead (state other than Z/X).
+/// A group no process is in any more is known without the walk.
 fn group_has_running_member(pgid: i32) -> bool {
+    if !group_exists(pgid) {
+        return false;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return false;
     };
